@@ -1,0 +1,327 @@
+//! The load generator's own WebSocket client: just enough of RFC 6455 to
+//! drive a server hard without becoming the bottleneck.
+//!
+//! Outgoing frames are built once (masked, as a client must) and written as
+//! plain bytes. Incoming frames are parsed in place in one growable buffer;
+//! only the first 16 payload bytes are ever looked at. Masked incoming frames
+//! are accepted too, because the raw TCP echo peer returns our own frames byte
+//! for byte. Pings are answered with pongs; nothing else is validated.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+pub const OP_TEXT: u8 = 1;
+pub const OP_BINARY: u8 = 2;
+pub const OP_CLOSE: u8 = 8;
+pub const OP_PING: u8 = 9;
+pub const OP_PONG: u8 = 10;
+
+/// Fixed masking key: the server must unmask whatever key we use, so a
+/// constant one costs the server exactly as much as a random one.
+const MASK: [u8; 4] = [0x5a, 0xc3, 0x17, 0x9e];
+
+/// Largest frame we accept from a server (a guard, not a limit we test).
+const MAX_FRAME: u64 = 64 << 20;
+
+/// Builds one complete masked client frame (FIN set).
+pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let n = payload.len();
+    let mut f = Vec::with_capacity(n + 14);
+    f.push(0x80 | opcode);
+    if n < 126 {
+        f.push(0x80 | n as u8);
+    } else if n <= 0xffff {
+        f.push(0x80 | 126);
+        f.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        f.push(0x80 | 127);
+        f.extend_from_slice(&(n as u64).to_be_bytes());
+    }
+    f.extend_from_slice(&MASK);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i & 3]));
+    f
+}
+
+/// A close frame with status 1000 (normal closure).
+pub fn close_frame() -> Vec<u8> {
+    client_frame(OP_CLOSE, &1000u16.to_be_bytes())
+}
+
+/// What the parser tells about one data frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame {
+    pub fin: bool,
+    pub opcode: u8,
+    pub len: usize,
+    /// First `min(16, len)` payload bytes, unmasked.
+    pub prefix: [u8; 16],
+}
+
+impl Frame {
+    pub fn starts_with(&self, p: &[u8]) -> bool {
+        p.len() <= self.len.min(16) && &self.prefix[..p.len()] == p
+    }
+}
+
+/// Source address number `i` for client sockets: 127.0.0.2, 127.0.0.3, ...
+/// (16 of them), so that more than ~28k connections to one server port fit in
+/// the ephemeral port range.
+pub fn source_ip(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 16) as u8))
+}
+
+pub struct WsConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Pongs owed to the server, written before our next read or send.
+    pending: Vec<u8>,
+    /// The server sent a close frame.
+    pub closed: bool,
+}
+
+impl WsConn {
+    /// Connects (optionally from `src`), and unless `raw`, performs the
+    /// opening handshake. Bytes that follow the 101 response stay buffered.
+    pub async fn connect(addr: SocketAddr, src: Option<IpAddr>, raw: bool) -> io::Result<WsConn> {
+        let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        if let Some(ip) = src {
+            // Choose the port at connect() time, per destination, instead of at
+            // bind() time from one global pool.
+            let one: libc::c_int = 1;
+            // SAFETY: valid fd, option value points to a live c_int of the given size.
+            unsafe {
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    libc::IPPROTO_IP,
+                    libc::IP_BIND_ADDRESS_NO_PORT,
+                    &one as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+            sock.bind(SocketAddr::new(ip, 0))?;
+        }
+        let stream = sock.connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let mut c = WsConn { stream, buf: vec![0; 4096], start: 0, end: 0, pending: Vec::new(), closed: false };
+        if !raw {
+            c.handshake(addr).await?;
+        }
+        Ok(c)
+    }
+
+    async fn handshake(&mut self, addr: SocketAddr) -> io::Result<()> {
+        let req = format!(
+            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        self.stream.write_all(req.as_bytes()).await?;
+        loop {
+            if let Some(i) = find(&self.buf[..self.end], b"\r\n\r\n") {
+                let head = &self.buf[..i];
+                let line = head.split(|&b| b == b'\r').next().unwrap_or(b"");
+                if !line.starts_with(b"HTTP/1.1 101") {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("handshake refused: {}", String::from_utf8_lossy(line)),
+                    ));
+                }
+                self.start = i + 4;
+                return Ok(());
+            }
+            if self.end >= 16384 {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "handshake response too long"));
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Gives back the socket alone (idle connections need no buffer).
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
+    pub async fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            self.flush_pending().await?;
+        }
+        self.stream.write_all(frame).await
+    }
+
+    pub async fn flush_pending(&mut self) -> io::Result<()> {
+        let p = std::mem::take(&mut self.pending);
+        self.stream.write_all(&p).await
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Reads more bytes into the buffer. Cancel-safe: the only await is one
+    /// `read` into the free tail of the buffer.
+    pub async fn fill(&mut self) -> io::Result<()> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.end == self.buf.len() {
+            self.make_room(self.buf.len() * 2);
+        }
+        let n = self.stream.read(&mut self.buf[self.end..]).await?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection"));
+        }
+        self.end += n;
+        Ok(())
+    }
+
+    /// Ensures `need` bytes from `start` fit in the buffer.
+    fn make_room(&mut self, need: usize) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() < need {
+            self.buf.resize(need.next_power_of_two(), 0);
+        }
+    }
+
+    /// Parses the next complete data frame out of the buffer, handling
+    /// control frames on the way (ping: a pong is queued; pong: skipped;
+    /// close: returned with opcode 8). `None`: more bytes are needed.
+    pub fn try_parse(&mut self) -> io::Result<Option<Frame>> {
+        loop {
+            let avail = &self.buf[self.start..self.end];
+            if avail.len() < 2 {
+                return Ok(None);
+            }
+            let (b0, b1) = (avail[0], avail[1]);
+            let mut len = (b1 & 0x7f) as u64;
+            let mut hl = 2usize;
+            if len == 126 {
+                if avail.len() < 4 {
+                    return Ok(None);
+                }
+                len = u16::from_be_bytes([avail[2], avail[3]]) as u64;
+                hl = 4;
+            } else if len == 127 {
+                if avail.len() < 10 {
+                    return Ok(None);
+                }
+                len = u64::from_be_bytes(avail[2..10].try_into().unwrap());
+                hl = 10;
+            }
+            let mask = if b1 & 0x80 != 0 {
+                if avail.len() < hl + 4 {
+                    return Ok(None);
+                }
+                let m = [avail[hl], avail[hl + 1], avail[hl + 2], avail[hl + 3]];
+                hl += 4;
+                m
+            } else {
+                [0; 4]
+            };
+            if len > MAX_FRAME {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+            }
+            let total = hl + len as usize;
+            if avail.len() < total {
+                if self.buf.len() - self.start < total {
+                    self.make_room(total);
+                }
+                return Ok(None);
+            }
+            let payload = &avail[hl..total];
+            let opcode = b0 & 0x0f;
+            let fin = b0 & 0x80 != 0;
+            let mut prefix = [0u8; 16];
+            for (i, p) in prefix.iter_mut().enumerate().take(payload.len().min(16)) {
+                *p = payload[i] ^ mask[i & 3];
+            }
+            let frame = Frame { fin, opcode, len: len as usize, prefix };
+            if opcode == OP_PING {
+                let body: Vec<u8> = payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]).collect();
+                self.pending.extend_from_slice(&client_frame(OP_PONG, &body));
+                self.start += total;
+                continue;
+            }
+            self.start += total;
+            if opcode == OP_PONG {
+                continue;
+            }
+            if opcode == OP_CLOSE {
+                self.closed = true;
+            }
+            return Ok(Some(frame));
+        }
+    }
+
+    /// Waits for the final frame of the next data message.
+    pub async fn next_message(&mut self) -> io::Result<Frame> {
+        loop {
+            if let Some(f) = self.try_parse()? {
+                if f.opcode == OP_CLOSE {
+                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "server sent close"));
+                }
+                if f.fin {
+                    if self.has_pending() {
+                        self.flush_pending().await?;
+                    }
+                    return Ok(f);
+                }
+                continue;
+            }
+            if self.has_pending() {
+                self.flush_pending().await?;
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// One echo round trip: send `frame`, wait for one whole message back.
+    pub async fn roundtrip(&mut self, frame: &[u8]) -> io::Result<Frame> {
+        self.send(frame).await?;
+        self.next_message().await
+    }
+
+    /// Closing handshake: send a close frame, then wait for the server's close
+    /// frame or end of stream (both count as closed).
+    pub async fn close(mut self) -> io::Result<()> {
+        self.send(&close_frame()).await?;
+        loop {
+            match self.try_parse()? {
+                Some(f) if f.opcode == OP_CLOSE => return Ok(()),
+                Some(_) => continue,
+                None => {}
+            }
+            match self.fill().await {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_lengths() {
+        assert_eq!(client_frame(OP_BINARY, &[0; 16]).len(), 2 + 4 + 16);
+        assert_eq!(client_frame(OP_BINARY, &[0; 16384]).len(), 4 + 4 + 16384);
+        assert_eq!(client_frame(OP_BINARY, &[0; 70000]).len(), 10 + 4 + 70000);
+    }
+}

@@ -1,0 +1,189 @@
+//! Starting, watching and stopping one server process, and reading its CPU
+//! time and memory from /proc.
+
+use std::fs::{self, File};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::client::WsConn;
+
+pub fn clk_tck() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// utime + stime of a process, all threads, in seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    cpu_from_stat(&s)
+}
+
+pub fn self_cpu_seconds() -> f64 {
+    fs::read_to_string("/proc/self/stat").ok().and_then(|s| cpu_from_stat(&s)).unwrap_or(0.0)
+}
+
+fn cpu_from_stat(s: &str) -> Option<f64> {
+    // Fields after "(comm)" start with field 3 (state); utime is 14, stime 15.
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ut: u64 = f.get(11)?.parse().ok()?;
+    let st: u64 = f.get(12)?.parse().ok()?;
+    Some((ut + st) as f64 / clk_tck())
+}
+
+/// VmRSS in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU use of the server and of this process over one interval.
+#[derive(Clone, Copy)]
+pub struct CpuMark {
+    at: Instant,
+    server: f64,
+    me: f64,
+}
+
+pub struct CpuDelta {
+    pub wall: f64,
+    pub server: f64,
+    pub me: f64,
+}
+
+impl CpuMark {
+    pub fn now(pid: u32) -> CpuMark {
+        CpuMark { at: Instant::now(), server: cpu_seconds(pid).unwrap_or(0.0), me: self_cpu_seconds() }
+    }
+    pub fn since(&self, pid: u32) -> CpuDelta {
+        let b = CpuMark::now(pid);
+        CpuDelta {
+            wall: (b.at - self.at).as_secs_f64(),
+            server: b.server - self.server,
+            me: b.me - self.me,
+        }
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> std::io::Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+pub struct Server {
+    child: Child,
+    pub pid: u32,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+/// How to start one server: argv with `{port}` in place of the port.
+#[derive(Clone)]
+pub struct Launch {
+    pub argv: Vec<String>,
+    pub raw: bool,
+}
+
+impl Server {
+    /// Starts the server pinned to `cpu` (when given), waits until a client
+    /// can connect (and, for WebSocket servers, complete a handshake).
+    pub async fn start(launch: &Launch, cpu: Option<usize>, log: PathBuf) -> Result<Server, String> {
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let argv: Vec<String> = launch.argv.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
+        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = match cpu {
+            Some(c) => {
+                let mut cmd = Command::new("taskset");
+                cmd.arg("-c").arg(c.to_string()).args(&argv);
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(&argv[0]);
+                cmd.args(&argv[1..]);
+                cmd
+            }
+        };
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", argv[0]))?;
+        let pid = child.id();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut srv = Server { child, pid, addr, log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(st)) = srv.child.try_wait() {
+                return Err(format!("exited at start ({st}): {}", srv.log_tail()));
+            }
+            let probe = tokio::time::timeout(Duration::from_secs(2), WsConn::connect(addr, None, launch.raw)).await;
+            if let Ok(Ok(c)) = probe {
+                drop(c);
+                // Let the server forget the probe connection before we measure.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Ok(srv);
+            }
+            if Instant::now() > deadline {
+                srv.kill();
+                return Err(format!("not ready after 20 s: {}", srv.log_tail()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Last non-empty line of the server's log, for error reports.
+    pub fn log_tail(&self) -> String {
+        let s = fs::read_to_string(&self.log).unwrap_or_default();
+        let line = s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(no output)");
+        let line: String = line.chars().take(160).collect();
+        format!("{line} [log: {}]", self.log.display())
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then up to 5 s for a clean exit, then SIGKILL. Returns how it
+    /// ended, e.g. "exit 0" or "killed after SIGTERM timeout".
+    pub async fn stop(mut self) -> String {
+        if let Ok(Some(st)) = self.child.try_wait() {
+            return format!("had already exited ({st})");
+        }
+        // SAFETY: pid is our own child, not yet reaped.
+        unsafe {
+            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return match st.code() {
+                    Some(c) => format!("exit {c}"),
+                    None => format!("{st}"),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.kill();
+        "killed after SIGTERM timeout".to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! The workloads. Each runs against one already started server and returns
+//! one measurement. Every loop here ends by a deadline and by a count.
+//!
+//! All tasks run on one current-thread runtime (the whole load generator is
+//! one thread, pinned to its own CPU), so shared state is `Rc`/`Cell`.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::task::spawn_local;
+use tokio::time::{sleep, sleep_until, timeout};
+
+use crate::client::{client_frame, source_ip, WsConn, OP_BINARY, OP_TEXT};
+use crate::procs::{rss_kib, CpuMark};
+
+/// One measured figure plus what explains it.
+#[derive(Clone, Debug, Default)]
+pub struct Measure {
+    pub value: f64,
+    pub p50_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    /// Server CPU time per unit of `value` (message, delivery, handshake).
+    pub server_cpu_us: Option<f64>,
+    pub server_cpu_pct: Option<f64>,
+    pub gen_cpu_pct: Option<f64>,
+    pub errors: u64,
+    pub note: String,
+}
+
+fn percentile(sorted: &[u32], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    Some(sorted[i] as f64 / 1000.0)
+}
+
+fn nanos(d: Duration) -> u32 {
+    d.as_nanos().min(u32::MAX as u128) as u32
+}
+
+/// Opens `n` connections with at most `conc` handshakes in flight, spread
+/// over source addresses when `spread`. Stops at `deadline` or at the first
+/// error; returns what was opened and the error, if any.
+pub async fn open_many(
+    addr: SocketAddr,
+    raw: bool,
+    n: usize,
+    conc: usize,
+    spread: bool,
+    deadline: Instant,
+    offset: usize,
+) -> (Vec<WsConn>, Option<String>) {
+    let out: Rc<RefCell<Vec<WsConn>>> = Rc::new(RefCell::new(Vec::with_capacity(n)));
+    let next = Rc::new(Cell::new(0usize));
+    let err: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
+    let mut workers = Vec::new();
+    for _ in 0..conc.min(n).max(1) {
+        let (out, next, err) = (out.clone(), next.clone(), err.clone());
+        workers.push(spawn_local(async move {
+            loop {
+                let i = next.get();
+                if i >= n || err.borrow().is_some() {
+                    break;
+                }
+                next.set(i + 1);
+                let now = Instant::now();
+                if now >= deadline {
+                    err.borrow_mut().get_or_insert_with(|| format!("time limit reached after {i} connections"));
+                    break;
+                }
+                let src = spread.then(|| source_ip(offset + i));
+                let left = (deadline - now).min(Duration::from_secs(10));
+                match timeout(left, WsConn::connect(addr, src, raw)).await {
+                    Ok(Ok(c)) => out.borrow_mut().push(c),
+                    Ok(Err(e)) => {
+                        err.borrow_mut().get_or_insert_with(|| format!("connection {i}: {e}"));
+                    }
+                    Err(_) => {
+                        err.borrow_mut().get_or_insert_with(|| format!("connection {i}: handshake timed out"));
+                    }
+                }
+            }
+        }));
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    let conns = std::mem::take(&mut *out.borrow_mut());
+    let e = err.borrow_mut().take();
+    (conns, e)
+}
+
+pub struct Timing {
+    pub warmup: Duration,
+    pub measure: Duration,
+}
+
+/// Echo: `conns` connections, each with one message of `size` bytes in
+/// flight. Value: messages per second (round trips completed).
+pub async fn echo(addr: SocketAddr, raw: bool, pid: u32, conns: usize, size: usize, t: &Timing) -> Result<Measure, String> {
+    let (opened, err) = open_many(addr, raw, conns, 64, conns > 1000, Instant::now() + Duration::from_secs(60), 0).await;
+    if let Some(e) = err {
+        return Err(format!("opened {} of {conns}: {e}", opened.len()));
+    }
+    let payload: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+    let frame = Rc::new(client_frame(OP_BINARY, &payload));
+    let t0 = Instant::now();
+    let mstart = t0 + t.warmup;
+    let mend = mstart + t.measure;
+    let hard = mend + Duration::from_secs(3);
+    let mut tasks = Vec::with_capacity(conns);
+    for mut c in opened {
+        let frame = frame.clone();
+        tasks.push(spawn_local(async move {
+            let mut lat: Vec<u32> = Vec::with_capacity(1024);
+            let mut done = 0u64;
+            let mut err = None;
+            let deadline = sleep_until(hard.into());
+            tokio::pin!(deadline);
+            loop {
+                let s = Instant::now();
+                if s >= mend {
+                    break;
+                }
+                let r = tokio::select! {
+                    biased;
+                    r = c.roundtrip(&frame) => r,
+                    _ = &mut deadline => { err = Some("no reply before the deadline".to_string()); break; }
+                };
+                if let Err(e) = r {
+                    err = Some(e.to_string());
+                    break;
+                }
+                let e = Instant::now();
+                if s >= mstart && e <= mend {
+                    done += 1;
+                    if lat.len() < 4_000_000 {
+                        lat.push(nanos(e - s));
+                    }
+                }
+            }
+            (done, lat, err)
+        }));
+    }
+    sleep_until(mstart.into()).await;
+    let mark = CpuMark::now(pid);
+    sleep_until(mend.into()).await;
+    let cpu = mark.since(pid);
+    let mut total = 0u64;
+    let mut lat = Vec::new();
+    let mut errors = 0u64;
+    let mut first_err = None;
+    for task in tasks {
+        match task.await {
+            Ok((d, l, e)) => {
+                total += d;
+                lat.extend_from_slice(&l);
+                if let Some(e) = e {
+                    errors += 1;
+                    first_err.get_or_insert(e);
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                first_err.get_or_insert(e.to_string());
+            }
+        }
+    }
+    lat.sort_unstable();
+    let mut m = Measure {
+        value: total as f64 / cpu.wall,
+        p50_us: percentile(&lat, 0.50),
+        p99_us: percentile(&lat, 0.99),
+        server_cpu_us: (total > 0).then(|| cpu.server * 1e6 / total as f64),
+        server_cpu_pct: Some(100.0 * cpu.server / cpu.wall),
+        gen_cpu_pct: Some(100.0 * cpu.me / cpu.wall),
+        errors,
+        note: String::new(),
+    };
+    if let Some(e) = first_err {
+        m.note = format!("{errors} connection(s) failed: {e}");
+    }
+    if total == 0 {
+        return Err(format!("no message echoed{}", if m.note.is_empty() { String::new() } else { format!(" ({})", m.note) }));
+    }
+    Ok(m)
+}
+
+/// Broadcast frame `seq`: 16 bytes of text, "BC" + 8 hex digits + padding.
+fn bcast_frame(seq: u64) -> Vec<u8> {
+    let p = format!("BC{:08x}......", seq as u32);
+    client_frame(OP_TEXT, p.as_bytes())
+}
+
+fn parse_hex8(b: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(b.get(..8)?).ok()?;
+    u64::from_str_radix(s, 16).ok()
+}
+
+const RING: usize = 4096;
+
+/// Broadcast: `clients` receivers plus one publisher. The publisher keeps at
+/// most `window` messages in flight, a message leaving the window once every
+/// receiver got it (or after 2 s, counted as stalled). Value: deliveries per
+/// second summed over all receivers.
+pub async fn broadcast(addr: SocketAddr, raw: bool, pid: u32, clients: usize, window: u64, t: &Timing) -> Result<Measure, String> {
+    let (receivers, err) =
+        open_many(addr, raw, clients, 64, clients > 1000, Instant::now() + Duration::from_secs(60), 0).await;
+    if let Some(e) = err {
+        return Err(format!("opened {} of {clients} receivers: {e}", receivers.len()));
+    }
+    let mut publisher = timeout(Duration::from_secs(10), WsConn::connect(addr, None, raw))
+        .await
+        .map_err(|_| "publisher handshake timed out".to_string())?
+        .map_err(|e| format!("publisher: {e}"))?;
+    // Let welcome messages and the like arrive before the clock starts.
+    sleep(Duration::from_millis(200)).await;
+    let n = clients as u32;
+    let ring: Rc<Vec<Cell<u32>>> = Rc::new((0..RING).map(|_| Cell::new(0)).collect());
+    let sent_at: Rc<Vec<Cell<Instant>>> = Rc::new((0..RING).map(|_| Cell::new(Instant::now())).collect());
+    let notify = Rc::new(Notify::new());
+    let t0 = Instant::now();
+    let mstart = t0 + t.warmup;
+    let mend = mstart + t.measure;
+    let stop_recv = mend + Duration::from_millis(500);
+    let mut tasks = Vec::new();
+    for mut c in receivers {
+        let (ring, sent_at, notify) = (ring.clone(), sent_at.clone(), notify.clone());
+        tasks.push(spawn_local(async move {
+            let mut delivered = 0u64;
+            let mut lat: Vec<u32> = Vec::new();
+            let mut err = None;
+            let deadline = sleep_until(stop_recv.into());
+            tokio::pin!(deadline);
+            loop {
+                let r = tokio::select! {
+                    biased;
+                    r = c.next_message() => r,
+                    _ = &mut deadline => break,
+                };
+                let f = match r {
+                    Ok(f) => f,
+                    Err(e) => {
+                        err = Some(e.to_string());
+                        break;
+                    }
+                };
+                if !f.starts_with(b"BC") {
+                    continue; // welcome text and the like
+                }
+                let Some(seq) = parse_hex8(&f.prefix[2..10]) else { continue };
+                let slot = seq as usize % RING;
+                let k = ring[slot].get() + 1;
+                ring[slot].set(k);
+                if k == n {
+                    notify.notify_one();
+                }
+                let now = Instant::now();
+                if now >= mstart && now <= mend {
+                    delivered += 1;
+                    if lat.len() < 100_000 {
+                        lat.push(nanos(now - sent_at[slot].get()));
+                    }
+                }
+            }
+            (delivered, lat, err)
+        }));
+    }
+    // The publisher.
+    let mut seq: u64 = 0;
+    let mut stalled = 0u64;
+    let mut published_in_window = 0u64;
+    let mut pub_err = None;
+    let mut mark = None;
+    let pub_deadline = sleep_until(mend.into());
+    tokio::pin!(pub_deadline);
+    loop {
+        let now = Instant::now();
+        if now >= mend || seq >= u32::MAX as u64 {
+            break;
+        }
+        if mark.is_none() && now >= mstart {
+            mark = Some(CpuMark::now(pid));
+        }
+        let can_send = seq < window || {
+            let slot = (seq - window) as usize % RING;
+            if ring[slot].get() >= n {
+                true
+            } else if now - sent_at[slot].get() > Duration::from_secs(2) {
+                stalled += 1;
+                true
+            } else {
+                false
+            }
+        };
+        if can_send {
+            let slot = seq as usize % RING;
+            ring[slot].set(0);
+            sent_at[slot].set(now);
+            if let Err(e) = publisher.send(&bcast_frame(seq)).await {
+                pub_err = Some(e.to_string());
+                break;
+            }
+            if now >= mstart {
+                published_in_window += 1;
+            }
+            seq += 1;
+            continue;
+        }
+        // Wait for a receiver to complete a message; meanwhile drain what
+        // the server relays back to the publisher itself.
+        tokio::select! {
+            biased;
+            _ = notify.notified() => {}
+            r = publisher.fill() => {
+                if let Err(e) = r { pub_err = Some(e.to_string()); break; }
+                while let Ok(Some(_)) = publisher.try_parse() {}
+                if publisher.has_pending() {
+                    let _ = publisher.flush_pending().await;
+                }
+            }
+            _ = sleep(Duration::from_millis(20)) => {}
+            _ = &mut pub_deadline => break,
+        }
+    }
+    let mark = mark.unwrap_or_else(|| CpuMark::now(pid));
+    sleep_until(mend.into()).await;
+    let cpu = mark.since(pid);
+    let mut total = 0u64;
+    let mut lat = Vec::new();
+    let mut errors = 0u64;
+    let mut first_err = None;
+    for task in tasks {
+        if let Ok((d, l, e)) = task.await {
+            total += d;
+            lat.extend_from_slice(&l);
+            if let Some(e) = e {
+                errors += 1;
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    drop(publisher);
+    lat.sort_unstable();
+    let mut note = format!("{:.0} msg/s published", published_in_window as f64 / cpu.wall);
+    if stalled > 0 {
+        note.push_str(&format!(", {stalled} message(s) not delivered to all within 2 s"));
+    }
+    if let Some(e) = pub_err {
+        note.push_str(&format!(", publisher failed: {e}"));
+    }
+    if let Some(e) = first_err {
+        note.push_str(&format!(", {errors} receiver(s) failed: {e}"));
+    }
+    if total == 0 {
+        return Err(format!("nothing delivered ({note})"));
+    }
+    Ok(Measure {
+        value: total as f64 / cpu.wall,
+        p50_us: percentile(&lat, 0.50),
+        p99_us: percentile(&lat, 0.99),
+        server_cpu_us: Some(cpu.server * 1e6 / total as f64),
+        server_cpu_pct: Some(100.0 * cpu.server / cpu.wall),
+        gen_cpu_pct: Some(100.0 * cpu.me / cpu.wall),
+        errors,
+        note,
+    })
+}
+
+/// Connection rate: `conc` workers each loop connect, handshake, close
+/// handshake. Value: completed cycles per second. For the raw TCP peer a
+/// cycle is connect, one 16-byte round trip, close.
+pub async fn connrate(addr: SocketAddr, raw: bool, pid: u32, conc: usize, t: &Timing) -> Result<Measure, String> {
+    let t0 = Instant::now();
+    let mstart = t0 + t.warmup;
+    let mend = mstart + t.measure;
+    let counter = Rc::new(Cell::new(0usize));
+    let probe = Rc::new(client_frame(OP_BINARY, b"0123456789abcdef"));
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (counter, probe) = (counter.clone(), probe.clone());
+        tasks.push(spawn_local(async move {
+            let mut done = 0u64;
+            let mut lat: Vec<u32> = Vec::new();
+            let mut errors = 0u64;
+            let mut first_err = None;
+            for _ in 0..10_000_000u64 {
+                let s = Instant::now();
+                if s >= mend || errors > 1000 {
+                    break;
+                }
+                let i = counter.get();
+                counter.set(i + 1);
+                let cycle = async {
+                    let mut c = WsConn::connect(addr, Some(source_ip(i)), raw).await?;
+                    if raw {
+                        c.roundtrip(&probe).await?;
+                        Ok::<(), std::io::Error>(())
+                    } else {
+                        c.close().await
+                    }
+                };
+                match timeout(Duration::from_secs(5), cycle).await {
+                    Ok(Ok(())) => {
+                        let e = Instant::now();
+                        if s >= mstart && e <= mend {
+                            done += 1;
+                            lat.push(nanos(e - s));
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        errors += 1;
+                        first_err.get_or_insert(e.to_string());
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        first_err.get_or_insert("cycle timed out after 5 s".to_string());
+                    }
+                }
+            }
+            (done, lat, errors, first_err)
+        }));
+    }
+    sleep_until(mstart.into()).await;
+    let mark = CpuMark::now(pid);
+    sleep_until(mend.into()).await;
+    let cpu = mark.since(pid);
+    let (mut total, mut errors, mut first_err, mut lat) = (0u64, 0u64, None, Vec::new());
+    for task in tasks {
+        if let Ok((d, l, e, fe)) = task.await {
+            total += d;
+            errors += e;
+            lat.extend_from_slice(&l);
+            if let Some(fe) = fe {
+                first_err.get_or_insert(fe);
+            }
+        }
+    }
+    lat.sort_unstable();
+    let note = match first_err {
+        Some(e) => format!("{errors} failed cycle(s): {e}"),
+        None => String::new(),
+    };
+    if total == 0 {
+        return Err(format!("no handshake completed ({note})"));
+    }
+    Ok(Measure {
+        value: total as f64 / cpu.wall,
+        p50_us: percentile(&lat, 0.50),
+        p99_us: percentile(&lat, 0.99),
+        server_cpu_us: Some(cpu.server * 1e6 / total as f64),
+        server_cpu_pct: Some(100.0 * cpu.server / cpu.wall),
+        gen_cpu_pct: Some(100.0 * cpu.me / cpu.wall),
+        errors,
+        note,
+    })
+}
+
+/// Idle connections held open by the memory workload.
+pub struct IdleSet {
+    pub streams: Vec<TcpStream>,
+}
+
+impl IdleSet {
+    /// How many of the held connections the server has not closed.
+    pub fn alive(&self) -> usize {
+        let mut b = [0u8; 256];
+        self.streams
+            .iter()
+            .filter(|s| match s.try_read(&mut b) {
+                Ok(0) => false,
+                Ok(_) => true, // e.g. a keep-alive ping: still open
+                Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+            })
+            .count()
+    }
+}
+
+/// Memory: grows the idle set to `target` handshaken connections and
+/// returns the server's RSS growth per connection in bytes, measured
+/// against `base_kib`.
+pub async fn memory_step(
+    addr: SocketAddr,
+    raw: bool,
+    pid: u32,
+    set: &mut IdleSet,
+    target: usize,
+    base_kib: u64,
+    limit: Duration,
+) -> Result<Measure, String> {
+    let need = target.saturating_sub(set.streams.len());
+    let t0 = Instant::now();
+    let mark = CpuMark::now(pid);
+    let (conns, err) = open_many(addr, raw, need, 128, true, t0 + limit, set.streams.len()).await;
+    let cpu = mark.since(pid);
+    set.streams.extend(conns.into_iter().map(WsConn::into_stream));
+    if let Some(e) = err {
+        return Err(format!("opened {} of {target}: {e}", set.streams.len()));
+    }
+    let open_secs = t0.elapsed().as_secs_f64();
+    // Let the server settle (lazy allocations, deferred frees).
+    sleep(Duration::from_secs(1)).await;
+    let rss = rss_kib(pid).ok_or("server gone")?;
+    let alive = set.alive();
+    let per_conn = (rss as f64 - base_kib as f64) * 1024.0 / target as f64;
+    let mut note = format!("RSS {} MiB at {target} connections, opened in {open_secs:.1} s", rss / 1024);
+    if alive < target {
+        note.push_str(&format!(", only {alive} still open"));
+    }
+    Ok(Measure {
+        value: per_conn,
+        server_cpu_pct: Some(100.0 * cpu.server / cpu.wall),
+        gen_cpu_pct: Some(100.0 * cpu.me / cpu.wall),
+        errors: (target - alive) as u64,
+        note,
+        ..Measure::default()
+    })
+}

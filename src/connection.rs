@@ -1,0 +1,466 @@
+//! One open WebSocket connection's life, as a hand-written future: read and
+//! parse client frames, deliver messages, flush the outbox, run the close
+//! handshake, and report `on_close` exactly once.
+//!
+//! Memory is the design constraint: an idle connection holds no buffer at
+//! all. Reads land in a per-thread scratch buffer and complete frames are
+//! handled in place; only a partial frame is copied into `inbuf`, which is
+//! freed again once it empties.
+use crate::frame::{self, Header, OpCode, Violation};
+use crate::outbox::{Command, ConnShared, CurrentConn};
+use crate::server::Slot;
+use crate::{Error, Kind, LogLevel};
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+const SCRATCH_SIZE: usize = 64 * 1024;
+/// Reads per poll before yielding to other connections.
+const READ_BUDGET: usize = 16;
+/// After the close frame is out, how long to drain unread input so the
+/// peer gets our close frame rather than a TCP reset.
+const LINGER: Duration = Duration::from_secs(2);
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_SIZE]);
+}
+
+enum Mode {
+    /// Messages flow both ways.
+    Open,
+    /// Our close frame is queued; waiting for the peer's.
+    Closing,
+    /// The close is settled: flush the outbox, then report `code`.
+    Finishing { code: u16, reason: String },
+    /// Reported; shutting the socket down and draining what the peer sent.
+    Lingering,
+}
+
+pub(crate) struct Connection<S> {
+    stream: S,
+    shared: Arc<ConnShared>,
+    slot: Slot,
+    /// A partial frame carried over between reads (empty when idle).
+    inbuf: Vec<u8>,
+    /// A fragmented message being reassembled.
+    message: Option<(Kind, Vec<u8>)>,
+    mode: Mode,
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// Size of the partial frame at the start of `inbuf`, once known.
+    need: usize,
+    reported: bool,
+    shut_down: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// `leftover` is what the client sent after its handshake request.
+    pub fn new(stream: S, shared: Arc<ConnShared>, slot: Slot, leftover: Vec<u8>) -> Self {
+        Connection {
+            stream,
+            shared,
+            slot,
+            inbuf: leftover,
+            message: None,
+            mode: Mode::Open,
+            deadline: None,
+            need: 0,
+            reported: false,
+            shut_down: false,
+        }
+    }
+
+    fn set_deadline(&mut self, after: Duration) {
+        self.deadline = Some(Box::pin(tokio::time::sleep(after)));
+    }
+
+    /// Reports the end of the connection to the host, once.
+    fn report_close(&mut self, code: u16, reason: &str) {
+        if self.reported {
+            return;
+        }
+        self.reported = true;
+        self.shared.shut();
+        self.inbuf = Vec::new();
+        self.message = None;
+        let server = self.slot.server();
+        server.inner.registry.remove(self.shared.id);
+        server.inner.handler.on_close(server, self.shared.id, code, reason);
+        server.inner.connection_ended();
+        self.mode = Mode::Lingering;
+        self.set_deadline(LINGER);
+    }
+
+    fn report_error(&self, error: &Error) {
+        let server = self.slot.server();
+        server.log(LogLevel::Info, &format!("connection {}: {error}", self.shared.id));
+        server.inner.handler.on_error(server, self.shared.id, error);
+    }
+
+    /// Fails the connection: close frame with the violation's code, flush,
+    /// report. Input after the violation is ignored.
+    fn fail(&mut self, v: Violation) {
+        let error = match v.code {
+            frame::TOO_BIG => Error::TooBig(v.reason.into()),
+            _ => Error::Protocol(v.reason.into()),
+        };
+        self.report_error(&error);
+        self.shared.queue_close(frame::encode_close(v.code, v.reason));
+        self.mode = Mode::Finishing { code: v.code, reason: v.reason.into() };
+        self.set_deadline(self.slot.server().config().close_timeout);
+    }
+
+    fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Close => {
+                if matches!(self.mode, Mode::Open) {
+                    self.mode = Mode::Closing;
+                    self.set_deadline(self.slot.server().config().close_timeout);
+                }
+            }
+            Command::Fail { code, reason, error } => {
+                self.report_error(&error);
+                self.mode = Mode::Finishing { code, reason };
+                self.set_deadline(self.slot.server().config().close_timeout);
+            }
+            Command::Kill(error) => {
+                self.report_error(&error);
+                self.report_close(1006, "");
+            }
+        }
+    }
+
+    /// Handles every complete frame at the start of `buf`; returns the bytes
+    /// consumed. Stops early once the connection is no longer reading.
+    fn process(&mut self, buf: &mut [u8]) -> usize {
+        let max_frame = self.slot.server().config().max_frame_size;
+        let mut pos = 0;
+        self.need = 0;
+        while matches!(self.mode, Mode::Open | Mode::Closing) {
+            let header = match frame::parse_header(&buf[pos..], max_frame) {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(v) => {
+                    self.fail(v);
+                    return buf.len();
+                }
+            };
+            let end = pos + header.header_len + header.payload_len;
+            if end > buf.len() {
+                self.need = end - pos;
+                break;
+            }
+            let payload = &mut buf[pos + header.header_len..end];
+            frame::unmask(payload, header.mask);
+            if let Err(v) = self.on_frame(header, payload) {
+                self.fail(v);
+                return buf.len();
+            }
+            pos = end;
+        }
+        if !matches!(self.mode, Mode::Open | Mode::Closing) {
+            return buf.len();
+        }
+        pos
+    }
+
+    fn on_frame(&mut self, h: Header, payload: &[u8]) -> Result<(), Violation> {
+        let server = self.slot.server();
+        let max_message = server.config().max_message_size;
+        let too_big = Violation { code: frame::TOO_BIG, reason: "message over the size limit" };
+        let bad_utf8 = Violation { code: frame::INVALID_PAYLOAD, reason: "text message is not UTF-8" };
+        let unexpected = |reason| Violation { code: frame::PROTOCOL_ERROR, reason };
+        let open = matches!(self.mode, Mode::Open);
+        match h.opcode {
+            OpCode::Text | OpCode::Binary => {
+                if self.message.is_some() {
+                    return Err(unexpected("new data frame inside a fragmented message"));
+                }
+                let kind = if h.opcode == OpCode::Text { Kind::Text } else { Kind::Binary };
+                if payload.len() > max_message {
+                    return Err(too_big);
+                }
+                if !h.fin {
+                    self.message = Some((kind, payload.to_vec()));
+                } else {
+                    if kind == Kind::Text && std::str::from_utf8(payload).is_err() {
+                        return Err(bad_utf8);
+                    }
+                    if open {
+                        server.inner.handler.on_message(server, self.shared.id, payload, kind);
+                    }
+                }
+            }
+            OpCode::Continuation => {
+                let Some((kind, buf)) = self.message.as_mut() else {
+                    return Err(unexpected("continuation frame with no message to continue"));
+                };
+                if buf.len() + payload.len() > max_message {
+                    return Err(too_big);
+                }
+                buf.extend_from_slice(payload);
+                if h.fin {
+                    let (kind, data) = (*kind, std::mem::take(buf));
+                    self.message = None;
+                    if kind == Kind::Text && std::str::from_utf8(&data).is_err() {
+                        return Err(bad_utf8);
+                    }
+                    if open {
+                        server.inner.handler.on_message(server, self.shared.id, &data, kind);
+                    }
+                }
+            }
+            OpCode::Ping => {
+                self.shared.send_control(frame::encode(OpCode::Pong, payload), false);
+            }
+            OpCode::Pong => {}
+            OpCode::Close => {
+                let parsed = frame::parse_close(payload)?;
+                let (code, reason) = parsed.unwrap_or((1005, ""));
+                if open {
+                    let reply = match parsed {
+                        Some((code, _)) => frame::encode_close(code, ""),
+                        None => frame::encode(OpCode::Close, &[]),
+                    };
+                    self.shared.queue_close(reply);
+                }
+                self.mode = Mode::Finishing { code, reason: reason.to_string() };
+                self.set_deadline(server.config().close_timeout);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads once and handles what arrived. Ready(Ok(0)) is end of input.
+    fn poll_read_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.inbuf.is_empty() {
+            SCRATCH.with(|cell| {
+                let mut owned;
+                let mut guard = cell.try_borrow_mut();
+                let scratch: &mut [u8] = match guard.as_deref_mut() {
+                    Ok(s) => s,
+                    Err(_) => {
+                        owned = vec![0u8; SCRATCH_SIZE];
+                        &mut owned
+                    }
+                };
+                let mut rb = ReadBuf::new(scratch);
+                ready!(Pin::new(&mut self.stream).poll_read(cx, &mut rb))?;
+                let n = rb.filled().len();
+                if n > 0 {
+                    self.touch();
+                    let used = self.process(&mut scratch[..n]);
+                    if used < n && !self.reported {
+                        self.inbuf.reserve_exact(self.need.max(n - used));
+                        self.inbuf.extend_from_slice(&scratch[used..n]);
+                    }
+                }
+                Poll::Ready(Ok(n))
+            })
+        } else {
+            let want = self.need.saturating_sub(self.inbuf.len()).max(4096);
+            if self.inbuf.capacity() - self.inbuf.len() < want {
+                self.inbuf.reserve(want);
+            }
+            let len = self.inbuf.len();
+            let spare = self.inbuf.spare_capacity_mut();
+            let mut rb = ReadBuf::uninit(spare);
+            ready!(Pin::new(&mut self.stream).poll_read(cx, &mut rb))?;
+            let n = rb.filled().len();
+            // SAFETY: poll_read initialised the first `n` spare bytes.
+            unsafe { self.inbuf.set_len(len + n) };
+            if n > 0 {
+                self.touch();
+                self.process_inbuf();
+            }
+            Poll::Ready(Ok(n))
+        }
+    }
+
+    /// Handles the complete frames in `inbuf`, keeping the partial rest
+    /// (with room for all of it) or freeing the buffer.
+    fn process_inbuf(&mut self) {
+        let mut buf = std::mem::take(&mut self.inbuf);
+        let used = self.process(&mut buf);
+        if self.reported || used == buf.len() {
+            return;
+        }
+        buf.drain(..used);
+        if buf.capacity() < self.need {
+            buf.reserve_exact(self.need - buf.len());
+        }
+        self.inbuf = buf;
+    }
+
+    fn touch(&self) {
+        self.shared.touch(self.slot.server().inner.now_ms());
+    }
+
+    /// Writes the outbox until it is empty (Ready) or the socket is full.
+    fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let soft = self.slot.server().config().send_queue_limit;
+        loop {
+            let mut ob = self.shared.outbox.lock();
+            if ob.is_empty() {
+                break;
+            }
+            let mut slices = [IoSlice::new(&[]); 64];
+            let count = ob.slices(&mut slices);
+            let n = ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..count]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            let drained = ob.advance(n, soft);
+            drop(ob);
+            if drained && !self.reported {
+                let server = self.slot.server();
+                server.inner.handler.on_drain(server, self.shared.id);
+            }
+        }
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    /// One round of work; Ready(true) when the connection is entirely done.
+    fn poll_round(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if let Some(cmd) = self.shared.take_command() {
+            self.apply(cmd);
+        }
+        if matches!(self.mode, Mode::Lingering) {
+            return self.poll_linger(cx).map(|_| true);
+        }
+        let flushed = match self.poll_flush_out(cx) {
+            Poll::Ready(Ok(())) => true,
+            Poll::Ready(Err(e)) => {
+                self.end_with_io_error(e);
+                return Poll::Ready(false);
+            }
+            Poll::Pending => false,
+        };
+        if flushed && matches!(self.mode, Mode::Finishing { .. }) {
+            if let Mode::Finishing { code, reason } = std::mem::replace(&mut self.mode, Mode::Lingering) {
+                self.report_close(code, &reason);
+            }
+            return Poll::Ready(false);
+        }
+        if let Some(d) = self.deadline.as_mut() {
+            if d.as_mut().poll(cx).is_ready() {
+                let (code, reason) = match &self.mode {
+                    Mode::Finishing { code, reason } => (*code, reason.clone()),
+                    _ => (1006, String::new()),
+                };
+                self.report_close(code, &reason);
+                return Poll::Ready(false);
+            }
+        }
+        if !matches!(self.mode, Mode::Open | Mode::Closing) {
+            return Poll::Pending;
+        }
+        if !self.inbuf.is_empty() && self.inbuf.len() >= frame_need(&self.inbuf) {
+            // Leftover from the handshake: handle it before reading more.
+            self.process_inbuf();
+            return Poll::Ready(false);
+        }
+        match self.poll_read_some(cx) {
+            Poll::Ready(Ok(0)) => {
+                self.report_close(1006, "");
+                Poll::Ready(false)
+            }
+            Poll::Ready(Ok(_)) => Poll::Ready(false),
+            Poll::Ready(Err(e)) => {
+                self.end_with_io_error(e);
+                Poll::Ready(false)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn end_with_io_error(&mut self, e: io::Error) {
+        if !self.reported {
+            self.report_error(&Error::Io(e.to_string()));
+            self.report_close(1006, "");
+        }
+        self.deadline = None;
+        self.shut_down = true;
+    }
+
+    /// After the report: shut down our side and drain the peer's until it
+    /// closes or the linger time is up.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(d) = self.deadline.as_mut() {
+            if d.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        } else {
+            return Poll::Ready(());
+        }
+        if !self.shut_down {
+            match Pin::new(&mut self.stream).poll_shutdown(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => self.shut_down = true,
+            }
+        }
+        let mut sink = [0u8; 1024];
+        for _ in 0..READ_BUDGET {
+            let mut rb = ReadBuf::new(&mut sink);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut rb) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) if !rb.filled().is_empty() => continue,
+                _ => return Poll::Ready(()),
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Bytes needed for the first frame in `buf` (its header if incomplete).
+fn frame_need(buf: &[u8]) -> usize {
+    match frame::parse_header(buf, usize::MAX) {
+        Ok(Some(h)) => h.header_len + h.payload_len,
+        Ok(None) => buf.len() + 1,
+        Err(_) => 0,
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for Connection<S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let _current = CurrentConn::enter(this.shared.id);
+        this.shared.waker.register(cx.waker());
+        for _ in 0..READ_BUDGET {
+            if this.shut_down && this.reported {
+                return Poll::Ready(());
+            }
+            match this.poll_round(cx) {
+                Poll::Ready(true) => return Poll::Ready(()),
+                Poll::Ready(false) => continue,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl<S> Drop for Connection<S> {
+    /// A task dropped early (runtime shutdown, a panic in a handler) still
+    /// owes the host its close event.
+    fn drop(&mut self) {
+        if !self.reported {
+            self.reported = true;
+            self.shared.shut();
+            let server = self.slot.server();
+            server.inner.registry.remove(self.shared.id);
+            server.inner.handler.on_close(server, self.shared.id, 1006, "");
+            server.inner.connection_ended();
+        }
+    }
+}

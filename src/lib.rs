@@ -1,0 +1,30 @@
+//! wsserver: a WebSocket server (RFC 6455) on tokio, usable as a Rust library
+//! and, through [`ffi`], as a C library (`libwsserver.so` / `libwsserver.a`).
+//!
+//! The Rust API is the real one: [`Server`] owns a runtime and a listener,
+//! a [`Handler`] receives connection events, and a [`ServerHandle`] sends,
+//! broadcasts and disconnects from any thread. The C ABI in [`ffi`] only
+//! checks arguments, converts types, catches panics and calls this API.
+#![deny(missing_docs)]
+
+mod config;
+mod connection;
+mod error;
+mod frame;
+mod handler;
+mod handshake;
+mod outbox;
+mod registry;
+mod request;
+mod server;
+
+pub mod ffi;
+
+pub use config::{Config, OverflowPolicy};
+pub use error::Error;
+pub use handler::{ConnId, Handler, Kind, LogLevel};
+pub use request::Request;
+pub use server::{SendStatus, Server, ServerHandle};
+
+/// The library version, from Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,278 @@
+//! One connection's state shared with every thread that may send to it: the
+//! queue of encoded frames, its byte count against the limits, and the
+//! commands (close, fail, kill) another thread can give the connection.
+//! The connection's own task is the only writer to the socket.
+use crate::config::OverflowPolicy;
+use crate::{frame, ConnId, Error};
+use atomic_waker::AtomicWaker;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What a queued send reports when it succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendStatus {
+    /// Queued; the connection is under its send-queue limit.
+    Queued,
+    /// Queued, but the connection is now at or over its limit: stop sending
+    /// to it until [`crate::Handler::on_drain`].
+    Backpressure,
+}
+
+/// An instruction for the connection's task from another thread.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// A close frame is queued: wait for the peer's close, then finish.
+    Close,
+    /// The connection is failed: flush, then finish with this code.
+    Fail { code: u16, reason: String, error: Error },
+    /// Drop the connection now, reporting 1006.
+    Kill(Error),
+}
+
+/// The send limits a push is checked against.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub soft: usize,
+    pub hard: usize,
+    pub overflow: OverflowPolicy,
+}
+
+#[derive(Default)]
+pub(crate) struct Outbox {
+    frames: VecDeque<Bytes>,
+    /// Bytes of the front frame already written.
+    front_written: usize,
+    /// Bytes queued and not yet written.
+    pub bytes: usize,
+    /// A send reported backpressure; fire drain when under the limit again.
+    backpressured: bool,
+    /// False once a close frame is queued: data sends are refused.
+    closed: bool,
+    command: Option<Command>,
+}
+
+impl Outbox {
+    /// Fills `out` with the unwritten bytes, front first; returns how many.
+    pub fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for (i, f) in self.frames.iter().enumerate().take(out.len()) {
+            let start = if i == 0 { self.front_written } else { 0 };
+            out[i] = IoSlice::new(&f[start..]);
+            n += 1;
+        }
+        n
+    }
+
+    /// Records that `n` bytes were written. Returns true when the queue just
+    /// fell under `soft` after a send reported backpressure (time to drain).
+    pub fn advance(&mut self, mut n: usize, soft: usize) -> bool {
+        self.bytes -= n;
+        while n > 0 {
+            let left = self.frames[0].len() - self.front_written;
+            if n >= left {
+                n -= left;
+                self.frames.pop_front();
+                self.front_written = 0;
+            } else {
+                self.front_written += n;
+                n = 0;
+            }
+        }
+        if self.frames.is_empty() && self.frames.capacity() > 16 {
+            self.frames = VecDeque::new();
+        }
+        if self.backpressured && self.bytes < soft {
+            self.backpressured = false;
+            return true;
+        }
+        false
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    fn push(&mut self, frame: Bytes) -> bool {
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
+        self.frames.len() == 1
+    }
+
+    /// Drops every frame not yet started, so a close can go out next.
+    fn discard_unsent(&mut self) {
+        let keep = if self.front_written > 0 { 1 } else { 0 };
+        while self.frames.len() > keep {
+            let f = self.frames.pop_back().unwrap_or_default();
+            self.bytes -= f.len();
+        }
+    }
+}
+
+thread_local! {
+    /// The connection whose task is running on this thread: sends to it
+    /// need no wake-up, its task flushes right after the callback returns.
+    static CURRENT: Cell<ConnId> = const { Cell::new(0) };
+}
+
+/// Marks `id` as the connection being polled on this thread until dropped.
+pub(crate) struct CurrentConn(ConnId);
+
+impl CurrentConn {
+    pub fn enter(id: ConnId) -> CurrentConn {
+        CurrentConn(CURRENT.with(|c| c.replace(id)))
+    }
+}
+
+impl Drop for CurrentConn {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+/// Per-connection state shared between its task and senders.
+pub(crate) struct ConnShared {
+    pub id: ConnId,
+    pub outbox: Mutex<Outbox>,
+    pub waker: AtomicWaker,
+    /// Server clock (ms) of the last bytes received: for ping and idle timeout.
+    pub last_rx: AtomicU64,
+    /// Server clock (ms) of the last keep-alive ping sent.
+    pub last_ping: AtomicU64,
+}
+
+impl ConnShared {
+    pub fn new(id: ConnId, now: u64) -> ConnShared {
+        ConnShared {
+            id,
+            outbox: Mutex::new(Outbox::default()),
+            waker: AtomicWaker::new(),
+            last_rx: AtomicU64::new(now),
+            last_ping: AtomicU64::new(now),
+        }
+    }
+
+    /// Wakes the connection's task unless it is the one running here.
+    pub fn wake(&self) {
+        if CURRENT.with(|c| c.get()) != self.id {
+            self.waker.wake();
+        }
+    }
+
+    /// Queues a data frame, enforcing the limits.
+    pub fn send(&self, frame: Bytes, limits: Limits) -> Result<SendStatus, Error> {
+        let mut ob = self.outbox.lock();
+        if ob.closed {
+            return Err(Error::Closed(self.id));
+        }
+        if ob.bytes + frame.len() > limits.hard {
+            if let OverflowPolicy::Close(code) = limits.overflow {
+                let reason = "send queue overflow";
+                ob.discard_unsent();
+                ob.push(frame::encode_close(code, reason));
+                ob.closed = true;
+                let error = Error::Dropped(self.id);
+                ob.command = Some(Command::Fail { code, reason: reason.into(), error });
+                drop(ob);
+                self.waker.wake();
+            }
+            return Err(Error::Dropped(self.id));
+        }
+        let was_empty = ob.push(frame);
+        let status = if ob.bytes >= limits.soft {
+            ob.backpressured = true;
+            SendStatus::Backpressure
+        } else {
+            SendStatus::Queued
+        };
+        drop(ob);
+        if was_empty {
+            self.wake();
+        }
+        Ok(status)
+    }
+
+    /// Queues a control frame (ping, pong, the 101 answer) outside the
+    /// limits; `front` puts it before everything else. False when closed.
+    pub fn send_control(&self, frame: Bytes, front: bool) -> bool {
+        let mut ob = self.outbox.lock();
+        if ob.closed {
+            return false;
+        }
+        let was_empty = if front {
+            ob.bytes += frame.len();
+            ob.frames.push_front(frame);
+            ob.frames.len() == 1
+        } else {
+            ob.push(frame)
+        };
+        drop(ob);
+        if was_empty {
+            self.wake();
+        }
+        true
+    }
+
+    /// Queues a close frame after the pending data and tells the task to
+    /// wait for the peer's answer. Err if a close was already queued.
+    pub fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
+        self.close_with(frame::encode_close(code, reason), Command::Close)
+    }
+
+    /// Queues `close_frame` after the pending data, then `command`.
+    pub fn close_with(&self, close_frame: Bytes, command: Command) -> Result<(), Error> {
+        let mut ob = self.outbox.lock();
+        if ob.closed {
+            return Err(Error::Closed(self.id));
+        }
+        ob.push(close_frame);
+        ob.closed = true;
+        ob.command = Some(command);
+        drop(ob);
+        self.wake();
+        Ok(())
+    }
+
+    /// Queues the connection's last frame (a close reply or a failure's
+    /// close) from its own task; nothing can be sent after it.
+    pub fn queue_close(&self, close_frame: Bytes) {
+        let mut ob = self.outbox.lock();
+        if !ob.closed {
+            ob.push(close_frame);
+            ob.closed = true;
+        }
+    }
+
+    /// Tells the task to drop the connection at once.
+    pub fn kill(&self, error: Error) {
+        let mut ob = self.outbox.lock();
+        ob.closed = true;
+        ob.command = Some(Command::Kill(error));
+        drop(ob);
+        self.waker.wake();
+    }
+
+    /// Takes the pending command, if any.
+    pub fn take_command(&self) -> Option<Command> {
+        self.outbox.lock().command.take()
+    }
+
+    /// Refuses further sends and forgets the queue (the connection is over).
+    pub fn shut(&self) {
+        let mut ob = self.outbox.lock();
+        ob.closed = true;
+        ob.frames = VecDeque::new();
+        ob.bytes = 0;
+    }
+
+    pub fn queued_bytes(&self) -> usize {
+        self.outbox.lock().bytes
+    }
+
+    pub fn touch(&self, now: u64) {
+        self.last_rx.store(now, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,84 @@
+//! The live connections of one server, by id. Sharded so that a send looks
+//! up its connection under a lock shared by 1/64th of the connections, never
+//! a lock shared by all of them.
+use crate::outbox::ConnShared;
+use crate::ConnId;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+const SHARDS: usize = 64;
+
+/// Ids are sequential: a multiplicative hash spreads them well enough.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | *b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Shard = HashMap<ConnId, Arc<ConnShared>, BuildHasherDefault<IdHasher>>;
+
+pub(crate) struct Registry {
+    shards: Box<[Mutex<Shard>]>,
+    accepting: AtomicBool,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            accepting: AtomicBool::new(true),
+        }
+    }
+
+    fn shard(&self, id: ConnId) -> &Mutex<Shard> {
+        &self.shards[(id as usize) % SHARDS]
+    }
+
+    /// Adds a connection; false once the server stopped accepting. The flag
+    /// is read under the shard lock, so `stop_accepting` followed by
+    /// `for_each` sees every connection that was let in.
+    pub fn insert(&self, conn: Arc<ConnShared>) -> bool {
+        let mut shard = self.shard(conn.id).lock();
+        if !self.accepting.load(Ordering::SeqCst) {
+            return false;
+        }
+        shard.insert(conn.id, conn);
+        true
+    }
+
+    pub fn remove(&self, id: ConnId) {
+        self.shard(id).lock().remove(&id);
+    }
+
+    pub fn get(&self, id: ConnId) -> Option<Arc<ConnShared>> {
+        self.shard(id).lock().get(&id).cloned()
+    }
+
+    pub fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::SeqCst);
+    }
+
+    /// Calls `f` on every connection, one shard lock at a time. `f` must not
+    /// call into the host (no callbacks under a shard lock).
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<ConnShared>)) {
+        for shard in self.shards.iter() {
+            for conn in shard.lock().values() {
+                f(conn);
+            }
+        }
+    }
+}

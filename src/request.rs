@@ -1,0 +1,43 @@
+//! What the host learns about a client at open time.
+use std::net::SocketAddr;
+
+/// The client's handshake request, valid during [`crate::Handler::on_open`].
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub(crate) path: String,
+    pub(crate) query: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) subprotocol: Option<String>,
+}
+
+impl Request {
+    /// The request path without the query, e.g. `/chat`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+    /// The query string after `?` (without it); empty when there is none.
+    pub fn query(&self) -> &str {
+        &self.query
+    }
+    /// The first header with this name (case-insensitive). Values that are
+    /// not UTF-8 are given with U+FFFD in place of the bad bytes.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    /// Every header, in the order the client sent them.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+    /// The client's address and port.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+    /// The subprotocol the server chose from the client's offer, if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+}

@@ -1,0 +1,507 @@
+//! The server: its runtime, listener and accept loop, keep-alive sweeper,
+//! the operations hosts call (send, broadcast, disconnect) and the graceful
+//! close.
+use crate::connection::Connection;
+use crate::frame::{self, OpCode};
+use crate::handshake::{self, Refusal};
+use crate::outbox::{ConnShared, CurrentConn, Limits};
+use crate::registry::Registry;
+use crate::{Config, ConnId, Error, Handler, Kind, LogLevel};
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+use std::cell::Cell;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+
+pub use crate::outbox::SendStatus;
+
+const NEW: u8 = 0;
+const LISTENING: u8 = 1;
+const CLOSING: u8 = 2;
+const CLOSED: u8 = 3;
+
+thread_local! {
+    /// The server whose I/O thread this is (its `Inner` address), or 0.
+    static IO_THREAD_OF: Cell<usize> = const { Cell::new(0) };
+}
+
+/// State shared by the server, its handles and its connections.
+pub(crate) struct Inner {
+    pub handler: Arc<dyn Handler>,
+    /// Set by `listen`; fixed from then on.
+    config: OnceLock<Config>,
+    pending_config: Mutex<Config>,
+    pub registry: Registry,
+    next_id: AtomicU64,
+    /// Sockets accepted and not yet finished (handshakes included).
+    slots: AtomicUsize,
+    /// Connections opened and not yet reported closed.
+    open: Mutex<usize>,
+    open_changed: Condvar,
+    started: Instant,
+    clock_ms: AtomicU64,
+    state: AtomicU8,
+    local_addr: OnceLock<SocketAddr>,
+    background: Mutex<Vec<JoinHandle<()>>>,
+    runtime: Mutex<Option<Runtime>>,
+    close_lock: Mutex<()>,
+}
+
+impl Inner {
+    /// Milliseconds since the server started, as last seen by the sweeper.
+    pub fn now_ms(&self) -> u64 {
+        self.clock_ms.load(Ordering::Relaxed)
+    }
+
+    /// Called once per opened connection, after its `on_close`.
+    pub fn connection_ended(&self) {
+        let mut open = self.open.lock();
+        *open -= 1;
+        if *open == 0 {
+            self.open_changed.notify_all();
+        }
+    }
+
+    fn on_io_thread(&self) -> bool {
+        IO_THREAD_OF.with(|c| c.get()) == self as *const Inner as usize
+    }
+}
+
+/// A cheap, clonable reference to a server: what callbacks and other
+/// threads use to send, broadcast and disconnect. Every method is
+/// thread-safe and never blocks on the network.
+#[derive(Clone)]
+pub struct ServerHandle {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Holds one accepted socket's place against `max_connections` until the
+/// socket is finished; doubles as the connection's way to its server.
+pub(crate) struct Slot(ServerHandle);
+
+impl Slot {
+    pub fn server(&self) -> &ServerHandle {
+        &self.0
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.inner.slots.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn opcode(kind: Kind) -> OpCode {
+    match kind {
+        Kind::Text => OpCode::Text,
+        Kind::Binary => OpCode::Binary,
+    }
+}
+
+impl ServerHandle {
+    /// The options in force (the defaults before `listen`).
+    pub fn config(&self) -> &Config {
+        static DEFAULT: OnceLock<Config> = OnceLock::new();
+        self.inner.config.get().unwrap_or_else(|| DEFAULT.get_or_init(Config::default))
+    }
+
+    fn limits(&self) -> Limits {
+        let c = self.config();
+        Limits { soft: c.send_queue_limit, hard: c.send_queue_hard_limit, overflow: c.overflow }
+    }
+
+    pub(crate) fn log(&self, level: LogLevel, message: &str) {
+        if level <= self.config().log_level {
+            self.inner.handler.on_log(level, message);
+        }
+    }
+
+    fn lookup(&self, conn: ConnId) -> Result<Arc<ConnShared>, Error> {
+        match self.inner.registry.get(conn) {
+            Some(c) => Ok(c),
+            None if conn != 0 && conn < self.inner.next_id.load(Ordering::Relaxed) => Err(Error::Closed(conn)),
+            None => Err(Error::NoSuchConn(conn)),
+        }
+    }
+
+    /// Queues one message for `conn`. Text must be UTF-8.
+    pub fn send(&self, conn: ConnId, data: &[u8], kind: Kind) -> Result<SendStatus, Error> {
+        if kind == Kind::Text && std::str::from_utf8(data).is_err() {
+            return Err(Error::InvalidUtf8);
+        }
+        let c = self.lookup(conn)?;
+        c.send(frame::encode(opcode(kind), data), self.limits())
+    }
+
+    /// Queues one message for every open connection but `except`. The frame
+    /// is encoded once and shared. Returns how many connections queued it
+    /// (those over their hard limit, or closing, do not).
+    pub fn broadcast(&self, data: &[u8], kind: Kind, except: Option<ConnId>) -> Result<usize, Error> {
+        if kind == Kind::Text && std::str::from_utf8(data).is_err() {
+            return Err(Error::InvalidUtf8);
+        }
+        let frame: Bytes = frame::encode(opcode(kind), data);
+        let limits = self.limits();
+        let mut queued = 0;
+        self.inner.registry.for_each(|c| {
+            if Some(c.id) != except && c.send(frame.clone(), limits).is_ok() {
+                queued += 1;
+            }
+        });
+        Ok(queued)
+    }
+
+    /// Starts the close handshake with `conn`: queued messages go out
+    /// first, then a close frame with `code` and `reason`.
+    pub fn disconnect(&self, conn: ConnId, code: u16, reason: &str) -> Result<(), Error> {
+        if !frame::is_valid_close_code(code) {
+            return Err(Error::BadCloseCode(code));
+        }
+        if reason.len() > 123 {
+            return Err(Error::ReasonTooLong(reason.len()));
+        }
+        self.lookup(conn)?.close(code, reason)
+    }
+
+    /// Bytes queued for `conn` and not yet written to its socket.
+    pub fn queued_bytes(&self, conn: ConnId) -> Result<usize, Error> {
+        Ok(self.lookup(conn)?.queued_bytes())
+    }
+
+    /// The bound address, once `listen` succeeded.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.inner.local_addr.get().copied()
+    }
+}
+
+/// A WebSocket server. Dropping it closes it (1 s grace).
+pub struct Server {
+    handle: ServerHandle,
+}
+
+impl std::ops::Deref for Server {
+    type Target = ServerHandle;
+    fn deref(&self) -> &ServerHandle {
+        &self.handle
+    }
+}
+
+/// Turns `host` into an address: an IPv4 or IPv6 literal (brackets
+/// allowed) or `localhost` (127.0.0.1).
+fn parse_host(host: &str) -> Result<IpAddr, Error> {
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    bare.parse::<IpAddr>()
+        .map_err(|_| Error::BadHost(format!("'{host}' is not an IPv4/IPv6 literal or 'localhost'")))
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, Error> {
+    use socket2::{Domain, Socket, Type};
+    let io = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            Error::AddrInUse(format!("{addr}: {e}"))
+        } else {
+            Error::Io(format!("cannot listen on {addr}: {e}"))
+        }
+    };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(io)?;
+    socket.set_reuse_address(true).map_err(io)?;
+    socket.bind(&addr.into()).map_err(io)?;
+    socket.listen(1024).map_err(io)?;
+    socket.set_nonblocking(true).map_err(io)?;
+    Ok(socket.into())
+}
+
+impl Server {
+    /// A server with `config` (changeable until `listen`) sending its events
+    /// to `handler`.
+    pub fn new(config: Config, handler: Arc<dyn Handler>) -> Server {
+        let inner = Inner {
+            handler,
+            config: OnceLock::new(),
+            pending_config: Mutex::new(config),
+            registry: Registry::new(),
+            next_id: AtomicU64::new(1),
+            slots: AtomicUsize::new(0),
+            open: Mutex::new(0),
+            open_changed: Condvar::new(),
+            started: Instant::now(),
+            clock_ms: AtomicU64::new(0),
+            state: AtomicU8::new(NEW),
+            local_addr: OnceLock::new(),
+            background: Mutex::new(Vec::new()),
+            runtime: Mutex::new(None),
+            close_lock: Mutex::new(()),
+        };
+        Server { handle: ServerHandle { inner: Arc::new(inner) } }
+    }
+
+    /// A handle for other threads and for callbacks.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Changes options; only before `listen` (else [`Error::State`]).
+    pub fn update_config(&self, f: impl FnOnce(&mut Config)) -> Result<(), Error> {
+        if self.inner.state.load(Ordering::SeqCst) != NEW {
+            return Err(Error::State("options can only be changed before listen".into()));
+        }
+        f(&mut self.inner.pending_config.lock());
+        Ok(())
+    }
+
+    /// Binds `host:port` (port 0 picks a free one) and starts serving.
+    /// Bind errors come back from this call. Returns the bound address.
+    pub fn listen(&self, host: &str, port: u16) -> Result<SocketAddr, Error> {
+        let inner = &self.inner;
+        match inner.state.load(Ordering::SeqCst) {
+            NEW => {}
+            LISTENING => return Err(Error::State("listen was already called".into())),
+            _ => return Err(Error::State("the server is closed".into())),
+        }
+        let config = inner.pending_config.lock().clone();
+        config.validate()?;
+        let ip = parse_host(host)?;
+        let std_listener = bind(SocketAddr::new(ip, port))?;
+        let local = std_listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
+        let marker = Arc::as_ptr(inner) as usize;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads)
+            .thread_name("wsserver-io")
+            .enable_io()
+            .enable_time()
+            .on_thread_start(move || IO_THREAD_OF.with(|c| c.set(marker)))
+            .build()
+            .map_err(|e| Error::Io(format!("cannot start the I/O threads: {e}")))?;
+        if inner.state.compare_exchange(NEW, LISTENING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+            return Err(Error::State("listen was already called".into()));
+        }
+        let _ = inner.config.set(config.clone());
+        let _ = inner.local_addr.set(local);
+        let listener = {
+            let _enter = runtime.enter();
+            TcpListener::from_std(std_listener).map_err(|e| Error::Io(e.to_string()))?
+        };
+        let mut background = inner.background.lock();
+        background.push(runtime.spawn(accept_loop(self.handle(), listener)));
+        let tick = [config.ping_interval, config.idle_timeout]
+            .into_iter()
+            .filter(|d| !d.is_zero())
+            .min()
+            .map(|d| (d / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
+        if let Some(tick) = tick {
+            background.push(runtime.spawn(sweeper(self.handle(), tick)));
+        }
+        drop(background);
+        *inner.runtime.lock() = Some(runtime);
+        self.log(LogLevel::Info, &format!("listening on {local}"));
+        Ok(local)
+    }
+
+    /// Closes the server: stops accepting, sends close 1001 to every client
+    /// after what is already queued for it, waits up to `grace` for the
+    /// close handshakes, drops the rest (their close is reported as 1006),
+    /// and returns when no callback can run any more. Calling it again is
+    /// fine. Called from one of this server's callbacks, it only starts the
+    /// close and returns; the rest happens when the `Server` is dropped.
+    pub fn close(&self, grace: Duration) {
+        let inner = &self.inner;
+        start_close(inner);
+        if inner.on_io_thread() {
+            return;
+        }
+        let _serial = inner.close_lock.lock();
+        finish_close(inner, grace);
+    }
+}
+
+/// Stops accepting and asks every connection to close (idempotent).
+fn start_close(inner: &Arc<Inner>) {
+    if inner.state.compare_exchange(NEW, CLOSED, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+        return;
+    }
+    if inner.state.compare_exchange(LISTENING, CLOSING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+        return;
+    }
+    inner.registry.stop_accepting();
+    for task in inner.background.lock().drain(..) {
+        task.abort();
+    }
+    inner.registry.for_each(|c| {
+        let _ = c.close(1001, "server shutting down");
+    });
+}
+
+/// Waits for the connections (bounded by `grace`, then kills them) and
+/// shuts the runtime down. Must not run on one of this server's threads.
+fn finish_close(inner: &Arc<Inner>, grace: Duration) {
+    if inner.state.load(Ordering::SeqCst) == CLOSED {
+        return;
+    }
+    let wait = |limit: Duration| {
+        let deadline = Instant::now() + limit;
+        let mut open = inner.open.lock();
+        while *open > 0 {
+            if inner.open_changed.wait_until(&mut open, deadline).timed_out() {
+                break;
+            }
+        }
+        *open == 0
+    };
+    if !wait(grace) {
+        inner.registry.for_each(|c| c.kill(Error::Timeout("server closed before the close handshake finished".into())));
+        wait(Duration::from_secs(10));
+    }
+    let runtime = inner.runtime.lock().take();
+    if let Some(rt) = runtime {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Dropping a runtime inside another runtime's thread panics.
+            let _ = std::thread::spawn(move || drop(rt)).join();
+        } else {
+            drop(rt);
+        }
+    }
+    inner.state.store(CLOSED, Ordering::SeqCst);
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let inner = self.inner.clone();
+        start_close(&inner);
+        if inner.on_io_thread() {
+            // Dropped inside one of our own callbacks: finish elsewhere.
+            std::thread::spawn(move || {
+                let _serial = inner.close_lock.lock();
+                finish_close(&inner, Duration::from_secs(1));
+            });
+        } else {
+            let _serial = inner.close_lock.lock();
+            finish_close(&inner, Duration::from_secs(1));
+        }
+    }
+}
+
+async fn accept_loop(server: ServerHandle, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let inner = &server.inner;
+                let taken = inner.slots.fetch_add(1, Ordering::Relaxed) + 1;
+                let slot = Slot(server.clone());
+                let max = server.config().max_connections;
+                if taken > max + max / 4 + 64 {
+                    server.log(LogLevel::Warn, &format!("{peer}: dropped, far over max_connections ({max})"));
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve_socket(slot, stream, peer, taken > max));
+            }
+            Err(e) => {
+                server.log(LogLevel::Error, &format!("accept failed: {e}"));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// Runs the handshake on an accepted socket, then the connection.
+async fn serve_socket(slot: Slot, mut stream: TcpStream, peer: SocketAddr, over_limit: bool) {
+    let server = slot.server().clone();
+    let cfg = server.config();
+    let read = tokio::time::timeout(
+        cfg.handshake_timeout,
+        handshake::read_request(&mut stream, peer, &cfg.subprotocols),
+    )
+    .await;
+    let upgrade = match read {
+        Err(_) => {
+            server.log(LogLevel::Info, &format!("{peer}: handshake timed out"));
+            return;
+        }
+        Ok(Err(Refusal::Io(e))) => {
+            server.log(LogLevel::Debug, &format!("{peer}: connection lost during handshake: {e}"));
+            return;
+        }
+        Ok(Err(Refusal::Status(status, why))) => {
+            server.log(LogLevel::Warn, &format!("{peer}: handshake refused with {status}: {why}"));
+            return refuse(&mut stream, status, why, cfg.close_timeout).await;
+        }
+        Ok(Ok(up)) if over_limit => {
+            let _ = up;
+            server.log(LogLevel::Warn, &format!("{peer}: refused with 503: max_connections reached"));
+            return refuse(&mut stream, 503, "too many connections", cfg.close_timeout).await;
+        }
+        Ok(Ok(up)) => up,
+    };
+    let inner = &server.inner;
+    let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+    let shared = Arc::new(ConnShared::new(id, inner.now_ms()));
+    *inner.open.lock() += 1;
+    if !inner.registry.insert(shared.clone()) {
+        inner.connection_ended();
+        return refuse(&mut stream, 503, "server is shutting down", cfg.close_timeout).await;
+    }
+    let verdict = {
+        let _current = CurrentConn::enter(id);
+        inner.handler.on_open(&server, id, &upgrade.request)
+    };
+    if let Err(status) = verdict {
+        inner.registry.remove(id);
+        shared.shut();
+        inner.connection_ended();
+        let status = if (400..=599).contains(&status) { status } else { 500 };
+        server.log(LogLevel::Info, &format!("{peer}: refused by the host with {status}"));
+        return refuse(&mut stream, status, "refused", cfg.close_timeout).await;
+    }
+    shared.send_control(Bytes::from(handshake::accept_response(&upgrade)), true);
+    Connection::new(stream, shared, slot, upgrade.leftover).await;
+}
+
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, status: u16, why: &str, limit: Duration) {
+    let answer = handshake::error_response(status, why);
+    let _ = tokio::time::timeout(limit, async {
+        stream.write_all(&answer).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// Advances the server clock; pings quiet connections and drops dead ones.
+async fn sweeper(server: ServerHandle, tick: Duration) {
+    let cfg = server.config();
+    let ping_ms = cfg.ping_interval.as_millis() as u64;
+    let idle_ms = cfg.idle_timeout.as_millis() as u64;
+    let ping = Bytes::from_static(&[0x89, 0x00]);
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let inner = &server.inner;
+        let now = inner.started.elapsed().as_millis() as u64;
+        inner.clock_ms.store(now, Ordering::Relaxed);
+        let mut dead = Vec::new();
+        inner.registry.for_each(|c| {
+            let quiet = now.saturating_sub(c.last_rx.load(Ordering::Relaxed));
+            if idle_ms > 0 && quiet >= idle_ms {
+                dead.push(c.clone());
+            } else if ping_ms > 0
+                && quiet >= ping_ms
+                && now.saturating_sub(c.last_ping.load(Ordering::Relaxed)) >= ping_ms
+            {
+                c.last_ping.store(now, Ordering::Relaxed);
+                c.send_control(ping.clone(), false);
+            }
+        });
+        for c in dead {
+            c.kill(Error::Timeout(format!("nothing received for {idle_ms} ms")));
+        }
+    }
+}
