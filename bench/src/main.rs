@@ -160,8 +160,15 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-fn num_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+/// CPUs online (not just the ones this process may run on: run.sh pins us).
+pub fn num_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n > 0 {
+        n as usize
+    } else {
+        1
+    }
 }
 
 /// Raises the soft fd limit to the hard one; children inherit it.

@@ -113,7 +113,7 @@ impl Report<'_> {
         let _ = writeln!(o, "  \"git_commit\": {},", js(&git_commit(self.root)));
         let _ = writeln!(o, "  \"elapsed_s\": {:.1},", self.elapsed.as_secs_f64());
         let _ = writeln!(o, "  \"machine\": {{\"cpus\": {}, \"cpu_model\": {}, \"kernel\": {}, \"server_cpu\": {}}},",
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            crate::num_cpus(),
             js(&cpu_model()),
             js(std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim()),
             self.server_cpu.map(|c| c.to_string()).unwrap_or("null".into()));

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Builds the load generator and every peer server, then runs all workloads
+# against all servers, one server at a time (see bench/README.md).
+#
+#   bash bench/run.sh [--quick] [extra wsbench arguments, e.g. --only raw-tcp]
+#
+# Output: a table on stdout, build/bench/results.json, build/bench/chart.png.
+# A peer that cannot be built or installed becomes a "skipped: <reason>" row.
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+out="$root/build/bench"
+cd "$root"
+
+args=("$@")
+mkdir -p "$out/bin" "$out/skip" "$out/logs"
+rm -f "$out"/skip/*.txt
+
+say() { echo "[run.sh] $*" >&2; }
+skip() { # skip NAME REASON
+  say "$1 skipped: $2"
+  echo "$2" >"$out/skip/$1.txt"
+}
+last_line() { grep -v '^\s*$' "$1" | grep -iE 'error|fatal|not found|No such' | head -n 1 | cut -c1-200; }
+
+# Enough file descriptors for 100k connections on each side, when allowed.
+ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+say "fd limit: $(ulimit -n)"
+
+# 1. The load generator and the Rust peers.
+say "cargo build --release -p wsbench"
+if ! cargo build --release -p wsbench 2>"$out/logs/build-wsbench.log"; then
+  cat "$out/logs/build-wsbench.log" >&2
+  say "the load generator did not build: nothing to measure"
+  exit 1
+fi
+target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null || echo "$root/target")
+bins="$target_dir/release"
+
+# The wsserver Rust-API peer needs the core crate to build.
+say "cargo build --release -p wsbench --features wsserver-api --bin wsserver_echo"
+if ! cargo build --release -p wsbench --features wsserver-api --bin wsserver_echo 2>"$out/logs/build-wsserver_echo.log"; then
+  skip wsserver-rust "Rust-API peer did not build: $(last_line "$out/logs/build-wsserver_echo.log") (log: build/bench/logs/build-wsserver_echo.log)"
+fi
+
+# 2. wsserver through its C API: built by the root Makefile.
+if [[ ! -x build/examples/echo_server ]]; then
+  skip wsserver-c "build/examples/echo_server not built (run make first)"
+fi
+
+# 3. libwebsockets peer.
+if pkg-config --exists libwebsockets 2>/dev/null || [[ -f /usr/include/libwebsockets.h ]]; then
+  lws_flags=$(pkg-config --cflags --libs libwebsockets 2>/dev/null || echo "-lwebsockets")
+  # shellcheck disable=SC2086
+  if ! gcc -O2 -Wall -o "$out/bin/lws_echo" bench/peers/lws_echo.c $lws_flags 2>"$out/logs/build-lws.log"; then
+    skip libwebsockets "lws_echo.c did not build: $(last_line "$out/logs/build-lws.log")"
+  fi
+else
+  skip libwebsockets "libwebsockets-dev not installed (bench/install-peers.sh)"
+fi
+
+# 4. Boost.Beast peer.
+if [[ -f /usr/include/boost/beast.hpp ]]; then
+  if ! g++ -O2 -std=c++17 -Wall -o "$out/bin/beast_echo" bench/peers/beast_echo.cpp -pthread 2>"$out/logs/build-beast.log"; then
+    skip boost-beast "beast_echo.cpp did not build: $(last_line "$out/logs/build-beast.log")"
+  fi
+else
+  skip boost-beast "libboost-dev (Beast) not installed (bench/install-peers.sh)"
+fi
+
+# 5. Node ws peer: install from the lock file if not there yet.
+if command -v npm >/dev/null && [[ ! -f bench/node/node_modules/ws/package.json ]]; then
+  say "npm ci in bench/node"
+  npm ci --prefix bench/node --no-audit --no-fund --loglevel=error >"$out/logs/npm.log" 2>&1 ||
+    skip node-ws "npm ci failed: $(tail -n 1 "$out/logs/npm.log")"
+fi
+command -v node >/dev/null || skip node-ws "node not installed"
+
+# 6. Python peers (pip installs are done by bench/install-peers.sh).
+python3 -c 'import websockets' 2>/dev/null || skip python-websockets "python package websockets not installed (pip install websockets)"
+python3 -c 'import picows' 2>/dev/null || skip python-picows "python package picows not installed (pip install picows)"
+
+# Run: the load generator on CPU 1, each server on CPU 0.
+pin=()
+if [[ $(nproc --all) -ge 2 ]] && command -v taskset >/dev/null; then
+  pin=(taskset -c 1)
+else
+  say "fewer than 2 CPUs or no taskset: not pinning"
+  args+=(--server-cpu none)
+fi
+"${pin[@]}" "$bins/wsbench" --root "$root" --out "$out" "${args[@]}"
+rc=$?
+
+# Chart (needs matplotlib; the table and JSON stand without it).
+if [[ -f $out/results.json ]]; then
+  if python3 bench/chart.py "$out/results.json" "$out/chart.png" 2>"$out/logs/chart.log"; then
+    say "wrote $out/chart.png"
+  else
+    say "no chart: $(tail -n 1 "$out/logs/chart.log")"
+  fi
+fi
+exit $rc

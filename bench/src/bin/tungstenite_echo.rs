@@ -1,0 +1,77 @@
+//! The floor: the plain, idiomatic tokio-tungstenite echo server with default
+//! settings on one tokio thread. `--broadcast` relays every text or binary
+//! message to every connected client.
+//!
+//! Usage: tungstenite_echo PORT [--broadcast]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio_tungstenite::{accept_async, tungstenite::Message};
+
+type Clients = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Message>>>>;
+
+async fn echo(stream: TcpStream) {
+    let Ok(mut ws) = accept_async(stream).await else { return };
+    while let Some(Ok(msg)) = ws.next().await {
+        if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn relay(stream: TcpStream, id: u64, clients: Clients) {
+    let Ok(ws) = accept_async(stream).await else { return };
+    let (mut sink, mut source) = ws.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    clients.lock().unwrap().insert(id, tx);
+    let writer = tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            if sink.send(msg).await.is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(Ok(msg)) = source.next().await {
+        if msg.is_text() || msg.is_binary() {
+            for tx in clients.lock().unwrap().values() {
+                let _ = tx.send(msg.clone());
+            }
+        }
+    }
+    clients.lock().unwrap().remove(&id);
+    writer.abort();
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let port: u16 = args.next().and_then(|p| p.parse().ok()).expect("usage: tungstenite_echo PORT [--broadcast]");
+    let broadcast = args.any(|a| a == "--broadcast");
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+    println!("listening on ws://127.0.0.1:{port}");
+    let clients: Clients = Arc::default();
+    let mut term = signal(SignalKind::terminate()).unwrap();
+    let mut int = signal(SignalKind::interrupt()).unwrap();
+    let mut next_id = 0u64;
+    loop {
+        tokio::select! {
+            r = listener.accept() => {
+                let Ok((s, _)) = r else { continue };
+                let _ = s.set_nodelay(true);
+                next_id += 1;
+                if broadcast {
+                    tokio::spawn(relay(s, next_id, clients.clone()));
+                } else {
+                    tokio::spawn(echo(s));
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+}
