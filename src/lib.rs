@@ -28,3 +28,15 @@ pub use server::{SendStatus, Server, ServerHandle};
 
 /// The library version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(test)]
+mod header_test {
+    /// The committed header must be what cbindgen makes of src/ffi/ now.
+    #[test]
+    fn committed_header_is_fresh() {
+        let fresh = include_str!(concat!(env!("OUT_DIR"), "/wsserver.h"));
+        let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/wsserver.h"))
+            .expect("include/wsserver.h");
+        assert!(fresh == committed, "include/wsserver.h is stale: run `make header` and commit it");
+    }
+}

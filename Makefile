@@ -1,0 +1,62 @@
+# wsserver: `make` builds the library and the C examples, `make test` runs
+# every test, `make demo` runs the chat server, `make bench` the benchmark.
+CARGO    ?= cargo
+CC       ?= gcc
+PREFIX   ?= /usr/local
+VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+MAJOR    := $(firstword $(subst ., ,$(VERSION)))
+RELEASE  := target/release
+SO       := $(RELEASE)/libwsserver.so
+A        := $(RELEASE)/libwsserver.a
+CFLAGS   ?= -O2 -g
+WARN     := -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L
+EXAMPLES := echo_server chat_server
+EXAMPLE_BINS := $(EXAMPLES:%=build/examples/%)
+RUST_SRC := $(shell find src -name '*.rs') Cargo.toml build.rs cbindgen.toml
+
+.PHONY: all lib examples header install test test-rust test-c test-python test-install demo bench bench-quick clean
+
+all: lib examples
+
+lib: $(SO)
+
+$(SO) $(A) &: $(RUST_SRC)
+	$(CARGO) build --release --lib
+	@touch $(SO) $(A)
+	@ln -sf libwsserver.so $(RELEASE)/libwsserver.so.$(MAJOR)
+
+examples: $(EXAMPLE_BINS)
+
+build/examples/%: examples-c/%.c examples-c/example_common.h include/wsserver.h $(SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -Iinclude -o $@ $< -L$(RELEASE) -lwsserver -Wl,-rpath,$(CURDIR)/$(RELEASE) -lpthread
+
+# Regenerates the committed header from src/ffi/ (a test fails when stale).
+header:
+	WSSERVER_UPDATE_HEADER=1 $(CARGO) build --release --lib
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/wsserver.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(SO) $(DESTDIR)$(PREFIX)/lib/libwsserver.so.$(VERSION)
+	ln -sf libwsserver.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libwsserver.so.$(MAJOR)
+	ln -sf libwsserver.so.$(MAJOR) $(DESTDIR)$(PREFIX)/lib/libwsserver.so
+	install -m 644 $(A) $(DESTDIR)$(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' wsserver.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/wsserver.pc
+
+demo: all
+	$(MAKE) -s examples
+	build/examples/chat_server 127.0.0.1 8080
+
+test: all
+	bash tests/run-all.sh
+
+bench: all
+	bash bench/run.sh
+
+bench-quick: all
+	bash bench/run.sh --quick
+
+clean:
+	$(CARGO) clean
+	rm -rf build

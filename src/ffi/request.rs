@@ -1,0 +1,84 @@
+//! `ws_request`: read access to a handshake request during `on_open`.
+use super::panic::guard;
+use crate::Request;
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+
+/// A client's handshake request. Opaque; only valid during the `on_open`
+/// callback that received it, and only on that callback's thread.
+pub struct ws_request {
+    request: *const Request,
+    /// C copies handed out so far; freed when the callback returns.
+    strings: RefCell<Vec<CString>>,
+}
+
+impl ws_request {
+    pub(crate) fn new(request: &Request) -> ws_request {
+        ws_request { request, strings: RefCell::new(Vec::new()) }
+    }
+
+    /// Keeps a C copy of `s` alive for the callback; NULL if `s` holds NUL.
+    fn keep(&self, s: &str) -> *const c_char {
+        match CString::new(s) {
+            Ok(c) => {
+                let p = c.as_ptr();
+                self.strings.borrow_mut().push(c);
+                p
+            }
+            Err(_) => std::ptr::null(),
+        }
+    }
+}
+
+/// Runs `f` on the request behind `req`, or returns NULL for a NULL `req`.
+fn with(req: *const ws_request, f: impl FnOnce(&ws_request, &Request) -> *const c_char) -> *const c_char {
+    guard(std::ptr::null(), || {
+        // SAFETY: the header requires `req` to come from the running on_open.
+        let Some(r) = (unsafe { req.as_ref() }) else { return std::ptr::null() };
+        // SAFETY: `request` outlives the on_open call `r` belongs to.
+        f(r, unsafe { &*r.request })
+    })
+}
+
+/// The request path without the query, e.g. "/chat".
+///
+/// Ownership: owned by the library, valid until `on_open` returns. Thread:
+/// the `on_open` thread. NULL `req` → NULL.
+#[no_mangle]
+pub extern "C" fn ws_request_path(req: *const ws_request) -> *const c_char {
+    with(req, |r, q| r.keep(q.path()))
+}
+
+/// The query string after '?', without it; "" when there is none.
+/// Ownership and thread: as `ws_request_path`.
+#[no_mangle]
+pub extern "C" fn ws_request_query(req: *const ws_request) -> *const c_char {
+    with(req, |r, q| r.keep(q.query()))
+}
+
+/// The value of the first header called `name` (case-insensitive), or NULL
+/// when there is none (or `req`/`name` is NULL). Ownership and thread: as
+/// `ws_request_path`; `name` is borrowed for the call.
+#[no_mangle]
+pub unsafe extern "C" fn ws_request_header(req: *const ws_request, name: *const c_char) -> *const c_char {
+    if name.is_null() {
+        return std::ptr::null();
+    }
+    // SAFETY: the caller passes a NUL-terminated string.
+    let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
+    with(req, |r, q| q.header(&name).map_or(std::ptr::null(), |v| r.keep(v)))
+}
+
+/// The client's address and port, e.g. "127.0.0.1:51234" or "[::1]:51234".
+/// Ownership and thread: as `ws_request_path`.
+#[no_mangle]
+pub extern "C" fn ws_request_peer(req: *const ws_request) -> *const c_char {
+    with(req, |r, q| r.keep(&q.peer_addr().to_string()))
+}
+
+/// The subprotocol the server chose (see `ws_server_set_subprotocols`), or
+/// NULL when none was agreed. Ownership and thread: as `ws_request_path`.
+#[no_mangle]
+pub extern "C" fn ws_request_subprotocol(req: *const ws_request) -> *const c_char {
+    with(req, |r, q| q.subprotocol().map_or(std::ptr::null(), |p| r.keep(p)))
+}

@@ -1,0 +1,390 @@
+//! `ws_server`: create, configure, listen, send, close, free.
+use super::callbacks::{ws_callbacks, ws_kind, CHandler, WS_BINARY, WS_TEXT};
+use super::error::{fail, null, set_last_error, ws_result};
+use super::panic::{guard, guard_result};
+use crate::{Config, Error, Kind, LogLevel, OverflowPolicy, SendStatus, Server};
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::Arc;
+use std::time::Duration;
+use ws_result::*;
+
+/// A WebSocket server. Opaque; create with `ws_server_new`, destroy with
+/// `ws_server_free`.
+pub struct ws_server {
+    server: Server,
+}
+
+/// An option id for `ws_server_set_option`.
+pub type ws_option = u32;
+/// Largest message accepted from a client, in bytes (bigger: close 1009).
+/// Default 1 MiB: enough for chat and JSON, small enough that a client
+/// cannot pin much memory.
+pub const WS_OPT_MAX_MESSAGE_SIZE: ws_option = 1;
+/// Largest single frame accepted, in bytes (bigger: close 1009). Default 1 MiB.
+pub const WS_OPT_MAX_FRAME_SIZE: ws_option = 2;
+/// Connections (handshakes included) above which new clients get HTTP 503.
+/// Default 10000: a public server's fd limit is usually near it.
+pub const WS_OPT_MAX_CONNECTIONS: ws_option = 3;
+/// Milliseconds a client has to finish its handshake (TLS included).
+/// Default 10000: slow or silent clients cannot hold a slot.
+pub const WS_OPT_HANDSHAKE_TIMEOUT_MS: ws_option = 4;
+/// Milliseconds without data from a client before the server pings it;
+/// 0 disables. Default 30000: keeps NATs and load balancers open.
+pub const WS_OPT_PING_INTERVAL_MS: ws_option = 5;
+/// Milliseconds without any data (pongs included) after which a client is
+/// dropped as dead (`on_error` WS_ERR_TIMEOUT, close 1006); 0 disables.
+/// Default 75000: two missed pings.
+pub const WS_OPT_IDLE_TIMEOUT_MS: ws_option = 6;
+/// Milliseconds to wait for the client's close frame after sending ours.
+/// Default 5000.
+pub const WS_OPT_CLOSE_TIMEOUT_MS: ws_option = 7;
+/// Queued outgoing bytes per connection at which a send returns
+/// WS_BACKPRESSURE (still queued). Default 65536: enough for bursts, small
+/// enough for 100k clients.
+pub const WS_OPT_SEND_QUEUE_LIMIT: ws_option = 8;
+/// Queued outgoing bytes per connection a send may never exceed; past it
+/// WS_OPT_OVERFLOW_POLICY applies. Default 1 MiB.
+pub const WS_OPT_SEND_QUEUE_HARD_LIMIT: ws_option = 9;
+/// What a send past the hard limit does: 0 refuses the message
+/// (WS_ERR_DROPPED, the connection stays open; the default), 1008 or 1013
+/// also closes the connection with that code.
+pub const WS_OPT_OVERFLOW_POLICY: ws_option = 10;
+/// Number of I/O threads running connections and callbacks. Default 1:
+/// callbacks never run concurrently, as most C hosts expect.
+pub const WS_OPT_THREADS: ws_option = 11;
+/// Most verbose WS_LOG_* level delivered to `on_log`. Default WS_LOG_INFO.
+pub const WS_OPT_LOG_LEVEL: ws_option = 12;
+
+/// Borrows the server behind `srv`, or fails with WS_ERR_NULL.
+fn server<'a>(srv: *const ws_server) -> Result<&'a Server, ws_result> {
+    // SAFETY: the header requires a pointer from ws_server_new, not yet freed.
+    unsafe { srv.as_ref() }.map(|s| &s.server).ok_or_else(|| null("srv"))
+}
+
+/// Borrows a NUL-terminated UTF-8 string argument.
+fn text<'a>(p: *const c_char, what: &str) -> Result<&'a str, ws_result> {
+    if p.is_null() {
+        return Err(null(what));
+    }
+    // SAFETY: the caller passes a NUL-terminated string, live for the call.
+    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| {
+        set_last_error(&format!("{what} is not valid UTF-8"));
+        WS_ERR_INVALID_UTF8
+    })
+}
+
+/// Borrows a (data, len) pair; NULL is fine when len is 0.
+fn bytes<'a>(data: *const u8, len: usize) -> Result<&'a [u8], ws_result> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if data.is_null() {
+        return Err(null("data (with a non-zero len)"));
+    }
+    // SAFETY: the caller passes `len` readable bytes, live for the call.
+    Ok(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+fn kind(k: ws_kind) -> Result<Kind, ws_result> {
+    match k {
+        WS_TEXT => Ok(Kind::Text),
+        WS_BINARY => Ok(Kind::Binary),
+        other => Err(fail(Error::InvalidArgument(format!("kind {other} is not WS_TEXT or WS_BINARY")))),
+    }
+}
+
+fn status(r: Result<SendStatus, Error>) -> ws_result {
+    match r {
+        Ok(SendStatus::Queued) => WS_OK,
+        Ok(SendStatus::Backpressure) => WS_BACKPRESSURE,
+        Err(e) => fail(e),
+    }
+}
+
+/// Runs a body that reports failure with `Err(code)`.
+fn run(f: impl FnOnce() -> Result<ws_result, ws_result>) -> ws_result {
+    guard_result(|| f().unwrap_or_else(|code| code))
+}
+
+/// Creates a server (not yet listening) that reports events through
+/// `callbacks`, passing `user_data` back to each.
+///
+/// Ownership: `callbacks` is copied (NULL means no callbacks); `user_data`
+/// is not touched by the library, and must stay valid until `ws_server_free`
+/// returns. The caller owns the result and frees it with `ws_server_free`.
+/// Thread: any. Returns NULL only on an internal error (see
+/// `ws_last_error`).
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_new(callbacks: *const ws_callbacks, user_data: *mut c_void) -> *mut ws_server {
+    guard(std::ptr::null_mut(), || {
+        let empty = ws_callbacks {
+            on_open: None,
+            on_message: None,
+            on_close: None,
+            on_error: None,
+            on_drain: None,
+            on_log: None,
+        };
+        // SAFETY: the caller passes a valid table or NULL.
+        let callbacks = unsafe { callbacks.as_ref() }.copied().unwrap_or(empty);
+        let handler = Arc::new(CHandler { callbacks, user_data });
+        Box::into_raw(Box::new(ws_server { server: Server::new(Config::default(), handler) }))
+    })
+}
+
+/// Closes the server (as `ws_server_close` with a 1000 ms grace, if not
+/// closed yet) and frees it. NULL is ignored.
+///
+/// Ownership: `srv` is invalid afterwards. Thread: any thread but must not
+/// race with other calls on `srv`. Called from inside one of this server's
+/// callbacks, the close finishes on a background thread after the callback
+/// returns (the remaining `on_close` events still arrive).
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_free(srv: *mut ws_server) {
+    guard((), || {
+        if !srv.is_null() {
+            // SAFETY: a pointer from ws_server_new, freed once.
+            drop(unsafe { Box::from_raw(srv) });
+        }
+    })
+}
+
+/// Sets one option (WS_OPT_*), before `ws_server_listen`. Durations are in
+/// milliseconds.
+///
+/// Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (unknown option, value out
+/// of range), WS_ERR_STATE (after listen). Thread: any, not concurrently
+/// with `ws_server_listen`.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_set_option(srv: *mut ws_server, option: ws_option, value: u64) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        let invalid = |m: String| fail(Error::InvalidArgument(m));
+        let size = || usize::try_from(value).ok().filter(|v| *v > 0).ok_or_else(|| invalid(format!("option {option}: {value} is out of range")));
+        let ms = || Duration::from_millis(value);
+        let apply: Box<dyn FnOnce(&mut Config)> = match option {
+            WS_OPT_MAX_MESSAGE_SIZE => { let v = size()?; Box::new(move |c| c.max_message_size = v) }
+            WS_OPT_MAX_FRAME_SIZE => { let v = size()?; Box::new(move |c| c.max_frame_size = v) }
+            WS_OPT_MAX_CONNECTIONS => { let v = size()?; Box::new(move |c| c.max_connections = v) }
+            WS_OPT_SEND_QUEUE_LIMIT => { let v = size()?; Box::new(move |c| c.send_queue_limit = v) }
+            WS_OPT_SEND_QUEUE_HARD_LIMIT => { let v = size()?; Box::new(move |c| c.send_queue_hard_limit = v) }
+            WS_OPT_HANDSHAKE_TIMEOUT_MS | WS_OPT_CLOSE_TIMEOUT_MS if value == 0 => {
+                return Err(invalid(format!("option {option}: a timeout must be positive")));
+            }
+            WS_OPT_HANDSHAKE_TIMEOUT_MS => { let d = ms(); Box::new(move |c| c.handshake_timeout = d) }
+            WS_OPT_CLOSE_TIMEOUT_MS => { let d = ms(); Box::new(move |c| c.close_timeout = d) }
+            WS_OPT_PING_INTERVAL_MS => { let d = ms(); Box::new(move |c| c.ping_interval = d) }
+            WS_OPT_IDLE_TIMEOUT_MS => { let d = ms(); Box::new(move |c| c.idle_timeout = d) }
+            WS_OPT_OVERFLOW_POLICY => {
+                let p = match value {
+                    0 => OverflowPolicy::Drop,
+                    1008 | 1013 => OverflowPolicy::Close(value as u16),
+                    _ => return Err(invalid(format!("overflow policy must be 0, 1008 or 1013, not {value}"))),
+                };
+                Box::new(move |c| c.overflow = p)
+            }
+            WS_OPT_THREADS => {
+                if !(1..=256).contains(&value) {
+                    return Err(invalid(format!("threads must be 1..256, not {value}")));
+                }
+                Box::new(move |c| c.threads = value as usize)
+            }
+            WS_OPT_LOG_LEVEL => {
+                let l = match value {
+                    1 => LogLevel::Error,
+                    2 => LogLevel::Warn,
+                    3 => LogLevel::Info,
+                    4 => LogLevel::Debug,
+                    _ => return Err(invalid(format!("log level must be 1..4, not {value}"))),
+                };
+                Box::new(move |c| c.log_level = l)
+            }
+            _ => return Err(invalid(format!("unknown option {option}"))),
+        };
+        s.update_config(apply).map_err(fail)?;
+        Ok(WS_OK)
+    })
+}
+
+/// Sets the subprotocols the server speaks, in its order of preference; the
+/// first one the client also offers is chosen (see
+/// `ws_request_subprotocol`). Before `ws_server_listen`.
+///
+/// Ownership: `names` (`count` NUL-terminated strings) is copied. NULL
+/// `names` is allowed only with `count` 0 (clears the list). Errors:
+/// WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (a name that is not an HTTP
+/// token), WS_ERR_STATE. Thread: any, not concurrently with listen.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_set_subprotocols(
+    srv: *mut ws_server,
+    names: *const *const c_char,
+    count: usize,
+) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        if names.is_null() && count > 0 {
+            return Err(null("names"));
+        }
+        let mut list = Vec::with_capacity(count);
+        for i in 0..count {
+            // SAFETY: the caller passes `count` string pointers.
+            let name = text(unsafe { *names.add(i) }, "a subprotocol name")?;
+            if name.is_empty() || !name.bytes().all(crate::handshake::is_token_byte) {
+                return Err(fail(Error::InvalidArgument(format!("subprotocol '{name}' is not an HTTP token"))));
+            }
+            list.push(name.to_string());
+        }
+        s.update_config(|c| c.subprotocols = list).map_err(fail)?;
+        Ok(WS_OK)
+    })
+}
+
+/// Binds `host:port` and starts serving; returns once the socket listens,
+/// so address errors come back from this call. `host`: an IPv4 or IPv6
+/// literal ("0.0.0.0", "::", "[::1]") or "localhost" (127.0.0.1). Port 0
+/// picks a free port (see `ws_server_port`).
+///
+/// Errors: WS_ERR_NULL, WS_ERR_BAD_HOST, WS_ERR_ADDR_IN_USE, WS_ERR_IO,
+/// WS_ERR_INVALID_ARGUMENT (options that contradict each other),
+/// WS_ERR_STATE (listen twice, or after close). Ownership: `host` is
+/// borrowed for the call. Thread: any (not inside this server's callbacks).
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_listen(srv: *mut ws_server, host: *const c_char, port: u16) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        let host = text(host, "host")?;
+        s.listen(host, port).map_err(fail)?;
+        Ok(WS_OK)
+    })
+}
+
+/// Writes the bound port to `*out_port` (useful after listening on port 0).
+///
+/// Errors: WS_ERR_NULL, WS_ERR_STATE (not listening yet). Thread: any.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_port(srv: *const ws_server, out_port: *mut u16) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        if out_port.is_null() {
+            return Err(null("out_port"));
+        }
+        let addr = s.local_addr().ok_or_else(|| fail(Error::State("the server is not listening".into())))?;
+        // SAFETY: checked non-NULL; the caller passes writable memory.
+        unsafe { *out_port = addr.port() };
+        Ok(WS_OK)
+    })
+}
+
+/// Queues one message for connection `conn`; never blocks on the network.
+///
+/// Returns WS_OK (queued), WS_BACKPRESSURE (queued, but the connection is
+/// now over WS_OPT_SEND_QUEUE_LIMIT: wait for `on_drain`), or an error:
+/// WS_ERR_NULL (`data` NULL with `len` > 0), WS_ERR_INVALID_ARGUMENT (bad
+/// kind), WS_ERR_INVALID_UTF8 (WS_TEXT that is not UTF-8), WS_ERR_CLOSED
+/// (closed or closing), WS_ERR_NO_SUCH_CONN (never existed), WS_ERR_DROPPED
+/// (over the hard limit; not queued). Ownership: `data` is copied before
+/// the call returns. Thread: any, callbacks included.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_send(
+    srv: *const ws_server,
+    conn: u64,
+    data: *const u8,
+    len: usize,
+    kind: ws_kind,
+) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        let data = bytes(data, len)?;
+        let kind = self::kind(kind)?;
+        Ok(status(s.send(conn, data, kind)))
+    })
+}
+
+/// Queues one message for every open connection except `except` (0: none).
+/// The frame is encoded once and shared. Connections that are closing or
+/// over their hard limit are skipped. `*out_queued` (may be NULL) receives
+/// how many connections queued it.
+///
+/// Errors: as `ws_server_send`. Ownership: `data` is copied. Thread: any,
+/// callbacks included.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_broadcast(
+    srv: *const ws_server,
+    data: *const u8,
+    len: usize,
+    kind: ws_kind,
+    except: u64,
+    out_queued: *mut usize,
+) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        let data = bytes(data, len)?;
+        let kind = self::kind(kind)?;
+        let n = s.broadcast(data, kind, (except != 0).then_some(except)).map_err(fail)?;
+        if !out_queued.is_null() {
+            // SAFETY: non-NULL; the caller passes writable memory.
+            unsafe { *out_queued = n };
+        }
+        Ok(WS_OK)
+    })
+}
+
+/// Starts closing connection `conn`: what is queued goes out, then a close
+/// frame with `code` (1000-1003, 1007-1014, 3000-4999) and `reason` (UTF-8,
+/// at most 123 bytes; NULL means none). `on_close` follows once the client
+/// answers (or WS_OPT_CLOSE_TIMEOUT_MS passes).
+///
+/// Errors: WS_ERR_NULL, WS_ERR_BAD_CLOSE_CODE, WS_ERR_REASON_TOO_LONG,
+/// WS_ERR_INVALID_UTF8, WS_ERR_CLOSED, WS_ERR_NO_SUCH_CONN. Ownership:
+/// `reason` is copied. Thread: any, callbacks included.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_disconnect(
+    srv: *const ws_server,
+    conn: u64,
+    code: u16,
+    reason: *const c_char,
+) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        let reason = if reason.is_null() { "" } else { text(reason, "reason")? };
+        s.disconnect(conn, code, reason).map_err(fail)?;
+        Ok(WS_OK)
+    })
+}
+
+/// Writes to `*out_bytes` how many bytes are queued for `conn` and not yet
+/// written to its socket.
+///
+/// Errors: WS_ERR_NULL, WS_ERR_CLOSED, WS_ERR_NO_SUCH_CONN. Thread: any.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_queued_bytes(srv: *const ws_server, conn: u64, out_bytes: *mut usize) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        if out_bytes.is_null() {
+            return Err(null("out_bytes"));
+        }
+        let n = s.queued_bytes(conn).map_err(fail)?;
+        // SAFETY: non-NULL; the caller passes writable memory.
+        unsafe { *out_bytes = n };
+        Ok(WS_OK)
+    })
+}
+
+/// Closes the server gracefully: stops accepting, sends close 1001 to every
+/// client after what is already queued for it, waits up to `grace_ms` for
+/// the close handshakes, drops the connections left (their `on_close` says
+/// 1006), and returns when no callback can run any more. Calling it again,
+/// or on a server that never listened, is fine (WS_OK).
+///
+/// Called from inside one of this server's callbacks, it starts the close
+/// and returns at once without waiting (waiting there would deadlock); the
+/// remaining `on_close` events follow, and `ws_server_free` (outside the
+/// callbacks) waits for them. Thread: any. Errors: WS_ERR_NULL.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_close(srv: *mut ws_server, grace_ms: u32) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        s.close(Duration::from_millis(grace_ms as u64));
+        Ok(WS_OK)
+    })
+}
