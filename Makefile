@@ -10,11 +10,11 @@ SO       := $(RELEASE)/libwsserver.so
 A        := $(RELEASE)/libwsserver.a
 CFLAGS   ?= -O2 -g
 WARN     := -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L
-EXAMPLES := echo_server chat_server
+EXAMPLES := echo_server chat_server tls_echo_server
 EXAMPLE_BINS := $(EXAMPLES:%=build/examples/%)
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml build.rs cbindgen.toml
 
-.PHONY: all lib examples header install test test-rust test-c test-python test-install demo bench bench-quick clean
+.PHONY: all lib examples header certs install test test-rust test-c test-python test-install demo bench bench-quick clean
 
 all: lib examples
 
@@ -34,6 +34,10 @@ build/examples/%: examples-c/%.c examples-c/example_common.h include/wsserver.h 
 # Regenerates the committed header from src/ffi/ (a test fails when stale).
 header:
 	WSSERVER_UPDATE_HEADER=1 $(CARGO) build --release --lib
+
+# A local CA and a localhost certificate under build/certs (README: trusting it).
+certs:
+	bash scripts/make-certs.sh build/certs
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -115,6 +115,13 @@ typedef struct ws_request ws_request;
 typedef struct ws_server ws_server;
 
 /**
+ * Certificate, key and optional client CA for TLS. Opaque; create with
+ * `ws_tls_config_new`, free with `ws_tls_config_free`. Not thread-safe:
+ * use one from one thread at a time.
+ */
+typedef struct ws_tls_config ws_tls_config;
+
+/**
  * A message kind: WS_TEXT or WS_BINARY.
  */
 typedef uint32_t ws_kind;
@@ -354,6 +361,13 @@ const char *ws_request_peer(const struct ws_request *req);
 const char *ws_request_subprotocol(const struct ws_request *req);
 
 /**
+ * With mutual TLS (`ws_tls_config_set_ca_file`), the subject of the
+ * client's certificate in RFC 4514 form (e.g. "CN=alice,O=Example"); NULL
+ * otherwise. Ownership and thread: as `ws_request_path`.
+ */
+const char *ws_request_client_subject(const struct ws_request *req);
+
+/**
  * Creates a server (not yet listening) that reports events through
  * `callbacks`, passing `user_data` back to each.
  *
@@ -491,6 +505,93 @@ enum ws_result ws_server_queued_bytes(const struct ws_server *srv,
  * callbacks) waits for them. Thread: any. Errors: WS_ERR_NULL.
  */
 enum ws_result ws_server_close(struct ws_server *srv, uint32_t grace_ms);
+
+/**
+ * Turns TLS (wss://) on or off for `ws_server_listen` (non-zero: on).
+ * Turning it on needs a configuration from `ws_server_set_tls`, else
+ * listen fails with WS_ERR_TLS. Before listen only (WS_ERR_STATE after).
+ * Errors: WS_ERR_NULL, WS_ERR_STATE. Thread: any, not concurrently with
+ * listen.
+ */
+enum ws_result ws_server_set_ssl(struct ws_server *srv, int32_t enabled);
+
+/**
+ * Checks `cfg` as a whole (certificate and key present, key matches the
+ * certificate, CA usable), keeps the result for `ws_server_listen`, and
+ * turns TLS on. Before listen only; use `ws_server_reload_tls` after.
+ * Errors: WS_ERR_NULL, WS_ERR_TLS (the message says what is wrong),
+ * WS_ERR_STATE. Ownership: `cfg` is only read; the caller still frees it.
+ * Thread: any, not concurrently with listen.
+ */
+enum ws_result ws_server_set_tls(struct ws_server *srv, const struct ws_tls_config *cfg);
+
+/**
+ * Swaps certificate, key and CA for new handshakes on a listening TLS
+ * server; open connections carry on. On failure the old certificate stays
+ * in use and the result says why. Errors: WS_ERR_NULL, WS_ERR_TLS,
+ * WS_ERR_STATE (not listening with TLS). Ownership: `cfg` is only read.
+ * Thread: any, callbacks included.
+ */
+enum ws_result ws_server_reload_tls(const struct ws_server *srv, const struct ws_tls_config *cfg);
+
+/**
+ * An empty TLS configuration. The caller owns it and frees it with
+ * `ws_tls_config_free` (servers copy what they need). Thread: any.
+ */
+struct ws_tls_config *ws_tls_config_new(void);
+
+/**
+ * Frees a configuration; NULL is ignored. Servers it was given to keep
+ * working.
+ */
+void ws_tls_config_free(struct ws_tls_config *cfg);
+
+/**
+ * Loads the certificate chain (leaf first) from the PEM file at `path`.
+ * Errors: WS_ERR_NULL, WS_ERR_TLS (unreadable file, no certificate in it,
+ * malformed certificate; the message names the file). `path` is borrowed.
+ */
+enum ws_result ws_tls_config_set_cert_file(struct ws_tls_config *cfg, const char *path);
+
+/**
+ * Loads the certificate chain from `len` bytes of PEM at `pem` (copied).
+ * Errors: WS_ERR_NULL, WS_ERR_TLS.
+ */
+enum ws_result ws_tls_config_set_cert_pem(struct ws_tls_config *cfg,
+                                          const uint8_t *pem,
+                                          size_t len);
+
+/**
+ * Loads the private key from the PEM file at `path`: PKCS#8 ("PRIVATE
+ * KEY"), PKCS#1 ("RSA PRIVATE KEY"), SEC1 ("EC PRIVATE KEY"), or encrypted
+ * PKCS#8 ("ENCRYPTED PRIVATE KEY") decrypted with `password` (NULL when
+ * the key is not encrypted). Errors: WS_ERR_NULL, WS_ERR_TLS (unreadable
+ * file, no key, wrong password, unsupported key type). Strings borrowed.
+ */
+enum ws_result ws_tls_config_set_key_file(struct ws_tls_config *cfg,
+                                          const char *path,
+                                          const char *password);
+
+/**
+ * As `ws_tls_config_set_key_file`, from `len` bytes of PEM (copied).
+ */
+enum ws_result ws_tls_config_set_key_pem(struct ws_tls_config *cfg,
+                                         const uint8_t *pem,
+                                         size_t len,
+                                         const char *password);
+
+/**
+ * Loads CA certificates from the PEM file at `path`: clients must then
+ * present a certificate chaining to one of them (mutual TLS), readable in
+ * `on_open` with `ws_request_client_subject`. Errors: WS_ERR_NULL,
+ * WS_ERR_TLS.
+ */
+enum ws_result ws_tls_config_set_ca_file(struct ws_tls_config *cfg, const char *path);
+
+/**
+ * As `ws_tls_config_set_ca_file`, from `len` bytes of PEM (copied).
+ */
+enum ws_result ws_tls_config_set_ca_pem(struct ws_tls_config *cfg, const uint8_t *pem, size_t len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,6 +1,6 @@
 //! Server options. Every default is one a public server can live with; the
 //! C header repeats each default with its reason.
-use crate::{Error, LogLevel};
+use crate::{Error, LogLevel, Tls};
 use std::time::Duration;
 
 /// What a send does when it would take a connection past its hard limit.
@@ -55,6 +55,10 @@ pub struct Config {
     /// Most verbose log level delivered to [`crate::Handler::on_log`].
     /// Default [`LogLevel::Info`].
     pub log_level: LogLevel,
+    /// Serve wss:// with this TLS configuration; `None` (the default)
+    /// serves plain ws://. Replace it on a live server with
+    /// [`crate::ServerHandle::reload_tls`].
+    pub tls: Option<Tls>,
 }
 
 impl Default for Config {
@@ -73,6 +77,7 @@ impl Default for Config {
             threads: 1,
             subprotocols: Vec::new(),
             log_level: LogLevel::Info,
+            tls: None,
         }
     }
 }

@@ -116,7 +116,7 @@ fn parse(buf: &[u8], peer: SocketAddr, subprotocols: &[String]) -> Result<Option
         None => (target.to_string(), String::new()),
     };
     Ok(Some(Upgrade {
-        request: Request { path, query, headers, peer, subprotocol },
+        request: Request { path, query, headers, peer, subprotocol, client_subject: None },
         accept_key,
         leftover: buf[head_len..].to_vec(),
     }))

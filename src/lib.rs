@@ -17,6 +17,7 @@ mod outbox;
 mod registry;
 mod request;
 mod server;
+mod tls;
 
 pub mod ffi;
 
@@ -25,6 +26,7 @@ pub use error::Error;
 pub use handler::{ConnId, Handler, Kind, LogLevel};
 pub use request::Request;
 pub use server::{SendStatus, Server, ServerHandle};
+pub use tls::{Tls, TlsBuilder};
 
 /// The library version, from Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -9,6 +9,7 @@ pub struct Request {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) peer: SocketAddr,
     pub(crate) subprotocol: Option<String>,
+    pub(crate) client_subject: Option<String>,
 }
 
 impl Request {
@@ -39,5 +40,10 @@ impl Request {
     /// The subprotocol the server chose from the client's offer, if any.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+    /// With mutual TLS, the subject of the client's certificate (RFC 4514,
+    /// e.g. `CN=alice,O=Example`); `None` otherwise.
+    pub fn client_subject(&self) -> Option<&str> {
+        self.client_subject.as_deref()
     }
 }

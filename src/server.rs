@@ -6,9 +6,9 @@ use crate::frame::{self, OpCode};
 use crate::handshake::{self, Refusal};
 use crate::outbox::{ConnShared, CurrentConn, Limits};
 use crate::registry::Registry;
-use crate::{Config, ConnId, Error, Handler, Kind, LogLevel};
+use crate::{Config, ConnId, Error, Handler, Kind, LogLevel, Tls};
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
 use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     background: Mutex<Vec<JoinHandle<()>>>,
     runtime: Mutex<Option<Runtime>>,
     close_lock: Mutex<()>,
+    /// The TLS configuration new handshakes use; swapped by `reload_tls`.
+    tls: RwLock<Option<Tls>>,
 }
 
 impl Inner {
@@ -117,7 +119,11 @@ impl ServerHandle {
     }
 
     pub(crate) fn log(&self, level: LogLevel, message: &str) {
-        if level <= self.config().log_level {
+        self.log_with(self.config(), level, message);
+    }
+
+    fn log_with(&self, config: &Config, level: LogLevel, message: &str) {
+        if level <= config.log_level {
             self.inner.handler.on_log(level, message);
         }
     }
@@ -172,6 +178,26 @@ impl ServerHandle {
     /// Bytes queued for `conn` and not yet written to its socket.
     pub fn queued_bytes(&self, conn: ConnId) -> Result<usize, Error> {
         Ok(self.lookup(conn)?.queued_bytes())
+    }
+
+    /// Replaces the certificate, key and client CA for new handshakes; open
+    /// connections carry on with what they negotiated. Only on a server
+    /// listening with TLS ([`Error::State`] otherwise).
+    pub fn reload_tls(&self, tls: Tls) -> Result<(), Error> {
+        if self.inner.state.load(Ordering::SeqCst) != LISTENING {
+            return Err(Error::State("reload_tls needs a listening server".into()));
+        }
+        let mut current = self.inner.tls.write();
+        if current.is_none() {
+            return Err(Error::State("the server was not started with TLS".into()));
+        }
+        if let Some(w) = &tls.validity_warning {
+            self.log(LogLevel::Warn, w);
+        }
+        *current = Some(tls);
+        drop(current);
+        self.log(LogLevel::Info, "TLS certificate reloaded");
+        Ok(())
     }
 
     /// The bound address, once `listen` succeeded.
@@ -240,6 +266,7 @@ impl Server {
             background: Mutex::new(Vec::new()),
             runtime: Mutex::new(None),
             close_lock: Mutex::new(()),
+            tls: RwLock::new(None),
         };
         Server { handle: ServerHandle { inner: Arc::new(inner) } }
     }
@@ -284,6 +311,12 @@ impl Server {
         if inner.state.compare_exchange(NEW, LISTENING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             return Err(Error::State("listen was already called".into()));
         }
+        if let Some(tls) = &config.tls {
+            if let Some(w) = &tls.validity_warning {
+                self.log_with(&config, LogLevel::Warn, w);
+            }
+            *inner.tls.write() = Some(tls.clone());
+        }
         let _ = inner.config.set(config.clone());
         let _ = inner.local_addr.set(local);
         let listener = {
@@ -302,7 +335,8 @@ impl Server {
         }
         drop(background);
         *inner.runtime.lock() = Some(runtime);
-        self.log(LogLevel::Info, &format!("listening on {local}"));
+        let scheme = if config.tls.is_some() { "wss" } else { "ws" };
+        self.log(LogLevel::Info, &format!("listening on {scheme}://{local}"));
         Ok(local)
     }
 
@@ -413,14 +447,35 @@ async fn accept_loop(server: ServerHandle, listener: TcpListener) {
 }
 
 /// Runs the handshake on an accepted socket, then the connection.
-async fn serve_socket(slot: Slot, mut stream: TcpStream, peer: SocketAddr, over_limit: bool) {
+async fn serve_socket(slot: Slot, stream: TcpStream, peer: SocketAddr, over_limit: bool) {
+    let server = slot.server();
+    let deadline = tokio::time::Instant::now() + server.config().handshake_timeout;
+    let tls = server.inner.tls.read().clone();
+    let Some(tls) = tls else {
+        return serve_websocket(slot, stream, peer, over_limit, deadline, None).await;
+    };
+    match tokio::time::timeout_at(deadline, tls.acceptor.accept(stream)).await {
+        Err(_) => server.log(LogLevel::Info, &format!("{peer}: TLS handshake timed out")),
+        Ok(Err(e)) => server.log(LogLevel::Warn, &format!("{peer}: TLS handshake failed: {e}")),
+        Ok(Ok(stream)) => {
+            let subject = crate::tls::client_subject(stream.get_ref().1);
+            serve_websocket(slot, stream, peer, over_limit, deadline, subject).await
+        }
+    }
+}
+
+/// The WebSocket handshake and then the connection, over TCP or TLS.
+async fn serve_websocket<S: AsyncRead + AsyncWrite + Unpin>(
+    slot: Slot,
+    mut stream: S,
+    peer: SocketAddr,
+    over_limit: bool,
+    deadline: tokio::time::Instant,
+    client_subject: Option<String>,
+) {
     let server = slot.server().clone();
     let cfg = server.config();
-    let read = tokio::time::timeout(
-        cfg.handshake_timeout,
-        handshake::read_request(&mut stream, peer, &cfg.subprotocols),
-    )
-    .await;
+    let read = tokio::time::timeout_at(deadline, handshake::read_request(&mut stream, peer, &cfg.subprotocols)).await;
     let upgrade = match read {
         Err(_) => {
             server.log(LogLevel::Info, &format!("{peer}: handshake timed out"));
@@ -439,7 +494,10 @@ async fn serve_socket(slot: Slot, mut stream: TcpStream, peer: SocketAddr, over_
             server.log(LogLevel::Warn, &format!("{peer}: refused with 503: max_connections reached"));
             return refuse(&mut stream, 503, "too many connections", cfg.close_timeout).await;
         }
-        Ok(Ok(up)) => up,
+        Ok(Ok(mut up)) => {
+            up.request.client_subject = client_subject;
+            up
+        }
     };
     let inner = &server.inner;
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);

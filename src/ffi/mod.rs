@@ -14,8 +14,10 @@ mod error;
 mod panic;
 mod request;
 mod server;
+mod tls;
 
 pub use callbacks::*;
 pub use error::*;
 pub use request::*;
 pub use server::*;
+pub use tls::*;

@@ -82,3 +82,11 @@ pub extern "C" fn ws_request_peer(req: *const ws_request) -> *const c_char {
 pub extern "C" fn ws_request_subprotocol(req: *const ws_request) -> *const c_char {
     with(req, |r, q| q.subprotocol().map_or(std::ptr::null(), |p| r.keep(p)))
 }
+
+/// With mutual TLS (`ws_tls_config_set_ca_file`), the subject of the
+/// client's certificate in RFC 4514 form (e.g. "CN=alice,O=Example"); NULL
+/// otherwise. Ownership and thread: as `ws_request_path`.
+#[no_mangle]
+pub extern "C" fn ws_request_client_subject(req: *const ws_request) -> *const c_char {
+    with(req, |r, q| q.client_subject().map_or(std::ptr::null(), |p| r.keep(p)))
+}

@@ -2,7 +2,9 @@
 use super::callbacks::{ws_callbacks, ws_kind, CHandler, WS_BINARY, WS_TEXT};
 use super::error::{fail, null, set_last_error, ws_result};
 use super::panic::{guard, guard_result};
-use crate::{Config, Error, Kind, LogLevel, OverflowPolicy, SendStatus, Server};
+use super::tls::{build as build_tls, ws_tls_config};
+use crate::{Config, Error, Kind, LogLevel, OverflowPolicy, SendStatus, Server, Tls};
+use parking_lot::Mutex;
 use std::ffi::{c_char, c_void, CStr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +14,8 @@ use ws_result::*;
 /// `ws_server_free`.
 pub struct ws_server {
     server: Server,
+    /// TLS staged before listen: (enabled, configuration).
+    tls: Mutex<(bool, Option<Tls>)>,
 }
 
 /// An option id for `ws_server_set_option`.
@@ -128,7 +132,10 @@ pub unsafe extern "C" fn ws_server_new(callbacks: *const ws_callbacks, user_data
         // SAFETY: the caller passes a valid table or NULL.
         let callbacks = unsafe { callbacks.as_ref() }.copied().unwrap_or(empty);
         let handler = Arc::new(CHandler { callbacks, user_data });
-        Box::into_raw(Box::new(ws_server { server: Server::new(Config::default(), handler) }))
+        Box::into_raw(Box::new(ws_server {
+            server: Server::new(Config::default(), handler),
+            tls: Mutex::new((false, None)),
+        }))
     })
 }
 
@@ -251,9 +258,20 @@ pub unsafe extern "C" fn ws_server_set_subprotocols(
 #[no_mangle]
 pub unsafe extern "C" fn ws_server_listen(srv: *mut ws_server, host: *const c_char, port: u16) -> ws_result {
     run(|| {
-        let s = server(srv)?;
+        // SAFETY: as in `server`.
+        let w = unsafe { srv.as_ref() }.ok_or_else(|| null("srv"))?;
         let host = text(host, "host")?;
-        s.listen(host, port).map_err(fail)?;
+        let tls = match &*w.tls.lock() {
+            (false, _) => None,
+            (true, Some(tls)) => Some(tls.clone()),
+            (true, None) => {
+                return Err(fail(Error::Tls("TLS is enabled but no certificate and key were set (ws_server_set_tls)".into())))
+            }
+        };
+        if tls.is_some() {
+            w.server.update_config(|c| c.tls = tls).map_err(fail)?;
+        }
+        w.server.listen(host, port).map_err(fail)?;
         Ok(WS_OK)
     })
 }
@@ -385,6 +403,55 @@ pub unsafe extern "C" fn ws_server_close(srv: *mut ws_server, grace_ms: u32) -> 
     run(|| {
         let s = server(srv)?;
         s.close(Duration::from_millis(grace_ms as u64));
+        Ok(WS_OK)
+    })
+}
+
+/// Turns TLS (wss://) on or off for `ws_server_listen` (non-zero: on).
+/// Turning it on needs a configuration from `ws_server_set_tls`, else
+/// listen fails with WS_ERR_TLS. Before listen only (WS_ERR_STATE after).
+/// Errors: WS_ERR_NULL, WS_ERR_STATE. Thread: any, not concurrently with
+/// listen.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_set_ssl(srv: *mut ws_server, enabled: i32) -> ws_result {
+    run(|| {
+        // SAFETY: as in `server`.
+        let w = unsafe { srv.as_ref() }.ok_or_else(|| null("srv"))?;
+        w.server.update_config(|_| ()).map_err(fail)?;
+        w.tls.lock().0 = enabled != 0;
+        Ok(WS_OK)
+    })
+}
+
+/// Checks `cfg` as a whole (certificate and key present, key matches the
+/// certificate, CA usable), keeps the result for `ws_server_listen`, and
+/// turns TLS on. Before listen only; use `ws_server_reload_tls` after.
+/// Errors: WS_ERR_NULL, WS_ERR_TLS (the message says what is wrong),
+/// WS_ERR_STATE. Ownership: `cfg` is only read; the caller still frees it.
+/// Thread: any, not concurrently with listen.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_set_tls(srv: *mut ws_server, cfg: *const ws_tls_config) -> ws_result {
+    run(|| {
+        // SAFETY: as in `server`.
+        let w = unsafe { srv.as_ref() }.ok_or_else(|| null("srv"))?;
+        let tls = build_tls(cfg)?;
+        w.server.update_config(|_| ()).map_err(fail)?;
+        *w.tls.lock() = (true, Some(tls));
+        Ok(WS_OK)
+    })
+}
+
+/// Swaps certificate, key and CA for new handshakes on a listening TLS
+/// server; open connections carry on. On failure the old certificate stays
+/// in use and the result says why. Errors: WS_ERR_NULL, WS_ERR_TLS,
+/// WS_ERR_STATE (not listening with TLS). Ownership: `cfg` is only read.
+/// Thread: any, callbacks included.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_reload_tls(srv: *const ws_server, cfg: *const ws_tls_config) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        let tls = build_tls(cfg)?;
+        s.reload_tls(tls).map_err(fail)?;
         Ok(WS_OK)
     })
 }

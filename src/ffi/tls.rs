@@ -1,0 +1,136 @@
+//! `ws_tls_config`: gathers certificate, key and CA for `ws_server_set_tls`
+//! and `ws_server_reload_tls`. Each setter checks what it can (file,
+//! PEM, password, key type) and says what is wrong with which file.
+use super::error::{fail, null, set_last_error, ws_result};
+use super::panic::{guard, guard_result};
+use crate::TlsBuilder;
+use std::ffi::{c_char, CStr};
+use ws_result::*;
+
+/// Certificate, key and optional client CA for TLS. Opaque; create with
+/// `ws_tls_config_new`, free with `ws_tls_config_free`. Not thread-safe:
+/// use one from one thread at a time.
+pub struct ws_tls_config {
+    builder: TlsBuilder,
+}
+
+fn config<'a>(cfg: *mut ws_tls_config) -> Result<&'a mut TlsBuilder, ws_result> {
+    // SAFETY: the header requires a pointer from ws_tls_config_new, not freed.
+    unsafe { cfg.as_mut() }.map(|c| &mut c.builder).ok_or_else(|| null("cfg"))
+}
+
+/// Borrows an optional NUL-terminated UTF-8 string (NULL → None).
+fn opt_text<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, ws_result> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: the caller passes a NUL-terminated string, live for the call.
+    unsafe { CStr::from_ptr(p) }.to_str().map(Some).map_err(|_| {
+        set_last_error(&format!("{what} is not valid UTF-8"));
+        WS_ERR_INVALID_UTF8
+    })
+}
+
+fn path<'a>(p: *const c_char) -> Result<&'a str, ws_result> {
+    opt_text(p, "path")?.ok_or_else(|| null("path"))
+}
+
+fn pem<'a>(data: *const u8, len: usize) -> Result<&'a [u8], ws_result> {
+    if data.is_null() {
+        return Err(null("pem"));
+    }
+    // SAFETY: the caller passes `len` readable bytes, live for the call.
+    Ok(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+fn run(f: impl FnOnce() -> Result<(), ws_result>) -> ws_result {
+    guard_result(|| f().map(|_| WS_OK).unwrap_or_else(|c| c))
+}
+
+/// An empty TLS configuration. The caller owns it and frees it with
+/// `ws_tls_config_free` (servers copy what they need). Thread: any.
+#[no_mangle]
+pub extern "C" fn ws_tls_config_new() -> *mut ws_tls_config {
+    guard(std::ptr::null_mut(), || Box::into_raw(Box::new(ws_tls_config { builder: TlsBuilder::new() })))
+}
+
+/// Frees a configuration; NULL is ignored. Servers it was given to keep
+/// working.
+#[no_mangle]
+pub unsafe extern "C" fn ws_tls_config_free(cfg: *mut ws_tls_config) {
+    guard((), || {
+        if !cfg.is_null() {
+            // SAFETY: a pointer from ws_tls_config_new, freed once.
+            drop(unsafe { Box::from_raw(cfg) });
+        }
+    })
+}
+
+/// Loads the certificate chain (leaf first) from the PEM file at `path`.
+/// Errors: WS_ERR_NULL, WS_ERR_TLS (unreadable file, no certificate in it,
+/// malformed certificate; the message names the file). `path` is borrowed.
+#[no_mangle]
+pub unsafe extern "C" fn ws_tls_config_set_cert_file(cfg: *mut ws_tls_config, path: *const c_char) -> ws_result {
+    run(|| config(cfg)?.cert_file(self::path(path)?).map_err(fail))
+}
+
+/// Loads the certificate chain from `len` bytes of PEM at `pem` (copied).
+/// Errors: WS_ERR_NULL, WS_ERR_TLS.
+#[no_mangle]
+pub unsafe extern "C" fn ws_tls_config_set_cert_pem(cfg: *mut ws_tls_config, pem: *const u8, len: usize) -> ws_result {
+    run(|| config(cfg)?.cert_pem(self::pem(pem, len)?).map_err(fail))
+}
+
+/// Loads the private key from the PEM file at `path`: PKCS#8 ("PRIVATE
+/// KEY"), PKCS#1 ("RSA PRIVATE KEY"), SEC1 ("EC PRIVATE KEY"), or encrypted
+/// PKCS#8 ("ENCRYPTED PRIVATE KEY") decrypted with `password` (NULL when
+/// the key is not encrypted). Errors: WS_ERR_NULL, WS_ERR_TLS (unreadable
+/// file, no key, wrong password, unsupported key type). Strings borrowed.
+#[no_mangle]
+pub unsafe extern "C" fn ws_tls_config_set_key_file(
+    cfg: *mut ws_tls_config,
+    path: *const c_char,
+    password: *const c_char,
+) -> ws_result {
+    run(|| {
+        let password = opt_text(password, "password")?;
+        config(cfg)?.key_file(self::path(path)?, password).map_err(fail)
+    })
+}
+
+/// As `ws_tls_config_set_key_file`, from `len` bytes of PEM (copied).
+#[no_mangle]
+pub unsafe extern "C" fn ws_tls_config_set_key_pem(
+    cfg: *mut ws_tls_config,
+    pem: *const u8,
+    len: usize,
+    password: *const c_char,
+) -> ws_result {
+    run(|| {
+        let password = opt_text(password, "password")?;
+        config(cfg)?.key_pem(self::pem(pem, len)?, password).map_err(fail)
+    })
+}
+
+/// Loads CA certificates from the PEM file at `path`: clients must then
+/// present a certificate chaining to one of them (mutual TLS), readable in
+/// `on_open` with `ws_request_client_subject`. Errors: WS_ERR_NULL,
+/// WS_ERR_TLS.
+#[no_mangle]
+pub unsafe extern "C" fn ws_tls_config_set_ca_file(cfg: *mut ws_tls_config, path: *const c_char) -> ws_result {
+    run(|| config(cfg)?.ca_file(self::path(path)?).map_err(fail))
+}
+
+/// As `ws_tls_config_set_ca_file`, from `len` bytes of PEM (copied).
+#[no_mangle]
+pub unsafe extern "C" fn ws_tls_config_set_ca_pem(cfg: *mut ws_tls_config, pem: *const u8, len: usize) -> ws_result {
+    run(|| config(cfg)?.ca_pem(self::pem(pem, len)?).map_err(fail))
+}
+
+/// Builds the rustls configuration from `cfg`, checking that it is
+/// complete and that the key matches the certificate.
+pub(crate) fn build(cfg: *const ws_tls_config) -> Result<crate::Tls, ws_result> {
+    // SAFETY: the header requires a pointer from ws_tls_config_new, not freed.
+    let cfg = unsafe { cfg.as_ref() }.ok_or_else(|| null("cfg"))?;
+    cfg.builder.build().map_err(fail)
+}
