@@ -74,97 +74,25 @@ pub fn source_ip(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 16) as u8))
 }
 
-pub struct WsConn {
-    stream: TcpStream,
+/// Received bytes and the frame parser over them, shared by the async
+/// client below and the epoll echo loop.
+pub struct FrameBuf {
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    /// Pongs owed to the server, written before our next read or send.
-    pending: Vec<u8>,
+    /// Pongs owed to the server, to be written before our next send.
+    pub pending: Vec<u8>,
     /// The server sent a close frame.
     pub closed: bool,
 }
 
-impl WsConn {
-    /// Connects (optionally from `src`), and unless `raw`, performs the
-    /// opening handshake. Bytes that follow the 101 response stay buffered.
-    pub async fn connect(addr: SocketAddr, src: Option<IpAddr>, raw: bool) -> io::Result<WsConn> {
-        let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-        if let Some(ip) = src {
-            // Choose the port at connect() time, per destination, instead of at
-            // bind() time from one global pool.
-            let one: libc::c_int = 1;
-            // SAFETY: valid fd, option value points to a live c_int of the given size.
-            unsafe {
-                libc::setsockopt(
-                    sock.as_raw_fd(),
-                    libc::IPPROTO_IP,
-                    libc::IP_BIND_ADDRESS_NO_PORT,
-                    &one as *const _ as *const libc::c_void,
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
-            sock.bind(SocketAddr::new(ip, 0))?;
-        }
-        let stream = sock.connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let mut c = WsConn { stream, buf: vec![0; 4096], start: 0, end: 0, pending: Vec::new(), closed: false };
-        if !raw {
-            c.handshake(addr).await?;
-        }
-        Ok(c)
+impl FrameBuf {
+    pub fn new(cap: usize) -> FrameBuf {
+        FrameBuf { buf: vec![0; cap], start: 0, end: 0, pending: Vec::new(), closed: false }
     }
 
-    async fn handshake(&mut self, addr: SocketAddr) -> io::Result<()> {
-        let req = format!(
-            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        );
-        self.stream.write_all(req.as_bytes()).await?;
-        loop {
-            if let Some(i) = find(&self.buf[..self.end], b"\r\n\r\n") {
-                let head = &self.buf[..i];
-                let line = head.split(|&b| b == b'\r').next().unwrap_or(b"");
-                if !line.starts_with(b"HTTP/1.1 101") {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("handshake refused: {}", String::from_utf8_lossy(line)),
-                    ));
-                }
-                self.start = i + 4;
-                return Ok(());
-            }
-            if self.end >= 16384 {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "handshake response too long"));
-            }
-            self.fill().await?;
-        }
-    }
-
-    /// Gives back the socket alone (idle connections need no buffer).
-    pub fn into_stream(self) -> TcpStream {
-        self.stream
-    }
-
-    pub async fn send(&mut self, frame: &[u8]) -> io::Result<()> {
-        if !self.pending.is_empty() {
-            self.flush_pending().await?;
-        }
-        self.stream.write_all(frame).await
-    }
-
-    pub async fn flush_pending(&mut self) -> io::Result<()> {
-        let p = std::mem::take(&mut self.pending);
-        self.stream.write_all(&p).await
-    }
-
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
-    /// Reads more bytes into the buffer. Cancel-safe: the only await is one
-    /// `read` into the free tail of the buffer.
-    pub async fn fill(&mut self) -> io::Result<()> {
+    /// Free tail to read into (made non-empty, compacting or growing).
+    pub fn spare(&mut self) -> &mut [u8] {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -172,12 +100,19 @@ impl WsConn {
         if self.end == self.buf.len() {
             self.make_room(self.buf.len() * 2);
         }
-        let n = self.stream.read(&mut self.buf[self.end..]).await?;
-        if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection"));
-        }
+        &mut self.buf[self.end..]
+    }
+
+    pub fn advance(&mut self, n: usize) {
         self.end += n;
-        Ok(())
+    }
+
+    pub fn filled(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.start += n;
     }
 
     /// Ensures `need` bytes from `start` fit in the buffer.
@@ -193,8 +128,8 @@ impl WsConn {
     }
 
     /// Parses the next complete data frame out of the buffer, handling
-    /// control frames on the way (ping: a pong is queued; pong: skipped;
-    /// close: returned with opcode 8). `None`: more bytes are needed.
+    /// control frames on the way (ping: a pong is queued in `pending`; pong:
+    /// skipped; close: returned with opcode 8). `None`: more bytes needed.
     pub fn try_parse(&mut self) -> io::Result<Option<Frame>> {
         loop {
             let avail = &self.buf[self.start..self.end];
@@ -261,11 +196,121 @@ impl WsConn {
             return Ok(Some(frame));
         }
     }
+}
+
+/// Opens a TCP connection, optionally from source address `src`.
+async fn tcp_connect(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<TcpStream> {
+    let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    if let Some(ip) = src {
+        // Choose the port at connect() time, per destination, instead of at
+        // bind() time from one global pool.
+        let one: libc::c_int = 1;
+        // SAFETY: valid fd, option value points to a live c_int of the given size.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                &one as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        sock.bind(SocketAddr::new(ip, 0))?;
+    }
+    let stream = sock.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+pub struct WsConn {
+    stream: TcpStream,
+    fb: FrameBuf,
+}
+
+impl WsConn {
+    /// Connects (optionally from `src`), and unless `raw`, performs the
+    /// opening handshake. Bytes that follow the 101 response stay buffered.
+    pub async fn connect(addr: SocketAddr, src: Option<IpAddr>, raw: bool) -> io::Result<WsConn> {
+        let stream = tcp_connect(addr, src).await?;
+        let mut c = WsConn { stream, fb: FrameBuf::new(4096) };
+        if !raw {
+            c.handshake(addr).await?;
+        }
+        Ok(c)
+    }
+
+    async fn handshake(&mut self, addr: SocketAddr) -> io::Result<()> {
+        let req = format!(
+            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        self.stream.write_all(req.as_bytes()).await?;
+        loop {
+            if let Some(i) = find(self.fb.filled(), b"\r\n\r\n") {
+                let head = &self.fb.filled()[..i];
+                let line = head.split(|&b| b == b'\r').next().unwrap_or(b"");
+                if !line.starts_with(b"HTTP/1.1 101") {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("handshake refused: {}", String::from_utf8_lossy(line)),
+                    ));
+                }
+                self.fb.consume(i + 4);
+                return Ok(());
+            }
+            if self.fb.filled().len() >= 16384 {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "handshake response too long"));
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Gives back the socket alone (idle connections need no buffer).
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
+    /// Gives back a blocking-mode-agnostic std socket (still non-blocking)
+    /// and the parser state, for the epoll echo loop.
+    pub fn into_parts(self) -> io::Result<(std::net::TcpStream, FrameBuf)> {
+        Ok((self.stream.into_std()?, self.fb))
+    }
+
+    pub async fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        if !self.fb.pending.is_empty() {
+            self.flush_pending().await?;
+        }
+        self.stream.write_all(frame).await
+    }
+
+    pub async fn flush_pending(&mut self) -> io::Result<()> {
+        let p = std::mem::take(&mut self.fb.pending);
+        self.stream.write_all(&p).await
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.fb.pending.is_empty()
+    }
+
+    pub fn try_parse(&mut self) -> io::Result<Option<Frame>> {
+        self.fb.try_parse()
+    }
+
+    /// Reads more bytes into the buffer. Cancel-safe: the only await is one
+    /// `read` into the free tail of the buffer.
+    pub async fn fill(&mut self) -> io::Result<()> {
+        let n = self.stream.read(self.fb.spare()).await?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed the connection"));
+        }
+        self.fb.advance(n);
+        Ok(())
+    }
 
     /// Waits for the final frame of the next data message.
     pub async fn next_message(&mut self) -> io::Result<Frame> {
         loop {
-            if let Some(f) = self.try_parse()? {
+            if let Some(f) = self.fb.try_parse()? {
                 if f.opcode == OP_CLOSE {
                     return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "server sent close"));
                 }
@@ -295,7 +340,7 @@ impl WsConn {
     pub async fn close(mut self) -> io::Result<()> {
         self.send(&close_frame()).await?;
         loop {
-            match self.try_parse()? {
+            match self.fb.try_parse()? {
                 Some(f) if f.opcode == OP_CLOSE => return Ok(()),
                 Some(_) => continue,
                 None => {}

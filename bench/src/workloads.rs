@@ -108,69 +108,23 @@ pub async fn echo(addr: SocketAddr, raw: bool, pid: u32, conns: usize, size: usi
         return Err(format!("opened {} of {conns}: {e}", opened.len()));
     }
     let payload: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
-    let frame = Rc::new(client_frame(OP_BINARY, &payload));
+    let frame = client_frame(OP_BINARY, &payload);
+    let mut parts = Vec::with_capacity(opened.len());
+    for c in opened {
+        parts.push(c.into_parts().map_err(|e| format!("into_std: {e}"))?);
+    }
     let t0 = Instant::now();
     let mstart = t0 + t.warmup;
     let mend = mstart + t.measure;
     let hard = mend + Duration::from_secs(3);
-    let mut tasks = Vec::with_capacity(conns);
-    for mut c in opened {
-        let frame = frame.clone();
-        tasks.push(spawn_local(async move {
-            let mut lat: Vec<u32> = Vec::with_capacity(1024);
-            let mut done = 0u64;
-            let mut err = None;
-            let deadline = sleep_until(hard.into());
-            tokio::pin!(deadline);
-            loop {
-                let s = Instant::now();
-                if s >= mend {
-                    break;
-                }
-                let r = tokio::select! {
-                    biased;
-                    r = c.roundtrip(&frame) => r,
-                    _ = &mut deadline => { err = Some("no reply before the deadline".to_string()); break; }
-                };
-                if let Err(e) = r {
-                    err = Some(e.to_string());
-                    break;
-                }
-                let e = Instant::now();
-                if s >= mstart && e <= mend {
-                    done += 1;
-                    if lat.len() < 4_000_000 {
-                        lat.push(nanos(e - s));
-                    }
-                }
-            }
-            (done, lat, err)
-        }));
-    }
-    sleep_until(mstart.into()).await;
-    let mark = CpuMark::now(pid);
-    sleep_until(mend.into()).await;
-    let cpu = mark.since(pid);
-    let mut total = 0u64;
-    let mut lat = Vec::new();
-    let mut errors = 0u64;
-    let mut first_err = None;
-    for task in tasks {
-        match task.await {
-            Ok((d, l, e)) => {
-                total += d;
-                lat.extend_from_slice(&l);
-                if let Some(e) = e {
-                    errors += 1;
-                    first_err.get_or_insert(e);
-                }
-            }
-            Err(e) => {
-                errors += 1;
-                first_err.get_or_insert(e.to_string());
-            }
-        }
-    }
+    // The hot loop blocks this (only) thread on purpose: nothing else runs
+    // during an echo workload.
+    let r = crate::epoll_echo::run(parts, &frame, pid, mstart, mend, hard);
+    let Some(cpu) = r.cpu else {
+        return Err(format!("measurement window never closed: {}", r.first_err.unwrap_or_default()));
+    };
+    let total = r.done;
+    let mut lat = r.lat;
     lat.sort_unstable();
     let mut m = Measure {
         value: total as f64 / cpu.wall,
@@ -179,11 +133,11 @@ pub async fn echo(addr: SocketAddr, raw: bool, pid: u32, conns: usize, size: usi
         server_cpu_us: (total > 0).then(|| cpu.server * 1e6 / total as f64),
         server_cpu_pct: Some(100.0 * cpu.server / cpu.wall),
         gen_cpu_pct: Some(100.0 * cpu.me / cpu.wall),
-        errors,
+        errors: r.errors,
         note: String::new(),
     };
-    if let Some(e) = first_err {
-        m.note = format!("{errors} connection(s) failed: {e}");
+    if let Some(e) = r.first_err {
+        m.note = format!("{} connection(s) failed: {e}", r.errors);
     }
     if total == 0 {
         return Err(format!("no message echoed{}", if m.note.is_empty() { String::new() } else { format!(" ({})", m.note) }));

@@ -1,0 +1,44 @@
+"""Python `websockets` (asyncio API) peer for the wsserver benchmark.
+
+    python3 websockets_echo.py PORT [--broadcast]
+
+Default server options. Echo mode sends every message back; broadcast mode
+relays every message to every connected client with websockets' broadcast().
+"""
+import asyncio
+import signal
+import sys
+
+from websockets.asyncio.server import broadcast, serve
+
+CLIENTS = set()
+
+
+async def echo(ws):
+    async for msg in ws:
+        await ws.send(msg)
+
+
+async def relay(ws):
+    CLIENTS.add(ws)
+    try:
+        async for msg in ws:
+            broadcast(CLIENTS, msg)
+    finally:
+        CLIENTS.discard(ws)
+
+
+async def main():
+    port = int(sys.argv[1])
+    handler = relay if "--broadcast" in sys.argv[2:] else echo
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    async with serve(handler, "127.0.0.1", port):
+        print(f"listening on ws://127.0.0.1:{port}", flush=True)
+        await stop
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

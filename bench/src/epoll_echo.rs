@@ -1,0 +1,201 @@
+//! The echo workload's hot loop, on plain level-triggered epoll in one
+//! thread: per message one read, one write and a share of one epoll_wait,
+//! nothing else, so that the load generator stays cheaper per message than
+//! the servers it drives (the raw TCP row shows where it saturates).
+
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use crate::client::{FrameBuf, OP_CLOSE};
+use crate::procs::{CpuDelta, CpuMark};
+
+pub struct EchoOut {
+    pub done: u64,
+    pub lat: Vec<u32>,
+    pub errors: u64,
+    pub first_err: Option<String>,
+    /// CPU use over the measured window (None: the window never closed).
+    pub cpu: Option<CpuDelta>,
+}
+
+struct Conn {
+    stream: TcpStream,
+    fb: FrameBuf,
+    sent_at: Instant,
+    alive: bool,
+}
+
+/// Writes all of `data` to a non-blocking socket; waits (poll, 1 s at most
+/// per try) in the rare case the socket buffer is full.
+fn write_all_nb(s: &mut TcpStream, mut data: &[u8]) -> io::Result<()> {
+    let mut tries = 0;
+    while !data.is_empty() {
+        match s.write(data) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0")),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tries += 1;
+                if tries > 10 {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "socket not writable for 10 s"));
+                }
+                let mut p = libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut p, 1, 1000) };
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Runs one-message-in-flight echo on every connection until `mend` (or
+/// `hard`, or until every connection failed). Messages completed between
+/// the first loop turn at or after `mstart` and the first at or after `mend`
+/// are counted; the CPU marks are taken at those same two instants.
+pub fn run(conns: Vec<(TcpStream, FrameBuf)>, frame: &[u8], pid: u32, mstart: Instant, mend: Instant, hard: Instant) -> EchoOut {
+    let mut out = EchoOut { done: 0, lat: Vec::with_capacity(1 << 20), errors: 0, first_err: None, cpu: None };
+    // SAFETY: plain syscall.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        out.first_err = Some(format!("epoll_create1: {}", io::Error::last_os_error()));
+        return out;
+    }
+    let now = Instant::now();
+    let mut cs: Vec<Conn> = conns
+        .into_iter()
+        .map(|(stream, fb)| Conn { stream, fb, sent_at: now, alive: true })
+        .collect();
+    let mut alive = 0usize;
+    let fail = |c: &mut Conn, out: &mut EchoOut, why: String| {
+        if c.alive {
+            c.alive = false;
+            // SAFETY: fd registered with ep (or not: DEL then fails harmlessly).
+            unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, c.stream.as_raw_fd(), std::ptr::null_mut()) };
+            out.errors += 1;
+            out.first_err.get_or_insert(why);
+        }
+    };
+    for (i, c) in cs.iter_mut().enumerate() {
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: i as u64 };
+        // SAFETY: valid epoll fd, valid socket fd, ev lives across the call.
+        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, c.stream.as_raw_fd(), &mut ev) } != 0 {
+            c.alive = false;
+            out.errors += 1;
+            out.first_err.get_or_insert(format!("epoll_ctl: {}", io::Error::last_os_error()));
+            continue;
+        }
+        c.sent_at = Instant::now();
+        if let Err(e) = write_all_nb(&mut c.stream, frame) {
+            fail(c, &mut out, e.to_string());
+            continue;
+        }
+        alive += 1;
+    }
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let mut mark: Option<CpuMark> = None;
+    let mut measuring = false;
+    for _turn in 0..u64::MAX {
+        let now = Instant::now();
+        if !measuring && mark.is_none() && now >= mstart {
+            mark = Some(CpuMark::now(pid));
+            measuring = true;
+        }
+        if now >= mend {
+            if let Some(m) = mark {
+                out.cpu = Some(m.since(pid));
+            }
+            break;
+        }
+        if now >= hard || alive == 0 {
+            break;
+        }
+        let wait_ms = (mend.saturating_duration_since(now).min(Duration::from_millis(50)).as_millis() as i32).max(1);
+        // SAFETY: events has room for its length.
+        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, wait_ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            out.first_err.get_or_insert(format!("epoll_wait: {e}"));
+            break;
+        }
+        for ev in &events[..n as usize] {
+            let c = &mut cs[ev.u64 as usize];
+            if !c.alive {
+                continue;
+            }
+            let spare = c.fb.spare();
+            // SAFETY: reading into our own buffer's free tail.
+            let r = unsafe { libc::read(c.stream.as_raw_fd(), spare.as_mut_ptr() as *mut libc::c_void, spare.len()) };
+            if r == 0 {
+                fail(c, &mut out, "server closed the connection".into());
+                alive -= 1;
+                continue;
+            }
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
+                    fail(c, &mut out, e.to_string());
+                    alive -= 1;
+                }
+                continue;
+            }
+            c.fb.advance(r as usize);
+            loop {
+                match c.fb.try_parse() {
+                    Ok(None) => break,
+                    Ok(Some(f)) if f.opcode == OP_CLOSE => {
+                        fail(c, &mut out, "server sent close".into());
+                        alive -= 1;
+                        break;
+                    }
+                    Ok(Some(f)) => {
+                        if !f.fin {
+                            continue;
+                        }
+                        let t = Instant::now();
+                        if measuring {
+                            out.done += 1;
+                            if out.lat.len() < 8_000_000 {
+                                out.lat.push((t - c.sent_at).as_nanos().min(u32::MAX as u128) as u32);
+                            }
+                        }
+                        if !c.fb.pending.is_empty() {
+                            let p = std::mem::take(&mut c.fb.pending);
+                            if let Err(e) = write_all_nb(&mut c.stream, &p) {
+                                fail(c, &mut out, e.to_string());
+                                alive -= 1;
+                                break;
+                            }
+                        }
+                        c.sent_at = t;
+                        if let Err(e) = write_all_nb(&mut c.stream, frame) {
+                            fail(c, &mut out, e.to_string());
+                            alive -= 1;
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        fail(c, &mut out, e.to_string());
+                        alive -= 1;
+                        break;
+                    }
+                }
+            }
+            if c.alive && !c.fb.pending.is_empty() {
+                let p = std::mem::take(&mut c.fb.pending);
+                if let Err(e) = write_all_nb(&mut c.stream, &p) {
+                    fail(c, &mut out, e.to_string());
+                    alive -= 1;
+                }
+            }
+        }
+    }
+    // SAFETY: our own epoll fd.
+    unsafe { libc::close(ep) };
+    out
+}
