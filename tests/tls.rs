@@ -1,0 +1,196 @@
+//! wss:// through the Rust API with real TLS clients (tokio-rustls +
+//! tokio-tungstenite); certificates are made at test time by
+//! scripts/make-certs.sh (openssl), never committed.
+mod common;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::{self, pki_types::ServerName};
+use tokio_tungstenite::tungstenite::Message;
+use wsserver::{Config, Error, Tls, TlsBuilder};
+use x509_cert::der::Decode;
+
+/// The certificates, generated once per test run.
+fn certs() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("wsserver-tls-test-{}", std::process::id()));
+        let ok = std::process::Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-certs.sh"))
+            .arg(&dir)
+            .status()
+            .expect("run make-certs.sh")
+            .success();
+        assert!(ok, "make-certs.sh failed");
+        dir
+    })
+}
+
+fn file(name: &str) -> String {
+    certs().join(name).to_string_lossy().into_owned()
+}
+
+fn tls(cert: &str, key: &str, password: Option<&str>, ca: Option<&str>) -> Result<Tls, Error> {
+    let mut b = TlsBuilder::new();
+    b.cert_file(&file(cert))?;
+    b.key_file(&file(key), password)?;
+    if let Some(ca) = ca {
+        b.ca_file(&file(ca))?;
+    }
+    b.build()
+}
+
+fn client_config(identity: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(file("ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    Arc::new(match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(file(cert)).unwrap().map(|c| c.unwrap()).collect();
+            builder.with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(file(key)).unwrap()).unwrap()
+        }
+    })
+}
+
+type Wss = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// Connects over TLS and upgrades; returns the socket and the server
+/// certificate's subject.
+async fn connect(port: u16, identity: Option<(&str, &str)>) -> Result<(Wss, String), String> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+    let connector = tokio_rustls::TlsConnector::from(client_config(identity));
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.map_err(|e| e.to_string())?;
+    let der = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let subject = x509_cert::Certificate::from_der(&der).unwrap().tbs_certificate.subject.to_string();
+    let (ws, _) = tokio_tungstenite::client_async(format!("wss://localhost:{port}/secure"), tls)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((ws, subject))
+}
+
+async fn echo_once(ws: &mut Wss, text: &str) {
+    ws.send(Message::text(text)).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(reply, Message::text(text));
+}
+
+fn start_tls(t: Tls) -> (wsserver::Server, Arc<Recorder>, u16) {
+    start(Config { tls: Some(t), handshake_timeout: Duration::from_millis(500), ..Config::default() }, true)
+}
+
+#[tokio::test]
+async fn wss_echo_with_every_key_form() {
+    for (cert, key, pw) in [
+        ("server.pem", "server.key", None),
+        ("server-rsa.pem", "server-rsa.key", None),
+        ("server-sec1.pem", "server-sec1.key", None),
+        ("server.pem", "server-enc.key", Some("secret")),
+    ] {
+        let (server, _rec, port) = start_tls(tls(cert, key, pw, None).expect(key));
+        let (mut ws, _) = connect(port, None).await.expect(key);
+        echo_once(&mut ws, key).await;
+        ws.close(None).await.unwrap();
+        server.close(Duration::from_secs(1));
+    }
+}
+
+#[tokio::test]
+async fn mutual_tls_accepts_a_good_client_and_refuses_the_others() {
+    let (server, rec, port) = start_tls(tls("server.pem", "server.key", None, Some("ca.pem")).unwrap());
+    assert!(connect(port, None).await.is_err(), "no client certificate must be refused");
+    assert!(
+        connect(port, Some(("other-client.pem", "other-client.key"))).await.is_err(),
+        "a certificate from another CA must be refused"
+    );
+    let (mut ws, _) = connect(port, Some(("client.pem", "client.key"))).await.expect("good client");
+    echo_once(&mut ws, "mutual").await;
+    let subject = rec.subjects.lock().unwrap().clone();
+    assert_eq!(subject, vec![Some("O=wsserver tests,CN=alice".to_string())], "RFC 4514 order: last RDN first");
+    let logs = rec.logs.lock().unwrap().clone();
+    assert!(logs.iter().any(|(_, m)| m.contains("TLS handshake failed")), "{logs:?}");
+    server.close(Duration::from_secs(1));
+}
+
+#[test]
+fn configuration_errors_name_the_file_and_the_reason() {
+    let err = |r: Result<Tls, Error>| match r {
+        Err(Error::Tls(m)) => m,
+        other => panic!("expected a TLS error, got {other:?}"),
+    };
+    let mut b = TlsBuilder::new();
+    let m = err(b.cert_file("/nonexistent/cert.pem").map(|_| unreachable!()));
+    assert!(m.contains("/nonexistent/cert.pem"), "{m}");
+    let m = err(b.cert_file(&file("server.key")).map(|_| unreachable!()));
+    assert!(m.contains("no certificate"), "{m}");
+    let m = err(b.key_file(&file("server-enc.key"), Some("wrong")).map(|_| unreachable!()));
+    assert!(m.contains("wrong password"), "{m}");
+    let m = err(b.key_file(&file("server-enc.key"), None).map(|_| unreachable!()));
+    assert!(m.contains("encrypted"), "{m}");
+    let m = err(b.key_file(&file("ed448.key"), None).map(|_| unreachable!()));
+    assert!(m.contains("unsupported key type"), "{m}");
+    let m = err(b.key_file(&file("server.pem"), None).map(|_| unreachable!()));
+    assert!(m.contains("no private key"), "{m}");
+    let m = err(tls("server.pem", "server2.key", None, None));
+    assert!(m.contains("does not match"), "{m}");
+    let m = err(TlsBuilder::new().build());
+    assert!(m.contains("no certificate"), "{m}");
+}
+
+#[tokio::test]
+async fn reload_swaps_the_certificate_for_new_handshakes_only() {
+    let (server, _rec, port) = start_tls(tls("server.pem", "server.key", None, None).unwrap());
+    let (mut old, subject) = connect(port, None).await.unwrap();
+    assert!(subject.contains("O=wsserver") && !subject.contains("renewed"), "{subject}");
+    server.reload_tls(tls("server2.pem", "server2.key", None, None).unwrap()).unwrap();
+    let (mut new, subject) = connect(port, None).await.unwrap();
+    assert!(subject.contains("renewed"), "{subject}");
+    echo_once(&mut old, "old connection still works").await;
+    echo_once(&mut new, "new connection").await;
+    // A reload that fails leaves the current certificate in place.
+    assert!(tls("server.pem", "server2.key", None, None).is_err());
+    let (_, subject) = connect(port, None).await.unwrap();
+    assert!(subject.contains("renewed"), "{subject}");
+    server.close(Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn bad_tls_clients_are_dropped_without_disturbing_others() {
+    let (server, rec, port) = start_tls(tls("server.pem", "server.key", None, None).unwrap());
+    let (mut good, _) = connect(port, None).await.unwrap();
+    // Garbage, plain HTTP, and a client stalling mid-handshake.
+    let mut garbage = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    garbage.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4]).await.unwrap();
+    let mut http = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut stall = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stall.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    for (name, s) in [("garbage", &mut garbage), ("http", &mut http), ("stall", &mut stall)] {
+        let mut buf = [0u8; 256];
+        let ended = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "{name} client was not dropped");
+    }
+    echo_once(&mut good, "still here").await;
+    assert!(rec.snapshot().iter().all(|e| !matches!(e, Ev::Close(..))), "{:?}", rec.snapshot());
+    server.close(Duration::from_secs(1));
+}
