@@ -1,0 +1,156 @@
+"""wss:// through the C ABI with Python's `websockets` and `ssl`: the
+tls_echo_server example and tests/tls/tls_reload_server.c (reload from a
+callback, mutual TLS). Usage: test_wss.py CERTDIR BUILDDIR"""
+import asyncio
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import unittest
+
+import websockets
+
+CERTS, BUILD = sys.argv[1], sys.argv[2]
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLE = os.path.join(ROOT, "build", "examples", "tls_echo_server")
+RELOAD = os.path.join(BUILD, "tls_reload_server")
+
+
+def cert(name):
+    return os.path.join(CERTS, name)
+
+
+class Server:
+    """Runs a server binary until its 'listening on wss://' line; stops it with SIGTERM."""
+
+    def __init__(self, *argv):
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        m = re.match(r"listening on wss://127\.0\.0\.1:(\d+)$", line.strip())
+        if not m:
+            self.proc.kill()
+            raise AssertionError(f"no listening line: {line!r} {self.proc.stderr.read()!r}")
+        self.port = int(m.group(1))
+
+    def stop(self):
+        self.proc.terminate()
+        code = self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return code
+
+
+def context(client=None):
+    ctx = ssl.create_default_context(cafile=cert("ca.pem"))
+    if client:
+        ctx.load_cert_chain(cert(client + ".pem"), cert(client + ".key"))
+    return ctx
+
+
+def subject_of(ws):
+    peer = ws.transport.get_extra_info("peercert")
+    return dict(x[0] for x in peer["subject"])
+
+
+async def echo(ws, text):
+    await ws.send(text)
+    return await asyncio.wait_for(ws.recv(), 5)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+class ExampleTest(unittest.TestCase):
+    def test_encrypted_key_with_the_right_password_echoes(self):
+        srv = Server(EXAMPLE, cert("server.pem"), cert("server-enc.key"), "127.0.0.1", "0", "--key-password", "secret")
+        try:
+            async def go():
+                async with websockets.connect(f"wss://localhost:{srv.port}/", ssl=context()) as ws:
+                    self.assertEqual(await echo(ws, "héllo wss"), "héllo wss")
+                    big = os.urandom(100_000)
+                    await ws.send(big)
+                    self.assertEqual(await asyncio.wait_for(ws.recv(), 5), big)
+            run(go())
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
+    def test_wrong_password_fails_at_startup_naming_the_file(self):
+        p = subprocess.run([EXAMPLE, cert("server.pem"), cert("server-enc.key"), "127.0.0.1", "0",
+                            "--key-password", "nope"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("server-enc.key", p.stderr)
+        self.assertIn("wrong password", p.stderr)
+        self.assertEqual(p.stdout, "")
+
+
+class ReloadTest(unittest.TestCase):
+    def test_reload_from_a_callback_keeps_open_connections(self):
+        srv = Server(RELOAD, CERTS)
+        try:
+            async def go():
+                url = f"wss://localhost:{srv.port}/"
+                async with websockets.connect(url, ssl=context()) as old:
+                    self.assertEqual(subject_of(old)["organizationName"], "wsserver")
+                    self.assertEqual(await echo(old, "reload-good"), "reload:WS_OK")
+                    async with websockets.connect(url, ssl=context()) as new:
+                        self.assertEqual(subject_of(new)["organizationName"], "wsserver renewed")
+                        self.assertEqual(await echo(new, "new"), "new")
+                    self.assertEqual(await echo(old, "old still open"), "old still open")
+                    bad = await echo(old, "reload-bad")
+                    self.assertTrue(bad.startswith("reload:WS_ERR_TLS:"), bad)
+                    self.assertIn("does not match", bad)
+                    async with websockets.connect(url, ssl=context()) as after:
+                        self.assertEqual(subject_of(after)["organizationName"], "wsserver renewed")
+            run(go())
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
+    def test_hostile_tls_clients_are_dropped_and_others_carry_on(self):
+        srv = Server(RELOAD, CERTS)
+        try:
+            async def go():
+                async with websockets.connect(f"wss://localhost:{srv.port}/", ssl=context()) as good:
+                    for payload in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01\xff\xff garbage", b"\x16\x03"):
+                        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+                        writer.write(payload)
+                        await writer.drain()
+                        # dropped: EOF (or reset) within the 1 s handshake timeout + margin
+                        try:
+                            while await asyncio.wait_for(reader.read(1024), 4):
+                                pass
+                        except ConnectionResetError:
+                            pass
+                        writer.close()
+                    self.assertEqual(await echo(good, "still fine"), "still fine")
+            run(go())
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
+
+class MutualTlsTest(unittest.TestCase):
+    def test_client_certificates(self):
+        srv = Server(RELOAD, CERTS, "--ca")
+        try:
+            async def go():
+                url = f"wss://localhost:{srv.port}/"
+                async with websockets.connect(url, ssl=context("client")) as ws:
+                    self.assertEqual(await asyncio.wait_for(ws.recv(), 5), "subject:O=wsserver tests,CN=alice")
+                    self.assertEqual(await echo(ws, "mutual"), "mutual")
+                for who in (None, "other-client"):
+                    with self.assertRaises((ssl.SSLError, ConnectionError, websockets.exceptions.WebSocketException,
+                                            EOFError, OSError), msg=f"client {who} must be refused"):
+                        async with websockets.connect(url, ssl=context(who), open_timeout=5) as ws:
+                            await asyncio.wait_for(ws.recv(), 5)
+            run(go())
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
+
+if __name__ == "__main__":
+    result = unittest.main(argv=[sys.argv[0], "-v"], exit=False).result
+    failed = len(result.failures) + len(result.errors)
+    print(f"{result.testsRun - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)

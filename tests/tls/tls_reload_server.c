@@ -1,0 +1,95 @@
+/*
+ * A wss echo server for tests/tls/test_wss.py, configured and reloaded
+ * through the C ABI. Usage: tls_reload_server CERTDIR [--ca]
+ * Text commands from a client: "reload-good" swaps to server2.pem/key,
+ * "reload-bad" tries a mismatched pair; the reply is "reload:" + the
+ * result name (+ ":" + ws_last_error()). With mutual TLS, each client
+ * first gets "subject:" + its certificate subject. Everything else echoes.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "wsserver.h"
+
+static ws_server *server;
+static char dir[512];
+
+static const char *path(const char *name) {
+    static char buf[4][600];
+    static int i;
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", dir, name);
+    return buf[i];
+}
+
+static void reply(uint64_t conn, const char *text) {
+    ws_server_send(server, conn, (const uint8_t *)text, strlen(text), WS_TEXT);
+}
+
+static int on_open(void *ud, uint64_t conn, const ws_request *req) {
+    (void)ud;
+    const char *subject = ws_request_client_subject(req);
+    if (subject) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "subject:%s", subject);
+        reply(conn, buf);
+    }
+    return 0;
+}
+
+static void reload(uint64_t conn, const char *cert, const char *key) {
+    ws_tls_config *c = ws_tls_config_new();
+    ws_tls_config_set_cert_file(c, path(cert));
+    ws_tls_config_set_key_file(c, path(key), NULL);
+    ws_result r = ws_server_reload_tls(server, c); /* from inside a callback */
+    ws_tls_config_free(c);
+    char buf[600];
+    snprintf(buf, sizeof buf, "reload:%s%s%s", ws_result_name(r), r == WS_OK ? "" : ":", r == WS_OK ? "" : ws_last_error());
+    reply(conn, buf);
+}
+
+static void on_message(void *ud, uint64_t conn, const uint8_t *data, size_t len, ws_kind kind) {
+    (void)ud;
+    if (kind == WS_TEXT && len == 11 && memcmp(data, "reload-good", 11) == 0) {
+        reload(conn, "server2.pem", "server2.key");
+    } else if (kind == WS_TEXT && len == 10 && memcmp(data, "reload-bad", 10) == 0) {
+        reload(conn, "server.pem", "server2.key");
+    } else {
+        ws_server_send(server, conn, data, len, kind);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return 2;
+    snprintf(dir, sizeof dir, "%s", argv[1]);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    ws_callbacks cb = {0};
+    cb.on_open = on_open;
+    cb.on_message = on_message;
+    server = ws_server_new(&cb, NULL);
+    ws_server_set_option(server, WS_OPT_HANDSHAKE_TIMEOUT_MS, 1000);
+    ws_tls_config *c = ws_tls_config_new();
+    if (ws_tls_config_set_cert_file(c, path("server.pem")) != WS_OK ||
+        ws_tls_config_set_key_file(c, path("server-enc.key"), "secret") != WS_OK ||
+        (argc > 2 && strcmp(argv[2], "--ca") == 0 && ws_tls_config_set_ca_file(c, path("ca.pem")) != WS_OK) ||
+        ws_server_set_tls(server, c) != WS_OK || ws_server_listen(server, "127.0.0.1", 0) != WS_OK) {
+        fprintf(stderr, "tls_reload_server: %s\n", ws_last_error());
+        return 1;
+    }
+    ws_tls_config_free(c);
+    uint16_t port = 0;
+    ws_server_port(server, &port);
+    printf("listening on wss://127.0.0.1:%u\n", (unsigned)port);
+    fflush(stdout);
+    int sig;
+    sigwait(&set, &sig);
+    ws_server_close(server, 1000);
+    ws_server_free(server);
+    return 0;
+}
