@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `make test`: every suite, on one release build. Each suite prints its own
+# results; the last line here counts suites: "N passed, M failed".
+set -u
+cd "$(dirname "$0")/.."
+passed=0 failed=0 failures=()
+suite() { # name command...
+    local name=$1; shift
+    echo "=============== $name"
+    local start=$SECONDS
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1)); failures+=("$name")
+    fi
+    echo "--------------- $name: $((SECONDS - start)) s"
+}
+suite "rust (unit, integration, conformance, TLS)" cargo test --release
+suite "C ABI (.so, .a, valgrind)" bash tests/c/run.sh
+suite "python websockets vs C examples" bash tests/python/run.sh
+suite "TLS through the C ABI" bash tests/tls/run.sh
+suite "install + pkg-config" bash tests/install/run.sh
+suite "benchmark (quick, figures not asserted)" bash bench/run.sh --quick
+[ ${#failures[@]} -eq 0 ] || echo "failed suites: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
