@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Builds the C tests (into build/tests/c/) against include/wsserver.h, links
+# each one twice (libwsserver.so and libwsserver.a), runs both, then runs the
+# .so builds under valgrind (definite/indirect leaks and any error fail).
+# Last line: "N passed, M failed". Exit status non-zero on any failure.
+#   WSTEST_VERBOSE=1   print every check
+#   WSTEST_VALGRIND=0  skip the valgrind pass
+set -u
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+OUT=build/tests/c
+REL=target/release
+CC=${CC:-gcc}
+mkdir -p "$OUT"
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "ok   $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+    exit $?
+}
+
+if [ ! -f "$REL/libwsserver.so" ] || [ ! -f "$REL/libwsserver.a" ]; then
+    make -s lib >/dev/null 2>&1 || true
+fi
+if [ ! -f "$REL/libwsserver.so" ] || [ ! -f "$REL/libwsserver.a" ]; then
+    fail "libwsserver.so/.a missing: run make first"
+    finish
+fi
+
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+CFLAGS="-std=c11 -Wall -Wextra -Werror -O1 -g -Iinclude -Itests/c -DEXPECTED_VERSION=\"$VERSION\""
+COMMON="tests/c/check.c tests/c/client.c tests/c/events.c"
+TESTS="test_api test_traffic test_backpressure test_lifecycle"
+
+for t in $TESTS; do
+    # shellcheck disable=SC2086
+    if $CC $CFLAGS -o "$OUT/$t.so" "tests/c/$t.c" $COMMON -L"$REL" -lwsserver -Wl,-rpath,"$ROOT/$REL" -lpthread \
+        >"$OUT/$t.build.log" 2>&1; then
+        pass "build $t against libwsserver.so"
+    else
+        fail "build $t against libwsserver.so (see $OUT/$t.build.log)"
+        cat "$OUT/$t.build.log"
+    fi
+    # shellcheck disable=SC2086
+    if $CC $CFLAGS -o "$OUT/$t.static" "tests/c/$t.c" $COMMON "$REL/libwsserver.a" -lpthread -ldl -lm \
+        >"$OUT/$t.static.build.log" 2>&1; then
+        pass "build $t against libwsserver.a"
+        if readelf -d "$OUT/$t.static" | grep -q 'NEEDED.*libwsserver'; then
+            fail "$t.static still needs libwsserver.so"
+        fi
+    else
+        fail "build $t against libwsserver.a (see $OUT/$t.static.build.log)"
+        cat "$OUT/$t.static.build.log"
+    fi
+done
+
+# Runs one test binary; adds its "N passed, M failed" to the totals.
+run_one() {
+    local name=$1 log=$2
+    shift 2
+    local start=$SECONDS
+    "$@" >"$log" 2>&1
+    local rc=$?
+    local line
+    line=$(grep -oE '[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+    local p f
+    p=$(awk '{print $1}' <<<"$line")
+    f=$(awk '{print $3}' <<<"$line")
+    grep -E '^(FAIL|note)' "$log" | head -40
+    if [ -z "$line" ]; then
+        fail "$name: no summary (exit $rc, $((SECONDS - start)) s); tail of $log:"
+        tail -20 "$log"
+        return
+    fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        fail "$name: exit status $rc"
+        tail -20 "$log"
+    else
+        echo "---- $name: $p passed, $f failed ($((SECONDS - start)) s)"
+    fi
+}
+
+for t in $TESTS; do
+    for kind in so static; do
+        [ -x "$OUT/$t.$kind" ] || continue
+        run_one "$t ($kind)" "$OUT/$t.$kind.log" timeout -k 5 150 "$OUT/$t.$kind"
+    done
+done
+
+if [ "${WSTEST_VALGRIND:-1}" != "0" ]; then
+    if ! command -v valgrind >/dev/null; then
+        fail "valgrind is not installed (set WSTEST_VALGRIND=0 to skip)"
+    else
+        for t in $TESTS; do
+            [ -x "$OUT/$t.so" ] || continue
+            vlog="$OUT/$t.valgrind.log"
+            WSTEST_TIMEOUT_SCALE=${WSTEST_VALGRIND_SCALE:-8} run_one "$t (valgrind)" "$OUT/$t.valgrind.out" \
+                timeout -k 5 300 valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
+                --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --log-file="$vlog" "$OUT/$t.so"
+            if grep -qE 'ERROR SUMMARY: [1-9]|(definitely|indirectly) lost|Invalid (read|write|free)|uninitialised|Conditional jump|Mismatched|Syscall param|overlap|Process terminating' \
+                "$vlog" 2>/dev/null; then
+                fail "$t: valgrind reported problems:"
+                head -60 "$vlog"
+            else
+                pass "$t: valgrind clean (no errors, no definite/indirect leaks)"
+            fi
+        done
+    fi
+fi
+finish
