@@ -292,10 +292,6 @@ impl WsConn {
         !self.fb.pending.is_empty()
     }
 
-    pub fn try_parse(&mut self) -> io::Result<Option<Frame>> {
-        self.fb.try_parse()
-    }
-
     /// Reads more bytes into the buffer. Cancel-safe: the only await is one
     /// `read` into the free tail of the buffer.
     pub async fn fill(&mut self) -> io::Result<()> {

@@ -29,7 +29,7 @@ struct Conn {
 
 /// Writes all of `data` to a non-blocking socket; waits (poll, 1 s at most
 /// per try) in the rare case the socket buffer is full.
-fn write_all_nb(s: &mut TcpStream, mut data: &[u8]) -> io::Result<()> {
+pub fn write_all_nb(s: &mut TcpStream, mut data: &[u8]) -> io::Result<()> {
     let mut tries = 0;
     while !data.is_empty() {
         match s.write(data) {

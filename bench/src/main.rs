@@ -8,6 +8,7 @@
 //! limit and pins this process to CPU 1; servers are started pinned to CPU 0.
 
 mod client;
+mod epoll_bcast;
 mod epoll_echo;
 mod procs;
 mod report;

@@ -10,11 +10,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio::task::spawn_local;
 use tokio::time::{sleep, sleep_until, timeout};
 
-use crate::client::{client_frame, source_ip, WsConn, OP_BINARY, OP_TEXT};
+use crate::client::{client_frame, source_ip, WsConn, OP_BINARY};
 use crate::procs::{rss_kib, CpuMark};
 
 /// One measured figure plus what explains it.
@@ -145,19 +144,6 @@ pub async fn echo(addr: SocketAddr, raw: bool, pid: u32, conns: usize, size: usi
     Ok(m)
 }
 
-/// Broadcast frame `seq`: 16 bytes of text, "BC" + 8 hex digits + padding.
-fn bcast_frame(seq: u64) -> Vec<u8> {
-    let p = format!("BC{:08x}......", seq as u32);
-    client_frame(OP_TEXT, p.as_bytes())
-}
-
-fn parse_hex8(b: &[u8]) -> Option<u64> {
-    let s = std::str::from_utf8(b.get(..8)?).ok()?;
-    u64::from_str_radix(s, 16).ok()
-}
-
-const RING: usize = 4096;
-
 /// Broadcast: `clients` receivers plus one publisher. The publisher keeps at
 /// most `window` messages in flight, a message leaving the window once every
 /// receiver got it (or after 2 s, counted as stalled). Value: deliveries per
@@ -168,148 +154,36 @@ pub async fn broadcast(addr: SocketAddr, raw: bool, pid: u32, clients: usize, wi
     if let Some(e) = err {
         return Err(format!("opened {} of {clients} receivers: {e}", receivers.len()));
     }
-    let mut publisher = timeout(Duration::from_secs(10), WsConn::connect(addr, None, raw))
+    let publisher = timeout(Duration::from_secs(10), WsConn::connect(addr, None, raw))
         .await
         .map_err(|_| "publisher handshake timed out".to_string())?
         .map_err(|e| format!("publisher: {e}"))?;
     // Let welcome messages and the like arrive before the clock starts.
     sleep(Duration::from_millis(200)).await;
-    let n = clients as u32;
-    let ring: Rc<Vec<Cell<u32>>> = Rc::new((0..RING).map(|_| Cell::new(0)).collect());
-    let sent_at: Rc<Vec<Cell<Instant>>> = Rc::new((0..RING).map(|_| Cell::new(Instant::now())).collect());
-    let notify = Rc::new(Notify::new());
-    let t0 = Instant::now();
-    let mstart = t0 + t.warmup;
+    let mut parts = Vec::with_capacity(receivers.len());
+    for c in receivers {
+        parts.push(c.into_parts().map_err(|e| format!("into_std: {e}"))?);
+    }
+    let publisher = publisher.into_parts().map_err(|e| format!("into_std: {e}"))?;
+    let mstart = Instant::now() + t.warmup;
     let mend = mstart + t.measure;
-    let stop_recv = mend + Duration::from_millis(500);
-    let mut tasks = Vec::new();
-    for mut c in receivers {
-        let (ring, sent_at, notify) = (ring.clone(), sent_at.clone(), notify.clone());
-        tasks.push(spawn_local(async move {
-            let mut delivered = 0u64;
-            let mut lat: Vec<u32> = Vec::new();
-            let mut err = None;
-            let deadline = sleep_until(stop_recv.into());
-            tokio::pin!(deadline);
-            loop {
-                let r = tokio::select! {
-                    biased;
-                    r = c.next_message() => r,
-                    _ = &mut deadline => break,
-                };
-                let f = match r {
-                    Ok(f) => f,
-                    Err(e) => {
-                        err = Some(e.to_string());
-                        break;
-                    }
-                };
-                if !f.starts_with(b"BC") {
-                    continue; // welcome text and the like
-                }
-                let Some(seq) = parse_hex8(&f.prefix[2..10]) else { continue };
-                let slot = seq as usize % RING;
-                let k = ring[slot].get() + 1;
-                ring[slot].set(k);
-                if k == n {
-                    notify.notify_one();
-                }
-                let now = Instant::now();
-                if now >= mstart && now <= mend {
-                    delivered += 1;
-                    if lat.len() < 100_000 {
-                        lat.push(nanos(now - sent_at[slot].get()));
-                    }
-                }
-            }
-            (delivered, lat, err)
-        }));
-    }
-    // The publisher.
-    let mut seq: u64 = 0;
-    let mut stalled = 0u64;
-    let mut published_in_window = 0u64;
-    let mut pub_err = None;
-    let mut mark = None;
-    let pub_deadline = sleep_until(mend.into());
-    tokio::pin!(pub_deadline);
-    loop {
-        let now = Instant::now();
-        if now >= mend || seq >= u32::MAX as u64 {
-            break;
-        }
-        if mark.is_none() && now >= mstart {
-            mark = Some(CpuMark::now(pid));
-        }
-        let can_send = seq < window || {
-            let slot = (seq - window) as usize % RING;
-            if ring[slot].get() >= n {
-                true
-            } else if now - sent_at[slot].get() > Duration::from_secs(2) {
-                stalled += 1;
-                true
-            } else {
-                false
-            }
-        };
-        if can_send {
-            let slot = seq as usize % RING;
-            ring[slot].set(0);
-            sent_at[slot].set(now);
-            if let Err(e) = publisher.send(&bcast_frame(seq)).await {
-                pub_err = Some(e.to_string());
-                break;
-            }
-            if now >= mstart {
-                published_in_window += 1;
-            }
-            seq += 1;
-            continue;
-        }
-        // Wait for a receiver to complete a message; meanwhile drain what
-        // the server relays back to the publisher itself.
-        tokio::select! {
-            biased;
-            _ = notify.notified() => {}
-            r = publisher.fill() => {
-                if let Err(e) = r { pub_err = Some(e.to_string()); break; }
-                while let Ok(Some(_)) = publisher.try_parse() {}
-                if publisher.has_pending() {
-                    let _ = publisher.flush_pending().await;
-                }
-            }
-            _ = sleep(Duration::from_millis(20)) => {}
-            _ = &mut pub_deadline => break,
-        }
-    }
-    let mark = mark.unwrap_or_else(|| CpuMark::now(pid));
-    sleep_until(mend.into()).await;
-    let cpu = mark.since(pid);
-    let mut total = 0u64;
-    let mut lat = Vec::new();
-    let mut errors = 0u64;
-    let mut first_err = None;
-    for task in tasks {
-        if let Ok((d, l, e)) = task.await {
-            total += d;
-            lat.extend_from_slice(&l);
-            if let Some(e) = e {
-                errors += 1;
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    drop(publisher);
+    // Blocks this thread on purpose: nothing else runs meanwhile.
+    let r = crate::epoll_bcast::run(parts, publisher, window, pid, mstart, mend);
+    let Some(cpu) = r.cpu else {
+        return Err(format!("measurement window never closed: {}", r.first_err.unwrap_or_default()));
+    };
+    let mut lat = r.lat;
     lat.sort_unstable();
-    let mut note = format!("{:.0} msg/s published", published_in_window as f64 / cpu.wall);
-    if stalled > 0 {
-        note.push_str(&format!(", {stalled} message(s) not delivered to all within 2 s"));
+    let total = r.delivered;
+    let mut note = format!("{:.0} msg/s published", r.published as f64 / cpu.wall);
+    if r.stalled > 0 {
+        note.push_str(&format!(", {} message(s) not delivered to all within 2 s", r.stalled));
     }
-    if let Some(e) = pub_err {
+    if let Some(e) = r.publisher_err {
         note.push_str(&format!(", publisher failed: {e}"));
     }
-    if let Some(e) = first_err {
-        note.push_str(&format!(", {errors} receiver(s) failed: {e}"));
+    if let Some(e) = r.first_err {
+        note.push_str(&format!(", {} receiver(s) failed: {e}", r.errors));
     }
     if total == 0 {
         return Err(format!("nothing delivered ({note})"));
@@ -321,7 +195,7 @@ pub async fn broadcast(addr: SocketAddr, raw: bool, pid: u32, clients: usize, wi
         server_cpu_us: Some(cpu.server * 1e6 / total as f64),
         server_cpu_pct: Some(100.0 * cpu.server / cpu.wall),
         gen_cpu_pct: Some(100.0 * cpu.me / cpu.wall),
-        errors,
+        errors: r.errors,
         note,
     })
 }
@@ -449,9 +323,7 @@ pub async fn memory_step(
 ) -> Result<Measure, String> {
     let need = target.saturating_sub(set.streams.len());
     let t0 = Instant::now();
-    let mark = CpuMark::now(pid);
     let (conns, err) = open_many(addr, raw, need, 128, true, t0 + limit, set.streams.len()).await;
-    let cpu = mark.since(pid);
     set.streams.extend(conns.into_iter().map(WsConn::into_stream));
     if let Some(e) = err {
         return Err(format!("opened {} of {target}: {e}", set.streams.len()));
@@ -468,8 +340,6 @@ pub async fn memory_step(
     }
     Ok(Measure {
         value: per_conn,
-        server_cpu_pct: Some(100.0 * cpu.server / cpu.wall),
-        gen_cpu_pct: Some(100.0 * cpu.me / cpu.wall),
         errors: (target - alive) as u64,
         note,
         ..Measure::default()

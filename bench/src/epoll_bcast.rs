@@ -1,0 +1,217 @@
+//! The broadcast workload's hot loop, on plain level-triggered epoll in one
+//! thread (see epoll_echo.rs for why): one publisher connection sends
+//! numbered text messages, every receiver counts the ones it gets.
+
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use crate::client::{client_frame, FrameBuf, OP_CLOSE, OP_TEXT};
+use crate::epoll_echo::write_all_nb;
+use crate::procs::{CpuDelta, CpuMark};
+
+const RING: usize = 4096;
+
+/// Broadcast frame `seq`: 16 bytes of text, "BC" + 8 hex digits + padding.
+fn bcast_frame(seq: u64) -> Vec<u8> {
+    let p = format!("BC{:08x}......", seq as u32);
+    client_frame(OP_TEXT, p.as_bytes())
+}
+
+fn parse_hex8(b: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(b.get(..8)?).ok()?;
+    u64::from_str_radix(s, 16).ok()
+}
+
+pub struct BcastOut {
+    pub delivered: u64,
+    pub published: u64,
+    pub stalled: u64,
+    pub lat: Vec<u32>,
+    pub errors: u64,
+    pub first_err: Option<String>,
+    pub publisher_err: Option<String>,
+    pub cpu: Option<CpuDelta>,
+}
+
+struct Conn {
+    stream: TcpStream,
+    fb: FrameBuf,
+    alive: bool,
+}
+
+/// Publishes with at most `window` messages in flight: message `s + window`
+/// goes out once every receiver got message `s`, or once `s` is 2 s old
+/// (then counted as stalled). Deliveries are counted between the first loop
+/// turns at or after `mstart` and `mend`, where the CPU marks are taken.
+pub fn run(
+    receivers: Vec<(TcpStream, FrameBuf)>,
+    publisher: (TcpStream, FrameBuf),
+    window: u64,
+    pid: u32,
+    mstart: Instant,
+    mend: Instant,
+) -> BcastOut {
+    let mut out = BcastOut {
+        delivered: 0,
+        published: 0,
+        stalled: 0,
+        lat: Vec::with_capacity(1 << 20),
+        errors: 0,
+        first_err: None,
+        publisher_err: None,
+        cpu: None,
+    };
+    // Receivers still connected: a message is complete when all of them got it.
+    let mut live = receivers.len() as u32;
+    // SAFETY: plain syscall.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        out.first_err = Some(format!("epoll_create1: {}", io::Error::last_os_error()));
+        return out;
+    }
+    let mut cs: Vec<Conn> = receivers.into_iter().map(|(stream, fb)| Conn { stream, fb, alive: true }).collect();
+    cs.push(Conn { stream: publisher.0, fb: publisher.1, alive: true });
+    let pub_idx = cs.len() - 1;
+    for (i, c) in cs.iter_mut().enumerate() {
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: i as u64 };
+        // SAFETY: valid fds; ev lives across the call.
+        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, c.stream.as_raw_fd(), &mut ev) } != 0 {
+            c.alive = false;
+            out.errors += 1;
+            out.first_err.get_or_insert(format!("epoll_ctl: {}", io::Error::last_os_error()));
+        }
+    }
+    let start = Instant::now();
+    let mut count = vec![0u32; RING];
+    let mut sent_at = vec![start; RING];
+    let mut seq: u64 = 0;
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 2048];
+    let mut mark: Option<CpuMark> = None;
+    let mut measuring = false;
+    for _turn in 0..u64::MAX {
+        let now = Instant::now();
+        if mark.is_none() && now >= mstart {
+            mark = Some(CpuMark::now(pid));
+            measuring = true;
+        }
+        if now >= mend {
+            if let Some(m) = mark {
+                out.cpu = Some(m.since(pid));
+            }
+            break;
+        }
+        // Publish while the window allows.
+        while out.publisher_err.is_none() && seq < u32::MAX as u64 {
+            if seq >= window {
+                let old = (seq - window) as usize % RING;
+                if count[old] < live {
+                    if now - sent_at[old] > Duration::from_secs(2) {
+                        out.stalled += 1;
+                    } else {
+                        break;
+                    }
+                }
+            }
+            let slot = seq as usize % RING;
+            count[slot] = 0;
+            sent_at[slot] = Instant::now();
+            let p = &mut cs[pub_idx];
+            let mut r = Ok(());
+            if !p.fb.pending.is_empty() {
+                let pend = std::mem::take(&mut p.fb.pending);
+                r = write_all_nb(&mut p.stream, &pend);
+            }
+            if let Err(e) = r.and_then(|_| write_all_nb(&mut p.stream, &bcast_frame(seq))) {
+                out.publisher_err = Some(e.to_string());
+                break;
+            }
+            if measuring {
+                out.published += 1;
+            }
+            seq += 1;
+        }
+        let wait_ms = (mend.saturating_duration_since(now).min(Duration::from_millis(20)).as_millis() as i32).max(1);
+        // SAFETY: events has room for its length.
+        let k = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, wait_ms) };
+        if k < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            out.first_err.get_or_insert(format!("epoll_wait: {e}"));
+            break;
+        }
+        for ev in &events[..k as usize] {
+            let idx = ev.u64 as usize;
+            let c = &mut cs[idx];
+            if !c.alive {
+                continue;
+            }
+            let spare = c.fb.spare();
+            // SAFETY: reading into our own buffer's free tail.
+            let r = unsafe { libc::read(c.stream.as_raw_fd(), spare.as_mut_ptr() as *mut libc::c_void, spare.len()) };
+            let mut err: Option<String> = None;
+            if r == 0 {
+                err = Some("server closed the connection".into());
+            } else if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
+                    err = Some(e.to_string());
+                }
+            } else {
+                c.fb.advance(r as usize);
+                let t = Instant::now();
+                loop {
+                    match c.fb.try_parse() {
+                        Ok(None) => break,
+                        Ok(Some(f)) if f.opcode == OP_CLOSE => {
+                            err = Some("server sent close".into());
+                            break;
+                        }
+                        Ok(Some(f)) => {
+                            if idx == pub_idx || !f.starts_with(b"BC") {
+                                continue; // the publisher's own copy, welcome texts
+                            }
+                            let Some(s) = parse_hex8(&f.prefix[2..10]) else { continue };
+                            let slot = s as usize % RING;
+                            count[slot] += 1;
+                            if measuring {
+                                out.delivered += 1;
+                                if out.lat.len() < 4_000_000 {
+                                    out.lat.push((t - sent_at[slot]).as_nanos().min(u32::MAX as u128) as u32);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            err = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                if err.is_none() && idx != pub_idx && !c.fb.pending.is_empty() {
+                    let p = std::mem::take(&mut c.fb.pending);
+                    if let Err(e) = write_all_nb(&mut c.stream, &p) {
+                        err = Some(e.to_string());
+                    }
+                }
+            }
+            if let Some(e) = err {
+                c.alive = false;
+                // SAFETY: deregistering our own fd.
+                unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, c.stream.as_raw_fd(), std::ptr::null_mut()) };
+                if idx == pub_idx {
+                    out.publisher_err.get_or_insert(e);
+                } else {
+                    live = live.saturating_sub(1);
+                    out.errors += 1;
+                    out.first_err.get_or_insert(e);
+                }
+            }
+        }
+    }
+    // SAFETY: our own epoll fd.
+    unsafe { libc::close(ep) };
+    out
+}
