@@ -24,8 +24,10 @@ static void vreport(int ok, const char *file, int line, const char *fmt, va_list
     }
     char msg[1024];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    fprintf(stderr, "%s %s:%d: %s\n", ok ? "ok  " : "FAIL", file, line, msg);
-    fflush(stderr);
+    flockfile(stdout);
+    printf("%s %s:%d: %s\n", ok ? "ok  " : "FAIL", file, line, msg);
+    fflush(stdout);
+    funlockfile(stdout);
 }
 
 void check_report(int ok, const char *file, int line, const char *fmt, ...) {

@@ -32,8 +32,17 @@ static struct {
 
 static int on_open(void *ud, uint64_t conn, const ws_request *req) {
     (void)ud;
-    (void)req;
     ev_enter(conn, 1);
+    const char *path = ws_request_path(req);
+    if (path && strcmp(path, "/close-server") == 0) {
+        int64_t t0 = now_ms();
+        int r = ws_server_close(srv, (uint32_t)scaled(10000));
+        int64_t dt = now_ms() - t0;
+        pthread_mutex_lock(&ev_mu);
+        incb.close_result = r;
+        incb.close_ms = dt;
+        pthread_mutex_unlock(&ev_mu);
+    }
     ev_record_open(conn, 1);
     pthread_mutex_lock(&ev_mu);
     last_open = conn;
@@ -381,6 +390,64 @@ static void test_timeouts(void) {
     wsc_free(&h);
 }
 
+static void test_close_timeout(void) {
+    uint64_t opts[] = {WS_OPT_CLOSE_TIMEOUT_MS, (uint64_t)scaled(300), 0};
+    srv = start_with(opts);
+    wsc a;
+    uint64_t id = open_client(&a);
+    int64_t t0 = now_ms();
+    CHECK_RES(ws_server_disconnect(srv, id, 1000, "bye"), WS_OK);
+    CHECK_INT(read_to_close(&a, NULL), 1000); /* and never answer it */
+    CHECK(ev_wait_closed(id, scaled(3000)), "on_close after the close timeout");
+    int64_t dt = now_ms() - t0;
+    CHECK(dt >= 250, "on_close waited for WS_OPT_CLOSE_TIMEOUT_MS (%lld ms)", (long long)dt);
+    ev_conn e = ev_get(id);
+    CHECK_INT(e.close_code, 1006);
+    /* The header: WS_ERR_TIMEOUT is "A handshake, idle or close timeout
+     * expired (on_error)", and on_error covers "timeout". */
+    CHECK(e.errors == 1 && e.last_error == WS_ERR_TIMEOUT,
+          "a close timeout is reported by on_error(WS_ERR_TIMEOUT) before on_close (on_error calls: %d, last %s)",
+          e.errors, e.errors ? ws_result_name(e.last_error) : "none");
+    CHECK(wsc_wait_eof(&a, scaled(3000)), "TCP closed after the close timeout");
+    CHECK_RES(ws_server_close(srv, 1000), WS_OK);
+    events_shutdown();
+    ev_check_invariants("close timeout");
+    ws_server_free(srv);
+    srv = NULL;
+    wsc_free(&a);
+}
+
+static void test_close_in_on_open(void) {
+    srv = start_with(NULL);
+    wsc a, b;
+    uint64_t ida = open_client(&a);
+    /* b's on_open closes the server: b was accepted (on_open returned 0),
+     * so it should get its 101, then the 1001 like everyone else. */
+    int status = wsc_open(&b, "127.0.0.1", port, "/close-server", NULL, 0, scaled(2000));
+    CHECK(status == 101, "ws_server_close inside on_open: the accepted client still gets its 101 (got %d: %s; %zu raw "
+          "bytes instead, starting %02x %02x)", status, b.why, b.len, b.len > 0 ? b.buf[0] : 0, b.len > 1 ? b.buf[1] : 0);
+    if (status == 101) {
+        CHECK_INT(read_to_close(&b, NULL), 1001);
+        wsc_send_close(&b, 1001, NULL);
+    }
+    CHECK_INT(read_to_close(&a, NULL), 1001);
+    wsc_send_close(&a, 1001, NULL);
+    CHECK(ev_wait_closed(ida, scaled(5000)), "on_close for the other client");
+    pthread_mutex_lock(&ev_mu);
+    int r = incb.close_result;
+    int64_t ms = incb.close_ms;
+    pthread_mutex_unlock(&ev_mu);
+    CHECK_RES(r, WS_OK);
+    CHECK(ms < scaled(1000), "ws_server_close inside on_open returned at once (%lld ms)", (long long)ms);
+    wsc_free(&b);
+    CHECK_RES(ws_server_close(srv, (uint32_t)scaled(2000)), WS_OK);
+    events_shutdown();
+    ev_check_invariants("close in on_open");
+    ws_server_free(srv);
+    srv = NULL;
+    wsc_free(&a);
+}
+
 static void on_alarm(int sig) {
     (void)sig;
     static const char m[] = "test_lifecycle: TIMEOUT (deadlock?)\n0 passed, 1 failed\n";
@@ -398,5 +465,7 @@ int main(void) {
     test_log_levels();
     test_max_connections();
     test_timeouts();
+    test_close_timeout();
+    test_close_in_on_open();
     return check_summary("test_lifecycle");
 }

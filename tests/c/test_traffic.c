@@ -30,6 +30,8 @@ static struct {
     int null_name_is_null;  /* NULL name -> NULL */
     int subprotocol_null;   /* no subprotocol agreed -> NULL */
     int welcome_result;     /* ws_server_send from on_open */
+    int open_disconnect_result;
+    uint64_t open_disconnect_conn;
 } seen;
 
 /* What callbacks got back from the calls they made. */
@@ -53,6 +55,17 @@ static int on_open(void *ud, uint64_t conn, const ws_request *req) {
     if (path && strcmp(path, "/status-1") == 0) verdict = -1;   /* also 500 */
     if (path && strcmp(path, "/status599") == 0) verdict = 599;
     if (path && strcmp(path, "/status451") == 0) verdict = 451;
+    if (path && strcmp(path, "/open-disconnect") == 0) {
+        /* Accept, but close right away: the 101 must still go out first. */
+        int r = ws_server_disconnect(srv, conn, 4001, "go away");
+        pthread_mutex_lock(&ev_mu);
+        seen.open_disconnect_result = r;
+        seen.open_disconnect_conn = conn;
+        pthread_mutex_unlock(&ev_mu);
+        ev_record_open(conn, 1);
+        ev_leave();
+        return 0;
+    }
     if (verdict == 0) {
         pthread_mutex_lock(&ev_mu);
         seen.conn = conn;
@@ -573,6 +586,206 @@ static void test_ids_never_reused(void) {
     CHECK(increasing, "ids of successive connections strictly increase (never reused)");
 }
 
+static void test_frames_with_handshake(void) {
+    /* The client's first frames in the same TCP write as its request. */
+    int fd = wsc_tcp_connect("127.0.0.1", port, 0);
+    wsc c;
+    wsc_init(&c, fd);
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET /early HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    const unsigned char frames[] = {0x81, 0x83, 1, 2, 3, 4, 'e' ^ 1, 'a' ^ 2, 'r' ^ 3,
+                                    0x82, 0x82, 0, 0, 0, 0, 'l', 'y',
+                                    0x81, 0x85, 0, 0, 0, 0, 'p', 'a'}; /* the last one is partial */
+    memcpy(req + n, frames, sizeof frames);
+    wsc_send_raw(&c, req, (size_t)n + sizeof frames);
+    wsc_read_some(&c, 12, scaled(5000));
+    char *end = c.len ? memmem(c.buf, c.len, "\r\n\r\n", 4) : NULL;
+    for (int i = 0; i < 100 && end == NULL; i++) {
+        if (wsc_read_some(&c, 1, scaled(100)) < 0) break;
+        end = memmem(c.buf, c.len, "\r\n\r\n", 4);
+    }
+    int ok = c.len >= 12 && memcmp(c.buf, "HTTP/1.1 101", 12) == 0 && end != NULL;
+    CHECK(ok, "handshake with frames in the same write answered 101");
+    if (ok) {
+        size_t head = (size_t)(end - (char *)c.buf) + 4;
+        memmove(c.buf, c.buf + head, c.len - head);
+        c.len -= head;
+        wsc_frame f;
+        wsc_recv(&c, &f, scaled(5000)); /* welcome */
+        wsc_frame_free(&f);
+        expect_msg(&c, WSC_TEXT, "ear", 3, "first frame sent with the handshake");
+        expect_msg(&c, WSC_BINARY, "ly", 2, "second frame sent with the handshake");
+        const unsigned char rest[] = {'r', 't', 'y'};
+        wsc_send_raw(&c, rest, sizeof rest);
+        expect_msg(&c, WSC_TEXT, "party", 5, "frame split between the handshake write and the next");
+        wsc_send_close(&c, 1000, NULL);
+        expect_close(&c, NULL, 0);
+    }
+    wsc_free(&c);
+}
+
+static void test_long_reason(void) {
+    wsc c;
+    uint64_t id;
+    if (open_client(&c, "/long-reason", NULL, &id) == 0) {
+        char reason[124], got[200];
+        for (int i = 0; i < 123; i++) reason[i] = (char)('a' + i % 26);
+        reason[123] = '\0';
+        CHECK_RES(ws_server_disconnect(srv, id, 1008, reason), WS_OK);
+        CHECK_INT(expect_close(&c, got, sizeof got), 1008);
+        CHECK_STR(got, reason);
+        wsc_send_close(&c, 1008, NULL);
+        CHECK(ev_wait_closed(id, scaled(5000)), "on_close");
+    }
+    wsc_free(&c);
+}
+
+static void test_disconnect_in_on_open(void) {
+    /* ws_server_disconnect is allowed in callbacks, and what on_open queues
+     * goes out "right after the handshake response": so the client must get
+     * the 101 first, then the close frame. */
+    wsc c;
+    int status = wsc_open(&c, "127.0.0.1", port, "/open-disconnect", NULL, 0, scaled(2000));
+    pthread_mutex_lock(&ev_mu);
+    int r = seen.open_disconnect_result;
+    uint64_t id = seen.open_disconnect_conn;
+    pthread_mutex_unlock(&ev_mu);
+    CHECK_RES(r, WS_OK);
+    CHECK(status == 101, "disconnect inside on_open: the client still gets its 101 first (got %d: %s; %zu raw bytes "
+          "instead, starting %02x %02x)", status, c.why, c.len, c.len > 0 ? c.buf[0] : 0, c.len > 1 ? c.buf[1] : 0);
+    if (status == 101) {
+        char reason[128];
+        CHECK_INT(expect_close(&c, reason, sizeof reason), 4001);
+        CHECK_STR(reason, "go away");
+        wsc_send_close(&c, 4001, NULL);
+        CHECK(ev_wait_closed(id, scaled(5000)), "on_close after disconnect in on_open");
+        CHECK_INT(ev_get(id).close_code, 4001);
+    }
+    wsc_free(&c);
+    if (id) ev_wait_closed(id, scaled(8000));
+}
+
+static void test_ipv6_peer(void) {
+    ws_callbacks cb = {0};
+    cb.on_open = on_open;
+    cb.on_message = on_message;
+    cb.on_close = ev_on_close;
+    cb.on_error = ev_on_error;
+    ws_server *v6 = ws_server_new(&cb, NULL);
+    uint16_t p6 = 0;
+    if (ws_server_listen(v6, "::1", 0) != WS_OK) {
+        printf("note: no IPv6 loopback; IPv6 peer test skipped\n");
+        ws_server_free(v6);
+        return;
+    }
+    ws_server *saved = srv;
+    srv = v6;
+    ws_server_port(v6, &p6);
+    wsc c;
+    int status = wsc_open(&c, "::1", p6, "/v6?q=1", NULL, 0, scaled(5000));
+    CHECK_INT(status, 101);
+    if (status == 101) {
+        char expect_peer[64];
+        snprintf(expect_peer, sizeof expect_peer, "[::1]:%u", (unsigned)c.local_port);
+        pthread_mutex_lock(&ev_mu);
+        CHECK_STR(seen.peer, expect_peer);
+        CHECK_STR(seen.path, "/v6");
+        uint64_t id = seen.conn;
+        pthread_mutex_unlock(&ev_mu);
+        wsc_frame f;
+        wsc_recv(&c, &f, scaled(5000));
+        wsc_frame_free(&f);
+        wsc_send_text(&c, "over v6");
+        expect_msg(&c, WSC_TEXT, "over v6", 7, "echo over IPv6");
+        wsc_send_close(&c, 1000, NULL);
+        expect_close(&c, NULL, 0);
+        ev_wait_closed(id, scaled(5000));
+    }
+    wsc_free(&c);
+    CHECK_RES(ws_server_close(v6, 1000), WS_OK);
+    ws_server_free(v6);
+    srv = saved;
+}
+
+/* Several I/O threads: per-connection order still holds. */
+typedef struct {
+    int idx;
+    int ok;
+} mt_arg;
+
+static void *mt_client(void *p) {
+    mt_arg *a = p;
+    wsc c;
+    a->ok = 0;
+    if (wsc_open(&c, "127.0.0.1", port, "/mt", NULL, 0, scaled(5000)) == 101) {
+        wsc_frame f;
+        int good = wsc_recv(&c, &f, scaled(5000)) == WSC_OK; /* welcome */
+        wsc_frame_free(&f);
+        for (int i = 0; i < 100 && good; i++) {
+            char m[32];
+            snprintf(m, sizeof m, "%d:%d", a->idx, i);
+            wsc_send_text(&c, m);
+        }
+        for (int i = 0; i < 100 && good; i++) {
+            char m[32];
+            snprintf(m, sizeof m, "%d:%d", a->idx, i);
+            good = wsc_recv(&c, &f, scaled(5000)) == WSC_OK && strcmp((char *)f.data, m) == 0;
+            wsc_frame_free(&f);
+        }
+        wsc_send_close(&c, 1000, NULL);
+        good = good && wsc_recv(&c, &f, scaled(5000)) == WSC_OK && f.opcode == WSC_CLOSE;
+        wsc_frame_free(&f);
+        a->ok = good;
+    }
+    wsc_free(&c);
+    return NULL;
+}
+
+static void test_many_threads(void) {
+    ws_callbacks cb = {0};
+    cb.on_open = on_open;
+    cb.on_message = on_message;
+    cb.on_close = ev_on_close;
+    cb.on_error = ev_on_error;
+    events_reset();
+    srv = ws_server_new(&cb, NULL);
+    CHECK_RES(ws_server_set_option(srv, WS_OPT_THREADS, 4), WS_OK);
+    CHECK_RES(ws_server_listen(srv, "127.0.0.1", 0), WS_OK);
+    CHECK_RES(ws_server_port(srv, &port), WS_OK);
+    enum { K = 8 };
+    pthread_t t[K];
+    mt_arg a[K];
+    for (int i = 0; i < K; i++) {
+        a[i].idx = i;
+        pthread_create(&t[i], NULL, mt_client, &a[i]);
+    }
+    int ok = 0;
+    for (int i = 0; i < K; i++) {
+        pthread_join(t[i], NULL);
+        ok += a[i].ok;
+    }
+    CHECK_INT(ok, K);
+    CHECK_RES(ws_server_close(srv, (uint32_t)scaled(2000)), WS_OK);
+    events_shutdown();
+    pthread_mutex_lock(&ev_mu);
+    int late = 0, closes = 0, opens = 0;
+    for (int i = 1; i < EV_MAX_CONN; i++) {
+        late += EV.conn[i].late;
+        closes += EV.conn[i].closed;
+        opens += EV.conn[i].opened;
+    }
+    int wrong = EV.wrong_thread, reused = EV.reused;
+    pthread_mutex_unlock(&ev_mu);
+    CHECK_INT(opens, K);
+    CHECK_INT(closes, K);
+    CHECK_INT(late, 0);
+    CHECK_INT(reused, 0);
+    CHECK_INT(wrong, 0);
+    ws_server_free(srv);
+}
+
 int main(void) {
     events_reset();
     ws_callbacks cb = {0};
@@ -600,6 +813,9 @@ int main(void) {
     test_callback_disconnect();
     test_broadcast();
     test_ids_never_reused();
+    test_frames_with_handshake();
+    test_long_reason();
+    test_disconnect_in_on_open();
     ev_check_invariants("traffic");
 
     CHECK_RES(ws_server_close(srv, (uint32_t)scaled(2000)), WS_OK);
@@ -619,5 +835,10 @@ int main(void) {
     sleep_ms(50);
     ws_server_free(srv);
     ev_check_invariants("after close");
+
+    events_reset();
+    test_ipv6_peer();
+    ev_check_invariants("IPv6");
+    test_many_threads();
     return check_summary("test_traffic");
 }
