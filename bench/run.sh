@@ -21,6 +21,8 @@ skip() { # skip NAME REASON
   say "$1 skipped: $2"
   echo "$2" >"$out/skip/$1.txt"
 }
+# Rebuild a peer only when its source is newer than its binary.
+stale() { [[ ! -x $1 || $2 -nt $1 ]]; }
 last_line() { grep -v '^\s*$' "$1" | grep -iE 'error|fatal|not found|No such' | head -n 1 | cut -c1-200; }
 
 # Enough file descriptors for 100k connections on each side, when allowed.
@@ -50,10 +52,12 @@ if [[ ! -x build/examples/echo_server ]]; then
 fi
 
 # 3. libwebsockets peer.
+say "building the C and C++ peers"
 if pkg-config --exists libwebsockets 2>/dev/null || [[ -f /usr/include/libwebsockets.h ]]; then
   lws_flags=$(pkg-config --cflags --libs libwebsockets 2>/dev/null || echo "-lwebsockets")
   # shellcheck disable=SC2086
-  if ! gcc -O2 -Wall -o "$out/bin/lws_echo" bench/peers/lws_echo.c $lws_flags 2>"$out/logs/build-lws.log"; then
+  if stale "$out/bin/lws_echo" bench/peers/lws_echo.c &&
+    ! gcc -O2 -Wall -o "$out/bin/lws_echo" bench/peers/lws_echo.c $lws_flags 2>"$out/logs/build-lws.log"; then
     skip libwebsockets "lws_echo.c did not build: $(last_line "$out/logs/build-lws.log")"
   fi
 else
@@ -62,7 +66,8 @@ fi
 
 # 4. Boost.Beast peer.
 if [[ -f /usr/include/boost/beast.hpp ]]; then
-  if ! g++ -O2 -std=c++17 -Wall -o "$out/bin/beast_echo" bench/peers/beast_echo.cpp -pthread 2>"$out/logs/build-beast.log"; then
+  if stale "$out/bin/beast_echo" bench/peers/beast_echo.cpp &&
+    ! g++ -O2 -std=c++17 -Wall -o "$out/bin/beast_echo" bench/peers/beast_echo.cpp -pthread 2>"$out/logs/build-beast.log"; then
     skip boost-beast "beast_echo.cpp did not build: $(last_line "$out/logs/build-beast.log")"
   fi
 else

@@ -41,16 +41,16 @@ impl Plan {
         if quick {
             Plan {
                 quick,
-                echo_t: t(300, 1000),
+                echo_t: t(200, 800),
                 echo: vec![
                     ("echo_16b_100c", "echo 16 B, 100 connections".into(), 100, 16),
                     ("echo_16k_100c", "echo 16 KiB, 100 connections".into(), 100, 16384),
                     ("echo_16b_1000c", "echo 16 B, 1,000 connections".into(), 1000, 16),
                 ],
                 connrate_conc: 50,
-                connrate_t: t(200, 1000),
+                connrate_t: t(200, 800),
                 bcast_clients: 200,
-                bcast_t: t(300, 1000),
+                bcast_t: t(200, 800),
                 mem_steps: vec![1000],
             }
         } else {
@@ -200,6 +200,11 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// Between workloads: lets the server finish closing connections.
+    fn pause(&self) -> Duration {
+        Duration::from_millis(if self.plan.quick { 100 } else { 300 })
+    }
+
     fn wants(&self, id: &str) -> bool {
         self.wanted.as_ref().is_none_or(|w| w.iter().any(|p| id.starts_with(p.as_str())))
     }
@@ -268,7 +273,7 @@ async fn run_server(spec: &Spec, ctx: &Ctx) -> (Vec<Row>, Vec<String>) {
                     };
                     progress(name, id, &r, "msg/s");
                     rows.push(row(name, id, r));
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    tokio::time::sleep(ctx.pause()).await;
                 }
                 if ctx.wants(&cr_id) {
                     let r = if srv.alive() {
@@ -336,7 +341,7 @@ async fn run_server(spec: &Spec, ctx: &Ctx) -> (Vec<Row>, Vec<String>) {
         progress(name, &bc_id, &r, "deliveries/s");
         rows.push(row(name, &bc_id, r));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(ctx.pause()).await;
     (rows, exits)
 }
 

@@ -45,30 +45,53 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// CPU use of the server and of this process over one interval.
+/// Busy CPU time of the whole machine (all CPUs, /proc/stat), in seconds.
+pub fn machine_busy_seconds() -> f64 {
+    let s = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = s.lines().next() else { return 0.0 };
+    // cpu user nice system idle iowait irq softirq steal ...
+    let f: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let busy: u64 = [0usize, 1, 2, 5, 6, 7].iter().filter_map(|&i| f.get(i)).sum();
+    busy as f64 / clk_tck()
+}
+
+/// CPU use of the server, of this process and of the whole machine over
+/// one interval.
 #[derive(Clone, Copy)]
 pub struct CpuMark {
     at: Instant,
     server: f64,
     me: f64,
+    machine: f64,
 }
 
 pub struct CpuDelta {
     pub wall: f64,
     pub server: f64,
     pub me: f64,
+    /// Busy time of everything else (other processes, interrupts): high
+    /// means the figures of this window are noisy.
+    pub other: f64,
 }
 
 impl CpuMark {
     pub fn now(pid: u32) -> CpuMark {
-        CpuMark { at: Instant::now(), server: cpu_seconds(pid).unwrap_or(0.0), me: self_cpu_seconds() }
+        CpuMark {
+            at: Instant::now(),
+            server: cpu_seconds(pid).unwrap_or(0.0),
+            me: self_cpu_seconds(),
+            machine: machine_busy_seconds(),
+        }
     }
     pub fn since(&self, pid: u32) -> CpuDelta {
         let b = CpuMark::now(pid);
+        let server = b.server - self.server;
+        let me = b.me - self.me;
         CpuDelta {
             wall: (b.at - self.at).as_secs_f64(),
-            server: b.server - self.server,
-            me: b.me - self.me,
+            server,
+            me,
+            other: (b.machine - self.machine - server - me).max(0.0),
         }
     }
 }

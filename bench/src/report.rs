@@ -51,7 +51,8 @@ impl Report<'_> {
         let mut o = String::new();
         let _ = writeln!(
             o,
-            "\nwsbench ({} mode): servers pinned to CPU {}, load generator to the other; ratio = value / wsserver's",
+            "\nwsbench ({} mode): servers pinned to CPU {}, load generator to the other; ratio = value / wsserver's;\n\
+             srv/gen/other cpu = CPU used by the server / the load generator / everything else (100% = one core)",
             if self.quick { "quick" } else { "full" },
             self.server_cpu.map(|c| c.to_string()).unwrap_or("(none)".into())
         );
@@ -69,8 +70,8 @@ impl Report<'_> {
             );
             let _ = writeln!(
                 o,
-                "{:<18} {:>14} {:<13} {:>7} {:>11} {:>9} {:>9} {:>7} {:>7}  note",
-                "server", "value", "unit", "ratio", "srv µs/op", "p50 µs", "p99 µs", "srv cpu", "gen cpu"
+                "{:<18} {:>14} {:<13} {:>7} {:>10} {:>8} {:>8} {:>7} {:>7} {:>7}  note",
+                "server", "value", "unit", "ratio", "srv µs/op", "p50 µs", "p99 µs", "srv cpu", "gen cpu", "other"
             );
             for r in self.rows.iter().filter(|r| r.workload == id) {
                 match &r.status {
@@ -84,7 +85,7 @@ impl Report<'_> {
                         let pct = |x: Option<f64>| x.map(|v| format!("{v:.0}%")).unwrap_or("-".into());
                         let _ = writeln!(
                             o,
-                            "{:<18} {:>14} {:<13} {:>7} {:>11} {:>9} {:>9} {:>7} {:>7}  {}",
+                            "{:<18} {:>14} {:<13} {:>7} {:>10} {:>8} {:>8} {:>7} {:>7} {:>7}  {}",
                             r.server,
                             value,
                             shown_unit,
@@ -94,6 +95,7 @@ impl Report<'_> {
                             f(m.p99_us, 0),
                             pct(m.server_cpu_pct),
                             pct(m.gen_cpu_pct),
+                            pct(m.other_cpu_pct),
                             m.note
                         );
                     }
@@ -158,7 +160,7 @@ impl Report<'_> {
                     let _ = write!(
                         o,
                         "\"status\": \"ok\", \"value\": {}, \"ratio\": {}, \"p50_us\": {}, \"p99_us\": {}, \
-                         \"server_cpu_us_per_op\": {}, \"server_cpu_pct\": {}, \"gen_cpu_pct\": {}, \"errors\": {}, \"note\": {}}}",
+                         \"server_cpu_us_per_op\": {}, \"server_cpu_pct\": {}, \"gen_cpu_pct\": {}, \"other_cpu_pct\": {}, \"errors\": {}, \"note\": {}}}",
                         num(Some(m.value)),
                         ratio,
                         num(m.p50_us),
@@ -166,6 +168,7 @@ impl Report<'_> {
                         num(m.server_cpu_us),
                         num(m.server_cpu_pct),
                         num(m.gen_cpu_pct),
+                        num(m.other_cpu_pct),
                         m.errors,
                         js(&m.note)
                     );

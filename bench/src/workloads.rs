@@ -26,6 +26,8 @@ pub struct Measure {
     pub server_cpu_us: Option<f64>,
     pub server_cpu_pct: Option<f64>,
     pub gen_cpu_pct: Option<f64>,
+    /// CPU used by everything else on the machine meanwhile (100% = one core).
+    pub other_cpu_pct: Option<f64>,
     pub errors: u64,
     pub note: String,
 }
@@ -132,6 +134,7 @@ pub async fn echo(addr: SocketAddr, raw: bool, pid: u32, conns: usize, size: usi
         server_cpu_us: (total > 0).then(|| cpu.server * 1e6 / total as f64),
         server_cpu_pct: Some(100.0 * cpu.server / cpu.wall),
         gen_cpu_pct: Some(100.0 * cpu.me / cpu.wall),
+        other_cpu_pct: Some(100.0 * cpu.other / cpu.wall),
         errors: r.errors,
         note: String::new(),
     };
@@ -195,6 +198,7 @@ pub async fn broadcast(addr: SocketAddr, raw: bool, pid: u32, clients: usize, wi
         server_cpu_us: Some(cpu.server * 1e6 / total as f64),
         server_cpu_pct: Some(100.0 * cpu.server / cpu.wall),
         gen_cpu_pct: Some(100.0 * cpu.me / cpu.wall),
+        other_cpu_pct: Some(100.0 * cpu.other / cpu.wall),
         errors: r.errors,
         note,
     })
@@ -284,6 +288,7 @@ pub async fn connrate(addr: SocketAddr, raw: bool, pid: u32, conc: usize, t: &Ti
         server_cpu_us: Some(cpu.server * 1e6 / total as f64),
         server_cpu_pct: Some(100.0 * cpu.server / cpu.wall),
         gen_cpu_pct: Some(100.0 * cpu.me / cpu.wall),
+        other_cpu_pct: Some(100.0 * cpu.other / cpu.wall),
         errors,
         note,
     })
@@ -323,14 +328,14 @@ pub async fn memory_step(
 ) -> Result<Measure, String> {
     let need = target.saturating_sub(set.streams.len());
     let t0 = Instant::now();
-    let (conns, err) = open_many(addr, raw, need, 128, true, t0 + limit, set.streams.len()).await;
+    let (conns, err) = open_many(addr, raw, need, 64, true, t0 + limit, set.streams.len()).await;
     set.streams.extend(conns.into_iter().map(WsConn::into_stream));
     if let Some(e) = err {
         return Err(format!("opened {} of {target}: {e}", set.streams.len()));
     }
     let open_secs = t0.elapsed().as_secs_f64();
     // Let the server settle (lazy allocations, deferred frees).
-    sleep(Duration::from_secs(1)).await;
+    sleep(Duration::from_millis(if target <= 1000 { 500 } else { 1000 })).await;
     let rss = rss_kib(pid).ok_or("server gone")?;
     let alive = set.alive();
     let per_conn = (rss as f64 - base_kib as f64) * 1024.0 / target as f64;

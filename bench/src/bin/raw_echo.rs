@@ -44,6 +44,16 @@ fn write_all_nb(fd: RawFd, mut data: &[u8]) -> bool {
     true
 }
 
+/// A non-blocking listener with a long accept queue (std's is 128).
+fn listen(port: u16) -> io::Result<TcpListener> {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())?;
+    s.listen(4096)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().and_then(|p| p.parse().ok()).expect("usage: raw_echo PORT [--broadcast]");
@@ -53,8 +63,7 @@ fn main() {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
     }
-    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
-    listener.set_nonblocking(true).unwrap();
+    let listener = listen(port).expect("bind");
     println!("listening on tcp://127.0.0.1:{port}");
     let lfd = listener.as_raw_fd();
     // SAFETY (all unsafe blocks below): plain syscalls on fds we own, with
