@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Installs wsserver into a temporary prefix (make install PREFIX=...), then
+# builds examples-c/echo_server.c against the installed copy using only
+# `pkg-config --cflags --libs wsserver`, runs it with LD_LIBRARY_PATH on the
+# installed lib, checks the "listening on" line, an echo (Python websockets
+# client), the soname libwsserver.so.0 and SIGTERM -> exit status 0. Also a
+# static build from the installed libwsserver.a with `pkg-config --static`.
+# Last line: "N passed, M failed".
+set -u
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+PY=${PYTHON:-python3}
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "ok   $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+check() { # check "what" command...
+    local what=$1
+    shift
+    if "$@"; then pass "$what"; else fail "$what"; fi
+}
+
+PREFIX=$(mktemp -d /tmp/wsserver-install.XXXXXX)
+WORK=$(mktemp -d /tmp/wsserver-install-work.XXXXXX)
+SERVER_PID=
+cleanup() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -9 "$SERVER_PID" 2>/dev/null; fi
+    rm -rf "$PREFIX" "$WORK"
+}
+trap cleanup EXIT
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+    exit $?
+}
+
+if ! command -v pkg-config >/dev/null; then
+    (apt-get update -qq && apt-get install -y -qq pkg-config) >/dev/null 2>&1 || true
+fi
+command -v pkg-config >/dev/null || { fail "pkg-config is not available"; finish; }
+
+if make -s install PREFIX="$PREFIX" >"$WORK/install.log" 2>&1; then
+    pass "make install PREFIX=$PREFIX"
+else
+    fail "make install PREFIX=$PREFIX"
+    cat "$WORK/install.log"
+    finish
+fi
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+MAJOR=${VERSION%%.*}
+
+# What is installed.
+check "header installed" test -f "$PREFIX/include/wsserver.h"
+check "pkg-config file installed" test -f "$PREFIX/lib/pkgconfig/wsserver.pc"
+check "libwsserver.so.$VERSION installed" test -f "$PREFIX/lib/libwsserver.so.$VERSION"
+check "libwsserver.so.$MAJOR -> libwsserver.so.$VERSION" \
+    test "$(readlink "$PREFIX/lib/libwsserver.so.$MAJOR")" = "libwsserver.so.$VERSION"
+check "libwsserver.so -> libwsserver.so.$MAJOR" test "$(readlink "$PREFIX/lib/libwsserver.so")" = "libwsserver.so.$MAJOR"
+check "libwsserver.a installed" test -f "$PREFIX/lib/libwsserver.a"
+check "installed header is the source header" cmp -s include/wsserver.h "$PREFIX/include/wsserver.h"
+soname=$(readelf -d "$PREFIX/lib/libwsserver.so.$VERSION" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+check "soname is libwsserver.so.0 (got '$soname')" test "$soname" = "libwsserver.so.0"
+syms=$(nm -D --defined-only "$PREFIX/lib/libwsserver.so.$VERSION" | awk '{print $3}' | grep '^ws_' | sort -u)
+declared=$(sed -nE 's/^[a-z].*[ *](ws_[a-z0-9_]+)\(.*/\1/p' "$PREFIX/include/wsserver.h" | sort -u)
+missing=$(comm -13 <(echo "$syms") <(echo "$declared") | tr '\n' ' ')
+extra=$(comm -23 <(echo "$syms") <(echo "$declared") | tr '\n' ' ')
+check "every function of the installed header is exported ($(wc -w <<<"$declared") functions; missing: ${missing:-none})" \
+    test -z "$missing"
+check "every exported ws_* symbol is declared in the header (undeclared: ${extra:-none})" test -z "$extra"
+for f in ws_version ws_result_name ws_last_error ws_server_new ws_server_free ws_server_set_option \
+    ws_server_set_subprotocols ws_server_listen ws_server_port ws_server_send ws_server_broadcast \
+    ws_server_disconnect ws_server_queued_bytes ws_server_close ws_request_path ws_request_query \
+    ws_request_header ws_request_peer ws_request_subprotocol; do
+    grep -qx "$f" <<<"$syms" || fail "the installed library exports $f"
+done
+nonws=$(nm -D --defined-only "$PREFIX/lib/libwsserver.so.$VERSION" | awk '$2 ~ /^[TDBR]$/ {print $3}' | grep -v '^ws_' |
+    grep -vE '^(_init|_fini|__bss_start|_edata|_end)$' | head -5 | tr '\n' ' ')
+check "no other global functions or data are exported (got: ${nonws:-none})" test -z "$nonws"
+
+# pkg-config answers from the installed .pc only.
+export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
+export PKG_CONFIG_LIBDIR="$PREFIX/lib/pkgconfig"
+check "pkg-config --modversion wsserver = $VERSION" test "$(pkg-config --modversion wsserver 2>/dev/null)" = "$VERSION"
+CFLAGS_PC=$(pkg-config --cflags wsserver)
+LIBS_PC=$(pkg-config --libs wsserver)
+echo "pkg-config --cflags --libs wsserver: $CFLAGS_PC $LIBS_PC"
+check "pkg-config --cflags points into the prefix" grep -q -- "-I$PREFIX/include" <<<"$CFLAGS_PC"
+check "pkg-config --libs points into the prefix" grep -q -- "-L$PREFIX/lib" <<<"$LIBS_PC"
+
+# Build the example from a copy outside the source tree, so that nothing but
+# pkg-config's flags can find the header or the library.
+cp examples-c/echo_server.c examples-c/example_common.h "$WORK/"
+# shellcheck disable=SC2046
+if (cd "$WORK" && gcc -std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -O2 -o echo_server echo_server.c \
+    $(pkg-config --cflags --libs wsserver)) >"$WORK/build.log" 2>&1; then
+    pass "echo_server.c builds with pkg-config --cflags --libs wsserver"
+else
+    fail "echo_server.c builds with pkg-config --cflags --libs wsserver"
+    cat "$WORK/build.log"
+    finish
+fi
+needed=$(readelf -d "$WORK/echo_server" | sed -n 's/.*(NEEDED).*\[\(libwsserver[^]]*\)\].*/\1/p')
+check "the binary needs libwsserver.so.0 (got '$needed')" test "$needed" = "libwsserver.so.0"
+check "the binary has no rpath into the build tree" \
+    bash -c "! readelf -d '$WORK/echo_server' | grep -qE 'R(UN)?PATH'"
+
+# Without LD_LIBRARY_PATH the installed library is not found: proof that the
+# run below really uses the installed copy.
+check "without LD_LIBRARY_PATH the loader cannot find libwsserver.so.0" \
+    bash -c "! env -u LD_LIBRARY_PATH '$WORK/echo_server' 127.0.0.1 0 >/dev/null 2>&1"
+resolved=$(LD_LIBRARY_PATH="$PREFIX/lib" ldd "$WORK/echo_server" | awk '/libwsserver/ {print $3}')
+check "with LD_LIBRARY_PATH it resolves to the installed copy ($resolved)" \
+    test "$(readlink -f "$resolved")" = "$(readlink -f "$PREFIX/lib/libwsserver.so.$VERSION")"
+
+# The echo client, a tiny Python websockets script.
+cat >"$WORK/echo_client.py" <<'PYEOF'
+import asyncio, sys
+from websockets.asyncio.client import connect
+async def main(url):
+    async with connect(url, proxy=None, open_timeout=10, close_timeout=10, ping_interval=None) as ws:
+        await ws.send("installed hello")
+        assert await asyncio.wait_for(ws.recv(), 10) == "installed hello"
+        await ws.send(b"\x00\x01\x02")
+        assert await asyncio.wait_for(ws.recv(), 10) == b"\x00\x01\x02"
+    print("echo ok")
+asyncio.run(asyncio.wait_for(main(sys.argv[1]), 30))
+PYEOF
+
+# Run it from the installed library.
+run_server() { # run_server BINARY -> sets SERVER_PID, URL
+    local bin=$1
+    rm -f "$WORK/out" "$WORK/err"
+    LD_LIBRARY_PATH="$PREFIX/lib" "$bin" 127.0.0.1 0 >"$WORK/out" 2>"$WORK/err" &
+    SERVER_PID=$!
+    URL=
+    for _ in $(seq 100); do
+        if grep -q '^listening on ' "$WORK/out" 2>/dev/null; then break; fi
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    local line
+    line=$(head -1 "$WORK/out" 2>/dev/null)
+    if [[ $line =~ ^listening\ on\ (ws://127\.0\.0\.1:[0-9]+)$ ]]; then
+        URL=${BASH_REMATCH[1]}
+        pass "$(basename "$bin") prints '$line'"
+    else
+        fail "$(basename "$bin") prints 'listening on ws://127.0.0.1:PORT' (got '$line'; stderr: $(head -3 "$WORK/err"))"
+    fi
+}
+stop_server() { # SIGTERM, expect exit 0 within 10 s
+    local name=$1
+    kill -TERM "$SERVER_PID" 2>/dev/null
+    local rc=
+    for _ in $(seq 200); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            wait "$SERVER_PID"
+            rc=$?
+            break
+        fi
+        sleep 0.05
+    done
+    if [ -z "$rc" ]; then
+        kill -9 "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+        fail "$name exits after SIGTERM (still running after 10 s)"
+    else
+        check "$name exits with status 0 after SIGTERM (got $rc)" test "$rc" -eq 0
+    fi
+    SERVER_PID=
+}
+
+run_server "$WORK/echo_server"
+if [ -n "$URL" ]; then
+    if timeout 40 "$PY" "$WORK/echo_client.py" "$URL" >"$WORK/client.log" 2>&1; then
+        pass "the installed echo_server echoes (python websockets client)"
+    else
+        fail "the installed echo_server echoes (python websockets client):"
+        cat "$WORK/client.log"
+    fi
+fi
+stop_server "echo_server (shared)"
+
+# A static build: the installed libwsserver.a plus what `pkg-config --static`
+# lists as private libraries must be enough.
+PRIVATE=$(pkg-config --static --libs-only-l wsserver | sed 's/-lwsserver//')
+echo "pkg-config --static --libs-only-l wsserver (minus -lwsserver): $PRIVATE"
+# shellcheck disable=SC2046,SC2086
+if (cd "$WORK" && gcc -std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -O2 -o echo_server_static echo_server.c \
+    $(pkg-config --cflags wsserver) "$PREFIX/lib/libwsserver.a" $PRIVATE) >"$WORK/build-static.log" 2>&1; then
+    pass "echo_server.c links statically with libwsserver.a and pkg-config --static's libraries"
+    check "the static binary does not need libwsserver.so" \
+        bash -c "! readelf -d '$WORK/echo_server_static' | grep -q 'NEEDED.*libwsserver'"
+    run_server "$WORK/echo_server_static"
+    if [ -n "$URL" ]; then
+        if timeout 40 "$PY" "$WORK/echo_client.py" "$URL" >"$WORK/client.log" 2>&1; then
+            pass "the static echo_server echoes"
+        else
+            fail "the static echo_server echoes:"
+            cat "$WORK/client.log"
+        fi
+    fi
+    stop_server "echo_server (static)"
+else
+    fail "echo_server.c links statically with libwsserver.a and pkg-config --static's libraries"
+    cat "$WORK/build-static.log"
+fi
+
+# DESTDIR staging puts the same tree under DESTDIR with the final prefix in the .pc.
+STAGE="$WORK/stage"
+if make -s install DESTDIR="$STAGE" PREFIX=/opt/wsserver >"$WORK/destdir.log" 2>&1; then
+    check "make install DESTDIR=... PREFIX=/opt/wsserver stages the library" \
+        test -f "$STAGE/opt/wsserver/lib/libwsserver.so.$VERSION"
+    check "the staged .pc names the final prefix" grep -q '^prefix=/opt/wsserver$' "$STAGE/opt/wsserver/lib/pkgconfig/wsserver.pc"
+else
+    fail "make install DESTDIR=... PREFIX=/opt/wsserver"
+    cat "$WORK/destdir.log"
+fi
+finish
