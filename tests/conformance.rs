@@ -912,3 +912,57 @@ fn idle_client_is_dropped_and_responsive_client_stays() {
     server.close(Duration::from_millis(200));
     check_event_order(&rec.snapshot());
 }
+
+#[test]
+fn handshake_split_byte_by_byte() {
+    let (server, _rec, port) = start(cfg(), true);
+    let mut c = RawClient::connect(port);
+    for b in upgrade_request("/slowly", "").as_bytes() {
+        c.write(&[*b]);
+        std::thread::sleep(Duration::from_micros(300));
+    }
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 101, "{}", r.head);
+    assert_eq!(r.header("Sec-WebSocket-Accept"), Some(RFC_ACCEPT));
+    c.roundtrip("ok");
+    server.close(Duration::from_millis(200));
+}
+
+/// A client that sends pings and never reads the pongs must not make the
+/// server queue without bound: the send queue limits (or the server
+/// stopping reading, or closing the connection) must cap what is queued.
+#[test]
+fn ping_flood_from_a_client_that_does_not_read_is_bounded() {
+    const HARD: usize = 64 << 10;
+    let config = Config { send_queue_limit: 16 << 10, send_queue_hard_limit: HARD, ..cfg() };
+    let (server, rec, port) = start(config, true);
+    let mut c = RawClient::open(port, "/flood");
+    let id = rec.nth_open(0);
+    let mut chunk = Vec::new();
+    for _ in 0..1000 {
+        chunk.extend(frame(true, OP_PING, &[1u8; 125]));
+    }
+    c.stream.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut sent = 0usize;
+    let mut worst = 0usize;
+    for _ in 0..300 {
+        if c.try_write(&chunk).is_err() {
+            break; // the server stopped reading, or closed: both fine
+        }
+        sent += chunk.len();
+        if let Ok(q) = server.queued_bytes(id) {
+            worst = worst.max(q);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    if let Ok(q) = server.queued_bytes(id) {
+        worst = worst.max(q);
+    }
+    assert!(
+        worst <= HARD + (64 << 10),
+        "after {} MB of pings, the server queued {worst} bytes of pongs for a client that does not read \
+         (send_queue_hard_limit {HARD})",
+        sent >> 20
+    );
+    server.close(Duration::from_millis(200));
+}
