@@ -81,11 +81,8 @@ fn parse(buf: &[u8], peer: SocketAddr, subprotocols: &[String]) -> Result<Option
     if req.version != Some(1) {
         return Err(Refusal::Status(400, "HTTP/1.1 required"));
     }
-    let headers: Vec<(String, String)> = req
-        .headers
-        .iter()
-        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
-        .collect();
+    let headers: Vec<(String, String)> =
+        req.headers.iter().map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned())).collect();
     let get = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
     if get("Host").is_none() {
         return Err(Refusal::Status(400, "missing Host header"));

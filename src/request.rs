@@ -24,10 +24,7 @@ impl Request {
     /// The first header with this name (case-insensitive). Values that are
     /// not UTF-8 are given with U+FFFD in place of the bad bytes.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
     /// Every header, in the order the client sent them.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {

@@ -225,8 +225,7 @@ fn parse_host(host: &str) -> Result<IpAddr, Error> {
         return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
     let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    bare.parse::<IpAddr>()
-        .map_err(|_| Error::BadHost(format!("'{host}' is not an IPv4/IPv6 literal or 'localhost'")))
+    bare.parse::<IpAddr>().map_err(|_| Error::BadHost(format!("'{host}' is not an IPv4/IPv6 literal or 'localhost'")))
 }
 
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, Error> {
@@ -436,7 +435,11 @@ async fn accept_loop(server: ServerHandle, listener: TcpListener) {
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_socket(slot, stream, peer, taken > max));
+                let tls = inner.tls.read().clone();
+                match tls {
+                    None => tokio::spawn(serve_plain(slot, stream, peer, taken > max)),
+                    Some(tls) => tokio::spawn(serve_tls(tls, slot, stream, peer, taken > max)),
+                };
             }
             Err(e) => {
                 server.log(LogLevel::Error, &format!("accept failed: {e}"));
@@ -447,52 +450,62 @@ async fn accept_loop(server: ServerHandle, listener: TcpListener) {
 }
 
 /// Runs the handshake on an accepted socket, then the connection.
-async fn serve_socket(slot: Slot, stream: TcpStream, peer: SocketAddr, over_limit: bool) {
-    let server = slot.server();
-    let deadline = tokio::time::Instant::now() + server.config().handshake_timeout;
-    let tls = server.inner.tls.read().clone();
-    let Some(tls) = tls else {
-        return serve_websocket(slot, stream, peer, over_limit, deadline, None).await;
-    };
-    match tokio::time::timeout_at(deadline, tls.acceptor.accept(stream)).await {
-        Err(_) => server.log(LogLevel::Info, &format!("{peer}: TLS handshake timed out")),
-        Ok(Err(e)) => server.log(LogLevel::Warn, &format!("{peer}: TLS handshake failed: {e}")),
-        Ok(Ok(stream)) => {
-            let subject = crate::tls::client_subject(stream.get_ref().1);
-            serve_websocket(slot, stream, peer, over_limit, deadline, subject).await
-        }
+/// A plain ws:// connection's task. The handshake runs in its own boxed
+/// future, so an open connection's task holds only the small `Connection`
+/// (memory per idle connection is a design target).
+async fn serve_plain(slot: Slot, stream: TcpStream, peer: SocketAddr, over_limit: bool) {
+    let deadline = tokio::time::Instant::now() + slot.server().config().handshake_timeout;
+    if let Some(conn) = Box::pin(open_websocket(slot, stream, peer, over_limit, deadline, None)).await {
+        conn.await
     }
 }
 
-/// The WebSocket handshake and then the connection, over TCP or TLS.
-async fn serve_websocket<S: AsyncRead + AsyncWrite + Unpin>(
+/// A wss:// connection's task: TLS, then as `serve_plain`.
+async fn serve_tls(tls: Tls, slot: Slot, stream: TcpStream, peer: SocketAddr, over_limit: bool) {
+    let server = slot.server().clone();
+    let deadline = tokio::time::Instant::now() + server.config().handshake_timeout;
+    let stream = match tokio::time::timeout_at(deadline, tls.acceptor.accept(stream)).await {
+        Err(_) => return server.log(LogLevel::Info, &format!("{peer}: TLS handshake timed out")),
+        Ok(Err(e)) => return server.log(LogLevel::Warn, &format!("{peer}: TLS handshake failed: {e}")),
+        Ok(Ok(stream)) => stream,
+    };
+    let subject = crate::tls::client_subject(stream.get_ref().1);
+    if let Some(conn) = Box::pin(open_websocket(slot, stream, peer, over_limit, deadline, subject)).await {
+        conn.await
+    }
+}
+
+/// The WebSocket handshake over TCP or TLS; the open connection, or None
+/// when the handshake failed or was refused.
+async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     slot: Slot,
     mut stream: S,
     peer: SocketAddr,
     over_limit: bool,
     deadline: tokio::time::Instant,
     client_subject: Option<String>,
-) {
+) -> Option<Connection<S>> {
     let server = slot.server().clone();
     let cfg = server.config();
     let read = tokio::time::timeout_at(deadline, handshake::read_request(&mut stream, peer, &cfg.subprotocols)).await;
     let upgrade = match read {
         Err(_) => {
             server.log(LogLevel::Info, &format!("{peer}: handshake timed out"));
-            return;
+            return None;
         }
         Ok(Err(Refusal::Io(e))) => {
             server.log(LogLevel::Debug, &format!("{peer}: connection lost during handshake: {e}"));
-            return;
+            return None;
         }
         Ok(Err(Refusal::Status(status, why))) => {
             server.log(LogLevel::Warn, &format!("{peer}: handshake refused with {status}: {why}"));
-            return refuse(&mut stream, status, why, cfg.close_timeout).await;
+            refuse(&mut stream, status, why, cfg.close_timeout).await;
+            return None;
         }
-        Ok(Ok(up)) if over_limit => {
-            let _ = up;
+        Ok(Ok(_)) if over_limit => {
             server.log(LogLevel::Warn, &format!("{peer}: refused with 503: max_connections reached"));
-            return refuse(&mut stream, 503, "too many connections", cfg.close_timeout).await;
+            refuse(&mut stream, 503, "too many connections", cfg.close_timeout).await;
+            return None;
         }
         Ok(Ok(mut up)) => {
             up.request.client_subject = client_subject;
@@ -505,7 +518,8 @@ async fn serve_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     *inner.open.lock() += 1;
     if !inner.registry.insert(shared.clone()) {
         inner.connection_ended();
-        return refuse(&mut stream, 503, "server is shutting down", cfg.close_timeout).await;
+        refuse(&mut stream, 503, "server is shutting down", cfg.close_timeout).await;
+        return None;
     }
     let verdict = {
         let _current = CurrentConn::enter(id);
@@ -517,10 +531,11 @@ async fn serve_websocket<S: AsyncRead + AsyncWrite + Unpin>(
         inner.connection_ended();
         let status = if (400..=599).contains(&status) { status } else { 500 };
         server.log(LogLevel::Info, &format!("{peer}: refused by the host with {status}"));
-        return refuse(&mut stream, status, "refused", cfg.close_timeout).await;
+        refuse(&mut stream, status, "refused", cfg.close_timeout).await;
+        return None;
     }
     shared.send_control(Bytes::from(handshake::accept_response(&upgrade)), true);
-    Connection::new(stream, shared, slot, upgrade.leftover).await;
+    Some(Connection::new(stream, shared, slot, upgrade.leftover))
 }
 
 async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, status: u16, why: &str, limit: Duration) {

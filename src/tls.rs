@@ -56,9 +56,9 @@ fn parse_key(pem: &[u8], password: Option<&str>, source: &str) -> Result<Private
             .map_err(|e| tls_err(format!("{source}: malformed encrypted key: {e}")))?;
         let info = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes())
             .map_err(|e| tls_err(format!("{source}: malformed encrypted key: {e}")))?;
-        let plain = info
-            .decrypt(password)
-            .map_err(|_| tls_err(format!("{source}: wrong password for the encrypted key (or an unsupported cipher)")))?;
+        let plain = info.decrypt(password).map_err(|_| {
+            tls_err(format!("{source}: wrong password for the encrypted key (or an unsupported cipher)"))
+        })?;
         return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(plain.as_bytes().to_vec())));
     }
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| match e {
@@ -124,10 +124,9 @@ impl TlsBuilder {
     }
 
     fn set_key(&mut self, key: PrivateKeyDer<'static>, source: String) -> Result<(), Error> {
-        provider()
-            .key_provider
-            .load_private_key(key.clone_key())
-            .map_err(|e| tls_err(format!("{source}: unsupported key type ({e}); use RSA (2048+ bits), ECDSA P-256/P-384 or Ed25519")))?;
+        provider().key_provider.load_private_key(key.clone_key()).map_err(|e| {
+            tls_err(format!("{source}: unsupported key type ({e}); use RSA (2048+ bits), ECDSA P-256/P-384 or Ed25519"))
+        })?;
         self.key = Some(Arc::new(key));
         self.key_source = source;
         Ok(())

@@ -57,8 +57,9 @@ pub struct ws_callbacks {
     /// Something went wrong on a connection (protocol violation, timeout,
     /// I/O error, send-queue overflow); `on_close` follows. `message` is
     /// valid only during the call.
-    pub on_error:
-        Option<unsafe extern "C" fn(user_data: *mut c_void, conn: u64, error: super::ws_result, message: *const c_char)>,
+    pub on_error: Option<
+        unsafe extern "C" fn(user_data: *mut c_void, conn: u64, error: super::ws_result, message: *const c_char),
+    >,
     /// A connection's send queue fell back under WS_OPT_SEND_QUEUE_LIMIT
     /// after a send returned WS_BACKPRESSURE: sending may resume.
     pub on_drain: Option<unsafe extern "C" fn(user_data: *mut c_void, conn: u64)>,

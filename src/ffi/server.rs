@@ -167,21 +167,53 @@ pub unsafe extern "C" fn ws_server_set_option(srv: *mut ws_server, option: ws_op
     run(|| {
         let s = server(srv)?;
         let invalid = |m: String| fail(Error::InvalidArgument(m));
-        let size = || usize::try_from(value).ok().filter(|v| *v > 0).ok_or_else(|| invalid(format!("option {option}: {value} is out of range")));
+        let size = || {
+            usize::try_from(value)
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| invalid(format!("option {option}: {value} is out of range")))
+        };
         let ms = || Duration::from_millis(value);
         let apply: Box<dyn FnOnce(&mut Config)> = match option {
-            WS_OPT_MAX_MESSAGE_SIZE => { let v = size()?; Box::new(move |c| c.max_message_size = v) }
-            WS_OPT_MAX_FRAME_SIZE => { let v = size()?; Box::new(move |c| c.max_frame_size = v) }
-            WS_OPT_MAX_CONNECTIONS => { let v = size()?; Box::new(move |c| c.max_connections = v) }
-            WS_OPT_SEND_QUEUE_LIMIT => { let v = size()?; Box::new(move |c| c.send_queue_limit = v) }
-            WS_OPT_SEND_QUEUE_HARD_LIMIT => { let v = size()?; Box::new(move |c| c.send_queue_hard_limit = v) }
+            WS_OPT_MAX_MESSAGE_SIZE => {
+                let v = size()?;
+                Box::new(move |c| c.max_message_size = v)
+            }
+            WS_OPT_MAX_FRAME_SIZE => {
+                let v = size()?;
+                Box::new(move |c| c.max_frame_size = v)
+            }
+            WS_OPT_MAX_CONNECTIONS => {
+                let v = size()?;
+                Box::new(move |c| c.max_connections = v)
+            }
+            WS_OPT_SEND_QUEUE_LIMIT => {
+                let v = size()?;
+                Box::new(move |c| c.send_queue_limit = v)
+            }
+            WS_OPT_SEND_QUEUE_HARD_LIMIT => {
+                let v = size()?;
+                Box::new(move |c| c.send_queue_hard_limit = v)
+            }
             WS_OPT_HANDSHAKE_TIMEOUT_MS | WS_OPT_CLOSE_TIMEOUT_MS if value == 0 => {
                 return Err(invalid(format!("option {option}: a timeout must be positive")));
             }
-            WS_OPT_HANDSHAKE_TIMEOUT_MS => { let d = ms(); Box::new(move |c| c.handshake_timeout = d) }
-            WS_OPT_CLOSE_TIMEOUT_MS => { let d = ms(); Box::new(move |c| c.close_timeout = d) }
-            WS_OPT_PING_INTERVAL_MS => { let d = ms(); Box::new(move |c| c.ping_interval = d) }
-            WS_OPT_IDLE_TIMEOUT_MS => { let d = ms(); Box::new(move |c| c.idle_timeout = d) }
+            WS_OPT_HANDSHAKE_TIMEOUT_MS => {
+                let d = ms();
+                Box::new(move |c| c.handshake_timeout = d)
+            }
+            WS_OPT_CLOSE_TIMEOUT_MS => {
+                let d = ms();
+                Box::new(move |c| c.close_timeout = d)
+            }
+            WS_OPT_PING_INTERVAL_MS => {
+                let d = ms();
+                Box::new(move |c| c.ping_interval = d)
+            }
+            WS_OPT_IDLE_TIMEOUT_MS => {
+                let d = ms();
+                Box::new(move |c| c.idle_timeout = d)
+            }
             WS_OPT_OVERFLOW_POLICY => {
                 let p = match value {
                     0 => OverflowPolicy::Drop,
@@ -265,7 +297,9 @@ pub unsafe extern "C" fn ws_server_listen(srv: *mut ws_server, host: *const c_ch
             (false, _) => None,
             (true, Some(tls)) => Some(tls.clone()),
             (true, None) => {
-                return Err(fail(Error::Tls("TLS is enabled but no certificate and key were set (ws_server_set_tls)".into())))
+                return Err(fail(Error::Tls(
+                    "TLS is enabled but no certificate and key were set (ws_server_set_tls)".into(),
+                )))
             }
         };
         if tls.is_some() {
