@@ -920,3 +920,80 @@ fn log_lines_respect_the_level() {
     let logs = rec.logs.lock().unwrap().clone();
     assert!(logs.iter().all(|(l, _)| *l <= LogLevel::Warn), "lines above the level: {logs:?}");
 }
+
+/// Refuses `/status/N` with `Err(N)`.
+#[derive(Default)]
+struct StatusRefuser(Recorder);
+impl Handler for StatusRefuser {
+    fn on_open(&self, s: &ServerHandle, c: ConnId, r: &Request) -> Result<(), u16> {
+        self.0.on_open(s, c, r)?;
+        match r.path().strip_prefix("/status/") {
+            Some(n) => Err(n.parse().unwrap()),
+            None => Ok(()),
+        }
+    }
+    fn on_close(&self, s: &ServerHandle, c: ConnId, code: u16, r: &str) {
+        self.0.on_close(s, c, code, r)
+    }
+}
+
+#[test]
+fn on_open_refusal_status_is_sent_and_out_of_range_becomes_500() {
+    let h = Arc::new(StatusRefuser::default());
+    let (server, port) = start_with(cfg(), h.clone());
+    for (asked, want) in [(400u16, 400u16), (401, 401), (404, 404), (429, 429), (451, 451), (503, 503), (599, 599), (200, 500), (302, 500), (600, 500), (0, 500)] {
+        let mut c = RawClient::connect(port);
+        c.write(upgrade_request(&format!("/status/{asked}"), "").as_bytes());
+        let r = c.read_refusal();
+        assert_eq!(r.status, want, "on_open returned Err({asked}): {}", r.head);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(h.0.closes().is_empty(), "refused connections got on_close: {:?}", h.0.closes());
+    server.close(Duration::from_millis(100));
+}
+
+#[test]
+fn request_exposes_path_query_headers_and_peer() {
+    let (server, rec, port) = start(cfg(), true);
+    let mut c = RawClient::connect(port);
+    let extra = "X-First: 1\r\nX-Dup: a\r\nX-Dup: b\r\nX-Latin: caf\u{e9}\r\n";
+    c.write(upgrade_request("/room/42?user=ann&x=%20y", extra).as_bytes());
+    assert_eq!(c.read_response().unwrap().status, 101);
+    c.roundtrip("hi");
+    let (id, req) = rec.requests.lock().unwrap()[0].clone();
+    assert_eq!(id, rec.nth_open(0));
+    assert_eq!(req.path(), "/room/42");
+    assert_eq!(req.query(), "user=ann&x=%20y");
+    assert_eq!(req.header("x-first"), Some("1"));
+    assert_eq!(req.header("X-DUP"), Some("a"), "the first of repeated headers");
+    assert_eq!(req.header("X-Latin"), Some("café"));
+    assert_eq!(req.header("absent"), None);
+    let names: Vec<&str> = req.headers().map(|(n, _)| n).collect();
+    assert_eq!(names, ["Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "X-First", "X-Dup", "X-Dup", "X-Latin"]);
+    assert_eq!(req.peer_addr(), c.stream.local_addr().unwrap());
+    let mut c2 = RawClient::connect(port);
+    c2.write(upgrade_request("/", "").as_bytes());
+    assert_eq!(c2.read_response().unwrap().status, 101);
+    c2.roundtrip("hi");
+    assert_eq!(rec.requests.lock().unwrap()[1].1.query(), "");
+    server.close(Duration::from_millis(200));
+}
+
+#[test]
+fn disconnect_of_a_client_that_never_answers_ends_after_close_timeout() {
+    let (server, rec, port) = start(Config { close_timeout: Duration::from_millis(300), ..cfg() }, true);
+    let h = server.handle();
+    let mut deaf = RawClient::open(port, "/deaf");
+    let id = rec.nth_open(0);
+    assert_eq!(h.queued_bytes(id), Ok(0));
+    let t0 = Instant::now();
+    h.disconnect(id, 4000, "go away").unwrap();
+    let f = deaf.read_frame();
+    assert_eq!((f.opcode, f.close_code(), f.close_reason()), (OP_CLOSE, Some(4000), &b"go away"[..]));
+    let (code, _) = rec.wait_close(id);
+    let took = t0.elapsed();
+    assert_eq!(code, 1006, "no close handshake happened");
+    assert!(took >= Duration::from_millis(250) && took < Duration::from_millis(1500), "closed after {took:?}");
+    deaf.expect_end();
+    server.close(Duration::from_millis(100));
+}
