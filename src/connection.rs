@@ -433,7 +433,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Connection<S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let _current = CurrentConn::enter(this.shared.id);
+        let _current = CurrentConn::enter(&this.shared);
         this.shared.waker.register(cx.waker());
         for _ in 0..READ_BUDGET {
             if this.shut_down && this.reported {

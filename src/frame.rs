@@ -125,7 +125,14 @@ pub(crate) fn unmask(data: &mut [u8], mask: [u8; 4]) {
 /// every recipient of a broadcast.
 pub(crate) fn encode(opcode: OpCode, payload: &[u8]) -> Bytes {
     let len = payload.len();
-    let mut out = Vec::with_capacity(len + 10);
+    let header = match len {
+        0..=125 => 2,
+        126..=0xffff => 4,
+        _ => 10,
+    };
+    // Exact capacity: `Bytes::from` then takes the buffer without a copy or
+    // a second allocation.
+    let mut out = Vec::with_capacity(header + len);
     out.push(0x80 | opcode as u8);
     if len < 126 {
         out.push(len as u8);

@@ -10,7 +10,8 @@ use parking_lot::Mutex;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// What a queued send reports when it succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,17 +115,29 @@ impl Outbox {
 
 thread_local! {
     /// The connection whose task is running on this thread: sends to it
-    /// need no wake-up, its task flushes right after the callback returns.
-    static CURRENT: Cell<ConnId> = const { Cell::new(0) };
+    /// need no registry lookup and no wake-up, since its task flushes right
+    /// after the callback returns.
+    static CURRENT: Cell<(ConnId, *const ConnShared)> = const { Cell::new((0, std::ptr::null())) };
 }
 
-/// Marks `id` as the connection being polled on this thread until dropped.
-pub(crate) struct CurrentConn(ConnId);
+/// Marks `conn` as the connection being polled on this thread until dropped.
+pub(crate) struct CurrentConn((ConnId, *const ConnShared));
 
 impl CurrentConn {
-    pub fn enter(id: ConnId) -> CurrentConn {
-        CurrentConn(CURRENT.with(|c| c.replace(id)))
+    pub fn enter(conn: &Arc<ConnShared>) -> CurrentConn {
+        CurrentConn(CURRENT.with(|c| c.replace((conn.id, Arc::as_ptr(conn)))))
     }
+}
+
+/// Runs `f` on connection `id` if it is the one being polled on this thread.
+pub(crate) fn with_current<R>(id: ConnId, f: impl FnOnce(&ConnShared) -> R) -> Option<R> {
+    let (current, ptr) = CURRENT.with(|c| c.get());
+    if current != id || ptr.is_null() {
+        return None;
+    }
+    // SAFETY: the CurrentConn guard that set `ptr` holds (through its
+    // caller) an Arc to this ConnShared until it restores the previous value.
+    Some(f(unsafe { &*ptr }))
 }
 
 impl Drop for CurrentConn {
@@ -142,6 +155,8 @@ pub(crate) struct ConnShared {
     pub last_rx: AtomicU64,
     /// Server clock (ms) of the last keep-alive ping sent.
     pub last_ping: AtomicU64,
+    /// A command is waiting: lets the task skip the lock when none is.
+    has_command: AtomicBool,
 }
 
 impl ConnShared {
@@ -152,12 +167,13 @@ impl ConnShared {
             waker: AtomicWaker::new(),
             last_rx: AtomicU64::new(now),
             last_ping: AtomicU64::new(now),
+            has_command: AtomicBool::new(false),
         }
     }
 
     /// Wakes the connection's task unless it is the one running here.
     pub fn wake(&self) {
-        if CURRENT.with(|c| c.get()) != self.id {
+        if CURRENT.with(|c| c.get().0) != self.id {
             self.waker.wake();
         }
     }
@@ -175,6 +191,7 @@ impl ConnShared {
                 ob.push(frame::encode_close(code, reason));
                 ob.closed = true;
                 let error = Error::Dropped(self.id);
+                self.has_command.store(true, Ordering::Release);
                 ob.command = Some(Command::Fail { code, reason: reason.into(), error });
                 drop(ob);
                 self.waker.wake();
@@ -230,6 +247,7 @@ impl ConnShared {
         }
         ob.push(close_frame);
         ob.closed = true;
+        self.has_command.store(true, Ordering::Release);
         ob.command = Some(command);
         drop(ob);
         self.wake();
@@ -250,6 +268,7 @@ impl ConnShared {
     pub fn kill(&self, error: Error) {
         let mut ob = self.outbox.lock();
         ob.closed = true;
+        self.has_command.store(true, Ordering::Release);
         ob.command = Some(Command::Kill(error));
         drop(ob);
         self.waker.wake();
@@ -257,6 +276,9 @@ impl ConnShared {
 
     /// Takes the pending command, if any.
     pub fn take_command(&self) -> Option<Command> {
+        if !self.has_command.swap(false, Ordering::Acquire) {
+            return None;
+        }
         self.outbox.lock().command.take()
     }
 

@@ -141,8 +141,12 @@ impl ServerHandle {
         if kind == Kind::Text && std::str::from_utf8(data).is_err() {
             return Err(Error::InvalidUtf8);
         }
-        let c = self.lookup(conn)?;
-        c.send(frame::encode(opcode(kind), data), self.limits())
+        let limits = self.limits();
+        let frame = || frame::encode(opcode(kind), data);
+        if let Some(result) = crate::outbox::with_current(conn, |c| c.send(frame(), limits)) {
+            return result;
+        }
+        self.lookup(conn)?.send(frame(), limits)
     }
 
     /// Queues one message for every open connection but `except`. The frame
@@ -522,7 +526,7 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
         return None;
     }
     let verdict = {
-        let _current = CurrentConn::enter(id);
+        let _current = CurrentConn::enter(&shared);
         inner.handler.on_open(&server, id, &upgrade.request)
     };
     if let Err(status) = verdict {
