@@ -381,6 +381,12 @@ static void test_send_args(void) {
     for (int i = 0; i < 62; i++) strcat(wide, "\xc3\xa9");
     CHECK_RES(ws_server_disconnect(srv, 1, 1000, wide), WS_ERR_REASON_TOO_LONG);
     CHECK_RES(ws_server_disconnect(srv, 1, 1000, "\xff bad"), WS_ERR_INVALID_UTF8);
+    /* Output pointers are written only on success. */
+    n = 42;
+    CHECK_RES(ws_server_broadcast(srv, (const uint8_t *)"\xff", 1, WS_TEXT, 0, &n), WS_ERR_INVALID_UTF8);
+    CHECK_INT(n, 42);
+    CHECK_RES(ws_server_broadcast(srv, (const uint8_t *)"x", 1, 7, 0, &n), WS_ERR_INVALID_ARGUMENT);
+    CHECK_INT(n, 42);
     ws_server_free(srv);
 }
 

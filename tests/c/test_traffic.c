@@ -10,8 +10,10 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -32,6 +34,8 @@ static struct {
     int welcome_result;     /* ws_server_send from on_open */
     int open_disconnect_result;
     uint64_t open_disconnect_conn;
+    char dup[64];
+    int stable;
 } seen;
 
 /* What callbacks got back from the calls they made. */
@@ -79,6 +83,18 @@ static int on_open(void *ud, uint64_t conn, const ws_request *req) {
         seen.missing_is_null = ws_request_header(req, "X-Not-There") == NULL;
         seen.null_name_is_null = ws_request_header(req, NULL) == NULL;
         copy(seen.peer, sizeof seen.peer, ws_request_peer(req));
+        copy(seen.dup, sizeof seen.dup, ws_request_header(req, "X-Dup"));
+        /* Strings handed out stay valid until on_open returns, however many
+         * more are asked for. */
+        const char *p1 = ws_request_path(req);
+        const char *h1 = ws_request_header(req, "Host");
+        for (int i = 0; i < 100; i++) {
+            ws_request_header(req, i % 2 ? "X-Test-Header" : "Host");
+            ws_request_query(req);
+            ws_request_peer(req);
+        }
+        seen.stable = p1 && h1 && path && strcmp(p1, path) == 0 && strcmp(h1, seen.host) == 0;
+        CHECK(ws_request_client_subject(req) == NULL, "no TLS: ws_request_client_subject gives NULL");
         const char *sp = ws_request_subprotocol(req);
         seen.subprotocol_null = sp == NULL;
         copy(seen.subprotocol, sizeof seen.subprotocol, sp);
@@ -191,7 +207,9 @@ static int expect_close(wsc *c, char *reason, size_t cap) {
 static void test_request_and_echo(void) {
     wsc c;
     uint64_t id = 0;
-    if (open_client(&c, "/room/1?user=ann&x=%20y", "X-Test-Header: Hello, World\r\nSec-WebSocket-Protocol: superchat, chat\r\n",
+    if (open_client(&c, "/room/1?user=ann&x=%20y",
+                    "X-Test-Header: Hello, World\r\nSec-WebSocket-Protocol: superchat, chat\r\nX-Dup: first\r\n"
+                    "x-dup: second\r\n",
                     &id) != 0) {
         wsc_free(&c);
         return;
@@ -213,6 +231,8 @@ static void test_request_and_echo(void) {
     CHECK(s.missing_is_null, "an absent header gives NULL");
     CHECK(s.null_name_is_null, "a NULL header name gives NULL");
     CHECK_STR(s.peer, expect_peer);
+    CHECK_STR(s.dup, "first");
+    CHECK(s.stable, "strings from ws_request_* stay valid during on_open");
     /* The server prefers "chat" (its first choice) among the client's offers. */
     CHECK_STR(s.subprotocol, "chat");
     CHECK_STR(wsc_answer_header(&c, "Sec-WebSocket-Protocol", got, sizeof got), "chat");
@@ -562,6 +582,120 @@ static void test_protocol_errors(void) {
     wsc_free(&c);
 }
 
+static void test_reset(void) {
+    /* The client resets the TCP connection: on_close 1006 (an on_error, if
+     * any, says WS_ERR_IO). */
+    wsc c;
+    uint64_t id;
+    if (open_client(&c, "/reset", NULL, &id) == 0) {
+        struct linger lg = {1, 0};
+        setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        wsc_send_text(&c, "partial");
+        const unsigned char partial[] = {0x81, 0x85, 0, 0, 0, 0, 'a'};
+        wsc_send_raw(&c, partial, sizeof partial);
+        sleep_ms(20);
+        wsc_free(&c); /* RST */
+        CHECK(ev_wait_closed(id, scaled(5000)), "on_close after a TCP reset");
+        ev_conn e = ev_get(id);
+        CHECK_INT(e.close_code, 1006);
+        CHECK(e.errors == 0 || e.last_error == WS_ERR_IO, "on_error after a reset, if any, is WS_ERR_IO (%s: %s)",
+              ws_result_name(e.last_error), e.error_message);
+    } else {
+        wsc_free(&c);
+    }
+}
+
+/* Senders hammer ids that open and close under them: every result must be
+ * one the header lists, and nothing may crash. */
+typedef struct {
+    volatile int stop;
+    int bad;
+    int bad_code;
+    long calls;
+} race_arg;
+
+static void *racer(void *p) {
+    race_arg *a = p;
+    unsigned seed = 12345;
+    while (!a->stop) {
+        uint64_t id = 1 + (uint64_t)(rand_r(&seed) % 200);
+        int r;
+        switch (rand_r(&seed) % 4) {
+        case 0:
+            r = ws_server_send(srv, id, (const uint8_t *)"race", 4, WS_TEXT);
+            if (r != WS_OK && r != WS_BACKPRESSURE && r != WS_ERR_CLOSED && r != WS_ERR_NO_SUCH_CONN) a->bad++, a->bad_code = r;
+            break;
+        case 1: {
+            size_t q;
+            r = ws_server_queued_bytes(srv, id, &q);
+            if (r != WS_OK && r != WS_ERR_CLOSED && r != WS_ERR_NO_SUCH_CONN) a->bad++, a->bad_code = r;
+            break;
+        }
+        case 2:
+            r = ws_server_broadcast(srv, (const uint8_t *)"all", 3, WS_BINARY, id, NULL);
+            if (r != WS_OK) a->bad++, a->bad_code = r;
+            break;
+        default:
+            if (rand_r(&seed) % 16 == 0) {
+                r = ws_server_disconnect(srv, id, 1000, "race");
+                if (r != WS_OK && r != WS_ERR_CLOSED && r != WS_ERR_NO_SUCH_CONN) a->bad++, a->bad_code = r;
+            }
+        }
+        a->calls++;
+        if (a->calls % 64 == 0) sched_yield();
+    }
+    return NULL;
+}
+
+static void test_races(void) {
+    race_arg a[2];
+    pthread_t t[2];
+    memset(a, 0, sizeof a);
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, racer, &a[i]);
+    int opened = 0;
+    int64_t deadline = now_ms() + scaled(4000);
+    for (int i = 0; i < 30 && now_ms() < deadline; i++) {
+        wsc c;
+        int status = wsc_open(&c, "127.0.0.1", port, "/race", NULL, 0, scaled(5000));
+        if (status == 101) {
+            opened++;
+            wsc_send_text(&c, "hello");
+            /* Read a little, then leave in one of three ways. */
+            wsc_frame f;
+            for (int k = 0; k < 3; k++) {
+                if (wsc_recv(&c, &f, scaled(200)) != WSC_OK) break;
+                int closing = f.opcode == WSC_CLOSE;
+                wsc_frame_free(&f);
+                if (closing) break;
+            }
+            if (i % 3 == 0) wsc_send_close(&c, 1000, NULL);
+            if (i % 3 == 1) {
+                struct linger lg = {1, 0};
+                setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            }
+        }
+        wsc_free(&c);
+    }
+    for (int i = 0; i < 2; i++) {
+        a[i].stop = 1;
+        pthread_join(t[i], NULL);
+    }
+    CHECK(opened > 0, "race: %d connections opened", opened);
+    CHECK(a[0].bad + a[1].bad == 0, "race: %ld calls from 2 threads, every result one the header lists (bad: %d, %s)",
+          a[0].calls + a[1].calls, a[0].bad + a[1].bad, ws_result_name(a[0].bad ? a[0].bad_code : a[1].bad_code));
+    /* Let every connection finish before the invariants are checked. */
+    int64_t until = now_ms() + scaled(8000);
+    for (;;) {
+        pthread_mutex_lock(&ev_mu);
+        int pending = 0;
+        for (uint64_t i = 1; i <= EV.max_id && i < EV_MAX_CONN; i++)
+            if (EV.conn[i].opened && !EV.conn[i].closed) pending++;
+        pthread_mutex_unlock(&ev_mu);
+        if (pending == 0 || now_ms() > until) break;
+        sleep_ms(10);
+    }
+}
+
 static void test_ids_never_reused(void) {
     uint64_t prev = 0;
     int increasing = 1;
@@ -787,6 +921,9 @@ static void test_many_threads(void) {
 }
 
 int main(void) {
+    /* A SIGPIPE from the library is test_sigpipe's subject; here it would
+     * only hide every other result. */
+    signal(SIGPIPE, SIG_IGN);
     events_reset();
     ws_callbacks cb = {0};
     cb.on_open = on_open;
@@ -816,6 +953,8 @@ int main(void) {
     test_frames_with_handshake();
     test_long_reason();
     test_disconnect_in_on_open();
+    test_reset();
+    test_races();
     ev_check_invariants("traffic");
 
     CHECK_RES(ws_server_close(srv, (uint32_t)scaled(2000)), WS_OK);
