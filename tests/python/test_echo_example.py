@@ -12,11 +12,13 @@ Run from anywhere: python3 tests/python/test_echo_example.py
 """
 
 import asyncio
+import base64
 import os
 import re
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -90,6 +92,21 @@ class Server:
         if self.proc.poll() is None:
             return ""
         return self.proc.stderr.read().decode(errors="replace")
+
+
+def masked_frame(opcode, payload):
+    """One client frame (FIN, masked), for raw-socket tests."""
+    mask = os.urandom(4)
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack(">H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack(">Q", n)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + mask + body
 
 
 def run(coro):
@@ -272,6 +289,54 @@ class EchoServerLifecycleTest(unittest.TestCase):
                 async with client(server.url) as ws:
                     await ws.send("v6")
                     self.assertEqual(await ws.recv(), "v6")
+
+            run(go())
+            self.assertEqual(server.terminate(10), 0)
+        finally:
+            server.stop()
+
+    def test_client_reset_while_server_flushes(self):
+        """A client that stops reading, sends a close frame and a FIN, then
+        resets, must not kill the server (SIGPIPE from a write to a reset
+        socket): the example keeps SIGPIPE's default disposition."""
+        server = Server("echo_server")
+        try:
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.settimeout(10)
+            s.connect(("127.0.0.1", server.port))
+            key = base64.b64encode(os.urandom(16)).decode()
+            s.sendall(
+                f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(1)
+                if not chunk:
+                    break
+                head += chunk
+            self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+            message = masked_frame(2, b"x" * 65536)
+            for _ in range(100):  # 6.4 MB of echoes, never read
+                s.sendall(message)
+            time.sleep(0.2)
+            s.sendall(masked_frame(8, struct.pack(">H", 1000)))
+            s.shutdown(socket.SHUT_WR)
+            time.sleep(0.2)
+            s.close()  # unread data: RST
+            time.sleep(0.5)
+            status = server.proc.poll()
+            self.assertIsNone(
+                status,
+                f"echo_server died (status {status}"
+                + (": SIGPIPE)" if status == -signal.SIGPIPE else ")"),
+            )
+
+            async def go():
+                async with client(server.url) as ws:
+                    await ws.send("still there?")
+                    self.assertEqual(await ws.recv(), "still there?")
 
             run(go())
             self.assertEqual(server.terminate(10), 0)
