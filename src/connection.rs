@@ -216,7 +216,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
             }
             OpCode::Ping => {
-                self.shared.send_control(frame::encode(OpCode::Pong, payload), false);
+                self.shared.send_control(frame::encode(OpCode::Pong, payload));
             }
             OpCode::Pong => {}
             OpCode::Close => {

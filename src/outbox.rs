@@ -212,20 +212,14 @@ impl ConnShared {
         Ok(status)
     }
 
-    /// Queues a control frame (ping, pong, the 101 answer) outside the
-    /// limits; `front` puts it before everything else. False when closed.
-    pub fn send_control(&self, frame: Bytes, front: bool) -> bool {
+    /// Queues a control frame (ping, pong) outside the limits. False when
+    /// closed.
+    pub fn send_control(&self, frame: Bytes) -> bool {
         let mut ob = self.outbox.lock();
         if ob.closed {
             return false;
         }
-        let was_empty = if front {
-            ob.bytes += frame.len();
-            ob.frames.push_front(frame);
-            ob.frames.len() == 1
-        } else {
-            ob.push(frame)
-        };
+        let was_empty = ob.push(frame);
         drop(ob);
         if was_empty {
             self.wake();
@@ -252,6 +246,15 @@ impl ConnShared {
         drop(ob);
         self.wake();
         Ok(())
+    }
+
+    /// Puts the 101 answer before everything `on_open` queued, even a close
+    /// (a disconnect or server close during `on_open` still completes the
+    /// handshake first, then closes it properly).
+    pub fn queue_handshake_answer(&self, answer: Bytes) {
+        let mut ob = self.outbox.lock();
+        ob.bytes += answer.len();
+        ob.frames.push_front(answer);
     }
 
     /// Queues the connection's last frame (a close reply or a failure's

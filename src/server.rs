@@ -538,7 +538,7 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
         refuse(&mut stream, status, "refused", cfg.close_timeout).await;
         return None;
     }
-    shared.send_control(Bytes::from(handshake::accept_response(&upgrade)), true);
+    shared.queue_handshake_answer(Bytes::from(handshake::accept_response(&upgrade)));
     Some(Connection::new(stream, shared, slot, upgrade.leftover))
 }
 
@@ -574,7 +574,7 @@ async fn sweeper(server: ServerHandle, tick: Duration) {
                 && now.saturating_sub(c.last_ping.load(Ordering::Relaxed)) >= ping_ms
             {
                 c.last_ping.store(now, Ordering::Relaxed);
-                c.send_control(ping.clone(), false);
+                c.send_control(ping.clone());
             }
         });
         for c in dead {
