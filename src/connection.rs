@@ -328,7 +328,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// One round of work; Ready(true) when the connection is entirely done.
     fn poll_round(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         if let Some(cmd) = self.shared.take_command() {
-            self.apply(cmd);
+            // After on_close nothing more may reach the host (a late kill
+            // from the server's close must not add an on_error).
+            if !self.reported {
+                self.apply(cmd);
+            }
         }
         if matches!(self.mode, Mode::Lingering) {
             return self.poll_linger(cx).map(|_| true);
@@ -358,6 +362,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
         }
         if !matches!(self.mode, Mode::Open | Mode::Closing) {
+            return Poll::Pending;
+        }
+        if !flushed && self.shared.queued_bytes() >= self.slot.server().config().send_queue_limit {
+            // The client is not reading what we send (pongs included): stop
+            // reading its input until it does, so the queue stays bounded.
             return Poll::Pending;
         }
         if !self.inbuf.is_empty() && self.inbuf.len() >= frame_need(&self.inbuf) {
