@@ -46,14 +46,5 @@ int main(int argc, char **argv) {
     ws_server_set_option(server, WS_OPT_PING_INTERVAL_MS, 5000);
     ws_server_set_option(server, WS_OPT_IDLE_TIMEOUT_MS, 15000);
     ws_server_set_option(server, WS_OPT_MAX_CONNECTIONS, 100000);
-    if (ws_server_listen(server, host, port) != WS_OK) {
-        fprintf(stderr, "chat_server: %s\n", ws_last_error());
-        ws_server_free(server);
-        return 1;
-    }
-    example_print_listening(server, "ws", host);
-    example_wait_for_signal(&signals);
-    ws_server_close(server, 1000);
-    ws_server_free(server);
-    return 0;
+    return example_serve(server, "chat_server", "ws", host, port, &signals);
 }

@@ -29,14 +29,5 @@ int main(int argc, char **argv) {
     /* An echo server is what load tests hit: allow many clients. */
     ws_server_set_option(server, WS_OPT_MAX_CONNECTIONS, 1000000);
     ws_server_set_option(server, WS_OPT_LOG_LEVEL, WS_LOG_WARN);
-    if (ws_server_listen(server, host, port) != WS_OK) {
-        fprintf(stderr, "echo_server: %s\n", ws_last_error());
-        ws_server_free(server);
-        return 1;
-    }
-    example_print_listening(server, "ws", host);
-    example_wait_for_signal(&signals);
-    ws_server_close(server, 1000);
-    ws_server_free(server);
-    return 0;
+    return example_serve(server, "echo_server", "ws", host, port, &signals);
 }

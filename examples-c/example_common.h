@@ -66,4 +66,21 @@ static void example_log(void *user_data, ws_log_level level, const char *message
     fprintf(stderr, "[%s] %s\n", names[level <= 4 ? level : 0], message);
 }
 
+/* Listens on host:port, prints the "listening on" line, waits for SIGINT or
+ * SIGTERM, then closes (1 s grace) and frees the server. Returns the exit
+ * status: 0, or 1 when listen failed (the reason goes to stderr). */
+static int example_serve(ws_server *srv, const char *name, const char *scheme, const char *host, uint16_t port,
+                         const sigset_t *signals) {
+    if (ws_server_listen(srv, host, port) != WS_OK) {
+        fprintf(stderr, "%s: %s\n", name, ws_last_error());
+        ws_server_free(srv);
+        return 1;
+    }
+    example_print_listening(srv, scheme, host);
+    example_wait_for_signal(signals);
+    ws_server_close(srv, 1000);
+    ws_server_free(srv);
+    return 0;
+}
+
 #endif

@@ -72,14 +72,5 @@ int main(int argc, char **argv) {
         ws_server_free(server);
         return 1;
     }
-    if (ws_server_listen(server, host, port) != WS_OK) {
-        fprintf(stderr, "tls_echo_server: %s\n", ws_last_error());
-        ws_server_free(server);
-        return 1;
-    }
-    example_print_listening(server, "wss", host);
-    example_wait_for_signal(&signals);
-    ws_server_close(server, 1000);
-    ws_server_free(server);
-    return 0;
+    return example_serve(server, "tls_echo_server", "wss", host, port, &signals);
 }
