@@ -34,7 +34,7 @@ fi
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 CFLAGS="-std=c11 -Wall -Wextra -Werror -O1 -g -Iinclude -Itests/c -DEXPECTED_VERSION=\"$VERSION\""
 COMMON="tests/c/check.c tests/c/client.c tests/c/events.c"
-TESTS="test_api test_traffic test_backpressure test_lifecycle test_sigpipe"
+TESTS="test_api test_traffic test_backpressure test_lifecycle test_sigpipe test_tls"
 
 for t in $TESTS; do
     # shellcheck disable=SC2086
@@ -57,6 +57,16 @@ for t in $TESTS; do
         cat "$OUT/$t.static.build.log"
     fi
 done
+
+# Certificates for test_tls (scripts/make-certs.sh, needs the openssl tool).
+if [ -f "$OUT/certs/server.pem" ] && [ -f "$OUT/certs/ed448.key" ]; then
+    export WSTEST_CERTS="$ROOT/$OUT/certs"
+elif command -v openssl >/dev/null && [ -f scripts/make-certs.sh ] &&
+    bash scripts/make-certs.sh "$OUT/certs" >"$OUT/certs.log" 2>&1; then
+    export WSTEST_CERTS="$ROOT/$OUT/certs"
+else
+    echo "note: no certificates (openssl missing?): test_tls checks arguments only"
+fi
 
 # Runs one test binary; adds its "N passed, M failed" to the totals.
 run_one() {
