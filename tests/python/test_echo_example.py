@@ -4,8 +4,13 @@ build/examples/echo_server: the "listening on ws://HOST:PORT" line, text and
 binary echo (small, empty, 100 KB), many concurrent clients, ping/pong, the
 close handshake with 1000, a message over the 1 MiB limit (1009), SIGTERM
 with clients connected (they get 1001) -> exit status 0, IPv6, bad
-arguments. build/examples/chat_server: the welcome message, relay of text
-to every client (sender included), binary not relayed, SIGTERM -> 0.
+arguments, a client that resets while the server writes to it (must not
+kill the server with SIGPIPE). build/examples/chat_server: the welcome
+message, relay of text to every client (sender included), binary not
+relayed, SIGTERM -> 0. build/examples/tls_echo_server (certificates from
+scripts/make-certs.sh, skipped without openssl): wss echo, encrypted key,
+mutual TLS (good, missing and foreign client certificates), plain ws://
+to the TLS port.
 
 Plain unittest; the last line printed is "N passed, M failed".
 Run from anywhere: python3 tests/python/test_echo_example.py
@@ -30,17 +35,17 @@ from websockets.exceptions import ConnectionClosed
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 EXAMPLES = os.path.join(ROOT, "build", "examples")
-LISTENING = re.compile(r"^listening on ws://(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):(\d+)$")
+LISTENING = re.compile(r"^listening on (wss?)://(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):(\d+)$")
 TIMEOUT = 30  # seconds, for any single async test
 
 
 class Server:
     """An example server process, started on port 0."""
 
-    def __init__(self, name, host="127.0.0.1", port="0"):
+    def __init__(self, name, host="127.0.0.1", port="0", args=None):
         self.path = os.path.join(EXAMPLES, name)
         self.proc = subprocess.Popen(
-            [self.path, host, port],
+            [self.path] + (args or []) + [host, port],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=ROOT,
@@ -48,11 +53,15 @@ class Server:
         self.line = self._read_line(10)
         m = LISTENING.match(self.line or "")
         if not m:
+            self.proc.kill()
+            self.proc.wait(10)
+            err = self.proc.stderr.read().decode(errors="replace")
             self.stop()
-            raise AssertionError(f"{name}: expected 'listening on ws://HOST:PORT', got {self.line!r}")
-        self.host = m.group(1)
-        self.port = int(m.group(2))
-        self.url = f"ws://{self.host}:{self.port}"
+            raise AssertionError(f"{name}: expected 'listening on ws://HOST:PORT', got {self.line!r}; stderr: {err!r}")
+        self.scheme = m.group(1)
+        self.host = m.group(2)
+        self.port = int(m.group(3))
+        self.url = f"{self.scheme}://{self.host}:{self.port}"
 
     def _read_line(self, timeout):
         deadline = time.monotonic() + timeout
@@ -298,47 +307,52 @@ class EchoServerLifecycleTest(unittest.TestCase):
     def test_client_reset_while_server_flushes(self):
         """A client that stops reading, sends a close frame and a FIN, then
         resets, must not kill the server (SIGPIPE from a write to a reset
-        socket): the example keeps SIGPIPE's default disposition."""
-        server = Server("echo_server")
+        socket): the examples keep SIGPIPE's default disposition. Uses the
+        chat server: another client's messages fill the victim's queue."""
+        server = Server("chat_server")
         try:
-            s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            s.settimeout(10)
-            s.connect(("127.0.0.1", server.port))
+            victim = socket.socket()
+            victim.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            victim.settimeout(10)
+            victim.connect(("127.0.0.1", server.port))
             key = base64.b64encode(os.urandom(16)).decode()
-            s.sendall(
+            victim.sendall(
                 f"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
             )
             head = b""
             while b"\r\n\r\n" not in head:
-                chunk = s.recv(1)
+                chunk = victim.recv(1)
                 if not chunk:
                     break
                 head += chunk
             self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
-            message = masked_frame(2, b"x" * 65536)
-            for _ in range(100):  # 6.4 MB of echoes, never read
-                s.sendall(message)
+
+            async def flood():
+                async with client(server.url) as ws:
+                    self.assertEqual(await ws.recv(), ChatServerTest.WELCOME)
+                    text = "y" * 60000
+                    for _ in range(100):  # 6 MB relayed to the victim, who never reads
+                        await ws.send(text)
+                        self.assertEqual(await ws.recv(), text)
+
+            run(flood())
+            victim.sendall(masked_frame(8, struct.pack(">H", 1000)))
+            victim.shutdown(socket.SHUT_WR)
             time.sleep(0.2)
-            s.sendall(masked_frame(8, struct.pack(">H", 1000)))
-            s.shutdown(socket.SHUT_WR)
-            time.sleep(0.2)
-            s.close()  # unread data: RST
+            victim.close()  # unread data: RST
             time.sleep(0.5)
             status = server.proc.poll()
             self.assertIsNone(
                 status,
-                f"echo_server died (status {status}"
-                + (": SIGPIPE)" if status == -signal.SIGPIPE else ")"),
+                f"chat_server died (status {status}" + (": SIGPIPE)" if status == -signal.SIGPIPE else ")"),
             )
 
-            async def go():
+            async def still():
                 async with client(server.url) as ws:
-                    await ws.send("still there?")
-                    self.assertEqual(await ws.recv(), "still there?")
+                    self.assertEqual(await ws.recv(), ChatServerTest.WELCOME)
 
-            run(go())
+            run(still())
             self.assertEqual(server.terminate(10), 0)
         finally:
             server.stop()
@@ -443,6 +457,109 @@ class ChatServerTest(unittest.TestCase):
 
             run(go())
             self.assertEqual(server.terminate(10), 0, server.stderr_text())
+        finally:
+            server.stop()
+
+
+class TlsEchoServerTest(unittest.TestCase):
+    """build/examples/tls_echo_server over wss://, with certificates from
+    scripts/make-certs.sh (skipped without the openssl tool)."""
+
+    @classmethod
+    def setUpClass(cls):
+        import shutil
+        import tempfile
+
+        if not os.path.exists(os.path.join(EXAMPLES, "tls_echo_server")):
+            raise unittest.SkipTest("no build/examples/tls_echo_server")
+        if shutil.which("openssl") is None:
+            raise unittest.SkipTest("no openssl tool to make certificates")
+        cls.tmp = tempfile.TemporaryDirectory()
+        subprocess.run(
+            ["bash", os.path.join(ROOT, "scripts", "make-certs.sh"), cls.tmp.name],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        cls.certs = cls.tmp.name
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def cert(self, name):
+        return os.path.join(self.certs, name)
+
+    def context(self, client_cert=None):
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=self.cert("ca.pem"))
+        if client_cert:
+            ctx.load_cert_chain(self.cert(client_cert + ".pem"), self.cert(client_cert + ".key"))
+        return ctx
+
+    def echo(self, server, **kw):
+        async def go():
+            async with client(server.url, ssl=self.context(**kw), server_hostname="localhost") as ws:
+                await ws.send("secure hello")
+                self.assertEqual(await ws.recv(), "secure hello")
+                await ws.send(b"\x00" * 100_000)
+                self.assertEqual(await ws.recv(), b"\x00" * 100_000)
+
+        run(go())
+
+    def test_wss_echo(self):
+        server = Server("tls_echo_server", args=[self.cert("server.pem"), self.cert("server.key")])
+        try:
+            self.assertEqual(server.scheme, "wss")
+            self.echo(server)
+            self.assertEqual(server.terminate(10), 0)
+        finally:
+            server.stop()
+
+    def test_encrypted_key(self):
+        server = Server(
+            "tls_echo_server", args=[self.cert("server.pem"), self.cert("server-enc.key"), "--key-password", "secret"]
+        )
+        try:
+            self.echo(server)
+        finally:
+            server.stop()
+        p = subprocess.run(
+            [os.path.join(EXAMPLES, "tls_echo_server"), self.cert("server.pem"), self.cert("server-enc.key"),
+             "127.0.0.1", "0", "--key-password", "wrong"],
+            capture_output=True,
+            timeout=10,
+        )
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(p.stdout, b"")
+
+    def test_mutual_tls(self):
+        server = Server(
+            "tls_echo_server", args=[self.cert("server.pem"), self.cert("server.key"), "--ca", self.cert("ca.pem")]
+        )
+        try:
+            self.echo(server, client_cert="client")
+            for bad in (None, "other-client"):
+                with self.assertRaises(Exception, msg=f"client certificate {bad}"):
+                    self.echo(server, client_cert=bad)
+            # The server is still fine after the refusals.
+            self.echo(server, client_cert="client")
+            self.assertEqual(server.terminate(10), 0)
+            self.assertIn("CN=alice", server.stderr_text())
+        finally:
+            server.stop()
+
+    def test_plain_ws_to_tls_port_fails(self):
+        server = Server("tls_echo_server", args=[self.cert("server.pem"), self.cert("server.key")])
+        try:
+            async def go():
+                async with client(f"ws://127.0.0.1:{server.port}", open_timeout=5):
+                    pass
+
+            with self.assertRaises(Exception):
+                run(go())
+            self.echo(server)
         finally:
             server.stop()
 
