@@ -353,10 +353,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         if let Some(d) = self.deadline.as_mut() {
             if d.as_mut().poll(cx).is_ready() {
-                let (code, reason) = match &self.mode {
-                    Mode::Finishing { code, reason } => (*code, reason.clone()),
-                    _ => (1006, String::new()),
+                let ms = self.slot.server().config().close_timeout.as_millis();
+                let (code, reason, why) = match &self.mode {
+                    Mode::Finishing { code, reason } => {
+                        (*code, reason.clone(), format!("the client did not take the close frame within {ms} ms"))
+                    }
+                    _ => (1006, String::new(), format!("no close frame from the client within {ms} ms")),
                 };
+                self.report_error(&Error::Timeout(why));
                 self.report_close(code, &reason);
                 return Poll::Ready(false);
             }

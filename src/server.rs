@@ -308,7 +308,10 @@ impl Server {
             .thread_name("wsserver-io")
             .enable_io()
             .enable_time()
-            .on_thread_start(move || IO_THREAD_OF.with(|c| c.set(marker)))
+            .on_thread_start(move || {
+                IO_THREAD_OF.with(|c| c.set(marker));
+                block_sigpipe();
+            })
             .build()
             .map_err(|e| Error::Io(format!("cannot start the I/O threads: {e}")))?;
         if inner.state.compare_exchange(NEW, LISTENING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
@@ -357,6 +360,20 @@ impl Server {
         }
         let _serial = inner.close_lock.lock();
         finish_close(inner, grace);
+    }
+}
+
+/// Blocks SIGPIPE on this (I/O) thread: a write to a socket the peer reset
+/// then fails with EPIPE instead of killing a C host that never ignored
+/// SIGPIPE (Rust programs ignore it; C programs usually do not). Only our
+/// own threads are touched, never the host's signal dispositions.
+fn block_sigpipe() {
+    // SAFETY: plain libc calls on a local, initialised signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 
