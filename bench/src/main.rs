@@ -321,8 +321,11 @@ async fn run_server(spec: &Spec, ctx: &Ctx) -> (Vec<Row>, Vec<String>) {
                     progress(name, id, &r, "bytes/conn");
                     rows.push(row(name, id, r));
                 }
-                exits.push(format!("memory: {}", srv.stop().await));
+                // Clients leave first, so no server has to close 10k+
+                // connections itself within stop()'s grace time.
                 drop(set);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                exits.push(format!("memory: {}", srv.stop().await));
             }
         }
     }
