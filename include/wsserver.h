@@ -441,7 +441,8 @@ enum ws_result ws_server_port(const struct ws_server *srv, uint16_t *out_port);
  * now over WS_OPT_SEND_QUEUE_LIMIT: wait for `on_drain`), or an error:
  * WS_ERR_NULL (`data` NULL with `len` > 0), WS_ERR_INVALID_ARGUMENT (bad
  * kind), WS_ERR_INVALID_UTF8 (WS_TEXT that is not UTF-8), WS_ERR_CLOSED
- * (closed or closing), WS_ERR_NO_SUCH_CONN (never existed), WS_ERR_DROPPED
+ * (closed, closing, or refused by `on_open`), WS_ERR_NO_SUCH_CONN (never
+ * issued), WS_ERR_DROPPED
  * (over the hard limit; not queued). Ownership: `data` is copied before
  * the call returns. Thread: any, callbacks included.
  */

@@ -228,8 +228,11 @@ fn parse_host(host: &str) -> Result<IpAddr, Error> {
     if host.eq_ignore_ascii_case("localhost") {
         return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
-    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    bare.parse::<IpAddr>().map_err(|_| Error::BadHost(format!("'{host}' is not an IPv4/IPv6 literal or 'localhost'")))
+    let bad = || Error::BadHost(format!("'{host}' is not an IPv4/IPv6 literal or 'localhost'"));
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().map(IpAddr::V6).map_err(|_| bad()),
+        None => host.parse::<IpAddr>().map_err(|_| bad()),
+    }
 }
 
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, Error> {

@@ -1,6 +1,6 @@
 //! `ws_server`: create, configure, listen, send, close, free.
 use super::callbacks::{ws_callbacks, ws_kind, CHandler, WS_BINARY, WS_TEXT};
-use super::error::{fail, null, set_last_error, ws_result};
+use super::error::{fail, null, ws_result};
 use super::panic::{guard, guard_result};
 use super::tls::{build as build_tls, ws_tls_config};
 use crate::{Config, Error, Kind, LogLevel, OverflowPolicy, SendStatus, Server, Tls};
@@ -65,16 +65,14 @@ fn server<'a>(srv: *const ws_server) -> Result<&'a Server, ws_result> {
     unsafe { srv.as_ref() }.map(|s| &s.server).ok_or_else(|| null("srv"))
 }
 
-/// Borrows a NUL-terminated UTF-8 string argument.
-fn text<'a>(p: *const c_char, what: &str) -> Result<&'a str, ws_result> {
+/// Borrows a NUL-terminated string argument; one that is not UTF-8 fails
+/// with the code of the error `not_utf8` makes.
+fn text<'a>(p: *const c_char, what: &str, not_utf8: fn(String) -> Error) -> Result<&'a str, ws_result> {
     if p.is_null() {
         return Err(null(what));
     }
     // SAFETY: the caller passes a NUL-terminated string, live for the call.
-    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| {
-        set_last_error(&format!("{what} is not valid UTF-8"));
-        WS_ERR_INVALID_UTF8
-    })
+    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| fail(not_utf8(format!("{what} is not valid UTF-8"))))
 }
 
 /// Borrows a (data, len) pair; NULL is fine when len is 0.
@@ -267,7 +265,7 @@ pub unsafe extern "C" fn ws_server_set_subprotocols(
         let mut list = Vec::with_capacity(count);
         for i in 0..count {
             // SAFETY: the caller passes `count` string pointers.
-            let name = text(unsafe { *names.add(i) }, "a subprotocol name")?;
+            let name = text(unsafe { *names.add(i) }, "a subprotocol name", Error::InvalidArgument)?;
             if name.is_empty() || !name.bytes().all(crate::handshake::is_token_byte) {
                 return Err(fail(Error::InvalidArgument(format!("subprotocol '{name}' is not an HTTP token"))));
             }
@@ -292,7 +290,7 @@ pub unsafe extern "C" fn ws_server_listen(srv: *mut ws_server, host: *const c_ch
     run(|| {
         // SAFETY: as in `server`.
         let w = unsafe { srv.as_ref() }.ok_or_else(|| null("srv"))?;
-        let host = text(host, "host")?;
+        let host = text(host, "host", Error::BadHost)?;
         let tls = match &*w.tls.lock() {
             (false, _) => None,
             (true, Some(tls)) => Some(tls.clone()),
@@ -333,7 +331,8 @@ pub unsafe extern "C" fn ws_server_port(srv: *const ws_server, out_port: *mut u1
 /// now over WS_OPT_SEND_QUEUE_LIMIT: wait for `on_drain`), or an error:
 /// WS_ERR_NULL (`data` NULL with `len` > 0), WS_ERR_INVALID_ARGUMENT (bad
 /// kind), WS_ERR_INVALID_UTF8 (WS_TEXT that is not UTF-8), WS_ERR_CLOSED
-/// (closed or closing), WS_ERR_NO_SUCH_CONN (never existed), WS_ERR_DROPPED
+/// (closed, closing, or refused by `on_open`), WS_ERR_NO_SUCH_CONN (never
+/// issued), WS_ERR_DROPPED
 /// (over the hard limit; not queued). Ownership: `data` is copied before
 /// the call returns. Thread: any, callbacks included.
 #[no_mangle]
@@ -398,7 +397,7 @@ pub unsafe extern "C" fn ws_server_disconnect(
 ) -> ws_result {
     run(|| {
         let s = server(srv)?;
-        let reason = if reason.is_null() { "" } else { text(reason, "reason")? };
+        let reason = if reason.is_null() { "" } else { text(reason, "reason", |_| Error::InvalidUtf8)? };
         s.disconnect(conn, code, reason).map_err(fail)?;
         Ok(WS_OK)
     })
