@@ -10,6 +10,7 @@
 #   server2.pem server2.key       a second leaf (CN=wsserver renewed), for reload tests
 #   client.pem client.key         client certificate from ca (CN=alice)
 #   other-ca.pem other-client.*   a client certificate from another CA
+#   expired.pem expired.key       a leaf valid only in 2020 (from ca)
 #   ed448.key                     a key type rustls cannot use
 set -euo pipefail
 out=${1:-build/certs}
@@ -46,5 +47,14 @@ ca other-ca "/CN=some other CA"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other-client.key 2>/dev/null
 leaf other-client other-client.key "/CN=mallory" other-ca "extendedKeyUsage=clientAuth"
 openssl genpkey -algorithm ED448 -out ed448.key 2>/dev/null
+# An expired leaf needs explicit dates, which only `openssl ca` takes here.
+mkdir -p expired.db && : > expired.db/index.txt && echo 01 > expired.db/serial
+printf '%s\n' "[ca]" "default_ca=d" "[d]" "database=expired.db/index.txt" "new_certs_dir=expired.db" \
+    "serial=expired.db/serial" "default_md=sha256" "policy=p" "copy_extensions=copy" "[p]" "commonName=supplied" > expired.cnf
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out expired.key 2>/dev/null
+openssl req -new -key expired.key -subj "/CN=localhost" -addext "$san" -out expired.csr 2>/dev/null
+openssl ca -batch -config expired.cnf -cert ca.pem -keyfile ca.key -startdate 20200101000000Z \
+    -enddate 20210101000000Z -in expired.csr -out expired.pem -notext 2>/dev/null
+rm -rf expired.db expired.cnf expired.csr
 rm -f ./*.srl
 echo "certificates in $(pwd)"

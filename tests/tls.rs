@@ -194,3 +194,16 @@ async fn bad_tls_clients_are_dropped_without_disturbing_others() {
     assert!(rec.snapshot().iter().all(|e| !matches!(e, Ev::Close(..))), "{:?}", rec.snapshot());
     server.close(Duration::from_secs(1));
 }
+
+#[tokio::test]
+async fn an_expired_certificate_is_served_with_a_warning_and_clients_refuse_it() {
+    let (server, rec, port) = start_tls(tls("expired.pem", "expired.key", None, None).expect("expired still loads"));
+    let logs = rec.logs.lock().unwrap().clone();
+    assert!(
+        logs.iter().any(|(l, m)| *l == wsserver::LogLevel::Warn && m.contains("expired") && m.contains("expired.pem")),
+        "{logs:?}"
+    );
+    let err = connect(port, None).await.err().expect("a verifying client must refuse an expired certificate");
+    assert!(err.to_lowercase().contains("expired"), "{err}");
+    server.close(Duration::from_secs(1));
+}
