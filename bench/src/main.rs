@@ -197,6 +197,8 @@ struct Ctx {
     server_cpu: Option<usize>,
     fd_limit: u64,
     wanted: Option<Vec<String>>,
+    /// Re-measurements of noisy windows left for this run.
+    retries_left: std::cell::Cell<u32>,
 }
 
 impl Ctx {
@@ -208,6 +210,54 @@ impl Ctx {
     fn wants(&self, id: &str) -> bool {
         self.wanted.as_ref().is_none_or(|w| w.iter().any(|p| id.starts_with(p.as_str())))
     }
+}
+
+/// Above this much CPU (100 = one core) used by everything else during a
+/// window, its figures are noisy: measure again, within a budget.
+const NOISY_PCT: f64 = 25.0;
+
+/// Runs one workload, again (full mode, up to 3 times, within the run's
+/// retry budget) while other processes disturbed it; keeps the quietest
+/// result and marks it when it is still noisy.
+async fn measured(
+    ctx: &Ctx,
+    server: &str,
+    id: &str,
+    mut f: impl AsyncFnMut() -> Result<Measure, String>,
+) -> Result<Measure, String> {
+    let tries = if ctx.plan.quick { 1 } else { 3 };
+    let mut best: Option<Result<Measure, String>> = None;
+    for attempt in 1..=tries {
+        let r = f().await;
+        let other = r.as_ref().ok().and_then(|m| m.other_cpu_pct);
+        let better = match (&best, &r) {
+            (None, _) | (Some(Err(_)), Ok(_)) => true,
+            (Some(Ok(b)), Ok(m)) => m.other_cpu_pct < b.other_cpu_pct,
+            _ => false,
+        };
+        if better {
+            best = Some(r);
+        }
+        match other {
+            Some(o) if o > NOISY_PCT && attempt < tries && ctx.retries_left.get() > 0 => {
+                ctx.retries_left.set(ctx.retries_left.get() - 1);
+                eprintln!("[wsbench] {server:<18} {id:<16} other processes used {o:.0}% CPU: measuring again");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            _ => break,
+        }
+    }
+    let mut r = best.expect("at least one attempt");
+    if let Ok(m) = &mut r {
+        if let Some(o) = m.other_cpu_pct.filter(|o| *o > NOISY_PCT) {
+            let was = std::mem::take(&mut m.note);
+            m.note = format!("noisy: other processes used {o:.0}% CPU");
+            if !was.is_empty() {
+                m.note.push_str(&format!("; {was}"));
+            }
+        }
+    }
+    r
 }
 
 fn progress(server: &str, id: &str, r: &Result<Measure, String>, unit: &str) {
@@ -266,8 +316,12 @@ async fn run_server(spec: &Spec, ctx: &Ctx) -> (Vec<Row>, Vec<String>) {
                     if !ctx.wants(id) {
                         continue;
                     }
+                    let (addr, pid) = (srv.addr, srv.pid);
                     let r = if srv.alive() {
-                        workloads::echo(srv.addr, raw, srv.pid, *conns, *size, &plan.echo_t).await
+                        measured(ctx, name, id, async || {
+                            workloads::echo(addr, raw, pid, *conns, *size, &plan.echo_t).await
+                        })
+                        .await
                     } else {
                         Err(format!("server died: {}", srv.log_tail()))
                     };
@@ -276,8 +330,12 @@ async fn run_server(spec: &Spec, ctx: &Ctx) -> (Vec<Row>, Vec<String>) {
                     tokio::time::sleep(ctx.pause()).await;
                 }
                 if ctx.wants(&cr_id) {
+                    let (addr, pid) = (srv.addr, srv.pid);
                     let r = if srv.alive() {
-                        workloads::connrate(srv.addr, raw, srv.pid, plan.connrate_conc, &plan.connrate_t).await
+                        measured(ctx, name, &cr_id, async || {
+                            workloads::connrate(addr, raw, pid, plan.connrate_conc, &plan.connrate_t).await
+                        })
+                        .await
                     } else {
                         Err(format!("server died: {}", srv.log_tail()))
                     };
@@ -336,7 +394,11 @@ async fn run_server(spec: &Spec, ctx: &Ctx) -> (Vec<Row>, Vec<String>) {
         let r = match Server::start(&spec.broadcast, ctx.server_cpu, log("broadcast")).await {
             Err(e) => Err(format!("server did not start: {e}")),
             Ok(srv) => {
-                let r = workloads::broadcast(srv.addr, raw, srv.pid, plan.bcast_clients, 8, &plan.bcast_t).await;
+                let (addr, pid) = (srv.addr, srv.pid);
+                let r = measured(ctx, name, &bc_id, async || {
+                    workloads::broadcast(addr, raw, pid, plan.bcast_clients, 8, &plan.bcast_t).await
+                })
+                .await;
                 exits.push(format!("broadcast: {}", srv.stop().await));
                 r
             }
@@ -373,6 +435,7 @@ fn main() {
         server_cpu: args.server_cpu,
         fd_limit,
         wanted: args.workloads.clone(),
+        retries_left: std::cell::Cell::new(15),
     };
     let started = Instant::now();
     eprintln!(
