@@ -13,6 +13,8 @@ use crate::procs::{CpuDelta, CpuMark};
 
 pub struct EchoOut {
     pub done: u64,
+    /// Messages completed in the window by each connection still alive.
+    pub per_conn: Vec<u64>,
     pub lat: Vec<u32>,
     pub errors: u64,
     pub first_err: Option<String>,
@@ -25,6 +27,7 @@ struct Conn {
     fb: FrameBuf,
     sent_at: Instant,
     alive: bool,
+    done: u64,
 }
 
 /// Writes all of `data` to a non-blocking socket; waits (poll, 1 s at most
@@ -56,7 +59,7 @@ pub fn write_all_nb(s: &mut TcpStream, mut data: &[u8]) -> io::Result<()> {
 /// the first loop turn at or after `mstart` and the first at or after `mend`
 /// are counted; the CPU marks are taken at those same two instants.
 pub fn run(conns: Vec<(TcpStream, FrameBuf)>, frame: &[u8], pid: u32, mstart: Instant, mend: Instant, hard: Instant) -> EchoOut {
-    let mut out = EchoOut { done: 0, lat: Vec::with_capacity(1 << 20), errors: 0, first_err: None, cpu: None };
+    let mut out = EchoOut { done: 0, per_conn: Vec::new(), lat: Vec::with_capacity(1 << 20), errors: 0, first_err: None, cpu: None };
     // SAFETY: plain syscall.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if ep < 0 {
@@ -66,7 +69,7 @@ pub fn run(conns: Vec<(TcpStream, FrameBuf)>, frame: &[u8], pid: u32, mstart: In
     let now = Instant::now();
     let mut cs: Vec<Conn> = conns
         .into_iter()
-        .map(|(stream, fb)| Conn { stream, fb, sent_at: now, alive: true })
+        .map(|(stream, fb)| Conn { stream, fb, sent_at: now, alive: true, done: 0 })
         .collect();
     let mut alive = 0usize;
     let fail = |c: &mut Conn, out: &mut EchoOut, why: String| {
@@ -160,6 +163,7 @@ pub fn run(conns: Vec<(TcpStream, FrameBuf)>, frame: &[u8], pid: u32, mstart: In
                         let t = Instant::now();
                         if measuring {
                             out.done += 1;
+                            c.done += 1;
                             if out.lat.len() < 8_000_000 {
                                 out.lat.push((t - c.sent_at).as_nanos().min(u32::MAX as u128) as u32);
                             }
@@ -195,6 +199,7 @@ pub fn run(conns: Vec<(TcpStream, FrameBuf)>, frame: &[u8], pid: u32, mstart: In
             }
         }
     }
+    out.per_conn = cs.iter().filter(|c| c.alive).map(|c| c.done).collect();
     // SAFETY: our own epoll fd.
     unsafe { libc::close(ep) };
     out

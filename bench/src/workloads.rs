@@ -138,8 +138,19 @@ pub async fn echo(addr: SocketAddr, raw: bool, pid: u32, conns: usize, size: usi
         errors: r.errors,
         note: String::new(),
     };
+    // Fairness: how the least served connection fared against the mean.
+    if r.per_conn.len() > 1 {
+        let mean = r.per_conn.iter().sum::<u64>() as f64 / r.per_conn.len() as f64;
+        let min = *r.per_conn.iter().min().unwrap_or(&0);
+        if mean > 0.0 && (min as f64) < 0.5 * mean {
+            m.note = format!("unfair: least served connection got {:.0}% of the mean", 100.0 * min as f64 / mean);
+        }
+    }
     if let Some(e) = r.first_err {
-        m.note = format!("{} connection(s) failed: {e}", r.errors);
+        if !m.note.is_empty() {
+            m.note.push_str("; ");
+        }
+        m.note.push_str(&format!("{} connection(s) failed: {e}", r.errors));
     }
     if total == 0 {
         return Err(format!("no message echoed{}", if m.note.is_empty() { String::new() } else { format!(" ({})", m.note) }));
