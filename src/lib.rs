@@ -13,6 +13,7 @@ mod error;
 mod frame;
 mod handler;
 mod handshake;
+mod io_threads;
 mod outbox;
 mod registry;
 mod request;

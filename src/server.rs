@@ -4,19 +4,18 @@
 use crate::connection::Connection;
 use crate::frame::{self, OpCode};
 use crate::handshake::{self, Refusal};
+use crate::io_threads::IoThreads;
 use crate::outbox::{ConnShared, CurrentConn, Limits};
 use crate::registry::Registry;
 use crate::{Config, ConnId, Error, Handler, Kind, LogLevel, Tls};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
-use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
 pub use crate::outbox::SendStatus;
@@ -25,11 +24,6 @@ const NEW: u8 = 0;
 const LISTENING: u8 = 1;
 const CLOSING: u8 = 2;
 const CLOSED: u8 = 3;
-
-thread_local! {
-    /// The server whose I/O thread this is (its `Inner` address), or 0.
-    static IO_THREAD_OF: Cell<usize> = const { Cell::new(0) };
-}
 
 /// State shared by the server, its handles and its connections.
 pub(crate) struct Inner {
@@ -49,7 +43,9 @@ pub(crate) struct Inner {
     state: AtomicU8,
     local_addr: OnceLock<SocketAddr>,
     background: Mutex<Vec<JoinHandle<()>>>,
-    runtime: Mutex<Option<Runtime>>,
+    io: Mutex<Option<IoThreads>>,
+    /// Runtime handles of the I/O threads, for dealing out connections.
+    io_handles: OnceLock<Vec<tokio::runtime::Handle>>,
     close_lock: Mutex<()>,
     /// The TLS configuration new handshakes use; swapped by `reload_tls`.
     tls: RwLock<Option<Tls>>,
@@ -71,7 +67,7 @@ impl Inner {
     }
 
     fn on_io_thread(&self) -> bool {
-        IO_THREAD_OF.with(|c| c.get()) == self as *const Inner as usize
+        crate::io_threads::is_io_thread_of(self as *const Inner as usize)
     }
 }
 
@@ -270,7 +266,8 @@ impl Server {
             state: AtomicU8::new(NEW),
             local_addr: OnceLock::new(),
             background: Mutex::new(Vec::new()),
-            runtime: Mutex::new(None),
+            io: Mutex::new(None),
+            io_handles: OnceLock::new(),
             close_lock: Mutex::new(()),
             tls: RwLock::new(None),
         };
@@ -305,18 +302,7 @@ impl Server {
         let ip = parse_host(host)?;
         let std_listener = bind(SocketAddr::new(ip, port))?;
         let local = std_listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
-        let marker = Arc::as_ptr(inner) as usize;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.threads)
-            .thread_name("wsserver-io")
-            .enable_io()
-            .enable_time()
-            .on_thread_start(move || {
-                IO_THREAD_OF.with(|c| c.set(marker));
-                block_sigpipe();
-            })
-            .build()
-            .map_err(|e| Error::Io(format!("cannot start the I/O threads: {e}")))?;
+        let io = IoThreads::start(config.threads, Arc::as_ptr(inner) as usize)?;
         if inner.state.compare_exchange(NEW, LISTENING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             return Err(Error::State("listen was already called".into()));
         }
@@ -328,22 +314,24 @@ impl Server {
         }
         let _ = inner.config.set(config.clone());
         let _ = inner.local_addr.set(local);
+        let main = io.handle(0).clone();
+        let _ = inner.io_handles.set((0..io.len()).map(|i| io.handle(i).clone()).collect());
         let listener = {
-            let _enter = runtime.enter();
+            let _enter = main.enter();
             TcpListener::from_std(std_listener).map_err(|e| Error::Io(e.to_string()))?
         };
         let mut background = inner.background.lock();
-        background.push(runtime.spawn(accept_loop(self.handle(), listener)));
+        background.push(main.spawn(accept_loop(self.handle(), listener)));
         let tick = [config.ping_interval, config.idle_timeout]
             .into_iter()
             .filter(|d| !d.is_zero())
             .min()
             .map(|d| (d / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
         if let Some(tick) = tick {
-            background.push(runtime.spawn(sweeper(self.handle(), tick)));
+            background.push(main.spawn(sweeper(self.handle(), tick)));
         }
         drop(background);
-        *inner.runtime.lock() = Some(runtime);
+        *inner.io.lock() = Some(io);
         let scheme = if config.tls.is_some() { "wss" } else { "ws" };
         self.log(LogLevel::Info, &format!("listening on {scheme}://{local}"));
         Ok(local)
@@ -363,20 +351,6 @@ impl Server {
         }
         let _serial = inner.close_lock.lock();
         finish_close(inner, grace);
-    }
-}
-
-/// Blocks SIGPIPE on this (I/O) thread: a write to a socket the peer reset
-/// then fails with EPIPE instead of killing a C host that never ignored
-/// SIGPIPE (Rust programs ignore it; C programs usually do not). Only our
-/// own threads are touched, never the host's signal dispositions.
-fn block_sigpipe() {
-    // SAFETY: plain libc calls on a local, initialised signal set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGPIPE);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
 
@@ -417,14 +391,9 @@ fn finish_close(inner: &Arc<Inner>, grace: Duration) {
         inner.registry.for_each(|c| c.kill(Error::Timeout("server closed before the close handshake finished".into())));
         wait(Duration::from_secs(10));
     }
-    let runtime = inner.runtime.lock().take();
-    if let Some(rt) = runtime {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            // Dropping a runtime inside another runtime's thread panics.
-            let _ = std::thread::spawn(move || drop(rt)).join();
-        } else {
-            drop(rt);
-        }
+    let io = inner.io.lock().take();
+    if let Some(mut io) = io {
+        io.stop();
     }
     inner.state.store(CLOSED, Ordering::SeqCst);
 }
@@ -446,7 +415,10 @@ impl Drop for Server {
     }
 }
 
+/// Accepts clients and deals them out to the I/O threads in turn.
 async fn accept_loop(server: ServerHandle, listener: TcpListener) {
+    let Some(threads) = server.inner.io_handles.get() else { return };
+    let mut turn = 0usize;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -459,10 +431,26 @@ async fn accept_loop(server: ServerHandle, listener: TcpListener) {
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
-                let tls = inner.tls.read().clone();
-                match tls {
-                    None => tokio::spawn(serve_plain(slot, stream, peer, taken > max)),
-                    Some(tls) => tokio::spawn(serve_tls(tls, slot, stream, peer, taken > max)),
+                let index = turn % threads.len();
+                turn = turn.wrapping_add(1);
+                let thread = &threads[index];
+                let stream = if index == 0 {
+                    stream // the accept loop's own thread
+                } else {
+                    // Re-register the socket with the target thread's reactor.
+                    let _enter = thread.enter();
+                    match stream.into_std().and_then(TcpStream::from_std) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            server.log(LogLevel::Warn, &format!("{peer}: cannot hand over to an I/O thread: {e}"));
+                            continue;
+                        }
+                    }
+                };
+                let over = taken > max;
+                match inner.tls.read().clone() {
+                    None => thread.spawn(serve_plain(slot, stream, peer, over)),
+                    Some(tls) => thread.spawn(serve_tls(tls, slot, stream, peer, over)),
                 };
             }
             Err(e) => {
@@ -473,7 +461,6 @@ async fn accept_loop(server: ServerHandle, listener: TcpListener) {
     }
 }
 
-/// Runs the handshake on an accepted socket, then the connection.
 /// A plain ws:// connection's task. The handshake runs in its own boxed
 /// future, so an open connection's task holds only the small `Connection`
 /// (memory per idle connection is a design target).

@@ -1,0 +1,114 @@
+//! The server's I/O threads: each runs its own single-threaded tokio
+//! runtime, and connections are dealt out to them round-robin. One runtime
+//! per thread keeps scheduling FIFO and fair (a work-stealing scheduler with
+//! a bounded local queue starved some of 1,000 busy connections) and needs
+//! no cross-thread synchronisation on the hot path.
+use crate::Error;
+use std::cell::Cell;
+use std::sync::mpsc;
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+
+thread_local! {
+    /// The server whose I/O thread this is (its address), or 0.
+    static IO_THREAD_OF: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether the calling thread is one of the I/O threads of server `owner`.
+pub(crate) fn is_io_thread_of(owner: usize) -> bool {
+    IO_THREAD_OF.with(|c| c.get()) == owner
+}
+
+/// Blocks SIGPIPE on this (I/O) thread: a write to a socket the peer reset
+/// then fails with EPIPE instead of killing a C host that never ignored
+/// SIGPIPE (Rust programs ignore it; C programs usually do not). Only our
+/// own threads are touched, never the host's signal dispositions.
+fn block_sigpipe() {
+    // SAFETY: plain libc calls on a local, initialised signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+struct Thread {
+    handle: Handle,
+    stop: oneshot::Sender<()>,
+    join: std::thread::JoinHandle<()>,
+}
+
+/// Running I/O threads, stopped (and joined) by [`IoThreads::stop`].
+pub(crate) struct IoThreads {
+    threads: Vec<Thread>,
+}
+
+impl IoThreads {
+    /// Starts `count` threads named "wsserver-io" for server `owner`.
+    pub fn start(count: usize, owner: usize) -> Result<IoThreads, Error> {
+        let mut io = IoThreads { threads: Vec::with_capacity(count) };
+        for _ in 0..count {
+            match spawn_one(owner) {
+                Ok(t) => io.threads.push(t),
+                Err(e) => {
+                    io.stop();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(io)
+    }
+
+    /// The runtime of thread `i` (modulo the thread count).
+    pub fn handle(&self, i: usize) -> &Handle {
+        &self.threads[i % self.threads.len()].handle
+    }
+
+    pub fn len(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Stops every thread and waits for it: tasks still there are dropped
+    /// on their own thread. Must not be called from one of these threads.
+    pub fn stop(&mut self) {
+        for t in self.threads.drain(..) {
+            let _ = t.stop.send(());
+            let _ = t.join.join();
+        }
+    }
+}
+
+impl Drop for IoThreads {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn spawn_one(owner: usize) -> Result<Thread, Error> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    let join = std::thread::Builder::new()
+        .name("wsserver-io".into())
+        .spawn(move || {
+            IO_THREAD_OF.with(|c| c.set(owner));
+            block_sigpipe();
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(rt.handle().clone()));
+            rt.block_on(async {
+                let _ = stop_rx.await;
+            });
+        })
+        .map_err(|e| Error::Io(format!("cannot start an I/O thread: {e}")))?;
+    match ready_rx.recv() {
+        Ok(Ok(handle)) => Ok(Thread { handle, stop, join }),
+        Ok(Err(e)) => Err(Error::Io(format!("cannot start an I/O runtime: {e}"))),
+        Err(_) => Err(Error::Io("an I/O thread died while starting".into())),
+    }
+}
