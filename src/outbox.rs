@@ -279,7 +279,7 @@ impl ConnShared {
 
     /// Takes the pending command, if any.
     pub fn take_command(&self) -> Option<Command> {
-        if !self.has_command.swap(false, Ordering::Acquire) {
+        if !self.has_command.load(Ordering::Relaxed) || !self.has_command.swap(false, Ordering::Acquire) {
             return None;
         }
         self.outbox.lock().command.take()
