@@ -1,0 +1,134 @@
+//! Hostile input at volume: many clients send random bytes, before and
+//! after the handshake, and random-but-plausible frames. Whatever arrives,
+//! the process survives, each connection ends with a close code the RFC
+//! allows (or a plain TCP end), event order holds, and an honest client
+//! keeps being served. Deterministic (a fixed-seed xorshift), bounded.
+mod common;
+use common::*;
+use std::io::Read;
+use std::time::{Duration, Instant};
+use wsserver::Config;
+
+/// xorshift64*: a fixed seed makes a failure reproducible.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// A frame with random header bits, mostly masked, random length forms.
+fn plausible_frame(rng: &mut Rng) -> Vec<u8> {
+    let b0 = rng.next() as u8;
+    let len = match rng.below(4) {
+        0 => rng.below(126) as usize,
+        1 => 126 + rng.below(2000) as usize,
+        2 => rng.below(10) as usize,
+        _ => 70_000 + rng.below(100) as usize,
+    };
+    let payload = rng.bytes(len.min(80_000));
+    let mask = if rng.below(8) == 0 { None } else { Some((rng.next() as u32).to_be_bytes()) };
+    let mut f = encode_frame_b0(b0, &payload, mask);
+    if rng.below(10) == 0 {
+        f.truncate(rng.below(f.len() as u64 + 1) as usize); // cut short
+    }
+    f
+}
+
+/// Drains what the server sends until it closes (or 3 s pass); returns the
+/// close code of the first close frame seen after the 101, if any.
+fn drain(c: &mut RawClient) -> Option<u16> {
+    c.set_read_timeout(Duration::from_millis(200));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut code = None;
+    while Instant::now() < deadline {
+        match c.try_read_frame() {
+            Ok(f) if f.opcode == 8 => {
+                code = code.or(f.close_code().or(Some(1005)));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let mut b = [0u8; 4096];
+                match c.stream.read(&mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+    code
+}
+
+#[test]
+fn random_bytes_and_frames_end_only_their_connection() {
+    for seed in [0x5EED_CAFE_F00D_D00D, 0x0123_4567_89AB_CDEF, 0xDEAD_BEEF_0BAD_F00D, 42] {
+        hostile_clients(seed);
+    }
+}
+
+/// 300 hostile clients against one server, from `seed`.
+fn hostile_clients(seed: u64) {
+    let config = Config {
+        max_message_size: 64 << 10,
+        max_frame_size: 64 << 10,
+        handshake_timeout: Duration::from_millis(500),
+        close_timeout: Duration::from_millis(500),
+        ..Config::default()
+    };
+    let (server, rec, port) = start(config, true);
+    let mut honest = RawClient::open(port, "/honest");
+    let mut rng = Rng(seed);
+    for round in 0..300 {
+        let mut c = RawClient::connect(port);
+        if round % 5 == 0 {
+            // garbage instead of a handshake: an HTTP error or a drop
+            let n = 1 + rng.below(3000) as usize;
+            let _ = c.try_write(&rng.bytes(n));
+            drain(&mut c);
+            continue;
+        }
+        c.write(upgrade_request("/fuzz", "").as_bytes());
+        let r = c.read_response().expect("101");
+        assert_eq!(r.status, 101);
+        let mut burst = Vec::new();
+        for _ in 0..1 + rng.below(6) {
+            if rng.below(3) == 0 {
+                let n = 1 + rng.below(200) as usize;
+                burst.extend(rng.bytes(n));
+            } else {
+                burst.extend(plausible_frame(&mut rng));
+            }
+        }
+        let _ = c.try_write(&burst);
+        if let Some(code) = drain(&mut c) {
+            assert!(
+                matches!(code, 1000..=1003 | 1005 | 1007..=1011),
+                "seed {seed:#x} round {round}: close code {code} is not one the server may send here"
+            );
+        }
+        if round % 50 == 0 {
+            honest.roundtrip(&format!("still served after round {round}"));
+        }
+    }
+    honest.roundtrip("the end");
+    honest.write(&close_frame(1000, b"bye"));
+    assert_eq!(drain(&mut honest), Some(1000));
+    let opened = rec.opened().len();
+    assert!(opened >= 200, "only {opened} fuzzed connections got through the handshake");
+    assert!(
+        rec.wait_until(Duration::from_secs(5), |ev| ev.iter().filter(|e| matches!(e, Ev::Close(..))).count()
+            == opened),
+        "every fuzzed connection must be reported closed"
+    );
+    check_event_order(&rec.snapshot());
+    server.close(Duration::from_millis(500));
+}
