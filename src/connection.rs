@@ -309,15 +309,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if ob.is_empty() {
                 break;
             }
-            let mut slices = [IoSlice::new(&[]); 64];
-            let count = ob.slices(&mut slices);
             let stream = Pin::new(&mut self.stream);
             // One frame (the common case) goes out with send(2), cheaper
             // than writev(2); several are gathered into one writev.
-            let n = ready!(if count == 1 {
-                stream.poll_write(cx, &slices[0])
-            } else {
-                stream.poll_write_vectored(cx, &slices[..count])
+            let n = ready!(match ob.single() {
+                Some(frame) => stream.poll_write(cx, frame),
+                None => {
+                    let mut slices = [IoSlice::new(&[]); 32];
+                    let count = ob.slices(&mut slices);
+                    stream.poll_write_vectored(cx, &slices[..count])
+                }
             })?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));

@@ -68,6 +68,14 @@ impl Outbox {
         n
     }
 
+    /// The unwritten bytes when exactly one frame is queued.
+    pub fn single(&self) -> Option<&[u8]> {
+        match self.frames.len() {
+            1 => Some(&self.frames[0][self.front_written..]),
+            _ => None,
+        }
+    }
+
     /// Records that `n` bytes were written. Returns true when the queue just
     /// fell under `soft` after a send reported backpressure (time to drain).
     pub fn advance(&mut self, mut n: usize, soft: usize) -> bool {
