@@ -290,7 +290,9 @@ typedef uint32_t ws_option;
 
 /**
  * Number of I/O threads running connections and callbacks. Default 1:
- * callbacks never run concurrently, as most C hosts expect.
+ * callbacks never run concurrently, as most C hosts expect. With more,
+ * connections are dealt out round-robin; one connection's callbacks always
+ * run on the same thread, different connections' may run concurrently.
  */
 #define WS_OPT_THREADS 11
 

@@ -48,6 +48,8 @@ pub struct Config {
     pub overflow: OverflowPolicy,
     /// Number of I/O threads running connections and callbacks. Default 1:
     /// callbacks never run concurrently, which is what most C hosts expect.
+    /// With more, connections are dealt out round-robin, each staying on
+    /// its thread; different connections' callbacks may run concurrently.
     pub threads: usize,
     /// Subprotocols the server speaks, in its order of preference; the
     /// first one the client also offers is chosen. Default none.

@@ -54,7 +54,9 @@ pub const WS_OPT_SEND_QUEUE_HARD_LIMIT: ws_option = 9;
 /// also closes the connection with that code.
 pub const WS_OPT_OVERFLOW_POLICY: ws_option = 10;
 /// Number of I/O threads running connections and callbacks. Default 1:
-/// callbacks never run concurrently, as most C hosts expect.
+/// callbacks never run concurrently, as most C hosts expect. With more,
+/// connections are dealt out round-robin; one connection's callbacks always
+/// run on the same thread, different connections' may run concurrently.
 pub const WS_OPT_THREADS: ws_option = 11;
 /// Most verbose WS_LOG_* level delivered to `on_log`. Default WS_LOG_INFO.
 pub const WS_OPT_LOG_LEVEL: ws_option = 12;
