@@ -49,7 +49,6 @@ install: lib
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' wsserver.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/wsserver.pc
 
 demo: all
-	$(MAKE) -s examples
 	build/examples/chat_server 127.0.0.1 8080
 
 test: all
