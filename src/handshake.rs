@@ -46,7 +46,7 @@ pub(crate) async fn read_request<S: AsyncRead + Unpin>(
     peer: SocketAddr,
     subprotocols: &[String],
 ) -> Result<Upgrade, Refusal> {
-    let mut buf = Vec::with_capacity(1024);
+    let mut buf = Vec::with_capacity(4096);
     loop {
         if buf.len() >= MAX_HEAD {
             return Err(Refusal::Status(431, "request head too large"));
