@@ -31,6 +31,42 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_SIZE]);
 }
 
+/// A fragmented message being reassembled; text is checked for UTF-8 as
+/// the fragments arrive, so bad text fails at once, not at the last frame.
+struct Partial {
+    kind: Kind,
+    data: Vec<u8>,
+    /// Bytes of `data` known to be valid UTF-8 (text only).
+    checked: usize,
+}
+
+impl Partial {
+    /// Appends a fragment; false when text can no longer be valid UTF-8.
+    fn push(&mut self, fragment: &[u8]) -> bool {
+        self.data.extend_from_slice(fragment);
+        if self.kind == Kind::Binary {
+            return true;
+        }
+        match std::str::from_utf8(&self.data[self.checked..]) {
+            Ok(_) => {
+                self.checked = self.data.len();
+                true
+            }
+            // An incomplete sequence at the end may be finished by the next fragment.
+            Err(e) if e.error_len().is_none() => {
+                self.checked += e.valid_up_to();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether the whole message is valid (text must not end mid-sequence).
+    fn complete(&self) -> bool {
+        self.kind == Kind::Binary || self.checked == self.data.len()
+    }
+}
+
 enum Mode {
     /// Messages flow both ways.
     Open,
@@ -49,7 +85,7 @@ pub(crate) struct Connection<S> {
     /// A partial frame carried over between reads (empty when idle).
     inbuf: Vec<u8>,
     /// A fragmented message being reassembled.
-    message: Option<(Kind, Vec<u8>)>,
+    message: Option<Partial>,
     mode: Mode,
     deadline: Option<Pin<Box<Sleep>>>,
     /// Size of the partial frame at the start of `inbuf`, once known.
@@ -186,7 +222,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     return Err(too_big);
                 }
                 if !h.fin {
-                    self.message = Some((kind, payload.to_vec()));
+                    let mut partial = Partial { kind, data: Vec::new(), checked: 0 };
+                    if !partial.push(payload) {
+                        return Err(bad_utf8);
+                    }
+                    self.message = Some(partial);
                 } else {
                     if kind == Kind::Text && std::str::from_utf8(payload).is_err() {
                         return Err(bad_utf8);
@@ -197,21 +237,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
             }
             OpCode::Continuation => {
-                let Some((kind, buf)) = self.message.as_mut() else {
+                let Some(partial) = self.message.as_mut() else {
                     return Err(unexpected("continuation frame with no message to continue"));
                 };
-                if buf.len() + payload.len() > max_message {
+                if partial.data.len() + payload.len() > max_message {
                     return Err(too_big);
                 }
-                buf.extend_from_slice(payload);
+                if !partial.push(payload) {
+                    return Err(bad_utf8);
+                }
                 if h.fin {
-                    let (kind, data) = (*kind, std::mem::take(buf));
-                    self.message = None;
-                    if kind == Kind::Text && std::str::from_utf8(&data).is_err() {
+                    let Some(partial) = self.message.take() else { return Ok(()) };
+                    if !partial.complete() {
                         return Err(bad_utf8);
                     }
                     if open {
-                        server.inner.handler.on_message(server, self.shared.id, &data, kind);
+                        server.inner.handler.on_message(server, self.shared.id, &partial.data, partial.kind);
                     }
                 }
             }

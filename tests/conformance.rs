@@ -966,3 +966,24 @@ fn ping_flood_from_a_client_that_does_not_read_is_bounded() {
     );
     server.close(Duration::from_millis(200));
 }
+
+/// Bad UTF-8 in the first fragment of a text message fails the connection
+/// at once (1007), without waiting for fragments that may never come; a
+/// sequence merely cut by a fragment boundary does not.
+#[test]
+fn invalid_utf8_in_a_fragment_fails_fast() {
+    let (server, _rec, port) = start(cfg(), true);
+    let mut c = RawClient::open(port, "/fast");
+    c.send(false, OP_TEXT, b"ok so far \xff");
+    c.expect_close(Some(1007));
+    let mut d = RawClient::open(port, "/cut");
+    d.send(false, OP_TEXT, b"euro \xe2\x82");
+    d.send(false, OP_CONT, b"\xac and more");
+    d.send(true, OP_CONT, b"!");
+    d.expect_message(OP_TEXT, "euro \u{20ac} and more!".as_bytes());
+    let mut e = RawClient::open(port, "/truncated");
+    e.send(false, OP_TEXT, b"ends mid sequence \xe2\x82");
+    e.send(true, OP_CONT, b"");
+    e.expect_close(Some(1007));
+    server.close(Duration::from_millis(200));
+}
