@@ -207,3 +207,27 @@ async fn an_expired_certificate_is_served_with_a_warning_and_clients_refuse_it()
     assert!(err.to_lowercase().contains("expired"), "{err}");
     server.close(Duration::from_secs(1));
 }
+
+#[tokio::test]
+async fn wss_with_several_io_threads() {
+    let config = Config {
+        tls: Some(tls("server.pem", "server.key", None, None).unwrap()),
+        threads: 3,
+        ..Config::default()
+    };
+    let (server, rec, port) = start(config, true);
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        let (ws, _) = connect(port, None).await.expect("connect");
+        clients.push((i, ws));
+    }
+    for (i, ws) in clients.iter_mut() {
+        echo_once(ws, &format!("client {i}")).await;
+    }
+    for (_, mut ws) in clients {
+        ws.close(None).await.unwrap();
+    }
+    assert!(rec.wait_until(Duration::from_secs(5), |ev| ev.iter().filter(|e| matches!(e, Ev::Close(..))).count() == 6));
+    check_event_order(&rec.snapshot());
+    server.close(Duration::from_secs(1));
+}
