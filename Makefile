@@ -14,7 +14,7 @@ EXAMPLES := echo_server chat_server tls_echo_server
 EXAMPLE_BINS := $(EXAMPLES:%=build/examples/%)
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml build.rs cbindgen.toml
 
-.PHONY: all lib examples header certs install test test-rust test-c test-python test-install demo bench bench-quick clean
+.PHONY: all lib examples header certs deps install test test-rust test-c test-python test-install demo bench bench-quick clean
 
 all: lib examples
 
@@ -51,7 +51,11 @@ install: lib
 demo: all
 	build/examples/chat_server 127.0.0.1 8080
 
-test: all
+# What the tests need on a fresh machine (apt, pip and npm packages).
+deps:
+	bash scripts/install-deps.sh
+
+test: deps all
 	bash tests/run-all.sh
 
 bench: all

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs on a fresh Debian machine (with Rust, gcc,
+# Python 3 and Node already there): pkg-config, valgrind, openssl, binutils,
+# Python `websockets`, and the benchmark peers. A quick no-op when all is
+# present; `make test` runs it first, and so does .ci/run.
+set -u
+cd "$(dirname "$0")/.."
+need=()
+for pair in pkg-config:pkg-config valgrind:valgrind openssl:openssl readelf:binutils; do
+    command -v "${pair%%:*}" >/dev/null || need+=("${pair##*:}")
+done
+if ((${#need[@]})); then
+    if [ "$(id -u)" = 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q && apt-get install -y -q --no-install-recommends "${need[@]}" ca-certificates procps
+    else
+        echo "install-deps: missing ${need[*]}: install them as root" >&2
+    fi
+fi
+python3 -c "import websockets" 2>/dev/null ||
+    python3 -m pip install -q --disable-pip-version-check websockets
+bash bench/install-peers.sh >/dev/null ||
+    echo "install-deps: some benchmark peers failed to install; the benchmark reports them as skipped" >&2
+exit 0
