@@ -116,20 +116,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Reports the end of the connection to the host, once.
+    /// Reports the end to the host, then lingers (see `poll_linger`).
     fn report_close(&mut self, code: u16, reason: &str) {
-        if self.reported {
-            return;
+        if self.announce_close(code, reason) {
+            self.inbuf = Vec::new();
+            self.message = None;
+            self.mode = Mode::Lingering;
+            self.set_deadline(LINGER);
         }
-        self.reported = true;
-        self.shared.shut();
-        self.inbuf = Vec::new();
-        self.message = None;
-        let server = self.slot.server();
-        server.inner.registry.remove(self.shared.id);
-        server.inner.handler.on_close(server, self.shared.id, code, reason);
-        server.inner.connection_ended();
-        self.mode = Mode::Lingering;
-        self.set_deadline(LINGER);
     }
 
     fn report_error(&self, error: &Error) {
@@ -512,17 +506,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Connection<S> {
     }
 }
 
+impl<S> Connection<S> {
+    /// Delivers `on_close`, exactly once; false if it was already delivered.
+    fn announce_close(&mut self, code: u16, reason: &str) -> bool {
+        if self.reported {
+            return false;
+        }
+        self.reported = true;
+        let server = self.slot.server();
+        server.inner.forget(&self.shared);
+        server.inner.handler.on_close(server, self.shared.id, code, reason);
+        server.inner.connection_ended();
+        true
+    }
+}
+
 impl<S> Drop for Connection<S> {
     /// A task dropped early (runtime shutdown, a panic in a handler) still
     /// owes the host its close event.
     fn drop(&mut self) {
-        if !self.reported {
-            self.reported = true;
-            self.shared.shut();
-            let server = self.slot.server();
-            server.inner.registry.remove(self.shared.id);
-            server.inner.handler.on_close(server, self.shared.id, 1006, "");
-            server.inner.connection_ended();
-        }
+        self.announce_close(1006, "");
     }
 }

@@ -60,13 +60,9 @@ impl IoThreads {
         Ok(io)
     }
 
-    /// The runtime of thread `i` (modulo the thread count).
-    pub fn handle(&self, i: usize) -> &Handle {
-        &self.threads[i % self.threads.len()].handle
-    }
-
-    pub fn len(&self) -> usize {
-        self.threads.len()
+    /// The threads' runtimes, for spawning work on them (never empty).
+    pub fn handles(&self) -> Vec<Handle> {
+        self.threads.iter().map(|t| t.handle.clone()).collect()
     }
 
     /// Stops every thread and waits for it: tasks still there are dropped

@@ -6,7 +6,7 @@ use crate::config::OverflowPolicy;
 use crate::{frame, ConnId, Error};
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -111,6 +111,16 @@ impl Outbox {
         self.frames.len() == 1
     }
 
+    /// Queues the connection's last frame (a close); false if one already was.
+    fn push_last(&mut self, close_frame: Bytes) -> bool {
+        if self.closed {
+            return false;
+        }
+        self.push(close_frame);
+        self.closed = true;
+        true
+    }
+
     /// Drops every frame not yet started, so a close can go out next.
     fn discard_unsent(&mut self) {
         let keep = if self.front_written > 0 { 1 } else { 0 };
@@ -137,15 +147,16 @@ impl CurrentConn {
     }
 }
 
-/// Runs `f` on connection `id` if it is the one being polled on this thread.
-pub(crate) fn with_current<R>(id: ConnId, f: impl FnOnce(&ConnShared) -> R) -> Option<R> {
+/// Runs `f` on connection `id` if it is the one being polled on this
+/// thread; otherwise gives `f` back.
+pub(crate) fn with_current<R, F: FnOnce(&ConnShared) -> R>(id: ConnId, f: F) -> Result<R, F> {
     let (current, ptr) = CURRENT.with(|c| c.get());
     if current != id || ptr.is_null() {
-        return None;
+        return Err(f);
     }
     // SAFETY: the CurrentConn guard that set `ptr` holds (through its
     // caller) an Arc to this ConnShared until it restores the previous value.
-    Some(f(unsafe { &*ptr }))
+    Ok(f(unsafe { &*ptr }))
 }
 
 impl Drop for CurrentConn {
@@ -196,13 +207,8 @@ impl ConnShared {
             if let OverflowPolicy::Close(code) = limits.overflow {
                 let reason = "send queue overflow";
                 ob.discard_unsent();
-                ob.push(frame::encode_close(code, reason));
-                ob.closed = true;
-                let error = Error::Dropped(self.id);
-                self.has_command.store(true, Ordering::Release);
-                ob.command = Some(Command::Fail { code, reason: reason.into(), error });
-                drop(ob);
-                self.waker.wake();
+                ob.push_last(frame::encode_close(code, reason));
+                self.command(ob, Command::Fail { code, reason: reason.into(), error: Error::Dropped(self.id) });
             }
             return Err(Error::Dropped(self.id));
         }
@@ -235,24 +241,22 @@ impl ConnShared {
         true
     }
 
-    /// Queues a close frame after the pending data and tells the task to
-    /// wait for the peer's answer. Err if a close was already queued.
-    pub fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
-        self.close_with(frame::encode_close(code, reason), Command::Close)
-    }
-
-    /// Queues `close_frame` after the pending data, then `command`.
-    pub fn close_with(&self, close_frame: Bytes, command: Command) -> Result<(), Error> {
-        let mut ob = self.outbox.lock();
-        if ob.closed {
-            return Err(Error::Closed(self.id));
-        }
-        ob.push(close_frame);
-        ob.closed = true;
+    /// Hands `command` to the connection's task and wakes it.
+    fn command(&self, mut ob: MutexGuard<'_, Outbox>, command: Command) {
         self.has_command.store(true, Ordering::Release);
         ob.command = Some(command);
         drop(ob);
         self.wake();
+    }
+
+    /// Queues a close frame after the pending data and tells the task to
+    /// wait for the peer's answer. Err if a close was already queued.
+    pub fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
+        let mut ob = self.outbox.lock();
+        if !ob.push_last(frame::encode_close(code, reason)) {
+            return Err(Error::Closed(self.id));
+        }
+        self.command(ob, Command::Close);
         Ok(())
     }
 
@@ -268,21 +272,14 @@ impl ConnShared {
     /// Queues the connection's last frame (a close reply or a failure's
     /// close) from its own task; nothing can be sent after it.
     pub fn queue_close(&self, close_frame: Bytes) {
-        let mut ob = self.outbox.lock();
-        if !ob.closed {
-            ob.push(close_frame);
-            ob.closed = true;
-        }
+        self.outbox.lock().push_last(close_frame);
     }
 
     /// Tells the task to drop the connection at once.
     pub fn kill(&self, error: Error) {
         let mut ob = self.outbox.lock();
         ob.closed = true;
-        self.has_command.store(true, Ordering::Release);
-        ob.command = Some(Command::Kill(error));
-        drop(ob);
-        self.waker.wake();
+        self.command(ob, Command::Kill(error));
     }
 
     /// Takes the pending command, if any.

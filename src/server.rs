@@ -44,8 +44,6 @@ pub(crate) struct Inner {
     local_addr: OnceLock<SocketAddr>,
     background: Mutex<Vec<JoinHandle<()>>>,
     io: Mutex<Option<IoThreads>>,
-    /// Runtime handles of the I/O threads, for dealing out connections.
-    io_handles: OnceLock<Vec<tokio::runtime::Handle>>,
     close_lock: Mutex<()>,
     /// The TLS configuration new handshakes use; swapped by `reload_tls`.
     tls: RwLock<Option<Tls>>,
@@ -55,6 +53,12 @@ impl Inner {
     /// Milliseconds since the server started, as last seen by the sweeper.
     pub fn now_ms(&self) -> u64 {
         self.clock_ms.load(Ordering::Relaxed)
+    }
+
+    /// Takes a connection out of service: no more sends, no more lookups.
+    pub fn forget(&self, conn: &ConnShared) {
+        conn.shut();
+        self.registry.remove(conn.id);
     }
 
     /// Called once per opened connection, after its `on_close`.
@@ -95,11 +99,14 @@ impl Drop for Slot {
     }
 }
 
-fn opcode(kind: Kind) -> OpCode {
-    match kind {
+/// The frame for one message; text must be UTF-8.
+fn encode_message(data: &[u8], kind: Kind) -> Result<Bytes, Error> {
+    let opcode = match kind {
+        Kind::Text if std::str::from_utf8(data).is_err() => return Err(Error::InvalidUtf8),
         Kind::Text => OpCode::Text,
         Kind::Binary => OpCode::Binary,
-    }
+    };
+    Ok(frame::encode(opcode, data))
 }
 
 impl ServerHandle {
@@ -124,9 +131,15 @@ impl ServerHandle {
         }
     }
 
-    fn lookup(&self, conn: ConnId) -> Result<Arc<ConnShared>, Error> {
+    /// Runs `f` on connection `conn`: the one whose callback is running on
+    /// this thread needs no registry lookup, others are found by id.
+    fn with_conn<R>(&self, conn: ConnId, f: impl FnOnce(&ConnShared) -> R) -> Result<R, Error> {
+        let f = match crate::outbox::with_current(conn, f) {
+            Ok(r) => return Ok(r),
+            Err(f) => f,
+        };
         match self.inner.registry.get(conn) {
-            Some(c) => Ok(c),
+            Some(c) => Ok(f(&c)),
             None if conn != 0 && conn < self.inner.next_id.load(Ordering::Relaxed) => Err(Error::Closed(conn)),
             None => Err(Error::NoSuchConn(conn)),
         }
@@ -134,25 +147,16 @@ impl ServerHandle {
 
     /// Queues one message for `conn`. Text must be UTF-8.
     pub fn send(&self, conn: ConnId, data: &[u8], kind: Kind) -> Result<SendStatus, Error> {
-        if kind == Kind::Text && std::str::from_utf8(data).is_err() {
-            return Err(Error::InvalidUtf8);
-        }
+        let frame = encode_message(data, kind)?;
         let limits = self.limits();
-        let frame = || frame::encode(opcode(kind), data);
-        if let Some(result) = crate::outbox::with_current(conn, |c| c.send(frame(), limits)) {
-            return result;
-        }
-        self.lookup(conn)?.send(frame(), limits)
+        self.with_conn(conn, |c| c.send(frame, limits))?
     }
 
     /// Queues one message for every open connection but `except`. The frame
     /// is encoded once and shared. Returns how many connections queued it
     /// (those over their hard limit, or closing, do not).
     pub fn broadcast(&self, data: &[u8], kind: Kind, except: Option<ConnId>) -> Result<usize, Error> {
-        if kind == Kind::Text && std::str::from_utf8(data).is_err() {
-            return Err(Error::InvalidUtf8);
-        }
-        let frame: Bytes = frame::encode(opcode(kind), data);
+        let frame = encode_message(data, kind)?;
         let limits = self.limits();
         let mut queued = 0;
         self.inner.registry.for_each(|c| {
@@ -172,12 +176,12 @@ impl ServerHandle {
         if reason.len() > 123 {
             return Err(Error::ReasonTooLong(reason.len()));
         }
-        self.lookup(conn)?.close(code, reason)
+        self.with_conn(conn, |c| c.close(code, reason))?
     }
 
     /// Bytes queued for `conn` and not yet written to its socket.
     pub fn queued_bytes(&self, conn: ConnId) -> Result<usize, Error> {
-        Ok(self.lookup(conn)?.queued_bytes())
+        self.with_conn(conn, ConnShared::queued_bytes)
     }
 
     /// Replaces the certificate, key and client CA for new handshakes; open
@@ -267,7 +271,6 @@ impl Server {
             local_addr: OnceLock::new(),
             background: Mutex::new(Vec::new()),
             io: Mutex::new(None),
-            io_handles: OnceLock::new(),
             close_lock: Mutex::new(()),
             tls: RwLock::new(None),
         };
@@ -314,14 +317,14 @@ impl Server {
         }
         let _ = inner.config.set(config.clone());
         let _ = inner.local_addr.set(local);
-        let main = io.handle(0).clone();
-        let _ = inner.io_handles.set((0..io.len()).map(|i| io.handle(i).clone()).collect());
+        let threads = io.handles();
+        let main = threads[0].clone();
         let listener = {
             let _enter = main.enter();
             TcpListener::from_std(std_listener).map_err(|e| Error::Io(e.to_string()))?
         };
         let mut background = inner.background.lock();
-        background.push(main.spawn(accept_loop(self.handle(), listener)));
+        background.push(main.spawn(accept_loop(self.handle(), listener, threads)));
         let tick = [config.ping_interval, config.idle_timeout]
             .into_iter()
             .filter(|d| !d.is_zero())
@@ -416,8 +419,7 @@ impl Drop for Server {
 }
 
 /// Accepts clients and deals them out to the I/O threads in turn.
-async fn accept_loop(server: ServerHandle, listener: TcpListener) {
-    let Some(threads) = server.inner.io_handles.get() else { return };
+async fn accept_loop(server: ServerHandle, listener: TcpListener, threads: Vec<tokio::runtime::Handle>) {
     let mut turn = 0usize;
     loop {
         match listener.accept().await {
@@ -537,8 +539,7 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
         inner.handler.on_open(&server, id, &upgrade.request)
     };
     if let Err(status) = verdict {
-        inner.registry.remove(id);
-        shared.shut();
+        inner.forget(&shared);
         inner.connection_ended();
         let status = if (400..=599).contains(&status) { status } else { 500 };
         server.log(LogLevel::Info, &format!("{peer}: refused by the host with {status}"));
@@ -571,11 +572,10 @@ async fn sweeper(server: ServerHandle, tick: Duration) {
         let inner = &server.inner;
         let now = inner.started.elapsed().as_millis() as u64;
         inner.clock_ms.store(now, Ordering::Relaxed);
-        let mut dead = Vec::new();
         inner.registry.for_each(|c| {
             let quiet = now.saturating_sub(c.last_rx.load(Ordering::Relaxed));
             if idle_ms > 0 && quiet >= idle_ms {
-                dead.push(c.clone());
+                c.kill(Error::Timeout(format!("nothing received for {idle_ms} ms")));
             } else if ping_ms > 0
                 && quiet >= ping_ms
                 && now.saturating_sub(c.last_ping.load(Ordering::Relaxed)) >= ping_ms
@@ -584,8 +584,5 @@ async fn sweeper(server: ServerHandle, tick: Duration) {
                 c.send_control(ping.clone());
             }
         });
-        for c in dead {
-            c.kill(Error::Timeout(format!("nothing received for {idle_ms} ms")));
-        }
     }
 }
