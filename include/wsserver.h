@@ -557,7 +557,8 @@ void ws_tls_config_free(struct ws_tls_config *cfg);
 enum ws_result ws_tls_config_set_cert_file(struct ws_tls_config *cfg, const char *path);
 
 /**
- * Loads the certificate chain from `len` bytes of PEM at `pem` (copied).
+ * Loads the certificate chain from `len` bytes of PEM at `pem` (copied;
+ * NULL only with `len` 0, which holds no certificate).
  * Errors: WS_ERR_NULL, WS_ERR_TLS.
  */
 enum ws_result ws_tls_config_set_cert_pem(struct ws_tls_config *cfg,
@@ -576,7 +577,8 @@ enum ws_result ws_tls_config_set_key_file(struct ws_tls_config *cfg,
                                           const char *password);
 
 /**
- * As `ws_tls_config_set_key_file`, from `len` bytes of PEM (copied).
+ * As `ws_tls_config_set_key_file`, from `len` bytes of PEM at `pem`
+ * (copied; NULL only with `len` 0).
  */
 enum ws_result ws_tls_config_set_key_pem(struct ws_tls_config *cfg,
                                          const uint8_t *pem,
@@ -592,7 +594,8 @@ enum ws_result ws_tls_config_set_key_pem(struct ws_tls_config *cfg,
 enum ws_result ws_tls_config_set_ca_file(struct ws_tls_config *cfg, const char *path);
 
 /**
- * As `ws_tls_config_set_ca_file`, from `len` bytes of PEM (copied).
+ * As `ws_tls_config_set_ca_file`, from `len` bytes of PEM at `pem`
+ * (copied; NULL only with `len` 0).
  */
 enum ws_result ws_tls_config_set_ca_pem(struct ws_tls_config *cfg, const uint8_t *pem, size_t len);
 

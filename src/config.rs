@@ -108,11 +108,14 @@ impl Config {
         if self.threads == 0 || self.threads > 256 {
             return bad("threads must be between 1 and 256");
         }
-        for p in &self.subprotocols {
-            if p.is_empty() || !p.bytes().all(crate::handshake::is_token_byte) {
-                return bad("a subprotocol must be a non-empty HTTP token");
-            }
-        }
-        Ok(())
+        self.subprotocols.iter().try_for_each(|p| check_subprotocol(p))
     }
+}
+
+/// A subprotocol name must be a non-empty HTTP token (RFC 6455 §4.1).
+pub(crate) fn check_subprotocol(name: &str) -> Result<(), Error> {
+    if name.is_empty() || !name.bytes().all(crate::handshake::is_token_byte) {
+        return Err(Error::InvalidArgument(format!("subprotocol '{name}' is not a non-empty HTTP token")));
+    }
+    Ok(())
 }

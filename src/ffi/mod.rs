@@ -9,6 +9,7 @@
 // SAFETY of raw pointers is documented per function in the header.
 #![allow(clippy::missing_safety_doc)]
 
+mod args;
 mod callbacks;
 mod error;
 mod panic;

@@ -1,11 +1,12 @@
 //! `ws_server`: create, configure, listen, send, close, free.
+use super::args::{bytes, opt_str, run, str_arg};
 use super::callbacks::{ws_callbacks, ws_kind, CHandler, WS_BINARY, WS_TEXT};
 use super::error::{fail, null, ws_result};
-use super::panic::{guard, guard_result};
+use super::panic::guard;
 use super::tls::{build as build_tls, ws_tls_config};
 use crate::{Config, Error, Kind, LogLevel, OverflowPolicy, SendStatus, Server, Tls};
 use parking_lot::Mutex;
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 use std::time::Duration;
 use ws_result::*;
@@ -61,32 +62,15 @@ pub const WS_OPT_THREADS: ws_option = 11;
 /// Most verbose WS_LOG_* level delivered to `on_log`. Default WS_LOG_INFO.
 pub const WS_OPT_LOG_LEVEL: ws_option = 12;
 
+/// Borrows the `ws_server` behind `srv`, or fails with WS_ERR_NULL.
+fn wrapper<'a>(srv: *const ws_server) -> Result<&'a ws_server, ws_result> {
+    // SAFETY: the header requires a pointer from ws_server_new, not yet freed.
+    unsafe { srv.as_ref() }.ok_or_else(|| null("srv"))
+}
+
 /// Borrows the server behind `srv`, or fails with WS_ERR_NULL.
 fn server<'a>(srv: *const ws_server) -> Result<&'a Server, ws_result> {
-    // SAFETY: the header requires a pointer from ws_server_new, not yet freed.
-    unsafe { srv.as_ref() }.map(|s| &s.server).ok_or_else(|| null("srv"))
-}
-
-/// Borrows a NUL-terminated string argument; one that is not UTF-8 fails
-/// with the code of the error `not_utf8` makes.
-fn text<'a>(p: *const c_char, what: &str, not_utf8: fn(String) -> Error) -> Result<&'a str, ws_result> {
-    if p.is_null() {
-        return Err(null(what));
-    }
-    // SAFETY: the caller passes a NUL-terminated string, live for the call.
-    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| fail(not_utf8(format!("{what} is not valid UTF-8"))))
-}
-
-/// Borrows a (data, len) pair; NULL is fine when len is 0.
-fn bytes<'a>(data: *const u8, len: usize) -> Result<&'a [u8], ws_result> {
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if data.is_null() {
-        return Err(null("data (with a non-zero len)"));
-    }
-    // SAFETY: the caller passes `len` readable bytes, live for the call.
-    Ok(unsafe { std::slice::from_raw_parts(data, len) })
+    wrapper(srv).map(|w| &w.server)
 }
 
 fn kind(k: ws_kind) -> Result<Kind, ws_result> {
@@ -103,11 +87,6 @@ fn status(r: Result<SendStatus, Error>) -> ws_result {
         Ok(SendStatus::Backpressure) => WS_BACKPRESSURE,
         Err(e) => fail(e),
     }
-}
-
-/// Runs a body that reports failure with `Err(code)`.
-fn run(f: impl FnOnce() -> Result<ws_result, ws_result>) -> ws_result {
-    guard_result(|| f().unwrap_or_else(|code| code))
 }
 
 /// Creates a server (not yet listening) that reports events through
@@ -267,10 +246,8 @@ pub unsafe extern "C" fn ws_server_set_subprotocols(
         let mut list = Vec::with_capacity(count);
         for i in 0..count {
             // SAFETY: the caller passes `count` string pointers.
-            let name = text(unsafe { *names.add(i) }, "a subprotocol name", Error::InvalidArgument)?;
-            if name.is_empty() || !name.bytes().all(crate::handshake::is_token_byte) {
-                return Err(fail(Error::InvalidArgument(format!("subprotocol '{name}' is not an HTTP token"))));
-            }
+            let name = str_arg(unsafe { *names.add(i) }, "a subprotocol name", WS_ERR_INVALID_ARGUMENT)?;
+            crate::config::check_subprotocol(name).map_err(fail)?;
             list.push(name.to_string());
         }
         s.update_config(|c| c.subprotocols = list).map_err(fail)?;
@@ -290,9 +267,8 @@ pub unsafe extern "C" fn ws_server_set_subprotocols(
 #[no_mangle]
 pub unsafe extern "C" fn ws_server_listen(srv: *mut ws_server, host: *const c_char, port: u16) -> ws_result {
     run(|| {
-        // SAFETY: as in `server`.
-        let w = unsafe { srv.as_ref() }.ok_or_else(|| null("srv"))?;
-        let host = text(host, "host", Error::BadHost)?;
+        let w = wrapper(srv)?;
+        let host = str_arg(host, "host", WS_ERR_BAD_HOST)?;
         let tls = match &*w.tls.lock() {
             (false, _) => None,
             (true, Some(tls)) => Some(tls.clone()),
@@ -347,7 +323,7 @@ pub unsafe extern "C" fn ws_server_send(
 ) -> ws_result {
     run(|| {
         let s = server(srv)?;
-        let data = bytes(data, len)?;
+        let data = bytes(data, len, "data")?;
         let kind = self::kind(kind)?;
         Ok(status(s.send(conn, data, kind)))
     })
@@ -371,7 +347,7 @@ pub unsafe extern "C" fn ws_server_broadcast(
 ) -> ws_result {
     run(|| {
         let s = server(srv)?;
-        let data = bytes(data, len)?;
+        let data = bytes(data, len, "data")?;
         let kind = self::kind(kind)?;
         let n = s.broadcast(data, kind, (except != 0).then_some(except)).map_err(fail)?;
         if !out_queued.is_null() {
@@ -399,7 +375,7 @@ pub unsafe extern "C" fn ws_server_disconnect(
 ) -> ws_result {
     run(|| {
         let s = server(srv)?;
-        let reason = if reason.is_null() { "" } else { text(reason, "reason", |_| Error::InvalidUtf8)? };
+        let reason = opt_str(reason, "reason", WS_ERR_INVALID_UTF8)?.unwrap_or("");
         s.disconnect(conn, code, reason).map_err(fail)?;
         Ok(WS_OK)
     })
@@ -450,8 +426,7 @@ pub unsafe extern "C" fn ws_server_close(srv: *mut ws_server, grace_ms: u32) -> 
 #[no_mangle]
 pub unsafe extern "C" fn ws_server_set_ssl(srv: *mut ws_server, enabled: i32) -> ws_result {
     run(|| {
-        // SAFETY: as in `server`.
-        let w = unsafe { srv.as_ref() }.ok_or_else(|| null("srv"))?;
+        let w = wrapper(srv)?;
         w.server.update_config(|_| ()).map_err(fail)?;
         w.tls.lock().0 = enabled != 0;
         Ok(WS_OK)
@@ -467,8 +442,7 @@ pub unsafe extern "C" fn ws_server_set_ssl(srv: *mut ws_server, enabled: i32) ->
 #[no_mangle]
 pub unsafe extern "C" fn ws_server_set_tls(srv: *mut ws_server, cfg: *const ws_tls_config) -> ws_result {
     run(|| {
-        // SAFETY: as in `server`.
-        let w = unsafe { srv.as_ref() }.ok_or_else(|| null("srv"))?;
+        let w = wrapper(srv)?;
         let tls = build_tls(cfg)?;
         w.server.update_config(|_| ()).map_err(fail)?;
         *w.tls.lock() = (true, Some(tls));

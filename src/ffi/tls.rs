@@ -1,10 +1,11 @@
 //! `ws_tls_config`: gathers certificate, key and CA for `ws_server_set_tls`
 //! and `ws_server_reload_tls`. Each setter checks what it can (file,
 //! PEM, password, key type) and says what is wrong with which file.
-use super::error::{fail, null, set_last_error, ws_result};
-use super::panic::{guard, guard_result};
+use super::args::{bytes, opt_str, run, str_arg};
+use super::error::{fail, null, ws_result};
+use super::panic::guard;
 use crate::TlsBuilder;
-use std::ffi::{c_char, CStr};
+use std::ffi::c_char;
 use ws_result::*;
 
 /// Certificate, key and optional client CA for TLS. Opaque; create with
@@ -19,32 +20,12 @@ fn config<'a>(cfg: *mut ws_tls_config) -> Result<&'a mut TlsBuilder, ws_result> 
     unsafe { cfg.as_mut() }.map(|c| &mut c.builder).ok_or_else(|| null("cfg"))
 }
 
-/// Borrows an optional NUL-terminated UTF-8 string (NULL → None).
-fn opt_text<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, ws_result> {
-    if p.is_null() {
-        return Ok(None);
-    }
-    // SAFETY: the caller passes a NUL-terminated string, live for the call.
-    unsafe { CStr::from_ptr(p) }.to_str().map(Some).map_err(|_| {
-        set_last_error(&format!("{what} is not valid UTF-8"));
-        WS_ERR_INVALID_UTF8
-    })
-}
-
 fn path<'a>(p: *const c_char) -> Result<&'a str, ws_result> {
-    opt_text(p, "path")?.ok_or_else(|| null("path"))
+    str_arg(p, "path", WS_ERR_INVALID_UTF8)
 }
 
-fn pem<'a>(data: *const u8, len: usize) -> Result<&'a [u8], ws_result> {
-    if data.is_null() {
-        return Err(null("pem"));
-    }
-    // SAFETY: the caller passes `len` readable bytes, live for the call.
-    Ok(unsafe { std::slice::from_raw_parts(data, len) })
-}
-
-fn run(f: impl FnOnce() -> Result<(), ws_result>) -> ws_result {
-    guard_result(|| f().map(|_| WS_OK).unwrap_or_else(|c| c))
+fn password<'a>(p: *const c_char) -> Result<Option<&'a str>, ws_result> {
+    opt_str(p, "password", WS_ERR_INVALID_UTF8)
 }
 
 /// An empty TLS configuration. The caller owns it and frees it with
@@ -71,14 +52,15 @@ pub unsafe extern "C" fn ws_tls_config_free(cfg: *mut ws_tls_config) {
 /// malformed certificate; the message names the file). `path` is borrowed.
 #[no_mangle]
 pub unsafe extern "C" fn ws_tls_config_set_cert_file(cfg: *mut ws_tls_config, path: *const c_char) -> ws_result {
-    run(|| config(cfg)?.cert_file(self::path(path)?).map_err(fail))
+    run(|| config(cfg)?.cert_file(self::path(path)?).map(|_| WS_OK).map_err(fail))
 }
 
-/// Loads the certificate chain from `len` bytes of PEM at `pem` (copied).
+/// Loads the certificate chain from `len` bytes of PEM at `pem` (copied;
+/// NULL only with `len` 0, which holds no certificate).
 /// Errors: WS_ERR_NULL, WS_ERR_TLS.
 #[no_mangle]
 pub unsafe extern "C" fn ws_tls_config_set_cert_pem(cfg: *mut ws_tls_config, pem: *const u8, len: usize) -> ws_result {
-    run(|| config(cfg)?.cert_pem(self::pem(pem, len)?).map_err(fail))
+    run(|| config(cfg)?.cert_pem(bytes(pem, len, "pem")?).map(|_| WS_OK).map_err(fail))
 }
 
 /// Loads the private key from the PEM file at `path`: PKCS#8 ("PRIVATE
@@ -93,12 +75,13 @@ pub unsafe extern "C" fn ws_tls_config_set_key_file(
     password: *const c_char,
 ) -> ws_result {
     run(|| {
-        let password = opt_text(password, "password")?;
-        config(cfg)?.key_file(self::path(path)?, password).map_err(fail)
+        let password = self::password(password)?;
+        config(cfg)?.key_file(self::path(path)?, password).map(|_| WS_OK).map_err(fail)
     })
 }
 
-/// As `ws_tls_config_set_key_file`, from `len` bytes of PEM (copied).
+/// As `ws_tls_config_set_key_file`, from `len` bytes of PEM at `pem`
+/// (copied; NULL only with `len` 0).
 #[no_mangle]
 pub unsafe extern "C" fn ws_tls_config_set_key_pem(
     cfg: *mut ws_tls_config,
@@ -107,8 +90,8 @@ pub unsafe extern "C" fn ws_tls_config_set_key_pem(
     password: *const c_char,
 ) -> ws_result {
     run(|| {
-        let password = opt_text(password, "password")?;
-        config(cfg)?.key_pem(self::pem(pem, len)?, password).map_err(fail)
+        let password = self::password(password)?;
+        config(cfg)?.key_pem(bytes(pem, len, "pem")?, password).map(|_| WS_OK).map_err(fail)
     })
 }
 
@@ -118,13 +101,14 @@ pub unsafe extern "C" fn ws_tls_config_set_key_pem(
 /// WS_ERR_TLS.
 #[no_mangle]
 pub unsafe extern "C" fn ws_tls_config_set_ca_file(cfg: *mut ws_tls_config, path: *const c_char) -> ws_result {
-    run(|| config(cfg)?.ca_file(self::path(path)?).map_err(fail))
+    run(|| config(cfg)?.ca_file(self::path(path)?).map(|_| WS_OK).map_err(fail))
 }
 
-/// As `ws_tls_config_set_ca_file`, from `len` bytes of PEM (copied).
+/// As `ws_tls_config_set_ca_file`, from `len` bytes of PEM at `pem`
+/// (copied; NULL only with `len` 0).
 #[no_mangle]
 pub unsafe extern "C" fn ws_tls_config_set_ca_pem(cfg: *mut ws_tls_config, pem: *const u8, len: usize) -> ws_result {
-    run(|| config(cfg)?.ca_pem(self::pem(pem, len)?).map_err(fail))
+    run(|| config(cfg)?.ca_pem(bytes(pem, len, "pem")?).map(|_| WS_OK).map_err(fail))
 }
 
 /// Builds the rustls configuration from `cfg`, checking that it is

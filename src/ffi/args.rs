@@ -1,0 +1,40 @@
+//! Borrowing C arguments (NULL checks, strings, byte ranges) and running an
+//! `extern "C"` body, the same way in every function of the C ABI.
+use super::error::{null, set_last_error, ws_result};
+use super::panic::guard_result;
+use std::ffi::{c_char, CStr};
+
+/// Runs a body that fails with `Err(code)`, catching panics.
+pub(crate) fn run(f: impl FnOnce() -> Result<ws_result, ws_result>) -> ws_result {
+    guard_result(|| f().unwrap_or_else(|code| code))
+}
+
+/// Borrows an optional NUL-terminated string (NULL → None); one that is not
+/// UTF-8 fails with `bad_utf8`, the message naming `what`.
+pub(crate) fn opt_str<'a>(p: *const c_char, what: &str, bad_utf8: ws_result) -> Result<Option<&'a str>, ws_result> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: the caller passes a NUL-terminated string, live for the call.
+    unsafe { CStr::from_ptr(p) }.to_str().map(Some).map_err(|_| {
+        set_last_error(&format!("{what} is not valid UTF-8"));
+        bad_utf8
+    })
+}
+
+/// As [`opt_str`], but NULL fails with WS_ERR_NULL.
+pub(crate) fn str_arg<'a>(p: *const c_char, what: &str, bad_utf8: ws_result) -> Result<&'a str, ws_result> {
+    opt_str(p, what, bad_utf8)?.ok_or_else(|| null(what))
+}
+
+/// Borrows `len` bytes at `data`; NULL is fine only when `len` is 0.
+pub(crate) fn bytes<'a>(data: *const u8, len: usize, what: &str) -> Result<&'a [u8], ws_result> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if data.is_null() {
+        return Err(null(&format!("{what} (with a non-zero len)")));
+    }
+    // SAFETY: the caller passes `len` readable bytes, live for the call.
+    Ok(unsafe { std::slice::from_raw_parts(data, len) })
+}
