@@ -165,6 +165,18 @@ static void test_with_certificates(void) {
     CHECK_RES(ws_server_close(srv, 500), WS_OK);
     ws_server_free(srv);
 
+    /* set_ssl(0) after set_tls: the staged TLS is kept aside and plain ws:// is served. */
+    srv = ws_server_new(NULL, NULL);
+    CHECK_RES(ws_server_set_tls(srv, renewed), WS_OK);
+    CHECK_RES(ws_server_set_ssl(srv, 0), WS_OK);
+    CHECK_RES(ws_server_listen(srv, "127.0.0.1", 0), WS_OK);
+    ws_server_port(srv, &port);
+    status = wsc_open(&w, "127.0.0.1", port, "/", NULL, 0, scaled(3000));
+    CHECK(status == 101, "set_ssl(0) serves plain ws:// (status %d)", status);
+    wsc_free(&w);
+    CHECK_RES(ws_server_reload_tls(srv, renewed), WS_ERR_STATE); /* listening without TLS */
+    ws_server_free(srv);
+
     /* reload_tls on a server listening without TLS: WS_ERR_STATE. */
     srv = ws_server_new(NULL, NULL);
     CHECK_RES(ws_server_reload_tls(srv, renewed), WS_ERR_STATE); /* not listening */

@@ -131,8 +131,14 @@ class ReloadTest(unittest.TestCase):
 
 
 class MutualTlsTest(unittest.TestCase):
-    def test_client_certificates(self):
-        srv = Server(RELOAD, CERTS, "--ca")
+    def test_client_certificates_with_the_ca_from_a_file(self):
+        self.check_client_certificates("--ca")
+
+    def test_client_certificates_with_the_ca_from_memory(self):
+        self.check_client_certificates("--ca-pem")
+
+    def check_client_certificates(self, ca_option):
+        srv = Server(RELOAD, CERTS, ca_option)
         try:
             async def go():
                 url = f"wss://localhost:{srv.port}/"

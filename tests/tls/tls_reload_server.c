@@ -1,6 +1,7 @@
 /*
  * A wss echo server for tests/tls/test_wss.py, configured and reloaded
- * through the C ABI. Usage: tls_reload_server CERTDIR [--ca]
+ * through the C ABI. Usage: tls_reload_server CERTDIR [--ca | --ca-pem]
+ * (--ca loads ca.pem as a file, --ca-pem reads it into memory first).
  * Text commands from a client: "reload-good" swaps to server2.pem/key,
  * "reload-bad" tries a mismatched pair; the reply is "reload:" + the
  * result name (+ ":" + ws_last_error()). With mutual TLS, each client
@@ -60,6 +61,15 @@ static void on_message(void *ud, uint64_t conn, const uint8_t *data, size_t len,
     }
 }
 
+/* Reads ca.pem into a buffer and hands the bytes to the configuration. */
+static ws_result set_ca_from_memory(ws_tls_config *c) {
+    static uint8_t pem[64 * 1024];
+    FILE *f = fopen(path("ca.pem"), "rb");
+    size_t n = f ? fread(pem, 1, sizeof pem, f) : 0;
+    if (f) fclose(f);
+    return ws_tls_config_set_ca_pem(c, pem, n);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
     snprintf(dir, sizeof dir, "%s", argv[1]);
@@ -78,6 +88,7 @@ int main(int argc, char **argv) {
     if (ws_tls_config_set_cert_file(c, path("server.pem")) != WS_OK ||
         ws_tls_config_set_key_file(c, path("server-enc.key"), "secret") != WS_OK ||
         (argc > 2 && strcmp(argv[2], "--ca") == 0 && ws_tls_config_set_ca_file(c, path("ca.pem")) != WS_OK) ||
+        (argc > 2 && strcmp(argv[2], "--ca-pem") == 0 && set_ca_from_memory(c) != WS_OK) ||
         ws_server_set_tls(server, c) != WS_OK || ws_server_listen(server, "127.0.0.1", 0) != WS_OK) {
         fprintf(stderr, "tls_reload_server: %s\n", ws_last_error());
         return 1;
