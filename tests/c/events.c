@@ -87,7 +87,37 @@ void ev_record_open(uint64_t conn, int accepted) {
         else
             c->refused++;
     }
+    if (accepted) EV.last_open = conn;
     pthread_mutex_unlock(&ev_mu);
+}
+
+ws_callbacks ev_callbacks(int (*on_open)(void *, uint64_t, const ws_request *),
+                          void (*on_message)(void *, uint64_t, const uint8_t *, size_t, ws_kind)) {
+    ws_callbacks cb = {0};
+    cb.on_open = on_open;
+    cb.on_message = on_message;
+    cb.on_close = ev_on_close;
+    cb.on_error = ev_on_error;
+    cb.on_drain = ev_on_drain;
+    cb.on_log = ev_on_log;
+    return cb;
+}
+
+void ev_forget_open(void) {
+    pthread_mutex_lock(&ev_mu);
+    EV.last_open = 0;
+    pthread_mutex_unlock(&ev_mu);
+}
+
+uint64_t ev_wait_open(int timeout_ms) {
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        pthread_mutex_lock(&ev_mu);
+        uint64_t id = EV.last_open;
+        pthread_mutex_unlock(&ev_mu);
+        if (id != 0 || now_ms() >= deadline) return id;
+        sleep_ms(1);
+    }
 }
 
 void ev_record_message(uint64_t conn) {

@@ -47,6 +47,7 @@ typedef struct events {
     int after_shutdown; /* callbacks after events_shutdown() */
     int shut;
     uint64_t max_id;
+    uint64_t last_open; /* the newest accepted connection (see ev_wait_open) */
     ev_log logs[EV_MAX_LOG];
     int nlogs;
 } events;
@@ -71,6 +72,16 @@ void ev_on_error(void *ud, uint64_t conn, ws_result error, const char *message);
 void ev_on_drain(void *ud, uint64_t conn);
 void ev_on_log(void *ud, ws_log_level level, const char *message);
 void ev_record_open(uint64_t conn, int accepted);
+
+/* A callback table with the recorder's on_close/on_error/on_drain/on_log
+ * and the program's own on_open and on_message. */
+ws_callbacks ev_callbacks(int (*on_open)(void *, uint64_t, const ws_request *),
+                          void (*on_message)(void *, uint64_t, const uint8_t *, size_t, ws_kind));
+/* Forgets the newest accepted connection; call before a client connects. */
+void ev_forget_open(void);
+/* Waits up to timeout_ms for a connection accepted since ev_forget_open;
+ * returns its id, or 0. */
+uint64_t ev_wait_open(int timeout_ms);
 void ev_record_message(uint64_t conn);
 
 /* Checks the global invariants; returns the number of violations seen. */

@@ -21,16 +21,12 @@ enum { SOFT = 16 * 1024, HARD = 256 * 1024, MSG = 4096, MAX_SENDS = 40000 };
 
 static ws_server *srv;
 static uint16_t port;
-static uint64_t last_open;
 
 static int on_open(void *ud, uint64_t conn, const ws_request *req) {
     (void)ud;
     (void)req;
     ev_enter(conn, 1);
     ev_record_open(conn, 1);
-    pthread_mutex_lock(&ev_mu);
-    last_open = conn;
-    pthread_mutex_unlock(&ev_mu);
     ev_leave();
     return 0;
 }
@@ -44,13 +40,7 @@ static void on_message(void *ud, uint64_t conn, const uint8_t *data, size_t len,
 }
 
 static ws_server *start(uint64_t policy) {
-    ws_callbacks cb = {0};
-    cb.on_open = on_open;
-    cb.on_message = on_message;
-    cb.on_close = ev_on_close;
-    cb.on_error = ev_on_error;
-    cb.on_drain = ev_on_drain;
-    cb.on_log = ev_on_log;
+    ws_callbacks cb = ev_callbacks(on_open, on_message);
     events_reset();
     ws_server *s = ws_server_new(&cb, NULL);
     CHECK_RES(ws_server_set_option(s, WS_OPT_SEND_QUEUE_LIMIT, SOFT), WS_OK);
@@ -63,19 +53,10 @@ static ws_server *start(uint64_t policy) {
 }
 
 static uint64_t connect_client(wsc *c) {
-    pthread_mutex_lock(&ev_mu);
-    last_open = 0;
-    pthread_mutex_unlock(&ev_mu);
+    ev_forget_open();
     int status = wsc_open(c, "127.0.0.1", port, "/bp", NULL, 4096, scaled(5000));
     CHECK(status == 101, "handshake: %d %s", status, c->why);
-    int64_t deadline = now_ms() + scaled(5000);
-    uint64_t id = 0;
-    while (id == 0 && now_ms() < deadline) {
-        pthread_mutex_lock(&ev_mu);
-        id = last_open;
-        pthread_mutex_unlock(&ev_mu);
-        if (id == 0) sleep_ms(2);
-    }
+    uint64_t id = ev_wait_open(scaled(5000));
     CHECK(id != 0, "on_open seen");
     return id;
 }

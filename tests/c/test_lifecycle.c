@@ -20,7 +20,6 @@
 
 static ws_server *srv;
 static uint16_t port;
-static uint64_t last_open;
 
 static struct {
     int close_result;
@@ -44,9 +43,6 @@ static int on_open(void *ud, uint64_t conn, const ws_request *req) {
         pthread_mutex_unlock(&ev_mu);
     }
     ev_record_open(conn, 1);
-    pthread_mutex_lock(&ev_mu);
-    last_open = conn;
-    pthread_mutex_unlock(&ev_mu);
     ev_leave();
     return 0;
 }
@@ -82,14 +78,7 @@ static void on_message(void *ud, uint64_t conn, const uint8_t *data, size_t len,
 }
 
 static ws_callbacks callbacks(void) {
-    ws_callbacks cb = {0};
-    cb.on_open = on_open;
-    cb.on_message = on_message;
-    cb.on_close = ev_on_close;
-    cb.on_error = ev_on_error;
-    cb.on_drain = ev_on_drain;
-    cb.on_log = ev_on_log;
-    return cb;
+    return ev_callbacks(on_open, on_message);
 }
 
 static ws_server *start_with(const uint64_t *opts) {
@@ -104,19 +93,10 @@ static ws_server *start_with(const uint64_t *opts) {
 }
 
 static uint64_t open_client(wsc *c) {
-    pthread_mutex_lock(&ev_mu);
-    last_open = 0;
-    pthread_mutex_unlock(&ev_mu);
+    ev_forget_open();
     int status = wsc_open(c, "127.0.0.1", port, "/", NULL, 0, scaled(5000));
     if (!CHECK(status == 101, "handshake: %d %s", status, c->why)) return 0;
-    int64_t deadline = now_ms() + scaled(5000);
-    uint64_t id = 0;
-    while (id == 0 && now_ms() < deadline) {
-        pthread_mutex_lock(&ev_mu);
-        id = last_open;
-        pthread_mutex_unlock(&ev_mu);
-        if (id == 0) sleep_ms(1);
-    }
+    uint64_t id = ev_wait_open(scaled(5000));
     CHECK(id != 0, "on_open seen");
     return id;
 }

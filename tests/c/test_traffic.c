@@ -802,11 +802,7 @@ static void test_disconnect_in_on_open(void) {
 }
 
 static void test_ipv6_peer(void) {
-    ws_callbacks cb = {0};
-    cb.on_open = on_open;
-    cb.on_message = on_message;
-    cb.on_close = ev_on_close;
-    cb.on_error = ev_on_error;
+    ws_callbacks cb = ev_callbacks(on_open, on_message);
     ws_server *v6 = ws_server_new(&cb, NULL);
     uint16_t p6 = 0;
     if (ws_server_listen(v6, "::1", 0) != WS_OK) {
@@ -878,11 +874,7 @@ static void *mt_client(void *p) {
 }
 
 static void test_many_threads(void) {
-    ws_callbacks cb = {0};
-    cb.on_open = on_open;
-    cb.on_message = on_message;
-    cb.on_close = ev_on_close;
-    cb.on_error = ev_on_error;
+    ws_callbacks cb = ev_callbacks(on_open, on_message);
     events_reset();
     srv = ws_server_new(&cb, NULL);
     CHECK_RES(ws_server_set_option(srv, WS_OPT_THREADS, 4), WS_OK);
@@ -925,13 +917,7 @@ int main(void) {
      * only hide every other result. */
     signal(SIGPIPE, SIG_IGN);
     events_reset();
-    ws_callbacks cb = {0};
-    cb.on_open = on_open;
-    cb.on_message = on_message;
-    cb.on_close = ev_on_close;
-    cb.on_error = ev_on_error;
-    cb.on_drain = ev_on_drain;
-    cb.on_log = ev_on_log;
+    ws_callbacks cb = ev_callbacks(on_open, on_message);
     srv = ws_server_new(&cb, NULL);
     CHECK(srv != NULL, "ws_server_new");
     const char *protos[] = {"chat", "superchat"};
