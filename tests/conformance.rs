@@ -53,16 +53,18 @@ impl Fixture {
         c.write(bytes);
         let f = c.try_read_frame().unwrap_or_else(|e| panic!("{what}: no close frame, got {e:?}"));
         assert_eq!(f.opcode, OP_CLOSE, "{what}: expected a close frame, got {f:?}");
-        assert_eq!(f.close_code(), Some(code), "{what}: close code (reason {:?})", String::from_utf8_lossy(f.close_reason()));
+        assert_eq!(
+            f.close_code(),
+            Some(code),
+            "{what}: close code (reason {:?})",
+            String::from_utf8_lossy(f.close_reason())
+        );
         assert!(std::str::from_utf8(f.close_reason()).is_ok(), "{what}: close reason not UTF-8");
         c.expect_end();
         let (got, _) = self.rec.wait_close(id);
         assert_eq!(got, code, "{what}: on_close code");
         let mine = self.rec.events_of(id);
-        assert!(
-            mine.iter().any(|e| matches!(e, Ev::Error(..))),
-            "{what}: no on_error before on_close: {mine:?}"
-        );
+        assert!(mine.iter().any(|e| matches!(e, Ev::Error(..))), "{what}: no on_error before on_close: {mine:?}");
         assert!(
             !mine.iter().any(|e| matches!(e, Ev::Message(..))),
             "{what}: a message was delivered from a violating connection: {mine:?}"
@@ -173,12 +175,12 @@ fn handshake_missing_or_bad_key_is_400() {
     let missing = base.replace(&format!("Sec-WebSocket-Key: {RFC_KEY}\r\n"), "");
     assert_eq!(refused(port, &rec, missing.as_bytes()).status, 400, "missing key");
     for bad in [
-        "",                             // empty
-        "short",                        // not 16 bytes
-        "dGhlIHNhbXBsZSBub25jZQ",       // unpadded
-        "dGhlIHNhbXBsZSBub25jZQ===",    // 25 chars
-        "dGhlIHNhbXBsZSBub25j!Q==",     // not base64
-        "dGhlIHNhbXBsZSBub25jZR==",     // non-canonical final char
+        "",                                 // empty
+        "short",                            // not 16 bytes
+        "dGhlIHNhbXBsZSBub25jZQ",           // unpadded
+        "dGhlIHNhbXBsZSBub25jZQ===",        // 25 chars
+        "dGhlIHNhbXBsZSBub25j!Q==",         // not base64
+        "dGhlIHNhbXBsZSBub25jZR==",         // non-canonical final char
         "dGhlIHNhbXBsZSBub25jZSBzYW1wbGU=", // 23 bytes
     ] {
         let req = base.replace(RFC_KEY, bad);
@@ -410,8 +412,7 @@ fn fragmented_control_frame_is_1002() {
     fx.violation("pong FIN=0", &frame(false, OP_PONG, b"x"), 1002);
     fx.violation("close FIN=0", &frame(false, OP_CLOSE, &1000u16.to_be_bytes()), 1002);
     // A fragmented ping inside a fragmented message.
-    let mut bytes = frame(false, OP_TEXT, b"a");
-    bytes.extend(frame(false, OP_PING, b"x"));
+    let bytes = [frame(false, OP_TEXT, b"a"), frame(false, OP_PING, b"x")].concat();
     fx.violation("ping FIN=0 between fragments", &bytes, 1002);
     fx.finish();
 }
@@ -438,8 +439,7 @@ fn continuation_without_start_is_1002() {
     fx.violation("lone continuation", &frame(false, OP_CONT, b"x"), 1002);
     // After a complete message (which is delivered and echoed).
     let (mut c, id) = fx.open();
-    let mut bytes = frame(true, OP_TEXT, b"complete");
-    bytes.extend(frame(true, OP_CONT, b"x"));
+    let bytes = [frame(true, OP_TEXT, b"complete"), frame(true, OP_CONT, b"x")].concat();
     c.write(&bytes);
     c.expect_message(OP_TEXT, b"complete");
     c.expect_close(Some(1002));
@@ -450,15 +450,12 @@ fn continuation_without_start_is_1002() {
 #[test]
 fn new_data_frame_inside_fragmented_message_is_1002() {
     let mut fx = Fixture::new(cfg());
-    let mut bytes = frame(false, OP_TEXT, b"part 1");
-    bytes.extend(frame(true, OP_TEXT, b"new"));
+    let bytes = [frame(false, OP_TEXT, b"part 1"), frame(true, OP_TEXT, b"new")].concat();
     fx.violation("text inside text", &bytes, 1002);
-    let mut bytes = frame(false, OP_BINARY, b"part 1");
-    bytes.extend(frame(false, OP_TEXT, b"new"));
+    let bytes = [frame(false, OP_BINARY, b"part 1"), frame(false, OP_TEXT, b"new")].concat();
     fx.violation("text inside binary", &bytes, 1002);
-    let mut bytes = frame(false, OP_TEXT, b"part 1");
-    bytes.extend(frame(false, OP_CONT, b"part 2"));
-    bytes.extend(frame(true, OP_BINARY, b"new"));
+    let bytes =
+        [frame(false, OP_TEXT, b"part 1"), frame(false, OP_CONT, b"part 2"), frame(true, OP_BINARY, b"new")].concat();
     fx.violation("binary inside text", &bytes, 1002);
     fx.finish();
 }
@@ -473,7 +470,10 @@ fn invalid_utf8_text_is_1007() {
         ("surrogate", b"\xed\xa0\x80"),
         ("above U+10FFFF", b"\xf4\x90\x80\x80"),
         ("truncated at end", b"ok\xe2\x82"),
-        ("valid then invalid", "κόσμε".as_bytes().iter().chain(b"\xce\xbc\xe0\x80").copied().collect::<Vec<u8>>().leak()),
+        (
+            "valid then invalid",
+            "κόσμε".as_bytes().iter().chain(b"\xce\xbc\xe0\x80").copied().collect::<Vec<u8>>().leak(),
+        ),
     ];
     for (name, bytes) in cases {
         fx.violation(name, &frame(true, OP_TEXT, bytes), 1007);
@@ -484,18 +484,14 @@ fn invalid_utf8_text_is_1007() {
 #[test]
 fn invalid_utf8_across_fragments_is_1007() {
     let mut fx = Fixture::new(cfg());
-    let mut bytes = frame(false, OP_TEXT, b"hello ");
-    bytes.extend(frame(true, OP_CONT, b"\xff"));
+    let bytes = [frame(false, OP_TEXT, b"hello "), frame(true, OP_CONT, b"\xff")].concat();
     fx.violation("bad byte in the last fragment", &bytes, 1007);
-    let mut bytes = frame(false, OP_TEXT, b"\xff");
-    bytes.extend(frame(true, OP_CONT, b"world"));
+    let bytes = [frame(false, OP_TEXT, b"\xff"), frame(true, OP_CONT, b"world")].concat();
     fx.violation("bad byte in the first fragment", &bytes, 1007);
-    let mut bytes = frame(false, OP_TEXT, b"euro \xe2");
-    bytes.extend(frame(true, OP_CONT, b"\x82"));
+    let bytes = [frame(false, OP_TEXT, b"euro \xe2"), frame(true, OP_CONT, b"\x82")].concat();
     fx.violation("code point cut short by the end of the message", &bytes, 1007);
-    let mut bytes = frame(false, OP_TEXT, b"\xed");
-    bytes.extend(frame(false, OP_CONT, b"\xa0"));
-    bytes.extend(frame(true, OP_CONT, b"\x80"));
+    let bytes =
+        [frame(false, OP_TEXT, b"\xed"), frame(false, OP_CONT, b"\xa0"), frame(true, OP_CONT, b"\x80")].concat();
     fx.violation("surrogate split over three fragments", &bytes, 1007);
     fx.finish();
 }
@@ -517,10 +513,10 @@ fn code_point_split_across_fragments_is_accepted() {
     }
     c.expect_message(OP_TEXT, emoji);
     let msgs: Vec<Ev> = fx.rec.events_of(id).into_iter().filter(|e| matches!(e, Ev::Message(..))).collect();
-    assert_eq!(msgs, vec![
-        Ev::Message(id, "a€ b".as_bytes().to_vec(), Kind::Text),
-        Ev::Message(id, emoji.to_vec(), Kind::Text),
-    ]);
+    assert_eq!(
+        msgs,
+        vec![Ev::Message(id, "a€ b".as_bytes().to_vec(), Kind::Text), Ev::Message(id, emoji.to_vec(), Kind::Text),]
+    );
     c.write(&close_frame(1000, b""));
     c.expect_close(Some(1000));
     fx.finish();
@@ -683,17 +679,17 @@ fn fragmented_message_with_pings_between_fragments() {
     c.expect_message(OP_PONG, b"");
     c.expect_message(OP_TEXT, b"Hello world");
     // Binary, in one write, with a ping between.
-    let mut bytes = frame(false, OP_BINARY, &[1, 2]);
-    bytes.extend(frame(true, OP_PING, b"in between"));
-    bytes.extend(frame(true, OP_CONT, &[3]));
+    let bytes =
+        [frame(false, OP_BINARY, &[1, 2]), frame(true, OP_PING, b"in between"), frame(true, OP_CONT, &[3])].concat();
     c.write(&bytes);
     c.expect_message(OP_PONG, b"in between");
     c.expect_message(OP_BINARY, &[1, 2, 3]);
     let msgs: Vec<Ev> = fx.rec.events_of(id).into_iter().filter(|e| matches!(e, Ev::Message(..))).collect();
-    assert_eq!(msgs, vec![
-        Ev::Message(id, b"Hello world".to_vec(), Kind::Text),
-        Ev::Message(id, vec![1, 2, 3], Kind::Binary),
-    ], "each message delivered exactly once");
+    assert_eq!(
+        msgs,
+        vec![Ev::Message(id, b"Hello world".to_vec(), Kind::Text), Ev::Message(id, vec![1, 2, 3], Kind::Binary),],
+        "each message delivered exactly once"
+    );
     fx.finish();
 }
 
@@ -715,12 +711,15 @@ fn zero_length_frames_and_messages() {
     c.send(true, OP_PING, b"");
     c.expect_message(OP_PONG, b"");
     let msgs: Vec<Ev> = fx.rec.events_of(id).into_iter().filter(|e| matches!(e, Ev::Message(..))).collect();
-    assert_eq!(msgs, vec![
-        Ev::Message(id, vec![], Kind::Text),
-        Ev::Message(id, vec![], Kind::Binary),
-        Ev::Message(id, vec![], Kind::Text),
-        Ev::Message(id, b"x".to_vec(), Kind::Binary),
-    ]);
+    assert_eq!(
+        msgs,
+        vec![
+            Ev::Message(id, vec![], Kind::Text),
+            Ev::Message(id, vec![], Kind::Binary),
+            Ev::Message(id, vec![], Kind::Text),
+            Ev::Message(id, b"x".to_vec(), Kind::Binary),
+        ]
+    );
     fx.finish();
 }
 
@@ -735,7 +734,13 @@ fn length_boundaries_both_directions_use_minimal_encoding() {
         assert!(f.fin && f.opcode == OP_BINARY && !f.masked && f.rsv == 0, "n={n}: {:?}", (f.fin, f.opcode, f.masked));
         assert_eq!(f.payload.len(), n);
         assert!(f.payload == payload, "n={n}: payload differs");
-        let want_ext = if n < 126 { 0 } else if n <= 65535 { 2 } else { 8 };
+        let want_ext = if n < 126 {
+            0
+        } else if n <= 65535 {
+            2
+        } else {
+            8
+        };
         assert_eq!(f.ext_len, want_ext, "n={n}: non-minimal length encoding");
         // The same sizes as text.
         let text = "é".repeat(n / 2) + if n % 2 == 1 { "x" } else { "" };
@@ -852,11 +857,8 @@ fn server_pings_an_idle_client() {
 
 #[test]
 fn idle_client_is_dropped_and_responsive_client_stays() {
-    let config = Config {
-        ping_interval: Duration::from_millis(100),
-        idle_timeout: Duration::from_millis(300),
-        ..cfg()
-    };
+    let config =
+        Config { ping_interval: Duration::from_millis(100), idle_timeout: Duration::from_millis(300), ..cfg() };
     let (server, rec, port) = start(config, true);
     let mut silent = RawClient::open(port, "/silent");
     let t0 = Instant::now();
