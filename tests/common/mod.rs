@@ -124,8 +124,11 @@ impl Recorder {
     }
     /// The id of the n-th opened connection (0-based), waiting up to 5 s.
     pub fn nth_open(&self, n: usize) -> ConnId {
-        assert!(self.wait_until(Duration::from_secs(5), |ev| ev.iter().filter(|e| matches!(e, Ev::Open(..))).count() > n),
-            "connection #{n} never opened; events {:?}", self.snapshot());
+        assert!(
+            self.wait_until(Duration::from_secs(5), |ev| ev.iter().filter(|e| matches!(e, Ev::Open(..))).count() > n),
+            "connection #{n} never opened; events {:?}",
+            self.snapshot()
+        );
         self.opened()[n]
     }
 }
@@ -212,7 +215,11 @@ impl Frame {
         (self.payload.len() >= 2).then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
     }
     pub fn close_reason(&self) -> &[u8] {
-        if self.payload.len() >= 2 { &self.payload[2..] } else { &[] }
+        if self.payload.len() >= 2 {
+            &self.payload[2..]
+        } else {
+            &[]
+        }
     }
 }
 
@@ -335,7 +342,9 @@ impl RawClient {
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::BrokenPipe
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::BrokenPipe
                 ) =>
             {
                 Err(End::Closed)
@@ -391,10 +400,16 @@ impl RawClient {
     /// Reads one frame that must be a data frame of this opcode and payload.
     pub fn expect_message(&mut self, opcode: u8, payload: &[u8]) {
         let f = self.read_frame();
-        assert!(f.fin && f.opcode == opcode && f.payload == payload,
+        assert!(
+            f.fin && f.opcode == opcode && f.payload == payload,
             "expected opcode {opcode} with {} bytes {:?}, got opcode {} fin {} with {} bytes {:?}",
-            payload.len(), String::from_utf8_lossy(&payload[..payload.len().min(40)]),
-            f.opcode, f.fin, f.payload.len(), String::from_utf8_lossy(&f.payload[..f.payload.len().min(40)]));
+            payload.len(),
+            String::from_utf8_lossy(&payload[..payload.len().min(40)]),
+            f.opcode,
+            f.fin,
+            f.payload.len(),
+            String::from_utf8_lossy(&f.payload[..f.payload.len().min(40)])
+        );
     }
     /// Sends a text message and expects it echoed.
     pub fn roundtrip(&mut self, s: &str) {
