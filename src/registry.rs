@@ -64,8 +64,10 @@ impl Registry {
         self.shard(id).lock().remove(&id);
     }
 
-    pub fn get(&self, id: ConnId) -> Option<Arc<ConnShared>> {
-        self.shard(id).lock().get(&id).cloned()
+    /// Runs `f` on connection `id` under its shard lock (no Arc traffic);
+    /// `f` must not call into the host.
+    pub fn with<R>(&self, id: ConnId, f: impl FnOnce(&ConnShared) -> R) -> Option<R> {
+        self.shard(id).lock().get(&id).map(|c| f(c))
     }
 
     pub fn stop_accepting(&self) {

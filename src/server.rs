@@ -138,8 +138,8 @@ impl ServerHandle {
             Ok(r) => return Ok(r),
             Err(f) => f,
         };
-        match self.inner.registry.get(conn) {
-            Some(c) => Ok(f(&c)),
+        match self.inner.registry.with(conn, f) {
+            Some(r) => Ok(r),
             None if conn != 0 && conn < self.inner.next_id.load(Ordering::Relaxed) => Err(Error::Closed(conn)),
             None => Err(Error::NoSuchConn(conn)),
         }
