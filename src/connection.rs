@@ -90,6 +90,8 @@ pub(crate) struct Connection<S> {
     deadline: Option<Pin<Box<Sleep>>>,
     /// Size of the partial frame at the start of `inbuf`, once known.
     need: usize,
+    /// `inbuf` holds what the client sent right after its handshake.
+    leftover: bool,
     reported: bool,
     shut_down: bool,
 }
@@ -97,6 +99,7 @@ pub(crate) struct Connection<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// `leftover` is what the client sent after its handshake request.
     pub fn new(stream: S, shared: Arc<ConnShared>, slot: Slot, leftover: Vec<u8>) -> Self {
+        let has_leftover = !leftover.is_empty();
         Connection {
             stream,
             shared,
@@ -106,6 +109,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             mode: Mode::Open,
             deadline: None,
             need: 0,
+            leftover: has_leftover,
             reported: false,
             shut_down: false,
         }
@@ -416,8 +420,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             // reading its input until it does, so the queue stays bounded.
             return Poll::Pending;
         }
-        if !self.inbuf.is_empty() && self.inbuf.len() >= frame_need(&self.inbuf) {
-            // Leftover from the handshake: handle it before reading more.
+        if std::mem::take(&mut self.leftover) {
+            // Frames sent along with the handshake: handle them before reading.
             self.process_inbuf();
             return Poll::Ready(false);
         }
@@ -472,15 +476,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
-    }
-}
-
-/// Bytes needed for the first frame in `buf` (its header if incomplete).
-fn frame_need(buf: &[u8]) -> usize {
-    match frame::parse_header(buf, usize::MAX) {
-        Ok(Some(h)) => h.header_len + h.payload_len,
-        Ok(None) => buf.len() + 1,
-        Err(_) => 0,
     }
 }
 
