@@ -58,8 +58,22 @@ pub fn write_all_nb(s: &mut TcpStream, mut data: &[u8]) -> io::Result<()> {
 /// `hard`, or until every connection failed). Messages completed between
 /// the first loop turn at or after `mstart` and the first at or after `mend`
 /// are counted; the CPU marks are taken at those same two instants.
-pub fn run(conns: Vec<(TcpStream, FrameBuf)>, frame: &[u8], pid: u32, mstart: Instant, mend: Instant, hard: Instant) -> EchoOut {
-    let mut out = EchoOut { done: 0, per_conn: Vec::new(), lat: Vec::with_capacity(1 << 20), errors: 0, first_err: None, cpu: None };
+pub fn run(
+    conns: Vec<(TcpStream, FrameBuf)>,
+    frame: &[u8],
+    pid: u32,
+    mstart: Instant,
+    mend: Instant,
+    hard: Instant,
+) -> EchoOut {
+    let mut out = EchoOut {
+        done: 0,
+        per_conn: Vec::new(),
+        lat: Vec::with_capacity(1 << 20),
+        errors: 0,
+        first_err: None,
+        cpu: None,
+    };
     // SAFETY: plain syscall.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if ep < 0 {
@@ -67,10 +81,8 @@ pub fn run(conns: Vec<(TcpStream, FrameBuf)>, frame: &[u8], pid: u32, mstart: In
         return out;
     }
     let now = Instant::now();
-    let mut cs: Vec<Conn> = conns
-        .into_iter()
-        .map(|(stream, fb)| Conn { stream, fb, sent_at: now, alive: true, done: 0 })
-        .collect();
+    let mut cs: Vec<Conn> =
+        conns.into_iter().map(|(stream, fb)| Conn { stream, fb, sent_at: now, alive: true, done: 0 }).collect();
     let mut alive = 0usize;
     let fail = |c: &mut Conn, out: &mut EchoOut, why: String| {
         if c.alive {

@@ -19,23 +19,43 @@ pub fn clk_tck() -> f64 {
     }
 }
 
-/// utime + stime of a process, all threads, in seconds.
-pub fn cpu_seconds(pid: u32) -> Option<f64> {
+/// User and system CPU time of a process, in seconds. The fields of
+/// /proc/PID/stat already cover every thread of the process (live and
+/// exited), so nothing needs summing over /proc/PID/task.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuTimes {
+    /// utime: the process's own code (and libraries).
+    pub user: f64,
+    /// stime: the kernel on its behalf (here mostly the loopback TCP stack).
+    pub sys: f64,
+}
+
+impl CpuTimes {
+    pub fn total(&self) -> f64 {
+        self.user + self.sys
+    }
+
+    fn minus(&self, o: &CpuTimes) -> CpuTimes {
+        CpuTimes { user: self.user - o.user, sys: self.sys - o.sys }
+    }
+}
+
+pub fn cpu_times(pid: u32) -> Option<CpuTimes> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    cpu_from_stat(&s)
+    times_from_stat(&s)
 }
 
 pub fn self_cpu_seconds() -> f64 {
-    fs::read_to_string("/proc/self/stat").ok().and_then(|s| cpu_from_stat(&s)).unwrap_or(0.0)
+    fs::read_to_string("/proc/self/stat").ok().and_then(|s| times_from_stat(&s)).map(|t| t.total()).unwrap_or(0.0)
 }
 
-fn cpu_from_stat(s: &str) -> Option<f64> {
+fn times_from_stat(s: &str) -> Option<CpuTimes> {
     // Fields after "(comm)" start with field 3 (state); utime is 14, stime 15.
     let rest = &s[s.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ut: u64 = f.get(11)?.parse().ok()?;
     let st: u64 = f.get(12)?.parse().ok()?;
-    Some((ut + st) as f64 / clk_tck())
+    Some(CpuTimes { user: ut as f64 / clk_tck(), sys: st as f64 / clk_tck() })
 }
 
 /// VmRSS in KiB.
@@ -60,14 +80,17 @@ pub fn machine_busy_seconds() -> f64 {
 #[derive(Clone, Copy)]
 pub struct CpuMark {
     at: Instant,
-    server: f64,
+    server: CpuTimes,
     me: f64,
     machine: f64,
 }
 
 pub struct CpuDelta {
     pub wall: f64,
+    /// Server CPU, user + system.
     pub server: f64,
+    /// The server's user and system parts.
+    pub server_split: CpuTimes,
     pub me: f64,
     /// Busy time of everything else (other processes, interrupts): high
     /// means the figures of this window are noisy.
@@ -78,18 +101,20 @@ impl CpuMark {
     pub fn now(pid: u32) -> CpuMark {
         CpuMark {
             at: Instant::now(),
-            server: cpu_seconds(pid).unwrap_or(0.0),
+            server: cpu_times(pid).unwrap_or_default(),
             me: self_cpu_seconds(),
             machine: machine_busy_seconds(),
         }
     }
     pub fn since(&self, pid: u32) -> CpuDelta {
         let b = CpuMark::now(pid);
-        let server = b.server - self.server;
+        let split = b.server.minus(&self.server);
+        let server = split.total();
         let me = b.me - self.me;
         CpuDelta {
             wall: (b.at - self.at).as_secs_f64(),
             server,
+            server_split: split,
             me,
             other: (b.machine - self.machine - server - me).max(0.0),
         }

@@ -42,9 +42,7 @@ impl Report<'_> {
     }
 
     fn reference(&self, workload: &str) -> Option<(&'static str, f64)> {
-        REFERENCES
-            .iter()
-            .find_map(|s| self.measure(s, workload).filter(|m| m.value > 0.0).map(|m| (*s, m.value)))
+        REFERENCES.iter().find_map(|s| self.measure(s, workload).filter(|m| m.value > 0.0).map(|m| (*s, m.value)))
     }
 
     pub fn table(&self) -> String {
@@ -52,6 +50,8 @@ impl Report<'_> {
         let _ = writeln!(
             o,
             "\nwsbench ({} mode): servers pinned to CPU {}, load generator to the other; ratio = value / wsserver's;\n\
+             srv µs/op = server CPU (user + system) per message, usr µs/op = its user-space part (the kernel's loopback\n\
+             TCP work is the same for every server; user time is where WebSocket implementations differ);\n\
              srv/gen/other cpu = CPU used by the server / the load generator / everything else (100% = one core)",
             if self.quick { "quick" } else { "full" },
             self.server_cpu.map(|c| c.to_string()).unwrap_or("(none)".into())
@@ -70,8 +70,18 @@ impl Report<'_> {
             );
             let _ = writeln!(
                 o,
-                "{:<18} {:>14} {:<13} {:>7} {:>10} {:>8} {:>8} {:>7} {:>7} {:>7}  note",
-                "server", "value", "unit", "ratio", "srv µs/op", "p50 µs", "p99 µs", "srv cpu", "gen cpu", "other"
+                "{:<18} {:>14} {:<13} {:>7} {:>10} {:>10} {:>8} {:>8} {:>7} {:>7} {:>7}  note",
+                "server",
+                "value",
+                "unit",
+                "ratio",
+                "srv µs/op",
+                "usr µs/op",
+                "p50 µs",
+                "p99 µs",
+                "srv cpu",
+                "gen cpu",
+                "other"
             );
             for r in self.rows.iter().filter(|r| r.workload == id) {
                 match &r.status {
@@ -79,18 +89,20 @@ impl Report<'_> {
                         let _ = writeln!(o, "{:<18} skipped: {why}", r.server);
                     }
                     Status::Ok(m) => {
-                        let value = if unit == "bytes/conn" { format!("{:.2}", m.value / 1024.0) } else { fmt_count(m.value) };
+                        let value =
+                            if unit == "bytes/conn" { format!("{:.2}", m.value / 1024.0) } else { fmt_count(m.value) };
                         let ratio = reference.map(|(_, v)| format!("{:.2}x", m.value / v)).unwrap_or("-".into());
                         let f = |x: Option<f64>, p: usize| x.map(|v| format!("{v:.p$}")).unwrap_or("-".into());
                         let pct = |x: Option<f64>| x.map(|v| format!("{v:.0}%")).unwrap_or("-".into());
                         let _ = writeln!(
                             o,
-                            "{:<18} {:>14} {:<13} {:>7} {:>10} {:>8} {:>8} {:>7} {:>7} {:>7}  {}",
+                            "{:<18} {:>14} {:<13} {:>7} {:>10} {:>10} {:>8} {:>8} {:>7} {:>7} {:>7}  {}",
                             r.server,
                             value,
                             shown_unit,
                             ratio,
                             f(m.server_cpu_us, 2),
+                            f(m.server_user_us, 2),
                             f(m.p50_us, 0),
                             f(m.p99_us, 0),
                             pct(m.server_cpu_pct),
@@ -114,11 +126,14 @@ impl Report<'_> {
         let _ = writeln!(o, "  \"unix_time\": {},", now_unix());
         let _ = writeln!(o, "  \"git_commit\": {},", js(&git_commit(self.root)));
         let _ = writeln!(o, "  \"elapsed_s\": {:.1},", self.elapsed.as_secs_f64());
-        let _ = writeln!(o, "  \"machine\": {{\"cpus\": {}, \"cpu_model\": {}, \"kernel\": {}, \"server_cpu\": {}}},",
+        let _ = writeln!(
+            o,
+            "  \"machine\": {{\"cpus\": {}, \"cpu_model\": {}, \"kernel\": {}, \"server_cpu\": {}}},",
             crate::num_cpus(),
             js(&cpu_model()),
             js(std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim()),
-            self.server_cpu.map(|c| c.to_string()).unwrap_or("null".into()));
+            self.server_cpu.map(|c| c.to_string()).unwrap_or("null".into())
+        );
         let _ = writeln!(o, "  \"reference\": {},", js(REFERENCES[0]));
         o.push_str("  \"workloads\": [\n");
         let wl = self.plan.workloads();
@@ -150,22 +165,31 @@ impl Report<'_> {
         o.push_str("  ],\n  \"results\": [\n");
         for (i, r) in self.rows.iter().enumerate() {
             let unit = wl.iter().find(|w| w.0 == r.workload).map(|w| w.2).unwrap_or("");
-            let _ = write!(o, "    {{\"server\": {}, \"workload\": {}, \"unit\": {}, ", js(&r.server), js(&r.workload), js(unit));
+            let _ = write!(
+                o,
+                "    {{\"server\": {}, \"workload\": {}, \"unit\": {}, ",
+                js(&r.server),
+                js(&r.workload),
+                js(unit)
+            );
             match &r.status {
                 Status::Skipped(why) => {
                     let _ = write!(o, "\"status\": \"skipped\", \"reason\": {}}}", js(why));
                 }
                 Status::Ok(m) => {
-                    let ratio = self.reference(&r.workload).map(|(_, v)| num(Some(m.value / v))).unwrap_or("null".into());
+                    let ratio =
+                        self.reference(&r.workload).map(|(_, v)| num(Some(m.value / v))).unwrap_or("null".into());
                     let _ = write!(
                         o,
                         "\"status\": \"ok\", \"value\": {}, \"ratio\": {}, \"p50_us\": {}, \"p99_us\": {}, \
-                         \"server_cpu_us_per_op\": {}, \"server_cpu_pct\": {}, \"gen_cpu_pct\": {}, \"other_cpu_pct\": {}, \"errors\": {}, \"note\": {}}}",
+                         \"server_cpu_us_per_op\": {}, \"server_user_us_per_op\": {}, \"server_sys_us_per_op\": {}, \"server_cpu_pct\": {}, \"gen_cpu_pct\": {}, \"other_cpu_pct\": {}, \"errors\": {}, \"note\": {}}}",
                         num(Some(m.value)),
                         ratio,
                         num(m.p50_us),
                         num(m.p99_us),
                         num(m.server_cpu_us),
+                        num(m.server_user_us),
+                        num(m.server_sys_us),
                         num(m.server_cpu_pct),
                         num(m.gen_cpu_pct),
                         num(m.other_cpu_pct),

@@ -5,7 +5,7 @@
 //! one thread, pinned to its own CPU), so shared state is `Rc`/`Cell`.
 
 use std::cell::{Cell, RefCell};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream as StdStream};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -13,8 +13,8 @@ use tokio::net::TcpStream;
 use tokio::task::spawn_local;
 use tokio::time::{sleep, sleep_until, timeout};
 
-use crate::client::{client_frame, source_ip, WsConn, OP_BINARY};
-use crate::procs::{rss_kib, CpuMark};
+use crate::client::{client_frame, source_ip, FrameBuf, WsConn, OP_BINARY};
+use crate::procs::{rss_kib, CpuDelta, CpuMark};
 
 /// One measured figure plus what explains it.
 #[derive(Clone, Debug, Default)]
@@ -22,14 +22,44 @@ pub struct Measure {
     pub value: f64,
     pub p50_us: Option<f64>,
     pub p99_us: Option<f64>,
-    /// Server CPU time per unit of `value` (message, delivery, handshake).
+    /// Server CPU time (user + system) per unit of `value` (message,
+    /// delivery, handshake).
     pub server_cpu_us: Option<f64>,
+    /// Its user-space part: the server's own code, where WebSocket
+    /// implementations differ (the kernel's loopback TCP work is the same
+    /// for all of them).
+    pub server_user_us: Option<f64>,
+    /// Its system part.
+    pub server_sys_us: Option<f64>,
     pub server_cpu_pct: Option<f64>,
     pub gen_cpu_pct: Option<f64>,
     /// CPU used by everything else on the machine meanwhile (100% = one core).
     pub other_cpu_pct: Option<f64>,
     pub errors: u64,
     pub note: String,
+}
+
+impl Measure {
+    /// The figures every timed workload shares: `ops` operations completed
+    /// over the window `cpu`, with their latencies in ns (sorted here).
+    fn of_window(ops: u64, cpu: &CpuDelta, lat: &mut [u32], errors: u64, note: String) -> Measure {
+        lat.sort_unstable();
+        let per_op = |secs: f64| (ops > 0).then(|| secs * 1e6 / ops as f64);
+        let pct = |secs: f64| Some(100.0 * secs / cpu.wall);
+        Measure {
+            value: ops as f64 / cpu.wall,
+            p50_us: percentile(lat, 0.50),
+            p99_us: percentile(lat, 0.99),
+            server_cpu_us: per_op(cpu.server),
+            server_user_us: per_op(cpu.server_split.user),
+            server_sys_us: per_op(cpu.server_split.sys),
+            server_cpu_pct: pct(cpu.server),
+            gen_cpu_pct: pct(cpu.me),
+            other_cpu_pct: pct(cpu.other),
+            errors,
+            note,
+        }
+    }
 }
 
 fn percentile(sorted: &[u32], p: f64) -> Option<f64> {
@@ -96,6 +126,22 @@ pub async fn open_many(
     (conns, e)
 }
 
+/// Opens `n` connections for one of the epoll hot loops (spread over source
+/// addresses above 1,000) and hands back their sockets and parsers; `what`
+/// names them in the error.
+async fn open_for_loop(
+    addr: SocketAddr,
+    raw: bool,
+    n: usize,
+    what: &str,
+) -> Result<Vec<(StdStream, FrameBuf)>, String> {
+    let (opened, err) = open_many(addr, raw, n, 64, n > 1000, Instant::now() + Duration::from_secs(60), 0).await;
+    if let Some(e) = err {
+        return Err(format!("opened {} of {n}{what}: {e}", opened.len()));
+    }
+    opened.into_iter().map(|c| c.into_parts().map_err(|e| format!("into_std: {e}"))).collect()
+}
+
 pub struct Timing {
     pub warmup: Duration,
     pub measure: Duration,
@@ -103,17 +149,17 @@ pub struct Timing {
 
 /// Echo: `conns` connections, each with one message of `size` bytes in
 /// flight. Value: messages per second (round trips completed).
-pub async fn echo(addr: SocketAddr, raw: bool, pid: u32, conns: usize, size: usize, t: &Timing) -> Result<Measure, String> {
-    let (opened, err) = open_many(addr, raw, conns, 64, conns > 1000, Instant::now() + Duration::from_secs(60), 0).await;
-    if let Some(e) = err {
-        return Err(format!("opened {} of {conns}: {e}", opened.len()));
-    }
+pub async fn echo(
+    addr: SocketAddr,
+    raw: bool,
+    pid: u32,
+    conns: usize,
+    size: usize,
+    t: &Timing,
+) -> Result<Measure, String> {
+    let parts = open_for_loop(addr, raw, conns, "").await?;
     let payload: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
     let frame = client_frame(OP_BINARY, &payload);
-    let mut parts = Vec::with_capacity(opened.len());
-    for c in opened {
-        parts.push(c.into_parts().map_err(|e| format!("into_std: {e}"))?);
-    }
     let t0 = Instant::now();
     let mstart = t0 + t.warmup;
     let mend = mstart + t.measure;
@@ -126,18 +172,7 @@ pub async fn echo(addr: SocketAddr, raw: bool, pid: u32, conns: usize, size: usi
     };
     let total = r.done;
     let mut lat = r.lat;
-    lat.sort_unstable();
-    let mut m = Measure {
-        value: total as f64 / cpu.wall,
-        p50_us: percentile(&lat, 0.50),
-        p99_us: percentile(&lat, 0.99),
-        server_cpu_us: (total > 0).then(|| cpu.server * 1e6 / total as f64),
-        server_cpu_pct: Some(100.0 * cpu.server / cpu.wall),
-        gen_cpu_pct: Some(100.0 * cpu.me / cpu.wall),
-        other_cpu_pct: Some(100.0 * cpu.other / cpu.wall),
-        errors: r.errors,
-        note: String::new(),
-    };
+    let mut m = Measure::of_window(total, &cpu, &mut lat, r.errors, String::new());
     // Fairness: how the least served connection fared against the mean.
     if r.per_conn.len() > 1 {
         let mean = r.per_conn.iter().sum::<u64>() as f64 / r.per_conn.len() as f64;
@@ -153,7 +188,10 @@ pub async fn echo(addr: SocketAddr, raw: bool, pid: u32, conns: usize, size: usi
         m.note.push_str(&format!("{} connection(s) failed: {e}", r.errors));
     }
     if total == 0 {
-        return Err(format!("no message echoed{}", if m.note.is_empty() { String::new() } else { format!(" ({})", m.note) }));
+        return Err(format!(
+            "no message echoed{}",
+            if m.note.is_empty() { String::new() } else { format!(" ({})", m.note) }
+        ));
     }
     Ok(m)
 }
@@ -162,22 +200,21 @@ pub async fn echo(addr: SocketAddr, raw: bool, pid: u32, conns: usize, size: usi
 /// most `window` messages in flight, a message leaving the window once every
 /// receiver got it (or after 2 s, counted as stalled). Value: deliveries per
 /// second summed over all receivers.
-pub async fn broadcast(addr: SocketAddr, raw: bool, pid: u32, clients: usize, window: u64, t: &Timing) -> Result<Measure, String> {
-    let (receivers, err) =
-        open_many(addr, raw, clients, 64, clients > 1000, Instant::now() + Duration::from_secs(60), 0).await;
-    if let Some(e) = err {
-        return Err(format!("opened {} of {clients} receivers: {e}", receivers.len()));
-    }
+pub async fn broadcast(
+    addr: SocketAddr,
+    raw: bool,
+    pid: u32,
+    clients: usize,
+    window: u64,
+    t: &Timing,
+) -> Result<Measure, String> {
+    let parts = open_for_loop(addr, raw, clients, " receivers").await?;
     let publisher = timeout(Duration::from_secs(10), WsConn::connect(addr, None, raw))
         .await
         .map_err(|_| "publisher handshake timed out".to_string())?
         .map_err(|e| format!("publisher: {e}"))?;
     // Let welcome messages and the like arrive before the clock starts.
     sleep(Duration::from_millis(200)).await;
-    let mut parts = Vec::with_capacity(receivers.len());
-    for c in receivers {
-        parts.push(c.into_parts().map_err(|e| format!("into_std: {e}"))?);
-    }
     let publisher = publisher.into_parts().map_err(|e| format!("into_std: {e}"))?;
     let mstart = Instant::now() + t.warmup;
     let mend = mstart + t.measure;
@@ -187,7 +224,6 @@ pub async fn broadcast(addr: SocketAddr, raw: bool, pid: u32, clients: usize, wi
         return Err(format!("measurement window never closed: {}", r.first_err.unwrap_or_default()));
     };
     let mut lat = r.lat;
-    lat.sort_unstable();
     let total = r.delivered;
     let mut note = format!("{:.0} msg/s published", r.published as f64 / cpu.wall);
     if r.stalled > 0 {
@@ -202,17 +238,7 @@ pub async fn broadcast(addr: SocketAddr, raw: bool, pid: u32, clients: usize, wi
     if total == 0 {
         return Err(format!("nothing delivered ({note})"));
     }
-    Ok(Measure {
-        value: total as f64 / cpu.wall,
-        p50_us: percentile(&lat, 0.50),
-        p99_us: percentile(&lat, 0.99),
-        server_cpu_us: Some(cpu.server * 1e6 / total as f64),
-        server_cpu_pct: Some(100.0 * cpu.server / cpu.wall),
-        gen_cpu_pct: Some(100.0 * cpu.me / cpu.wall),
-        other_cpu_pct: Some(100.0 * cpu.other / cpu.wall),
-        errors: r.errors,
-        note,
-    })
+    Ok(Measure::of_window(total, &cpu, &mut lat, r.errors, note))
 }
 
 /// Connection rate: `conc` workers each loop connect, handshake, close
@@ -284,7 +310,6 @@ pub async fn connrate(addr: SocketAddr, raw: bool, pid: u32, conc: usize, t: &Ti
             }
         }
     }
-    lat.sort_unstable();
     let note = match first_err {
         Some(e) => format!("{errors} failed cycle(s): {e}"),
         None => String::new(),
@@ -292,17 +317,7 @@ pub async fn connrate(addr: SocketAddr, raw: bool, pid: u32, conc: usize, t: &Ti
     if total == 0 {
         return Err(format!("no handshake completed ({note})"));
     }
-    Ok(Measure {
-        value: total as f64 / cpu.wall,
-        p50_us: percentile(&lat, 0.50),
-        p99_us: percentile(&lat, 0.99),
-        server_cpu_us: Some(cpu.server * 1e6 / total as f64),
-        server_cpu_pct: Some(100.0 * cpu.server / cpu.wall),
-        gen_cpu_pct: Some(100.0 * cpu.me / cpu.wall),
-        other_cpu_pct: Some(100.0 * cpu.other / cpu.wall),
-        errors,
-        note,
-    })
+    Ok(Measure::of_window(total, &cpu, &mut lat, errors, note))
 }
 
 /// Idle connections held open by the memory workload.
@@ -354,10 +369,5 @@ pub async fn memory_step(
     if alive < target {
         note.push_str(&format!(", only {alive} still open"));
     }
-    Ok(Measure {
-        value: per_conn,
-        errors: (target - alive) as u64,
-        note,
-        ..Measure::default()
-    })
+    Ok(Measure { value: per_conn, errors: (target - alive) as u64, note, ..Measure::default() })
 }
