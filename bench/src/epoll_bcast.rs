@@ -8,8 +8,9 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::client::{client_frame, FrameBuf, OP_CLOSE, OP_TEXT};
-use crate::epoll_echo::write_all_nb;
+use crate::epoll_echo::send_all_nb;
 use crate::procs::{CpuDelta, CpuMark};
+use crate::sock;
 
 const RING: usize = 4096;
 
@@ -121,9 +122,9 @@ pub fn run(
             let mut r = Ok(());
             if !p.fb.pending.is_empty() {
                 let pend = std::mem::take(&mut p.fb.pending);
-                r = write_all_nb(&mut p.stream, &pend);
+                r = send_all_nb(&p.stream, &pend);
             }
-            if let Err(e) = r.and_then(|_| write_all_nb(&mut p.stream, &bcast_frame(seq))) {
+            if let Err(e) = r.and_then(|_| send_all_nb(&p.stream, &bcast_frame(seq))) {
                 out.publisher_err = Some(e.to_string());
                 break;
             }
@@ -149,51 +150,46 @@ pub fn run(
             if !c.alive {
                 continue;
             }
-            let spare = c.fb.spare();
-            // SAFETY: reading into our own buffer's free tail.
-            let r = unsafe { libc::read(c.stream.as_raw_fd(), spare.as_mut_ptr() as *mut libc::c_void, spare.len()) };
             let mut err: Option<String> = None;
-            if r == 0 {
-                err = Some("server closed the connection".into());
-            } else if r < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
-                    err = Some(e.to_string());
-                }
-            } else {
-                c.fb.advance(r as usize);
-                let t = Instant::now();
-                loop {
-                    match c.fb.try_parse() {
-                        Ok(None) => break,
-                        Ok(Some(f)) if f.opcode == OP_CLOSE => {
-                            err = Some("server sent close".into());
-                            break;
-                        }
-                        Ok(Some(f)) => {
-                            if idx == pub_idx || !f.starts_with(b"BC") {
-                                continue; // the publisher's own copy, welcome texts
+            match sock::recv(c.stream.as_raw_fd(), c.fb.spare()) {
+                Ok(0) => err = Some("server closed the connection".into()),
+                Err(e) if sock::transient(&e) => {}
+                Err(e) => err = Some(e.to_string()),
+                Ok(n) => {
+                    c.fb.advance(n);
+                    let t = Instant::now();
+                    loop {
+                        match c.fb.try_parse() {
+                            Ok(None) => break,
+                            Ok(Some(f)) if f.opcode == OP_CLOSE => {
+                                err = Some("server sent close".into());
+                                break;
                             }
-                            let Some(s) = parse_hex8(&f.prefix[2..10]) else { continue };
-                            let slot = s as usize % RING;
-                            count[slot] += 1;
-                            if measuring {
-                                out.delivered += 1;
-                                if out.lat.len() < 4_000_000 {
-                                    out.lat.push((t - sent_at[slot]).as_nanos().min(u32::MAX as u128) as u32);
+                            Ok(Some(f)) => {
+                                if idx == pub_idx || !f.starts_with(b"BC") {
+                                    continue; // the publisher's own copy, welcome texts
+                                }
+                                let Some(s) = parse_hex8(&f.prefix[2..10]) else { continue };
+                                let slot = s as usize % RING;
+                                count[slot] += 1;
+                                if measuring {
+                                    out.delivered += 1;
+                                    if out.lat.len() < 4_000_000 {
+                                        out.lat.push((t - sent_at[slot]).as_nanos().min(u32::MAX as u128) as u32);
+                                    }
                                 }
                             }
-                        }
-                        Err(e) => {
-                            err = Some(e.to_string());
-                            break;
+                            Err(e) => {
+                                err = Some(e.to_string());
+                                break;
+                            }
                         }
                     }
-                }
-                if err.is_none() && idx != pub_idx && !c.fb.pending.is_empty() {
-                    let p = std::mem::take(&mut c.fb.pending);
-                    if let Err(e) = write_all_nb(&mut c.stream, &p) {
-                        err = Some(e.to_string());
+                    if err.is_none() && idx != pub_idx && !c.fb.pending.is_empty() {
+                        let p = std::mem::take(&mut c.fb.pending);
+                        if let Err(e) = send_all_nb(&c.stream, &p) {
+                            err = Some(e.to_string());
+                        }
                     }
                 }
             }

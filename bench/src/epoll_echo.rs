@@ -3,13 +3,14 @@
 //! nothing else, so that the load generator stays cheaper per message than
 //! the servers it drives (the raw TCP row shows where it saturates).
 
-use std::io::{self, Write};
+use std::io;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::client::{FrameBuf, OP_CLOSE};
 use crate::procs::{CpuDelta, CpuMark};
+use crate::sock;
 
 pub struct EchoOut {
     pub done: u64,
@@ -30,28 +31,10 @@ struct Conn {
     done: u64,
 }
 
-/// Writes all of `data` to a non-blocking socket; waits (poll, 1 s at most
-/// per try) in the rare case the socket buffer is full.
-pub fn write_all_nb(s: &mut TcpStream, mut data: &[u8]) -> io::Result<()> {
-    let mut tries = 0;
-    while !data.is_empty() {
-        match s.write(data) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "write returned 0")),
-            Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                tries += 1;
-                if tries > 10 {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "socket not writable for 10 s"));
-                }
-                let mut p = libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
-                // SAFETY: one valid pollfd.
-                unsafe { libc::poll(&mut p, 1, 1000) };
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+/// Sends all of `data` on a non-blocking socket, waiting 10 s at most for
+/// room in the rare case its buffer is full.
+pub fn send_all_nb(s: &TcpStream, data: &[u8]) -> io::Result<()> {
+    sock::send_all(s.as_raw_fd(), data, Duration::from_secs(10))
 }
 
 /// Runs one-message-in-flight echo on every connection until `mend` (or
@@ -103,7 +86,7 @@ pub fn run(
             continue;
         }
         c.sent_at = Instant::now();
-        if let Err(e) = write_all_nb(&mut c.stream, frame) {
+        if let Err(e) = send_all_nb(&c.stream, frame) {
             fail(c, &mut out, e.to_string());
             continue;
         }
@@ -143,23 +126,20 @@ pub fn run(
             if !c.alive {
                 continue;
             }
-            let spare = c.fb.spare();
-            // SAFETY: reading into our own buffer's free tail.
-            let r = unsafe { libc::read(c.stream.as_raw_fd(), spare.as_mut_ptr() as *mut libc::c_void, spare.len()) };
-            if r == 0 {
-                fail(c, &mut out, "server closed the connection".into());
-                alive -= 1;
-                continue;
-            }
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
+            match sock::recv(c.stream.as_raw_fd(), c.fb.spare()) {
+                Ok(0) => {
+                    fail(c, &mut out, "server closed the connection".into());
+                    alive -= 1;
+                    continue;
+                }
+                Ok(n) => c.fb.advance(n),
+                Err(e) if sock::transient(&e) => continue,
+                Err(e) => {
                     fail(c, &mut out, e.to_string());
                     alive -= 1;
+                    continue;
                 }
-                continue;
             }
-            c.fb.advance(r as usize);
             loop {
                 match c.fb.try_parse() {
                     Ok(None) => break,
@@ -182,14 +162,14 @@ pub fn run(
                         }
                         if !c.fb.pending.is_empty() {
                             let p = std::mem::take(&mut c.fb.pending);
-                            if let Err(e) = write_all_nb(&mut c.stream, &p) {
+                            if let Err(e) = send_all_nb(&c.stream, &p) {
                                 fail(c, &mut out, e.to_string());
                                 alive -= 1;
                                 break;
                             }
                         }
                         c.sent_at = t;
-                        if let Err(e) = write_all_nb(&mut c.stream, frame) {
+                        if let Err(e) = send_all_nb(&c.stream, frame) {
                             fail(c, &mut out, e.to_string());
                             alive -= 1;
                             break;
@@ -204,7 +184,7 @@ pub fn run(
             }
             if c.alive && !c.fb.pending.is_empty() {
                 let p = std::mem::take(&mut c.fb.pending);
-                if let Err(e) = write_all_nb(&mut c.stream, &p) {
+                if let Err(e) = send_all_nb(&c.stream, &p) {
                     fail(c, &mut out, e.to_string());
                     alive -= 1;
                 }

@@ -13,6 +13,7 @@ mod epoll_echo;
 mod procs;
 mod report;
 mod servers;
+mod sock;
 mod workloads;
 
 use std::path::{Path, PathBuf};

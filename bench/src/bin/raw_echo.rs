@@ -1,6 +1,7 @@
 //! The ceiling: a plain TCP server with the same load shape as the WebSocket
 //! peers but no WebSocket at all, on bare level-triggered epoll in one
-//! thread (one read and one write per message: as cheap as a server gets).
+//! thread (one recv and one send per message, connections found by their fd
+//! in a Vec: as cheap as a server gets).
 //! Echo mode returns every chunk as received; `--broadcast` writes every
 //! chunk read from any client to every client. The load generator's frames
 //! pass through unchanged (still masked), and its parser accepts masked
@@ -8,11 +9,14 @@
 //!
 //! Usage: raw_echo PORT [--broadcast]
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+#[path = "../sock.rs"]
+mod sock;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -20,28 +24,9 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-/// Writes all of `data`, waiting (poll, 5 s at most) if the socket is full.
-fn write_all_nb(fd: RawFd, mut data: &[u8]) -> bool {
-    while !data.is_empty() {
-        // SAFETY: writing from a live slice.
-        let n = unsafe { libc::write(fd, data.as_ptr() as *const libc::c_void, data.len()) };
-        if n > 0 {
-            data = &data[n as usize..];
-            continue;
-        }
-        match io::Error::last_os_error().kind() {
-            io::ErrorKind::WouldBlock => {
-                let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
-                // SAFETY: one valid pollfd.
-                if unsafe { libc::poll(&mut p, 1, 5000) } <= 0 {
-                    return false;
-                }
-            }
-            io::ErrorKind::Interrupted => {}
-            _ => return false,
-        }
-    }
-    true
+/// Sends all of `data`, waiting 5 s at most if the socket is full.
+fn send_all(fd: RawFd, data: &[u8]) -> bool {
+    sock::send_all(fd, data, Duration::from_secs(5)).is_ok()
 }
 
 /// A non-blocking listener with a long accept queue (std's is 128).
@@ -71,7 +56,8 @@ fn main() {
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: u64::MAX };
     unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, lfd, &mut ev) };
-    let mut conns: HashMap<RawFd, TcpStream> = HashMap::new();
+    // Indexed by fd: the epoll data of each connection is its fd.
+    let mut conns: Vec<Option<TcpStream>> = Vec::new();
     // One buffer for all: a chunk is written back before the next read.
     let mut buf = vec![0u8; 64 * 1024];
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
@@ -87,32 +73,38 @@ fn main() {
                     let fd = s.as_raw_fd();
                     let mut cev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: fd as u64 };
                     unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut cev) };
-                    conns.insert(fd, s);
+                    let i = fd as usize;
+                    if i >= conns.len() {
+                        conns.resize_with(i + 1, || None);
+                    }
+                    conns[i] = Some(s);
                 }
                 continue;
             }
             let fd = ev.u64 as RawFd;
-            if !conns.contains_key(&fd) {
+            if conns.get(fd as usize).is_none_or(|c| c.is_none()) {
                 continue;
             }
-            let r = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
-            if r > 0 {
-                let chunk = &buf[..r as usize];
-                if broadcast {
-                    for &to in conns.keys() {
-                        if !write_all_nb(to, chunk) {
-                            dead.push(to);
+            match sock::recv(fd, &mut buf) {
+                Ok(0) => dead.push(fd),
+                Ok(n) => {
+                    let chunk = &buf[..n];
+                    if broadcast {
+                        for to in conns.iter().flatten().map(|s| s.as_raw_fd()) {
+                            if !send_all(to, chunk) {
+                                dead.push(to);
+                            }
                         }
+                    } else if !send_all(fd, chunk) {
+                        dead.push(fd);
                     }
-                } else if !write_all_nb(fd, chunk) {
-                    dead.push(fd);
                 }
-            } else if r == 0 || io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock {
-                dead.push(fd);
+                Err(e) if sock::transient(&e) => {}
+                Err(_) => dead.push(fd),
             }
             for fd in dead.drain(..) {
                 unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
-                conns.remove(&fd);
+                conns[fd as usize] = None;
             }
         }
     }

@@ -1,0 +1,68 @@
+//! The two socket calls of the hot loops, shared by the load generator and
+//! the raw TCP echo peer (`src/bin/raw_echo.rs` includes this file).
+//!
+//! They are recv(2) and send(2) rather than read(2) and write(2): on a
+//! socket both end in the same sock_recvmsg / sock_sendmsg, but read and
+//! write first pass the VFS layer (vfs_read / vfs_write, rw_verify_area,
+//! security_file_permission, fdget_pos), which showed in the profile of a
+//! loop that does nothing else.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+/// One recv(2) into `buf` on a non-blocking socket. `Ok(0)`: the peer closed
+/// its side; `WouldBlock` and `Interrupted` come back as errors.
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: receiving into a live, writable slice of the given length.
+    let r = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// Errors after which the socket is still fine: nothing to read or write
+/// yet, or a signal arrived.
+pub fn transient(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
+}
+
+/// Sends all of `data` on a non-blocking socket (MSG_NOSIGNAL: a closed peer
+/// is an error, not a SIGPIPE). In the rare case the socket buffer is full it
+/// waits for room (poll, 1 s at most a time), `give_up` in all.
+pub fn send_all(fd: RawFd, mut data: &[u8], give_up: Duration) -> io::Result<()> {
+    let mut deadline: Option<Instant> = None;
+    while !data.is_empty() {
+        // SAFETY: sending from a live slice of the given length.
+        let n = unsafe { libc::send(fd, data.as_ptr() as *const libc::c_void, data.len(), libc::MSG_NOSIGNAL) };
+        if n > 0 {
+            data = &data[n as usize..];
+            continue;
+        }
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "send returned 0"));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::WouldBlock => {
+                let end = *deadline.get_or_insert_with(|| Instant::now() + give_up);
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("socket not writable for {} s", give_up.as_secs()),
+                    ));
+                }
+                let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+                let ms = left.min(Duration::from_secs(1)).as_millis().max(1) as i32;
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut p, 1, ms) };
+            }
+            io::ErrorKind::Interrupted => {}
+            _ => return Err(e),
+        }
+    }
+    Ok(())
+}
