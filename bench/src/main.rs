@@ -1,8 +1,8 @@
 //! wsbench: runs every workload against every server, one server at a time,
 //! and reports absolute figures plus the ratio to wsserver (C API).
 //!
-//! Usage: wsbench [--quick] [--root DIR] [--out DIR] [--only a,b] [--workloads a,b]
-//!                [--server-cpu N]
+//! Usage: wsbench [--quick] [--rounds N] [--root DIR] [--out DIR] [--only a,b]
+//!                [--workloads a,b] [--server-cpu N]
 //!
 //! Normally started by bench/run.sh, which builds the peers, raises the fd
 //! limit and pins this process to CPU 1; servers are started pinned to CPU 0.
@@ -20,13 +20,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use procs::{rss_kib, Server};
-use report::{Row, Status};
+use report::{Rounds, Row};
 use servers::Spec;
 use workloads::{IdleSet, Measure, Timing};
 
 /// What one run measures; `--quick` shrinks durations and counts.
 pub struct Plan {
     pub quick: bool,
+    /// How many times the echo and broadcast rows are measured per server,
+    /// interleaved across servers; each figure reported is the median.
+    pub rounds: usize,
     pub echo_t: Timing,
     pub echo: Vec<(&'static str, String, usize, usize)>,
     pub connrate_conc: usize,
@@ -37,11 +40,12 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn new(quick: bool) -> Plan {
+    fn new(quick: bool, rounds: Option<usize>) -> Plan {
         let t = |w: u64, m: u64| Timing { warmup: Duration::from_millis(w), measure: Duration::from_millis(m) };
         if quick {
             Plan {
                 quick,
+                rounds: rounds.unwrap_or(1),
                 echo_t: t(200, 800),
                 echo: vec![
                     ("echo_16b_100c", "echo 16 B, 100 connections".into(), 100, 16),
@@ -57,7 +61,8 @@ impl Plan {
         } else {
             Plan {
                 quick,
-                echo_t: t(1000, 5000),
+                rounds: rounds.unwrap_or(3),
+                echo_t: t(1000, 4000),
                 echo: vec![
                     ("echo_16b_100c", "echo 16 B, 100 connections".into(), 100, 16),
                     ("echo_16k_100c", "echo 16 KiB, 100 connections".into(), 100, 16384),
@@ -66,7 +71,7 @@ impl Plan {
                 connrate_conc: 50,
                 connrate_t: t(500, 4000),
                 bcast_clients: 1000,
-                bcast_t: t(1000, 5000),
+                bcast_t: t(1000, 4000),
                 mem_steps: vec![10_000, 100_000],
             }
         }
@@ -107,7 +112,7 @@ pub fn fmt_count(x: f64) -> String {
     let s = n.abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -121,6 +126,7 @@ pub fn fmt_count(x: f64) -> String {
 
 struct Args {
     quick: bool,
+    rounds: Option<usize>,
     root: PathBuf,
     out: PathBuf,
     only: Option<Vec<String>>,
@@ -131,6 +137,7 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         quick: false,
+        rounds: None,
         root: PathBuf::from("."),
         out: PathBuf::new(),
         only: None,
@@ -142,6 +149,10 @@ fn parse_args() -> Result<Args, String> {
         let mut val = || it.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
             "--quick" => a.quick = true,
+            "--rounds" => {
+                let n: usize = val()?.parse().map_err(|_| "bad --rounds")?;
+                a.rounds = Some(n.clamp(1, 100));
+            }
             "--root" => a.root = PathBuf::from(val()?),
             "--out" => a.out = PathBuf::from(val()?),
             "--only" => a.only = Some(val()?.split(',').map(str::to_string).collect()),
@@ -151,7 +162,7 @@ fn parse_args() -> Result<Args, String> {
                 a.server_cpu = if v == "none" { None } else { Some(v.parse().map_err(|_| "bad --server-cpu")?) };
             }
             "-h" | "--help" => {
-                println!("usage: wsbench [--quick] [--root DIR] [--out DIR] [--only a,b] [--workloads prefix,..] [--server-cpu N|none]");
+                println!("usage: wsbench [--quick] [--rounds N] [--root DIR] [--out DIR] [--only a,b] [--workloads prefix,..] [--server-cpu N|none]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -200,6 +211,8 @@ struct Ctx {
     wanted: Option<Vec<String>>,
     /// Re-measurements of noisy windows left for this run.
     retries_left: std::cell::Cell<u32>,
+    /// The round being run, from 1.
+    round: std::cell::Cell<usize>,
 }
 
 impl Ctx {
@@ -261,154 +274,205 @@ async fn measured(
     r
 }
 
-fn progress(server: &str, id: &str, r: &Result<Measure, String>, unit: &str) {
+fn progress(ctx: &Ctx, server: &str, id: &str, r: &Result<Measure, String>, unit: &str) {
+    let round = if ctx.plan.rounds > 1 { format!("r{}/{} ", ctx.round.get(), ctx.plan.rounds) } else { String::new() };
     match r {
-        Ok(m) => eprintln!("[wsbench] {server:<18} {id:<16} {:>12} {unit}", fmt_count(m.value)),
-        Err(e) => eprintln!("[wsbench] {server:<18} {id:<16} skipped: {e}"),
+        Ok(m) => eprintln!("[wsbench] {round}{server:<18} {id:<16} {:>12} {unit}", fmt_count(m.value)),
+        Err(e) => eprintln!("[wsbench] {round}{server:<18} {id:<16} skipped: {e}"),
     }
 }
 
-fn row(server: &str, id: &str, r: Result<Measure, String>) -> Row {
-    Row {
-        server: server.to_string(),
-        workload: id.to_string(),
-        status: match r {
-            Ok(m) => Status::Ok(m),
-            Err(e) => Status::Skipped(e),
-        },
+/// Every result of each (server, workload), one per round it ran in, in the
+/// order the pairs were first measured (server by server).
+#[derive(Default)]
+struct Collected(Vec<(String, String, Rounds)>);
+
+impl Collected {
+    fn add(&mut self, server: &str, id: &str, r: Result<Measure, String>) {
+        match self.0.iter_mut().find(|e| e.0 == server && e.1 == id) {
+            Some(e) => e.2.push(r),
+            None => self.0.push((server.to_string(), id.to_string(), vec![r])),
+        }
+    }
+
+    fn rows(self) -> Vec<Row> {
+        self.0.into_iter().map(|(server, id, rounds)| Row::from_rounds(server, id, rounds)).collect()
     }
 }
 
-/// Runs every workload against one server. Returns its rows and how the
-/// server processes ended.
-async fn run_server(spec: &Spec, ctx: &Ctx) -> (Vec<Row>, Vec<String>) {
+/// One server's part of a round: where its results and process exits go.
+struct Sink<'a> {
+    ctx: &'a Ctx,
+    name: &'static str,
+    col: &'a mut Collected,
+    exits: &'a mut Vec<String>,
+}
+
+impl Sink<'_> {
+    fn add(&mut self, id: &str, unit: &str, r: Result<Measure, String>) {
+        progress(self.ctx, self.name, id, &r, unit);
+        self.col.add(self.name, id, r);
+    }
+
+    fn exit(&mut self, phase: &str, how: String) {
+        let round = if self.ctx.plan.rounds > 1 { format!("round {} ", self.ctx.round.get()) } else { String::new() };
+        self.exits.push(format!("{round}{phase}: {how}"));
+    }
+
+    /// The server's log file for one phase (later rounds: one file each).
+    fn log(&self, phase: &str) -> PathBuf {
+        let round = self.ctx.round.get();
+        let suffix = if round > 1 { format!("-r{round}") } else { String::new() };
+        self.ctx.out.join("logs").join(format!("{}-{phase}{suffix}.log", self.name))
+    }
+}
+
+/// Echo mode, one server process: the echo rows and, when `connrate`, the
+/// connection rate after them.
+async fn echo_phase(spec: &Spec, out: &mut Sink<'_>, connrate: bool) {
+    let ctx = out.ctx;
     let plan = &ctx.plan;
-    let mut rows = Vec::new();
-    let mut exits = Vec::new();
-    let name = spec.name;
-    if let Some(reason) = &spec.skip {
-        for (id, ..) in plan.workloads() {
-            if ctx.wants(&id) {
-                rows.push(row(name, &id, Err(reason.clone())));
-            }
-        }
-        eprintln!("[wsbench] {name:<18} skipped: {reason}");
-        return (rows, exits);
+    let (name, raw) = (spec.name, spec.echo.raw);
+    let cr_id = format!("connrate_{}", plan.connrate_conc);
+    let echo_ids: Vec<&str> = plan.echo.iter().map(|e| e.0).filter(|id| ctx.wants(id)).collect();
+    let cr = connrate && ctx.wants(&cr_id);
+    if echo_ids.is_empty() && !cr {
+        return;
     }
-    let log = |phase: &str| ctx.out.join("logs").join(format!("{name}-{phase}.log"));
-    let raw = spec.echo.raw;
-    let ids = plan.workloads();
-    let id_of = |prefix: &str| ids.iter().find(|w| w.0.starts_with(prefix)).map(|w| w.0.clone()).unwrap();
-
-    // Phase 1: echo mode, throughput and connection rate.
-    let echo_ids: Vec<String> = plan.echo.iter().map(|e| e.0.to_string()).collect();
-    let cr_id = id_of("connrate_");
-    if echo_ids.iter().chain([&cr_id]).any(|id| ctx.wants(id)) {
-        match Server::start(&spec.echo, ctx.server_cpu, log("echo")).await {
-            Err(e) => {
-                for id in echo_ids.iter().chain([&cr_id]) {
-                    if ctx.wants(id) {
-                        rows.push(row(name, id, Err(format!("server did not start: {e}"))));
-                    }
-                }
+    let mut srv = match Server::start(&spec.echo, ctx.server_cpu, out.log("echo")).await {
+        Ok(srv) => srv,
+        Err(e) => {
+            for id in echo_ids.iter().copied().chain(cr.then_some(cr_id.as_str())) {
+                out.add(id, "", Err(format!("server did not start: {e}")));
             }
-            Ok(mut srv) => {
-                for (id, _, conns, size) in &plan.echo {
-                    if !ctx.wants(id) {
-                        continue;
-                    }
-                    let (addr, pid) = (srv.addr, srv.pid);
-                    let r = if srv.alive() {
-                        measured(ctx, name, id, async || {
-                            workloads::echo(addr, raw, pid, *conns, *size, &plan.echo_t).await
-                        })
-                        .await
-                    } else {
-                        Err(format!("server died: {}", srv.log_tail()))
-                    };
-                    progress(name, id, &r, "msg/s");
-                    rows.push(row(name, id, r));
-                    tokio::time::sleep(ctx.pause()).await;
-                }
-                if ctx.wants(&cr_id) {
-                    let (addr, pid) = (srv.addr, srv.pid);
-                    let r = if srv.alive() {
-                        measured(ctx, name, &cr_id, async || {
-                            workloads::connrate(addr, raw, pid, plan.connrate_conc, &plan.connrate_t).await
-                        })
-                        .await
-                    } else {
-                        Err(format!("server died: {}", srv.log_tail()))
-                    };
-                    progress(name, &cr_id, &r, "handshakes/s");
-                    rows.push(row(name, &cr_id, r));
-                }
-                exits.push(format!("echo: {}", srv.stop().await));
-            }
+            return;
         }
-    }
-
-    // Phase 2: memory, on a fresh server process.
-    let mem_ids: Vec<(usize, String)> =
-        plan.mem_steps.iter().map(|n| (*n, format!("mem_{}k", n / 1000))).filter(|(_, id)| ctx.wants(id)).collect();
-    if !mem_ids.is_empty() {
-        match Server::start(&spec.echo, ctx.server_cpu, log("memory")).await {
-            Err(e) => {
-                for (_, id) in &mem_ids {
-                    rows.push(row(name, id, Err(format!("server did not start: {e}"))));
-                }
-            }
-            Ok(mut srv) => {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let base = rss_kib(srv.pid).unwrap_or(0);
-                let mut set = IdleSet { streams: Vec::new() };
-                let mut failed: Option<String> = None;
-                for (n, id) in &mem_ids {
-                    let r = if let Some(f) = &failed {
-                        Err(format!("not tried: a smaller step failed ({f})"))
-                    } else if (*n as u64) + 4096 > ctx.fd_limit {
-                        Err(format!("fd limit (ulimit -n) {} is below {n} connections", ctx.fd_limit))
-                    } else if !srv.alive() {
-                        Err(format!("server died: {}", srv.log_tail()))
-                    } else {
-                        let limit = Duration::from_secs(if *n > 20_000 { 120 } else { 60 });
-                        workloads::memory_step(srv.addr, raw, srv.pid, &mut set, *n, base, limit).await
-                    };
-                    if let Err(e) = &r {
-                        failed.get_or_insert(e.chars().take(80).collect());
-                    }
-                    progress(name, id, &r, "bytes/conn");
-                    rows.push(row(name, id, r));
-                }
-                // Clients leave first, so no server has to close 10k+
-                // connections itself within stop()'s grace time.
-                drop(set);
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                exits.push(format!("memory: {}", srv.stop().await));
-            }
-        }
-    }
-
-    // Phase 3: broadcast mode.
-    let bc_id = id_of("broadcast_");
-    if ctx.wants(&bc_id) {
-        let r = match Server::start(&spec.broadcast, ctx.server_cpu, log("broadcast")).await {
-            Err(e) => Err(format!("server did not start: {e}")),
-            Ok(srv) => {
-                let (addr, pid) = (srv.addr, srv.pid);
-                let r = measured(ctx, name, &bc_id, async || {
-                    workloads::broadcast(addr, raw, pid, plan.bcast_clients, 8, &plan.bcast_t).await
-                })
-                .await;
-                exits.push(format!("broadcast: {}", srv.stop().await));
-                r
-            }
+    };
+    let (addr, pid) = (srv.addr, srv.pid);
+    for (id, _, conns, size) in plan.echo.iter().filter(|e| ctx.wants(e.0)) {
+        let r = if srv.alive() {
+            measured(ctx, name, id, async || workloads::echo(addr, raw, pid, *conns, *size, &plan.echo_t).await).await
+        } else {
+            Err(format!("server died: {}", srv.log_tail()))
         };
-        progress(name, &bc_id, &r, "deliveries/s");
-        rows.push(row(name, &bc_id, r));
+        out.add(id, "msg/s", r);
+        tokio::time::sleep(ctx.pause()).await;
     }
-    tokio::time::sleep(ctx.pause()).await;
-    (rows, exits)
+    if cr {
+        let r = if srv.alive() {
+            measured(ctx, name, &cr_id, async || {
+                workloads::connrate(addr, raw, pid, plan.connrate_conc, &plan.connrate_t).await
+            })
+            .await
+        } else {
+            Err(format!("server died: {}", srv.log_tail()))
+        };
+        out.add(&cr_id, "handshakes/s", r);
+    }
+    out.exit("echo", srv.stop().await);
+}
+
+/// Memory, on a fresh server process: idle connections in growing steps.
+async fn memory_phase(spec: &Spec, out: &mut Sink<'_>) {
+    let ctx = out.ctx;
+    let raw = spec.echo.raw;
+    let mem_ids: Vec<(usize, String)> =
+        ctx.plan.mem_steps.iter().map(|n| (*n, format!("mem_{}k", n / 1000))).filter(|(_, id)| ctx.wants(id)).collect();
+    if mem_ids.is_empty() {
+        return;
+    }
+    let mut srv = match Server::start(&spec.echo, ctx.server_cpu, out.log("memory")).await {
+        Ok(srv) => srv,
+        Err(e) => {
+            for (_, id) in &mem_ids {
+                out.add(id, "", Err(format!("server did not start: {e}")));
+            }
+            return;
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let base = rss_kib(srv.pid).unwrap_or(0);
+    let mut set = IdleSet { streams: Vec::new() };
+    let mut failed: Option<String> = None;
+    for (n, id) in &mem_ids {
+        let r = if let Some(f) = &failed {
+            Err(format!("not tried: a smaller step failed ({f})"))
+        } else if (*n as u64) + 4096 > ctx.fd_limit {
+            Err(format!("fd limit (ulimit -n) {} is below {n} connections", ctx.fd_limit))
+        } else if !srv.alive() {
+            Err(format!("server died: {}", srv.log_tail()))
+        } else {
+            let limit = Duration::from_secs(if *n > 20_000 { 120 } else { 60 });
+            workloads::memory_step(srv.addr, raw, srv.pid, &mut set, *n, base, limit).await
+        };
+        if let Err(e) = &r {
+            failed.get_or_insert(e.chars().take(80).collect());
+        }
+        out.add(id, "bytes/conn", r);
+    }
+    // Clients leave first, so no server has to close 10k+ connections
+    // itself within stop()'s grace time.
+    drop(set);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    out.exit("memory", srv.stop().await);
+}
+
+/// Broadcast mode, on its own server process.
+async fn broadcast_phase(spec: &Spec, out: &mut Sink<'_>) {
+    let ctx = out.ctx;
+    let plan = &ctx.plan;
+    let bc_id = format!("broadcast_{}c", plan.bcast_clients);
+    if !ctx.wants(&bc_id) {
+        return;
+    }
+    let r = match Server::start(&spec.broadcast, ctx.server_cpu, out.log("broadcast")).await {
+        Err(e) => Err(format!("server did not start: {e}")),
+        Ok(srv) => {
+            let (addr, pid, raw) = (srv.addr, srv.pid, spec.broadcast.raw);
+            let r = measured(ctx, spec.name, &bc_id, async || {
+                workloads::broadcast(addr, raw, pid, plan.bcast_clients, 8, &plan.bcast_t).await
+            })
+            .await;
+            out.exit("broadcast", srv.stop().await);
+            r
+        }
+    };
+    out.add(&bc_id, "deliveries/s", r);
+}
+
+/// Runs the plan: `rounds` rounds, each giving every server its turn (so
+/// that a drift of the machine hits every server alike). The echo and
+/// broadcast rows run in every round; connection rate and memory only in
+/// the first. Returns the results and how each server's processes ended.
+async fn run_all(specs: &[Spec], ctx: &Ctx) -> (Collected, Vec<Vec<String>>) {
+    let mut col = Collected::default();
+    let mut exits: Vec<Vec<String>> = vec![Vec::new(); specs.len()];
+    for round in 1..=ctx.plan.rounds {
+        ctx.round.set(round);
+        if ctx.plan.rounds > 1 {
+            eprintln!("[wsbench] round {round} of {}", ctx.plan.rounds);
+        }
+        let first = round == 1;
+        for (spec, exits) in specs.iter().zip(exits.iter_mut()) {
+            if let Some(reason) = &spec.skip {
+                if first {
+                    for (id, ..) in ctx.plan.workloads().iter().filter(|w| ctx.wants(&w.0)) {
+                        col.add(spec.name, id, Err(reason.clone()));
+                    }
+                    eprintln!("[wsbench] {:<18} skipped: {reason}", spec.name);
+                }
+                continue;
+            }
+            let mut out = Sink { ctx, name: spec.name, col: &mut col, exits };
+            echo_phase(spec, &mut out, first).await;
+            if first {
+                memory_phase(spec, &mut out).await;
+            }
+            broadcast_phase(spec, &mut out).await;
+            tokio::time::sleep(ctx.pause()).await;
+        }
+    }
+    (col, exits)
 }
 
 fn main() {
@@ -431,32 +495,27 @@ fn main() {
         None => specs,
     };
     let ctx = Ctx {
-        plan: Plan::new(args.quick),
+        plan: Plan::new(args.quick, args.rounds),
         out: out.clone(),
         server_cpu: args.server_cpu,
         fd_limit,
         wanted: args.workloads.clone(),
         retries_left: std::cell::Cell::new(15),
+        round: std::cell::Cell::new(1),
     };
     let started = Instant::now();
     eprintln!(
-        "[wsbench] {} mode, {} servers, servers on CPU {}, fd limit {fd_limit}",
+        "[wsbench] {} mode, {} round(s), {} servers, servers on CPU {}, fd limit {fd_limit}",
         if args.quick { "quick" } else { "full" },
+        ctx.plan.rounds,
         specs.len(),
         ctx.server_cpu.map(|c| c.to_string()).unwrap_or("(any)".into())
     );
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let local = tokio::task::LocalSet::new();
-    let (rows, exits) = local.block_on(&rt, async {
-        let mut rows = Vec::new();
-        let mut exits = Vec::new();
-        for spec in &specs {
-            let (r, e) = run_server(spec, &ctx).await;
-            rows.extend(r);
-            exits.push((spec.name, e));
-        }
-        (rows, exits)
-    });
+    let (col, exits) = local.block_on(&rt, run_all(&specs, &ctx));
+    let rows = col.rows();
+    let exits: Vec<(&'static str, Vec<String>)> = specs.iter().map(|s| s.name).zip(exits).collect();
     let rep = report::Report {
         quick: args.quick,
         plan: &ctx.plan,

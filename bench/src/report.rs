@@ -13,10 +13,104 @@ pub enum Status {
     Skipped(String),
 }
 
+impl Status {
+    pub fn as_result(&self) -> Result<&Measure, &str> {
+        match self {
+            Status::Ok(m) => Ok(m),
+            Status::Skipped(why) => Err(why),
+        }
+    }
+}
+
+/// Every round's result of one row.
+pub type Rounds = Vec<Result<Measure, String>>;
+
 pub struct Row {
     pub server: String,
     pub workload: String,
+    /// Each figure the median of the measured rounds (or why none was).
     pub status: Status,
+    /// Every round's own result, in order (one for single-round rows).
+    pub rounds: Rounds,
+    /// Spread of `value` over the measured rounds, (max - min) / 2 / median;
+    /// None with fewer than two.
+    pub spread: Option<f64>,
+}
+
+/// Median of the values given (mean of the middle two for an even count).
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+impl Row {
+    pub fn from_rounds(server: String, workload: String, rounds: Rounds) -> Row {
+        let ok: Vec<(usize, &Measure)> =
+            rounds.iter().enumerate().filter_map(|(i, r)| r.as_ref().ok().map(|m| (i, m))).collect();
+        let values: Vec<f64> = ok.iter().map(|(_, m)| m.value).collect();
+        let mid = median(values.clone());
+        let spread = mid.filter(|m| ok.len() > 1 && *m > 0.0).map(|m| {
+            let (lo, hi) = values.iter().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+            (hi - lo) / 2.0 / m
+        });
+        let status = match mid {
+            None => Status::Skipped(rounds.iter().find_map(|r| r.as_ref().err()).cloned().unwrap_or_default()),
+            Some(value) => {
+                let of = |f: fn(&Measure) -> Option<f64>| median(ok.iter().filter_map(|(_, m)| f(m)).collect());
+                // The notes are those of the round nearest the median, plus
+                // the troubles of the others.
+                let near = ok
+                    .iter()
+                    .min_by(|a, b| (a.1.value - value).abs().total_cmp(&(b.1.value - value).abs()))
+                    .map(|(i, _)| *i);
+                let mut notes: Vec<String> = Vec::new();
+                for (i, r) in rounds.iter().enumerate() {
+                    match r {
+                        Ok(m) if Some(i) == near => notes.insert(0, m.note.clone()),
+                        Ok(m) if m.errors > 0 || m.note.starts_with("noisy") => {
+                            notes.push(format!("round {}: {}", i + 1, m.note))
+                        }
+                        Ok(_) => {}
+                        Err(e) => notes.push(format!("round {} failed: {e}", i + 1)),
+                    }
+                }
+                notes.retain(|n| !n.is_empty());
+                Status::Ok(Measure {
+                    value,
+                    p50_us: of(|m| m.p50_us),
+                    p99_us: of(|m| m.p99_us),
+                    server_cpu_us: of(|m| m.server_cpu_us),
+                    server_user_us: of(|m| m.server_user_us),
+                    server_sys_us: of(|m| m.server_sys_us),
+                    server_cpu_pct: of(|m| m.server_cpu_pct),
+                    gen_cpu_pct: of(|m| m.gen_cpu_pct),
+                    other_cpu_pct: of(|m| m.other_cpu_pct),
+                    errors: ok.iter().map(|(_, m)| m.errors).sum(),
+                    note: notes.join("; "),
+                })
+            }
+        };
+        Row { server, workload, status, rounds, spread }
+    }
+
+    /// What the note column starts with for a row of several rounds: the
+    /// spread, and how many rounds were measured when not all.
+    fn rounds_note(&self) -> String {
+        let n = self.rounds.len();
+        let ok = self.rounds.iter().filter(|r| r.is_ok()).count();
+        let mut o = self.spread.map(|s| format!("±{:.0}%", s * 100.0)).unwrap_or_default();
+        if ok < n {
+            if !o.is_empty() {
+                o.push(' ');
+            }
+            let _ = write!(o, "({ok} of {n} rounds)");
+        }
+        o
+    }
 }
 
 pub struct Report<'a> {
@@ -49,13 +143,22 @@ impl Report<'_> {
         let mut o = String::new();
         let _ = writeln!(
             o,
-            "\nwsbench ({} mode): servers pinned to CPU {}, load generator to the other; ratio = value / wsserver's;\n\
+            "\nwsbench ({} mode, {}): servers pinned to CPU {}, load generator to the other; ratio = value / wsserver's;\n\
              srv µs/op = server CPU (user + system) per message, usr µs/op = its user-space part (the kernel's loopback\n\
              TCP work is the same for every server; user time is where WebSocket implementations differ);\n\
              srv/gen/other cpu = CPU used by the server / the load generator / everything else (100% = one core)",
             if self.quick { "quick" } else { "full" },
+            if self.plan.rounds > 1 { format!("{} rounds", self.plan.rounds) } else { "1 round".to_string() },
             self.server_cpu.map(|c| c.to_string()).unwrap_or("(none)".into())
         );
+        if self.plan.rounds > 1 {
+            let _ = writeln!(
+                o,
+                "echo and broadcast rows: every figure is the median of {} rounds run across all servers in turn;\n\
+                 the note starts with the spread of the value over them, ±(max - min) / 2 / median",
+                self.plan.rounds
+            );
+        }
         for (id, label, unit, higher) in self.plan.workloads() {
             if !self.rows.iter().any(|r| r.workload == id) {
                 continue;
@@ -108,7 +211,11 @@ impl Report<'_> {
                             pct(m.server_cpu_pct),
                             pct(m.gen_cpu_pct),
                             pct(m.other_cpu_pct),
-                            m.note
+                            [r.rounds_note(), m.note.clone()]
+                                .into_iter()
+                                .filter(|n| !n.is_empty())
+                                .collect::<Vec<_>>()
+                                .join("; ")
                         );
                     }
                 }
@@ -123,6 +230,7 @@ impl Report<'_> {
         o.push_str("{\n");
         let _ = writeln!(o, "  \"tool\": \"wsbench\",");
         let _ = writeln!(o, "  \"mode\": {},", js(if self.quick { "quick" } else { "full" }));
+        let _ = writeln!(o, "  \"rounds\": {},", self.plan.rounds);
         let _ = writeln!(o, "  \"unix_time\": {},", now_unix());
         let _ = writeln!(o, "  \"git_commit\": {},", js(&git_commit(self.root)));
         let _ = writeln!(o, "  \"elapsed_s\": {:.1},", self.elapsed.as_secs_f64());
@@ -172,36 +280,42 @@ impl Report<'_> {
                 js(&r.workload),
                 js(unit)
             );
-            match &r.status {
-                Status::Skipped(why) => {
-                    let _ = write!(o, "\"status\": \"skipped\", \"reason\": {}}}", js(why));
-                }
-                Status::Ok(m) => {
-                    let ratio =
-                        self.reference(&r.workload).map(|(_, v)| num(Some(m.value / v))).unwrap_or("null".into());
-                    let _ = write!(
-                        o,
-                        "\"status\": \"ok\", \"value\": {}, \"ratio\": {}, \"p50_us\": {}, \"p99_us\": {}, \
-                         \"server_cpu_us_per_op\": {}, \"server_user_us_per_op\": {}, \"server_sys_us_per_op\": {}, \"server_cpu_pct\": {}, \"gen_cpu_pct\": {}, \"other_cpu_pct\": {}, \"errors\": {}, \"note\": {}}}",
-                        num(Some(m.value)),
-                        ratio,
-                        num(m.p50_us),
-                        num(m.p99_us),
-                        num(m.server_cpu_us),
-                        num(m.server_user_us),
-                        num(m.server_sys_us),
-                        num(m.server_cpu_pct),
-                        num(m.gen_cpu_pct),
-                        num(m.other_cpu_pct),
-                        m.errors,
-                        js(&m.note)
-                    );
-                }
+            o.push_str(&result_json(r.status.as_result()));
+            if let Status::Ok(m) = &r.status {
+                let ratio = self.reference(&r.workload).map(|(_, v)| m.value / v);
+                let _ = write!(o, ", \"ratio\": {}, \"spread\": {}", num(ratio), num(r.spread));
             }
+            let rounds: Vec<String> =
+                r.rounds.iter().map(|x| format!("{{{}}}", result_json(x.as_ref().map_err(|e| e.as_str())))).collect();
+            let _ = write!(o, ", \"rounds\": [{}]}}", rounds.join(", "));
             o.push_str(if i + 1 < self.rows.len() { ",\n" } else { "\n" });
         }
         o.push_str("  ]\n}\n");
         o
+    }
+}
+
+/// The fields of one result, without braces: status, figures and note, or
+/// the reason it was skipped.
+fn result_json(r: Result<&Measure, &str>) -> String {
+    match r {
+        Err(why) => format!("\"status\": \"skipped\", \"reason\": {}", js(why)),
+        Ok(m) => format!(
+            "\"status\": \"ok\", \"value\": {}, \"p50_us\": {}, \"p99_us\": {}, \"server_cpu_us_per_op\": {}, \
+             \"server_user_us_per_op\": {}, \"server_sys_us_per_op\": {}, \"server_cpu_pct\": {}, \"gen_cpu_pct\": {}, \
+             \"other_cpu_pct\": {}, \"errors\": {}, \"note\": {}",
+            num(Some(m.value)),
+            num(m.p50_us),
+            num(m.p99_us),
+            num(m.server_cpu_us),
+            num(m.server_user_us),
+            num(m.server_sys_us),
+            num(m.server_cpu_pct),
+            num(m.gen_cpu_pct),
+            num(m.other_cpu_pct),
+            m.errors,
+            js(&m.note)
+        ),
     }
 }
 
