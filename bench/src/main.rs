@@ -14,6 +14,7 @@ mod procs;
 mod report;
 mod servers;
 mod sock;
+mod targets;
 mod workloads;
 
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::servers::Spec;
+use crate::targets;
 use crate::workloads::Measure;
 use crate::{fmt_count, Plan};
 
@@ -47,17 +48,21 @@ pub fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
+/// (max - min) / 2 / median of one figure over the measured rounds; None
+/// with fewer than two values.
+fn spread_of(rounds: &Rounds, f: fn(&Measure) -> Option<f64>) -> Option<f64> {
+    let v: Vec<f64> = rounds.iter().filter_map(|r| r.as_ref().ok().and_then(f)).collect();
+    let mid = median(v.clone()).filter(|m| v.len() > 1 && *m > 0.0)?;
+    let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+    Some((hi - lo) / 2.0 / mid)
+}
+
 impl Row {
     pub fn from_rounds(server: String, workload: String, rounds: Rounds) -> Row {
         let ok: Vec<(usize, &Measure)> =
             rounds.iter().enumerate().filter_map(|(i, r)| r.as_ref().ok().map(|m| (i, m))).collect();
-        let values: Vec<f64> = ok.iter().map(|(_, m)| m.value).collect();
-        let mid = median(values.clone());
-        let spread = mid.filter(|m| ok.len() > 1 && *m > 0.0).map(|m| {
-            let (lo, hi) = values.iter().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-            (hi - lo) / 2.0 / m
-        });
-        let status = match mid {
+        let spread = spread_of(&rounds, |m| Some(m.value));
+        let status = match median(ok.iter().map(|(_, m)| m.value).collect()) {
             None => Status::Skipped(rounds.iter().find_map(|r| r.as_ref().err()).cloned().unwrap_or_default()),
             Some(value) => {
                 let of = |f: fn(&Measure) -> Option<f64>| median(ok.iter().filter_map(|(_, m)| f(m)).collect());
@@ -97,6 +102,11 @@ impl Row {
         Row { server, workload, status, rounds, spread }
     }
 
+    /// Spread of one figure over the measured rounds (see `spread_of`).
+    pub fn spread_of(&self, f: fn(&Measure) -> Option<f64>) -> Option<f64> {
+        spread_of(&self.rounds, f)
+    }
+
     /// What the note column starts with for a row of several rounds: the
     /// spread, and how many rounds were measured when not all.
     fn rounds_note(&self) -> String {
@@ -128,11 +138,12 @@ pub struct Report<'a> {
 const REFERENCES: [&str; 2] = ["wsserver-c", "wsserver-rust"];
 
 impl Report<'_> {
-    fn measure(&self, server: &str, workload: &str) -> Option<&Measure> {
-        self.rows.iter().find(|r| r.server == server && r.workload == workload).and_then(|r| match &r.status {
-            Status::Ok(m) => Some(m),
-            Status::Skipped(_) => None,
-        })
+    pub fn row(&self, server: &str, workload: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.server == server && r.workload == workload)
+    }
+
+    pub fn measure(&self, server: &str, workload: &str) -> Option<&Measure> {
+        self.row(server, workload).and_then(|r| r.status.as_result().ok())
     }
 
     fn reference(&self, workload: &str) -> Option<(&'static str, f64)> {
@@ -221,6 +232,17 @@ impl Report<'_> {
                 }
             }
         }
+        let _ = writeln!(o, "\ntargets (issue 4; reported, never asserted)");
+        for t in targets::evaluate(self) {
+            let _ = writeln!(o, "  {:<7} {}", t.verdict.word(), t.what);
+            let mut detail = t.measured.clone();
+            if let Some(why) = t.verdict.why() {
+                let _ = write!(detail, "{}({why})", if detail.is_empty() { "" } else { " " });
+            }
+            if !detail.is_empty() {
+                let _ = writeln!(o, "          {detail}");
+            }
+        }
         let _ = writeln!(o, "\n(total {:.0} s)", self.elapsed.as_secs_f64());
         o
     }
@@ -289,6 +311,19 @@ impl Report<'_> {
                 r.rounds.iter().map(|x| format!("{{{}}}", result_json(x.as_ref().map_err(|e| e.as_str())))).collect();
             let _ = write!(o, ", \"rounds\": [{}]}}", rounds.join(", "));
             o.push_str(if i + 1 < self.rows.len() { ",\n" } else { "\n" });
+        }
+        o.push_str("  ],\n  \"targets\": [\n");
+        let ts = targets::evaluate(self);
+        for (i, t) in ts.iter().enumerate() {
+            let _ = write!(
+                o,
+                "    {{\"target\": {}, \"status\": {}, \"measured\": {}, \"why\": {}}}",
+                js(&t.what),
+                js(t.verdict.word()),
+                js(&t.measured),
+                t.verdict.why().map(js).unwrap_or("null".into())
+            );
+            o.push_str(if i + 1 < ts.len() { ",\n" } else { "\n" });
         }
         o.push_str("  ]\n}\n");
         o

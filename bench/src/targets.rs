@@ -1,0 +1,366 @@
+//! Issue 4's targets, checked against one run's figures: printed after the
+//! table and written to results.json. Reported, never asserted: nothing
+//! here changes the exit code.
+
+use std::fmt::Write as _;
+
+use crate::report::Report;
+use crate::workloads::Measure;
+
+const WS: &str = "wsserver-c";
+const RUST: &str = "wsserver-rust";
+const RAW: &str = "raw-tcp";
+const TT: &str = "tokio-tungstenite";
+
+pub enum Verdict {
+    Met,
+    Missed,
+    /// Cannot be judged from this run; the reason.
+    NotApplicable(String),
+    /// A check that explains the others rather than a target.
+    Info,
+}
+
+pub struct Target {
+    pub what: String,
+    pub measured: String,
+    pub verdict: Verdict,
+}
+
+impl Verdict {
+    pub fn word(&self) -> &'static str {
+        match self {
+            Verdict::Met => "met",
+            Verdict::Missed => "MISSED",
+            Verdict::NotApplicable(_) => "n/a",
+            Verdict::Info => "info",
+        }
+    }
+
+    pub fn why(&self) -> Option<&str> {
+        match self {
+            Verdict::NotApplicable(why) => Some(why),
+            _ => None,
+        }
+    }
+}
+
+/// One figure of a measurement, its name, and whether more is better.
+#[derive(Clone, Copy)]
+struct Figure {
+    name: &'static str,
+    get: fn(&Measure) -> Option<f64>,
+    higher: bool,
+}
+
+const THROUGHPUT: Figure = Figure { name: "throughput", get: |m| Some(m.value), higher: true };
+const CPU: Figure = Figure { name: "server CPU µs/op", get: |m| m.server_cpu_us, higher: false };
+const USER: Figure = Figure { name: "server user CPU µs/op", get: |m| m.server_user_us, higher: false };
+
+fn x(r: f64) -> String {
+    format!("{r:.2}x")
+}
+
+fn pct(r: f64) -> String {
+    format!("{:+.1}%", (r - 1.0) * 100.0)
+}
+
+/// A short form of a skip reason.
+fn short(why: &str) -> String {
+    let s: String = why.chars().take(70).collect();
+    if s.len() < why.len() {
+        format!("{s}…")
+    } else {
+        s.to_string()
+    }
+}
+
+struct Ctx<'a> {
+    r: &'a Report<'a>,
+    echo: Vec<String>,
+    bcast: String,
+    /// Every server of the run but the two wsserver rows and raw-tcp: the
+    /// other WebSocket libraries.
+    peers: Vec<&'static str>,
+}
+
+impl Ctx<'_> {
+    fn fig(&self, server: &str, id: &str, f: Figure) -> Option<f64> {
+        self.r.measure(server, id).and_then(f.get).filter(|v| *v > 0.0)
+    }
+
+    /// Whether row `id` was run at all (`--workloads`).
+    fn ran(&self, id: &str) -> bool {
+        self.r.rows.iter().any(|row| row.workload == id)
+    }
+
+    /// Why `server` has no figure on row `id`.
+    fn why_none(&self, server: &str, id: &str) -> String {
+        if !self.r.specs.iter().any(|s| s.name == server) {
+            return "not in this run (--only)".into();
+        }
+        match self.r.row(server, id).map(|r| r.status.as_result()) {
+            Some(Err(why)) => format!("skipped: {}", short(why)),
+            Some(Ok(_)) => "no figure".into(),
+            None => "not run".into(),
+        }
+    }
+
+    /// `a`'s figure over `b`'s on row `id`, and whether the gap between
+    /// them is within the larger of their spreads over the rounds.
+    fn ratio(&self, a: &str, b: &str, id: &str, f: Figure) -> Option<(f64, bool)> {
+        let (va, vb) = (self.fig(a, id, f)?, self.fig(b, id, f)?);
+        let spread = |s: &str| self.r.row(s, id).and_then(|row| row.spread_of(f.get)).unwrap_or(0.0);
+        let ratio = va / vb;
+        Some((ratio, (ratio - 1.0).abs() <= spread(a).max(spread(b))))
+    }
+
+    /// Target: wsserver-c at least as good as every server of `others` on
+    /// every row of `ids` for figure `f`.
+    fn best_of(&self, what: String, ids: &[String], others: &[&'static str], f: Figure) -> Target {
+        let ids: Vec<&String> = ids.iter().filter(|id| self.ran(id)).collect();
+        if ids.is_empty() {
+            return Target { what, measured: String::new(), verdict: Verdict::NotApplicable("rows not run".into()) };
+        }
+        let mut better: Vec<String> = Vec::new();
+        let mut unmeasured: Vec<String> = Vec::new();
+        let mut compared = 0;
+        for id in ids.iter().copied() {
+            if self.fig(WS, id, f).is_none() {
+                unmeasured.push(format!("{WS} on {id} ({})", self.why_none(WS, id)));
+                continue;
+            }
+            for o in others {
+                let Some((ratio, noise)) = self.ratio(o, WS, id, f) else { continue };
+                compared += 1;
+                if (f.higher && ratio > 1.0) || (!f.higher && ratio < 1.0) {
+                    let mut s = format!("{id} {o} {}", x(ratio));
+                    if noise {
+                        s.push_str(" (within the rounds' spread)");
+                    }
+                    better.push(s);
+                }
+            }
+        }
+        for o in others {
+            let missing: Vec<&str> =
+                ids.iter().filter(|id| self.fig(o, id, f).is_none()).map(|id| id.as_str()).collect();
+            if missing.len() == ids.len() {
+                unmeasured.push(format!("{o} ({})", self.why_none(o, ids[0])));
+            } else if !missing.is_empty() {
+                unmeasured.push(format!("{o} on {}", missing.join(", ")));
+            }
+        }
+        let rel = if f.higher { "ahead" } else { "lower" };
+        let mut measured = if better.is_empty() {
+            format!("no server {rel} ({compared} comparisons)")
+        } else {
+            format!("{rel} ({} / {WS}): {}", f.name, better.join(", "))
+        };
+        if !unmeasured.is_empty() {
+            let _ = write!(measured, "; not measured: {}", unmeasured.join(", "));
+        }
+        let verdict = if compared == 0 {
+            Verdict::NotApplicable("nothing to compare: wsserver-c or every other server not measured".into())
+        } else if better.is_empty() {
+            Verdict::Met
+        } else {
+            Verdict::Missed
+        };
+        Target { what, measured, verdict }
+    }
+
+    /// Target: `a`'s figure over `b`'s at least `min` on each row of `rows`.
+    /// `extra` adds a remark to each row's figure.
+    fn at_least(
+        &self,
+        what: String,
+        (a, b): (&str, &str),
+        rows: &[(String, f64)],
+        f: Figure,
+        extra: impl Fn(&str) -> String,
+    ) -> Target {
+        let mut parts = Vec::new();
+        let mut missing = Vec::new();
+        let mut missed = false;
+        for (id, min) in rows {
+            match self.ratio(a, b, id, f) {
+                Some((ratio, _)) => {
+                    missed |= ratio < *min;
+                    parts.push(format!("{id} {}{}", x(ratio), extra(id)));
+                }
+                None if !self.ran(id) => missing.push(format!("{id} not run")),
+                None => {
+                    let who = if self.fig(a, id, f).is_none() { a } else { b };
+                    missing.push(format!("{id}: {who} {}", self.why_none(who, id)));
+                }
+            }
+        }
+        let verdict = if parts.is_empty() {
+            Verdict::NotApplicable(missing.join("; "))
+        } else if missed {
+            Verdict::Missed
+        } else {
+            Verdict::Met
+        };
+        let mut measured = parts.join(", ");
+        if !missing.is_empty() && !parts.is_empty() {
+            let _ = write!(measured, "; not measured: {}", missing.join("; "));
+        }
+        Target { what, measured, verdict }
+    }
+}
+
+/// Every target, in the issue's order.
+pub fn evaluate(r: &Report) -> Vec<Target> {
+    let echo: Vec<String> = r.plan.echo.iter().map(|e| e.0.to_string()).collect();
+    let bcast = format!("broadcast_{}c", r.plan.bcast_clients);
+    let peers = r.specs.iter().map(|s| s.name).filter(|n| ![WS, RUST, RAW].contains(n)).collect();
+    let c = Ctx { r, echo, bcast, peers };
+    let mut echo_bcast = c.echo.clone();
+    echo_bcast.push(c.bcast.clone());
+    let label = |id: &str| r.plan.echo.iter().find(|e| e.0 == id).map(|e| e.1.clone()).unwrap_or(id.to_string());
+    let mut t = Vec::new();
+
+    // 1. wsserver ≥ 1.0x every peer on echo and broadcast, and the same
+    //    for CPU per message.
+    t.push(c.best_of(
+        format!("echo and broadcast: {WS} throughput >= 1.0x every peer on every row (peers: the other WebSocket libraries, not {RUST}, not {RAW})"),
+        &echo_bcast,
+        &c.peers,
+        THROUGHPUT,
+    ));
+    for f in [CPU, USER] {
+        t.push(c.best_of(
+            format!("echo and broadcast: {WS} {} <= every peer's on every row", f.name),
+            &echo_bcast,
+            &c.peers,
+            f,
+        ));
+    }
+
+    // 2. ≥ 0.8x the raw TCP ceiling on 16 B echo.
+    let small: Vec<(String, f64)> = r.plan.echo.iter().filter(|e| e.3 == 16).map(|e| (e.0.to_string(), 0.8)).collect();
+    t.push(c.at_least(
+        format!("16 B echo: {WS} throughput >= 0.8x {RAW} (the ceiling)"),
+        (WS, RAW),
+        &small,
+        THROUGHPUT,
+        |_| String::new(),
+    ));
+
+    // 3. Against the default tokio-tungstenite echo.
+    for (id, min) in [("echo_16b_100c", 2.2), ("echo_16k_100c", 1.7), ("echo_16b_1000c", 3.8)] {
+        if !c.echo.iter().any(|e| e == id) {
+            continue;
+        }
+        let cpu = |id: &str| match c.ratio(TT, WS, id, CPU) {
+            Some((ratio, _)) => format!(" (CPU µs/op {TT} / {WS}: {})", x(ratio)),
+            None => String::new(),
+        };
+        t.push(c.at_least(
+            format!("{}: {WS} throughput >= {min}x {TT}", label(id)),
+            (WS, TT),
+            &[(id.to_string(), min)],
+            THROUGHPUT,
+            cpu,
+        ));
+    }
+
+    // 4. The C ABI costs under 5% against the Rust API.
+    let mut abi = c.at_least(
+        format!("C ABI costs < 5%: {WS} CPU µs/op <= 1.05x {RUST}'s on each echo row"),
+        (RUST, WS),
+        &c.echo.iter().map(|id| (id.clone(), 1.0 / 1.05)).collect::<Vec<_>>(),
+        CPU,
+        |_| String::new(),
+    );
+    // Shown as the C row's extra cost, with the user-space part beside it.
+    let costs: Vec<String> = c
+        .echo
+        .iter()
+        .filter_map(|id| {
+            let (total, _) = c.ratio(WS, RUST, id, CPU)?;
+            let user = c.ratio(WS, RUST, id, USER).map(|(u, _)| format!(" (user {})", pct(u))).unwrap_or_default();
+            Some(format!("{id} {}{user}", pct(total)))
+        })
+        .collect();
+    if !costs.is_empty() {
+        let rest = abi.measured.split_once("; not measured").map(|(_, r)| format!("; not measured{r}"));
+        abi.measured = format!("{WS} vs {RUST}: {}{}", costs.join(", "), rest.unwrap_or_default());
+    }
+    t.push(abi);
+
+    // 5. Idle memory.
+    t.push(memory(&c, 10_000, "idle memory: <= 2 KiB RSS per connection at 10,000 connections"));
+    t.push(memory(&c, 100_000, "100,000 idle connections held without error, <= 2 KiB each"));
+
+    // 6. Lowest server CPU per message on every echo row (all servers but
+    //    raw-tcp, which is no WebSocket server).
+    let all: Vec<&'static str> = r.specs.iter().map(|s| s.name).filter(|n| ![WS, RAW].contains(n)).collect();
+    for f in [CPU, USER] {
+        t.push(c.best_of(
+            format!("echo: {WS} {} lowest of all servers on every echo row (raw-tcp excluded)", f.name),
+            &c.echo,
+            &all,
+            f,
+        ));
+    }
+
+    // 7. Is the load generator the bound?
+    let mut g = c.at_least(
+        format!("generator check: {RAW} throughput / {WS}'s per echo row"),
+        (RAW, WS),
+        &c.echo.iter().map(|id| (id.clone(), 0.0)).collect::<Vec<_>>(),
+        THROUGHPUT,
+        |id| match r.measure(RAW, id).and_then(|m| m.gen_cpu_pct) {
+            Some(p) => format!(" (gen cpu {p:.0}% on raw-tcp)"),
+            None => String::new(),
+        },
+    );
+    if !matches!(g.verdict, Verdict::NotApplicable(_)) {
+        g.verdict = Verdict::Info;
+        g.measured.push_str(
+            "; a ratio near 1 means the load generator (or the kernel's loopback path) is the bound there, \
+             not wsserver, and wsserver's ratios to slower servers are underestimates",
+        );
+    }
+    t.push(g);
+    t
+}
+
+/// The idle-memory target at `n` connections.
+fn memory(c: &Ctx, n: usize, what: &str) -> Target {
+    let id = format!("mem_{}k", n / 1000);
+    let what = format!("{what} ({WS})");
+    if !c.r.plan.mem_steps.contains(&n) {
+        let done: Vec<String> =
+            c.r.plan
+                .mem_steps
+                .iter()
+                .filter_map(|s| {
+                    let m = c.r.measure(WS, &format!("mem_{}k", s / 1000))?;
+                    Some(format!("{:.2} KiB/conn at {}", m.value / 1024.0, crate::fmt_count(*s as f64)))
+                })
+                .collect();
+        let measured = if done.is_empty() { String::new() } else { format!("measured instead: {}", done.join(", ")) };
+        let why = format!(
+            "{} mode does not open {} connections",
+            if c.r.quick { "quick" } else { "this" },
+            crate::fmt_count(n as f64)
+        );
+        return Target { what, measured, verdict: Verdict::NotApplicable(why) };
+    }
+    match c.r.measure(WS, &id) {
+        None => Target { what, measured: String::new(), verdict: Verdict::NotApplicable(c.why_none(WS, &id)) },
+        Some(m) => {
+            let kib = m.value / 1024.0;
+            let mut measured = format!("{kib:.2} KiB/conn");
+            if m.errors > 0 {
+                let _ = write!(measured, ", {} connection(s) lost", m.errors);
+            }
+            let verdict = if kib <= 2.0 && m.errors == 0 { Verdict::Met } else { Verdict::Missed };
+            Target { what, measured, verdict }
+        }
+    }
+}
