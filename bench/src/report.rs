@@ -233,6 +233,14 @@ impl Report<'_> {
             }
         }
         let _ = writeln!(o, "\ntargets (issue 4; reported, never asserted)");
+        if self.quick {
+            let _ = writeln!(
+                o,
+                "  (quick mode: 0.8 s windows, {} round(s), no 10k/100k memory rows: a smoke test, not a verdict;\n\
+                 \x20  usr µs/op is sampled at timer ticks and coarse here. make bench for the figures.)",
+                self.plan.rounds
+            );
+        }
         for t in targets::evaluate(self) {
             let _ = writeln!(o, "  {:<7} {}", t.verdict.word(), t.what);
             let mut detail = t.measured.clone();
