@@ -414,3 +414,33 @@ fn cpu_model() -> String {
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(value: f64, cpu: f64) -> Measure {
+        Measure { value, server_cpu_us: Some(cpu), note: format!("v{value}"), ..Measure::default() }
+    }
+
+    #[test]
+    fn medians_and_spread() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        let row = Row::from_rounds(
+            "s".into(),
+            "w".into(),
+            vec![Ok(m(100.0, 5.0)), Err("died".into()), Ok(m(120.0, 4.0)), Ok(m(90.0, 6.0))],
+        );
+        let Status::Ok(mid) = &row.status else { panic!("no median") };
+        assert_eq!(mid.value, 100.0);
+        assert_eq!(mid.server_cpu_us, Some(5.0));
+        // (120 - 90) / 2 / 100
+        assert!((row.spread.unwrap() - 0.15).abs() < 1e-9);
+        assert_eq!(mid.note, "v100; round 2 failed: died");
+        assert_eq!(row.rounds_note(), "±15% (3 of 4 rounds)");
+        let none = Row::from_rounds("s".into(), "w".into(), vec![Err("a".into()), Err("b".into())]);
+        assert!(matches!(none.status, Status::Skipped(ref w) if w == "a"));
+    }
+}
