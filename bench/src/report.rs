@@ -138,6 +138,14 @@ pub struct Report<'a> {
 const REFERENCES: [&str; 2] = ["wsserver-c", "wsserver-rust"];
 
 impl Report<'_> {
+    fn rounds_label(&self) -> String {
+        if self.plan.rounds == 1 {
+            "1 round".to_string()
+        } else {
+            format!("{} rounds", self.plan.rounds)
+        }
+    }
+
     pub fn row(&self, server: &str, workload: &str) -> Option<&Row> {
         self.rows.iter().find(|r| r.server == server && r.workload == workload)
     }
@@ -159,7 +167,7 @@ impl Report<'_> {
              TCP work is the same for every server; user time is where WebSocket implementations differ);\n\
              srv/gen/other cpu = CPU used by the server / the load generator / everything else (100% = one core)",
             if self.quick { "quick" } else { "full" },
-            if self.plan.rounds > 1 { format!("{} rounds", self.plan.rounds) } else { "1 round".to_string() },
+            self.rounds_label(),
             self.server_cpu.map(|c| c.to_string()).unwrap_or("(none)".into())
         );
         if self.plan.rounds > 1 {
@@ -236,9 +244,9 @@ impl Report<'_> {
         if self.quick {
             let _ = writeln!(
                 o,
-                "  (quick mode: 0.8 s windows, {} round(s), no 10k/100k memory rows: a smoke test, not a verdict;\n\
+                "  (quick mode: 0.8 s windows, {}, no 10k/100k memory rows: a smoke test, not a verdict;\n\
                  \x20  usr µs/op is sampled at timer ticks and coarse here. make bench for the figures.)",
-                self.plan.rounds
+                self.rounds_label()
             );
         }
         for t in targets::evaluate(self) {

@@ -57,8 +57,13 @@ const THROUGHPUT: Figure = Figure { name: "throughput", get: |m| Some(m.value), 
 const CPU: Figure = Figure { name: "server CPU µs/op", get: |m| m.server_cpu_us, higher: false };
 const USER: Figure = Figure { name: "server user CPU µs/op", get: |m| m.server_user_us, higher: false };
 
+/// A ratio, with a third decimal when two would show 1.00 for a gap.
 fn x(r: f64) -> String {
-    format!("{r:.2}x")
+    if r != 1.0 && (r - 1.0).abs() < 0.005 {
+        format!("{r:.3}x")
+    } else {
+        format!("{r:.2}x")
+    }
 }
 
 fn pct(r: f64) -> String {
