@@ -20,6 +20,7 @@ suite "C ABI (.so, .a, valgrind)" bash tests/c/run.sh
 suite "python websockets vs C examples" bash tests/python/run.sh
 suite "TLS through the C ABI" bash tests/tls/run.sh
 suite "install + pkg-config" bash tests/install/run.sh
+suite "benchmark unit tests (client frames, round medians, targets)" cargo test --release -p wsbench
 suite "benchmark (quick, figures not asserted)" bash bench/run.sh --quick
 [ ${#failures[@]} -eq 0 ] || echo "failed suites: ${failures[*]}"
 echo "$passed passed, $failed failed"

@@ -369,3 +369,76 @@ fn memory(c: &Ctx, n: usize, what: &str) -> Target {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procs::Launch;
+    use crate::report::Row;
+    use crate::servers::Spec;
+    use crate::Plan;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn spec(name: &'static str) -> Spec {
+        let launch = || Launch { argv: Vec::new(), raw: false };
+        Spec { name, about: "", echo: launch(), broadcast: launch(), skip: None }
+    }
+
+    /// One single-round row: throughput `value`, `cpu` µs/op of which a tenth in user space.
+    fn row(server: &str, workload: &str, value: f64, cpu: f64) -> Row {
+        let m = Measure { value, server_cpu_us: Some(cpu), server_user_us: Some(cpu / 10.0), ..Measure::default() };
+        Row::from_rounds(server.into(), workload.into(), vec![Ok(m)])
+    }
+
+    fn verdicts(rows: &[Row]) -> Vec<(String, &'static str)> {
+        let plan = Plan::new(false, Some(1));
+        let specs: Vec<Spec> = [WS, RUST, TT, "libwebsockets", RAW].into_iter().map(spec).collect();
+        let report = Report {
+            quick: false,
+            plan: &plan,
+            specs: &specs,
+            rows,
+            exits: &[],
+            root: Path::new("."),
+            elapsed: Duration::ZERO,
+            server_cpu: Some(0),
+        };
+        evaluate(&report).into_iter().map(|t| (t.what, t.verdict.word())).collect()
+    }
+
+    fn verdict<'a>(all: &'a [(String, &'static str)], starts: &str) -> &'a str {
+        all.iter().find(|(what, _)| what.starts_with(starts)).map(|(_, v)| *v).expect(starts)
+    }
+
+    #[test]
+    fn a_peer_ahead_is_a_miss_and_the_tokio_tungstenite_ratios_are_checked_per_row() {
+        let mut rows = Vec::new();
+        for (id, tt) in [("echo_16b_100c", 40.0), ("echo_16k_100c", 60.0), ("echo_16b_1000c", 20.0)] {
+            rows.push(row(WS, id, 100.0, 10.0));
+            rows.push(row(RUST, id, 100.0, 10.0));
+            rows.push(row(TT, id, tt, 30.0));
+            rows.push(row(RAW, id, 110.0, 9.0));
+        }
+        // libwebsockets is ahead on one echo row only.
+        rows.push(row("libwebsockets", "echo_16b_100c", 120.0, 8.0));
+        rows.push(row("libwebsockets", "echo_16k_100c", 50.0, 12.0));
+        rows.push(row("libwebsockets", "echo_16b_1000c", 90.0, 11.0));
+        let v = verdicts(&rows);
+        assert_eq!(verdict(&v, "echo and broadcast: wsserver-c throughput"), "MISSED");
+        assert_eq!(verdict(&v, "16 B echo: wsserver-c throughput >= 0.8x"), "met");
+        assert_eq!(verdict(&v, "echo 16 B, 100 connections: wsserver-c throughput >= 2.2x"), "met");
+        assert_eq!(verdict(&v, "echo 16 KiB, 100 connections: wsserver-c throughput >= 1.7x"), "MISSED");
+        assert_eq!(verdict(&v, "echo 16 B, 1,000 connections: wsserver-c throughput >= 3.8x"), "met");
+        assert_eq!(verdict(&v, "C ABI costs < 5%"), "met");
+        assert_eq!(verdict(&v, "echo: wsserver-c server CPU µs/op lowest"), "MISSED");
+
+        // Without the row where libwebsockets leads, wsserver is ahead everywhere.
+        rows.retain(|r| !(r.server == "libwebsockets" && r.workload == "echo_16b_100c"));
+        rows.push(row("libwebsockets", "echo_16b_100c", 95.0, 10.5));
+        let v = verdicts(&rows);
+        assert_eq!(verdict(&v, "echo and broadcast: wsserver-c throughput"), "met");
+        assert_eq!(verdict(&v, "echo: wsserver-c server CPU µs/op lowest"), "met");
+        assert_eq!(verdict(&v, "100,000 idle connections"), "n/a");
+    }
+}
