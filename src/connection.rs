@@ -119,8 +119,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.deadline = Some(Box::pin(tokio::time::sleep(after)));
     }
 
-    /// Reports the end of the connection to the host, once.
-    /// Reports the end to the host, then lingers (see `poll_linger`).
+    /// Reports the end to the host, once, then lingers (see `poll_linger`).
     fn report_close(&mut self, code: u16, reason: &str) {
         if self.announce_close(code, reason) {
             self.inbuf = Vec::new();

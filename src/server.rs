@@ -282,13 +282,13 @@ impl Server {
         self.handle.clone()
     }
 
-    /// Changes options; only before `listen` (else [`Error::State`]).
-    pub fn update_config(&self, f: impl FnOnce(&mut Config)) -> Result<(), Error> {
+    /// Changes options, returning what `f` returns; only before `listen`
+    /// (else [`Error::State`], and `f` does not run).
+    pub fn update_config<R>(&self, f: impl FnOnce(&mut Config) -> R) -> Result<R, Error> {
         if self.inner.state.load(Ordering::SeqCst) != NEW {
             return Err(Error::State("options can only be changed before listen".into()));
         }
-        f(&mut self.inner.pending_config.lock());
-        Ok(())
+        Ok(f(&mut self.inner.pending_config.lock()))
     }
 
     /// Binds `host:port` (port 0 picks a free one) and starts serving.

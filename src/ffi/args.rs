@@ -1,4 +1,4 @@
-//! Borrowing C arguments (NULL checks, strings, byte ranges) and running an
+//! Borrowing C arguments (NULL checks, strings, byte ranges, out-parameters) and running an
 //! `extern "C"` body, the same way in every function of the C ABI.
 use super::error::{null, set_last_error, ws_result};
 use super::panic::guard_result;
@@ -37,4 +37,10 @@ pub(crate) fn bytes<'a>(data: *const u8, len: usize, what: &str) -> Result<&'a [
     }
     // SAFETY: the caller passes `len` readable bytes, live for the call.
     Ok(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+/// Borrows the out-parameter `p` for writing; NULL fails with WS_ERR_NULL.
+pub(crate) fn out<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T, ws_result> {
+    // SAFETY: the caller passes writable memory for a `T`, or NULL.
+    unsafe { p.as_mut() }.ok_or_else(|| null(what))
 }

@@ -1,5 +1,5 @@
 //! `ws_server`: create, configure, listen, send, close, free.
-use super::args::{bytes, opt_str, run, str_arg};
+use super::args::{bytes, opt_str, out, run, str_arg};
 use super::callbacks::{ws_callbacks, ws_kind, CHandler, WS_BINARY, WS_TEXT};
 use super::error::{fail, null, ws_result};
 use super::panic::guard;
@@ -145,83 +145,55 @@ pub unsafe extern "C" fn ws_server_free(srv: *mut ws_server) {
 pub unsafe extern "C" fn ws_server_set_option(srv: *mut ws_server, option: ws_option, value: u64) -> ws_result {
     run(|| {
         let s = server(srv)?;
-        let invalid = |m: String| fail(Error::InvalidArgument(m));
-        let size = || {
-            usize::try_from(value)
-                .ok()
-                .filter(|v| *v > 0)
-                .ok_or_else(|| invalid(format!("option {option}: {value} is out of range")))
-        };
-        let ms = || Duration::from_millis(value);
-        let apply: Box<dyn FnOnce(&mut Config)> = match option {
-            WS_OPT_MAX_MESSAGE_SIZE => {
-                let v = size()?;
-                Box::new(move |c| c.max_message_size = v)
-            }
-            WS_OPT_MAX_FRAME_SIZE => {
-                let v = size()?;
-                Box::new(move |c| c.max_frame_size = v)
-            }
-            WS_OPT_MAX_CONNECTIONS => {
-                let v = size()?;
-                Box::new(move |c| c.max_connections = v)
-            }
-            WS_OPT_SEND_QUEUE_LIMIT => {
-                let v = size()?;
-                Box::new(move |c| c.send_queue_limit = v)
-            }
-            WS_OPT_SEND_QUEUE_HARD_LIMIT => {
-                let v = size()?;
-                Box::new(move |c| c.send_queue_hard_limit = v)
-            }
-            WS_OPT_HANDSHAKE_TIMEOUT_MS | WS_OPT_CLOSE_TIMEOUT_MS if value == 0 => {
-                return Err(invalid(format!("option {option}: a timeout must be positive")));
-            }
-            WS_OPT_HANDSHAKE_TIMEOUT_MS => {
-                let d = ms();
-                Box::new(move |c| c.handshake_timeout = d)
-            }
-            WS_OPT_CLOSE_TIMEOUT_MS => {
-                let d = ms();
-                Box::new(move |c| c.close_timeout = d)
-            }
-            WS_OPT_PING_INTERVAL_MS => {
-                let d = ms();
-                Box::new(move |c| c.ping_interval = d)
-            }
-            WS_OPT_IDLE_TIMEOUT_MS => {
-                let d = ms();
-                Box::new(move |c| c.idle_timeout = d)
-            }
-            WS_OPT_OVERFLOW_POLICY => {
-                let p = match value {
-                    0 => OverflowPolicy::Drop,
-                    1008 | 1013 => OverflowPolicy::Close(value as u16),
-                    _ => return Err(invalid(format!("overflow policy must be 0, 1008 or 1013, not {value}"))),
-                };
-                Box::new(move |c| c.overflow = p)
-            }
-            WS_OPT_THREADS => {
-                if !(1..=256).contains(&value) {
-                    return Err(invalid(format!("threads must be 1..256, not {value}")));
-                }
-                Box::new(move |c| c.threads = value as usize)
-            }
-            WS_OPT_LOG_LEVEL => {
-                let l = match value {
-                    1 => LogLevel::Error,
-                    2 => LogLevel::Warn,
-                    3 => LogLevel::Info,
-                    4 => LogLevel::Debug,
-                    _ => return Err(invalid(format!("log level must be 1..4, not {value}"))),
-                };
-                Box::new(move |c| c.log_level = l)
-            }
-            _ => return Err(invalid(format!("unknown option {option}"))),
-        };
-        s.update_config(apply).map_err(fail)?;
+        s.update_config(|c| apply_option(c, option, value))
+            .map_err(fail)?
+            .map_err(|m| fail(Error::InvalidArgument(m)))?;
         Ok(WS_OK)
     })
+}
+
+/// Sets `option` to `value` in `c`, or says why the value is refused (then
+/// `c` is unchanged).
+fn apply_option(c: &mut Config, option: ws_option, value: u64) -> Result<(), String> {
+    let size =
+        || usize::try_from(value).ok().filter(|v| *v > 0).ok_or(format!("option {option}: {value} is out of range"));
+    let timeout = || match value {
+        0 => Err(format!("option {option}: a timeout must be positive")),
+        ms => Ok(Duration::from_millis(ms)),
+    };
+    match option {
+        WS_OPT_MAX_MESSAGE_SIZE => c.max_message_size = size()?,
+        WS_OPT_MAX_FRAME_SIZE => c.max_frame_size = size()?,
+        WS_OPT_MAX_CONNECTIONS => c.max_connections = size()?,
+        WS_OPT_SEND_QUEUE_LIMIT => c.send_queue_limit = size()?,
+        WS_OPT_SEND_QUEUE_HARD_LIMIT => c.send_queue_hard_limit = size()?,
+        WS_OPT_HANDSHAKE_TIMEOUT_MS => c.handshake_timeout = timeout()?,
+        WS_OPT_CLOSE_TIMEOUT_MS => c.close_timeout = timeout()?,
+        WS_OPT_PING_INTERVAL_MS => c.ping_interval = Duration::from_millis(value),
+        WS_OPT_IDLE_TIMEOUT_MS => c.idle_timeout = Duration::from_millis(value),
+        WS_OPT_OVERFLOW_POLICY => {
+            c.overflow = match value {
+                0 => OverflowPolicy::Drop,
+                1008 | 1013 => OverflowPolicy::Close(value as u16),
+                _ => return Err(format!("overflow policy must be 0, 1008 or 1013, not {value}")),
+            }
+        }
+        WS_OPT_THREADS => match value {
+            1..=256 => c.threads = value as usize,
+            _ => return Err(format!("threads must be 1..256, not {value}")),
+        },
+        WS_OPT_LOG_LEVEL => {
+            c.log_level = match value {
+                1 => LogLevel::Error,
+                2 => LogLevel::Warn,
+                3 => LogLevel::Info,
+                4 => LogLevel::Debug,
+                _ => return Err(format!("log level must be 1..4, not {value}")),
+            }
+        }
+        _ => return Err(format!("unknown option {option}")),
+    }
+    Ok(())
 }
 
 /// Sets the subprotocols the server speaks, in its order of preference; the
@@ -293,12 +265,9 @@ pub unsafe extern "C" fn ws_server_listen(srv: *mut ws_server, host: *const c_ch
 pub unsafe extern "C" fn ws_server_port(srv: *const ws_server, out_port: *mut u16) -> ws_result {
     run(|| {
         let s = server(srv)?;
-        if out_port.is_null() {
-            return Err(null("out_port"));
-        }
+        let out_port = out(out_port, "out_port")?;
         let addr = s.local_addr().ok_or_else(|| fail(Error::State("the server is not listening".into())))?;
-        // SAFETY: checked non-NULL; the caller passes writable memory.
-        unsafe { *out_port = addr.port() };
+        *out_port = addr.port();
         Ok(WS_OK)
     })
 }
@@ -350,9 +319,9 @@ pub unsafe extern "C" fn ws_server_broadcast(
         let data = bytes(data, len, "data")?;
         let kind = self::kind(kind)?;
         let n = s.broadcast(data, kind, (except != 0).then_some(except)).map_err(fail)?;
-        if !out_queued.is_null() {
-            // SAFETY: non-NULL; the caller passes writable memory.
-            unsafe { *out_queued = n };
+        // SAFETY: NULL or writable memory, as the header requires.
+        if let Some(out_queued) = unsafe { out_queued.as_mut() } {
+            *out_queued = n;
         }
         Ok(WS_OK)
     })
@@ -389,12 +358,8 @@ pub unsafe extern "C" fn ws_server_disconnect(
 pub unsafe extern "C" fn ws_server_queued_bytes(srv: *const ws_server, conn: u64, out_bytes: *mut usize) -> ws_result {
     run(|| {
         let s = server(srv)?;
-        if out_bytes.is_null() {
-            return Err(null("out_bytes"));
-        }
-        let n = s.queued_bytes(conn).map_err(fail)?;
-        // SAFETY: non-NULL; the caller passes writable memory.
-        unsafe { *out_bytes = n };
+        let out_bytes = out(out_bytes, "out_bytes")?;
+        *out_bytes = s.queued_bytes(conn).map_err(fail)?;
         Ok(WS_OK)
     })
 }
@@ -427,8 +392,7 @@ pub unsafe extern "C" fn ws_server_close(srv: *mut ws_server, grace_ms: u32) -> 
 pub unsafe extern "C" fn ws_server_set_ssl(srv: *mut ws_server, enabled: i32) -> ws_result {
     run(|| {
         let w = wrapper(srv)?;
-        w.server.update_config(|_| ()).map_err(fail)?;
-        w.tls.lock().0 = enabled != 0;
+        w.server.update_config(|_| w.tls.lock().0 = enabled != 0).map_err(fail)?;
         Ok(WS_OK)
     })
 }
@@ -444,8 +408,7 @@ pub unsafe extern "C" fn ws_server_set_tls(srv: *mut ws_server, cfg: *const ws_t
     run(|| {
         let w = wrapper(srv)?;
         let tls = build_tls(cfg)?;
-        w.server.update_config(|_| ()).map_err(fail)?;
-        *w.tls.lock() = (true, Some(tls));
+        w.server.update_config(|_| *w.tls.lock() = (true, Some(tls))).map_err(fail)?;
         Ok(WS_OK)
     })
 }
