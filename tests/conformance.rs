@@ -512,7 +512,7 @@ fn code_point_split_across_fragments_is_accepted() {
         c.send(i == 2, OP_CONT, &[*b]);
     }
     c.expect_message(OP_TEXT, emoji);
-    let msgs: Vec<Ev> = fx.rec.events_of(id).into_iter().filter(|e| matches!(e, Ev::Message(..))).collect();
+    let msgs = fx.rec.messages_of(id);
     assert_eq!(
         msgs,
         vec![Ev::Message(id, "a€ b".as_bytes().to_vec(), Kind::Text), Ev::Message(id, emoji.to_vec(), Kind::Text),]
@@ -654,7 +654,7 @@ fn data_after_close_is_ignored() {
     c.write(&bytes);
     c.expect_close(Some(1000));
     assert_eq!(fx.rec.wait_close(id).0, 1000);
-    assert!(!fx.rec.events_of(id).iter().any(|e| matches!(e, Ev::Message(..))));
+    assert!(fx.rec.messages_of(id).is_empty());
     fx.finish();
 }
 
@@ -684,7 +684,7 @@ fn fragmented_message_with_pings_between_fragments() {
     c.write(&bytes);
     c.expect_message(OP_PONG, b"in between");
     c.expect_message(OP_BINARY, &[1, 2, 3]);
-    let msgs: Vec<Ev> = fx.rec.events_of(id).into_iter().filter(|e| matches!(e, Ev::Message(..))).collect();
+    let msgs = fx.rec.messages_of(id);
     assert_eq!(
         msgs,
         vec![Ev::Message(id, b"Hello world".to_vec(), Kind::Text), Ev::Message(id, vec![1, 2, 3], Kind::Binary),],
@@ -710,7 +710,7 @@ fn zero_length_frames_and_messages() {
     c.expect_message(OP_BINARY, b"x");
     c.send(true, OP_PING, b"");
     c.expect_message(OP_PONG, b"");
-    let msgs: Vec<Ev> = fx.rec.events_of(id).into_iter().filter(|e| matches!(e, Ev::Message(..))).collect();
+    let msgs = fx.rec.messages_of(id);
     assert_eq!(
         msgs,
         vec![
@@ -789,8 +789,7 @@ fn pipelined_frames_in_one_write() {
     c.expect_message(OP_BINARY, &vec![9u8; 100_000]);
     c.expect_close(Some(1000));
     assert_eq!(fx.rec.wait_close(id), (1000, "done".to_string()));
-    let n = fx.rec.events_of(id).iter().filter(|e| matches!(e, Ev::Message(..))).count();
-    assert_eq!(n, 301);
+    assert_eq!(fx.rec.messages_of(id).len(), 301);
     fx.finish();
 }
 

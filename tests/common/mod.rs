@@ -104,6 +104,10 @@ impl Recorder {
     pub fn events_of(&self, conn: ConnId) -> Vec<Ev> {
         self.snapshot().into_iter().filter(|e| ev_conn(e) == conn).collect()
     }
+    /// The `Message` events of one connection, in order.
+    pub fn messages_of(&self, conn: ConnId) -> Vec<Ev> {
+        self.events_of(conn).into_iter().filter(|e| matches!(e, Ev::Message(..))).collect()
+    }
     /// The ids of every `Open` event, in order.
     pub fn opened(&self) -> Vec<ConnId> {
         self.snapshot().iter().filter_map(|e| if let Ev::Open(c, _) = e { Some(*c) } else { None }).collect()
