@@ -15,7 +15,9 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wsserver::{Config, ConnId, Error, Handler, Kind, LogLevel, OverflowPolicy, Request, SendStatus, Server, ServerHandle};
+use wsserver::{
+    Config, ConnId, Error, Handler, Kind, LogLevel, OverflowPolicy, Request, SendStatus, Server, ServerHandle,
+};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type RawWs = WebSocketStream<TcpStream>;
@@ -81,7 +83,8 @@ where
         match next_msg(ws).await {
             Message::Close(f) => {
                 // Drive the client until it has answered and the stream ends.
-                let _ = tokio::time::timeout(Duration::from_secs(3), async { while ws.next().await.is_some() {} }).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(3), async { while ws.next().await.is_some() {} }).await;
                 return (got, f);
             }
             m => got.push(m),
@@ -179,7 +182,8 @@ fn ids_and_order(threads: usize) {
         burst(&rt, port, 50, round);
         let want = 50 * (round + 1);
         assert!(
-            rec.wait_until(Duration::from_secs(5), |ev| ev.iter().filter(|e| matches!(e, Ev::Close(..))).count() >= want),
+            rec.wait_until(Duration::from_secs(5), |ev| ev.iter().filter(|e| matches!(e, Ev::Close(..))).count()
+                >= want),
             "round {round}: not every connection reported its close"
         );
         let opened = rec.opened();
@@ -208,7 +212,8 @@ fn ids_and_order(threads: usize) {
             _ => unreachable!(),
         };
         let (round, k) = path.trim_start_matches("/r").split_once("/c").unwrap();
-        let msgs: Vec<Vec<u8>> = mine.iter().filter_map(|e| if let Ev::Message(_, d, _) = e { Some(d.clone()) } else { None }).collect();
+        let msgs: Vec<Vec<u8>> =
+            mine.iter().filter_map(|e| if let Ev::Message(_, d, _) = e { Some(d.clone()) } else { None }).collect();
         assert_eq!(msgs[0], format!("hello {round}/{k}").into_bytes(), "conn {id}: {mine:?}");
         let k: usize = k.parse().unwrap();
         let (code, reason) = match mine.last().unwrap() {
@@ -480,9 +485,8 @@ fn error_values_of_send_broadcast_disconnect() {
     assert_eq!(h.queued_bytes(id), Err(Error::Closed(id)));
     assert_eq!(h.send(id + 1, b"x", Kind::Text), Err(Error::NoSuchConn(id + 1)));
     // A connection refused by on_open is not sendable either.
-    let refused = rt.block_on(async {
-        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/forbidden")).await
-    });
+    let refused =
+        rt.block_on(async { tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/forbidden")).await });
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
         other => panic!("expected HTTP 403, got {other:?}"),
@@ -598,11 +602,13 @@ fn backpressure_then_dropped_then_one_drain() {
         }
     });
     assert!(
-        rec.wait_until(Duration::from_secs(5), |ev| ev.iter().filter(|e| matches!(e, Ev::Drain(_))).count() > drains_before),
+        rec.wait_until(Duration::from_secs(5), |ev| ev.iter().filter(|e| matches!(e, Ev::Drain(_))).count()
+            > drains_before),
         "on_drain never fired"
     );
     std::thread::sleep(Duration::from_millis(100));
-    let drains: Vec<Ev> = rec.snapshot().into_iter().filter(|e| matches!(e, Ev::Drain(_))).skip(drains_before).collect();
+    let drains: Vec<Ev> =
+        rec.snapshot().into_iter().filter(|e| matches!(e, Ev::Drain(_))).skip(drains_before).collect();
     assert_eq!(drains, vec![Ev::Drain(id)], "on_drain must fire exactly once");
     assert_eq!(h.queued_bytes(id), Ok(0));
     // Sending resumes.
@@ -661,7 +667,8 @@ fn close_delivers_queued_messages_then_1001_and_waits_for_on_close() {
         v
     });
     let ids: Vec<ConnId> = (0..3).map(|k| rec.nth_open(k)).collect();
-    let tasks: Vec<_> = clients.into_iter().map(|mut ws| rt.spawn(async move { read_until_close(&mut ws).await })).collect();
+    let tasks: Vec<_> =
+        clients.into_iter().map(|mut ws| rt.spawn(async move { read_until_close(&mut ws).await })).collect();
     for i in 0..50 {
         for id in &ids {
             h.send(*id, format!("queued {i}").as_bytes(), Kind::Text).unwrap();
@@ -673,7 +680,10 @@ fn close_delivers_queued_messages_then_1001_and_waits_for_on_close() {
     // Every on_close ran before close returned.
     let closes = rec.closes();
     for id in &ids {
-        assert!(closes.iter().any(|c| c.0 == *id && c.1 == 1001), "conn {id}: no on_close(1001) when close returned: {closes:?}");
+        assert!(
+            closes.iter().any(|c| c.0 == *id && c.1 == 1001),
+            "conn {id}: no on_close(1001) when close returned: {closes:?}"
+        );
     }
     assert!(took < Duration::from_secs(2), "close waited {took:?} for clients that answered");
     for t in tasks {
@@ -858,7 +868,13 @@ fn listen_errors_and_hosts() {
     drop(held);
     // Hosts that work.
     let rt = rt();
-    for (host, url_host, v6) in [("localhost", "127.0.0.1", false), ("LOCALHOST", "127.0.0.1", false), ("::1", "[::1]", true), ("[::1]", "[::1]", true), ("127.0.0.1", "127.0.0.1", false)] {
+    for (host, url_host, v6) in [
+        ("localhost", "127.0.0.1", false),
+        ("LOCALHOST", "127.0.0.1", false),
+        ("::1", "[::1]", true),
+        ("[::1]", "[::1]", true),
+        ("127.0.0.1", "127.0.0.1", false),
+    ] {
         let rec = Arc::new(Recorder { echo: true, ..Default::default() });
         let s = Server::new(cfg(), rec.clone());
         let addr = s.listen(host, 0).unwrap_or_else(|e| panic!("listen on {host:?}: {e}"));
@@ -915,7 +931,9 @@ fn log_lines_respect_the_level() {
     let mut c = RawClient::connect(port);
     c.write(b"GARBAGE\r\n\r\n");
     assert_eq!(c.read_refusal().status, 400);
-    wait("a warning about the refused handshake", || rec.logs.lock().unwrap().iter().any(|(l, _)| *l == LogLevel::Warn));
+    wait("a warning about the refused handshake", || {
+        rec.logs.lock().unwrap().iter().any(|(l, _)| *l == LogLevel::Warn)
+    });
     s.close(Duration::from_millis(100));
     let logs = rec.logs.lock().unwrap().clone();
     assert!(logs.iter().all(|(l, _)| *l <= LogLevel::Warn), "lines above the level: {logs:?}");
@@ -941,7 +959,19 @@ impl Handler for StatusRefuser {
 fn on_open_refusal_status_is_sent_and_out_of_range_becomes_500() {
     let h = Arc::new(StatusRefuser::default());
     let (server, port) = start_with(cfg(), h.clone());
-    for (asked, want) in [(400u16, 400u16), (401, 401), (404, 404), (429, 429), (451, 451), (503, 503), (599, 599), (200, 500), (302, 500), (600, 500), (0, 500)] {
+    for (asked, want) in [
+        (400u16, 400u16),
+        (401, 401),
+        (404, 404),
+        (429, 429),
+        (451, 451),
+        (503, 503),
+        (599, 599),
+        (200, 500),
+        (302, 500),
+        (600, 500),
+        (0, 500),
+    ] {
         let mut c = RawClient::connect(port);
         c.write(upgrade_request(&format!("/status/{asked}"), "").as_bytes());
         let r = c.read_refusal();
@@ -969,7 +999,20 @@ fn request_exposes_path_query_headers_and_peer() {
     assert_eq!(req.header("X-Latin"), Some("café"));
     assert_eq!(req.header("absent"), None);
     let names: Vec<&str> = req.headers().map(|(n, _)| n).collect();
-    assert_eq!(names, ["Host", "Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "X-First", "X-Dup", "X-Dup", "X-Latin"]);
+    assert_eq!(
+        names,
+        [
+            "Host",
+            "Upgrade",
+            "Connection",
+            "Sec-WebSocket-Key",
+            "Sec-WebSocket-Version",
+            "X-First",
+            "X-Dup",
+            "X-Dup",
+            "X-Latin"
+        ]
+    );
     assert_eq!(req.peer_addr(), c.stream.local_addr().unwrap());
     let mut c2 = RawClient::connect(port);
     c2.write(upgrade_request("/", "").as_bytes());

@@ -125,8 +125,7 @@ fn hostile_clients(seed: u64) {
     let opened = rec.opened().len();
     assert!(opened >= 200, "only {opened} fuzzed connections got through the handshake");
     assert!(
-        rec.wait_until(Duration::from_secs(5), |ev| ev.iter().filter(|e| matches!(e, Ev::Close(..))).count()
-            == opened),
+        rec.wait_until(Duration::from_secs(5), |ev| ev.iter().filter(|e| matches!(e, Ev::Close(..))).count() == opened),
         "every fuzzed connection must be reported closed"
     );
     check_event_order(&rec.snapshot());

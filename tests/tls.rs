@@ -210,11 +210,8 @@ async fn an_expired_certificate_is_served_with_a_warning_and_clients_refuse_it()
 
 #[tokio::test]
 async fn wss_with_several_io_threads() {
-    let config = Config {
-        tls: Some(tls("server.pem", "server.key", None, None).unwrap()),
-        threads: 3,
-        ..Config::default()
-    };
+    let config =
+        Config { tls: Some(tls("server.pem", "server.key", None, None).unwrap()), threads: 3, ..Config::default() };
     let (server, rec, port) = start(config, true);
     let mut clients = Vec::new();
     for i in 0..6 {
