@@ -472,6 +472,27 @@ int wsc_close_code(const wsc_frame *f, char *reason, size_t cap) {
     return f->data[0] << 8 | f->data[1];
 }
 
+int wsc_recv_close(wsc *c, int timeout_ms, int *messages, char *reason, size_t cap) {
+    if (messages) *messages = 0;
+    for (int i = 0; i < 1000; i++) {
+        wsc_frame f;
+        int r = wsc_recv(c, &f, timeout_ms);
+        if (r != WSC_OK) {
+            if (r == WSC_TIMEOUT || r == WSC_EOF) snprintf(c->why, sizeof c->why, "no close frame (%s)", r == WSC_EOF ? "EOF" : "timeout");
+            return -1;
+        }
+        if (f.opcode == WSC_CLOSE) {
+            int code = wsc_close_code(&f, reason, cap);
+            wsc_frame_free(&f);
+            return code;
+        }
+        if (messages) (*messages)++;
+        wsc_frame_free(&f);
+    }
+    snprintf(c->why, sizeof c->why, "no close frame after 1000 messages");
+    return -1;
+}
+
 int wsc_wait_eof(wsc *c, int timeout_ms) {
     int64_t deadline = mono_ms() + timeout_ms;
     for (;;) {

@@ -82,6 +82,12 @@ int wsc_read_some(wsc *c, size_t want, int timeout_ms);
 /* For a close frame: its code (1005 if none) and reason copied to out. */
 int wsc_close_code(const wsc_frame *f, char *reason, size_t cap);
 
+/* Reads messages (each within timeout_ms) until a close frame; returns its
+ * code (1005 if none) with the reason copied to `reason` (may be NULL), or
+ * -1 (c->why says why). `messages` (may be NULL) counts the data messages
+ * read before the close. Gives up after 1000 messages. */
+int wsc_recv_close(wsc *c, int timeout_ms, int *messages, char *reason, size_t cap);
+
 /* Waits for the peer to close the TCP connection (EOF), discarding input.
  * Returns 1 on EOF, 0 on timeout. */
 int wsc_wait_eof(wsc *c, int timeout_ms);

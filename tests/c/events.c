@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "client.h"
 
 events EV;
 pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -222,3 +223,19 @@ static int closed_cond(void *arg) {
 }
 
 int ev_wait_closed(uint64_t conn, int timeout_ms) { return ev_wait(closed_cond, &conn, timeout_ms); }
+
+uint64_t ev_open_client(wsc *c, uint16_t port, const char *target, int rcvbuf) {
+    ev_forget_open();
+    int status = wsc_open(c, "127.0.0.1", port, target, NULL, rcvbuf, scaled(5000));
+    if (!CHECK(status == 101, "handshake for %s: %d %s", target, status, c->why)) return 0;
+    uint64_t id = ev_wait_open(scaled(5000));
+    CHECK(id != 0, "on_open seen");
+    return id;
+}
+
+void ev_stop_server(ws_server *srv, uint32_t grace_ms, const char *when) {
+    CHECK_RES(ws_server_close(srv, grace_ms), WS_OK);
+    events_shutdown();
+    ev_check_invariants(when);
+    ws_server_free(srv);
+}

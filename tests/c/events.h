@@ -91,4 +91,15 @@ void ev_check_invariants(const char *when);
 int ev_wait(int (*cond)(void *), void *arg, int timeout_ms);
 int ev_wait_closed(uint64_t conn, int timeout_ms);
 
+/* Opens a client to 127.0.0.1:port at `target` (rcvbuf as wsc_open) and
+ * waits for its on_open (the program's on_open must call ev_record_open).
+ * Checks the 101 and the on_open; returns the connection id, or 0. */
+struct wsc;
+uint64_t ev_open_client(struct wsc *c, uint16_t port, const char *target, int rcvbuf);
+
+/* Ends a test server: ws_server_close(grace_ms) must return WS_OK, then no
+ * callback may run (events_shutdown), the invariants are checked with
+ * `when`, and the server is freed. */
+void ev_stop_server(ws_server *srv, uint32_t grace_ms, const char *when);
+
 #endif

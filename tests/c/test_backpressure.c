@@ -52,12 +52,15 @@ static ws_server *start(uint64_t policy) {
     return s;
 }
 
-static uint64_t connect_client(wsc *c) {
-    ev_forget_open();
-    int status = wsc_open(c, "127.0.0.1", port, "/bp", NULL, 4096, scaled(5000));
-    CHECK(status == 101, "handshake: %d %s", status, c->why);
-    uint64_t id = ev_wait_open(scaled(5000));
-    CHECK(id != 0, "on_open seen");
+/* Starts a server with `policy` and connects a client with a small receive
+ * buffer; returns its id, or 0 (everything freed) when that failed. */
+static uint64_t start_and_connect(uint64_t policy, wsc *c) {
+    srv = start(policy);
+    uint64_t id = ev_open_client(c, port, "/bp", 4096);
+    if (id == 0) {
+        wsc_free(c);
+        ws_server_free(srv);
+    }
     return id;
 }
 
@@ -160,14 +163,9 @@ static int drained(void *arg) {
 }
 
 static void test_drop_policy(void) {
-    srv = start(0);
     wsc c;
-    uint64_t id = connect_client(&c);
-    if (id == 0) {
-        wsc_free(&c);
-        ws_server_free(srv);
-        return;
-    }
+    uint64_t id = start_and_connect(0, &c);
+    if (id == 0) return;
     /* Idle: nothing queued. */
     size_t q = 1;
     CHECK_RES(ws_server_queued_bytes(srv, id, &q), WS_OK);
@@ -218,22 +216,14 @@ static void test_drop_policy(void) {
     CHECK(ev_wait_closed(id, scaled(5000)), "on_close");
     CHECK_INT(ev_get(id).close_code, 1000);
     CHECK_INT(ev_get(id).errors, 0);
-    ev_check_invariants("policy 0");
-    CHECK_RES(ws_server_close(srv, (uint32_t)scaled(1000)), WS_OK);
-    events_shutdown();
-    ws_server_free(srv);
+    ev_stop_server(srv, (uint32_t)scaled(1000), "policy 0");
     wsc_free(&c);
 }
 
 static void test_close_policy(int policy) {
-    srv = start((uint64_t)policy);
     wsc c;
-    uint64_t id = connect_client(&c);
-    if (id == 0) {
-        wsc_free(&c);
-        ws_server_free(srv);
-        return;
-    }
+    uint64_t id = start_and_connect((uint64_t)policy, &c);
+    if (id == 0) return;
     fill_result r = fill(id);
     printf("policy %d: %d messages accepted, first backpressure at #%d, dropped at #%d (queue %zu)\n", policy, r.sent,
            r.first_bp, r.dropped_at, r.q_drop);
@@ -258,10 +248,7 @@ static void test_close_policy(int policy) {
     CHECK_INT(e.errors, 1);
     CHECK_RES(e.last_error, WS_ERR_DROPPED);
     CHECK(wsc_wait_eof(&c, scaled(5000)), "TCP closed after the overflow close");
-    ev_check_invariants("close policy");
-    CHECK_RES(ws_server_close(srv, (uint32_t)scaled(1000)), WS_OK);
-    events_shutdown();
-    ws_server_free(srv);
+    ev_stop_server(srv, (uint32_t)scaled(1000), "close policy");
     wsc_free(&c);
 }
 

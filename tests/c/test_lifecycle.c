@@ -92,32 +92,10 @@ static ws_server *start_with(const uint64_t *opts) {
     return s;
 }
 
-static uint64_t open_client(wsc *c) {
-    ev_forget_open();
-    int status = wsc_open(c, "127.0.0.1", port, "/", NULL, 0, scaled(5000));
-    if (!CHECK(status == 101, "handshake: %d %s", status, c->why)) return 0;
-    uint64_t id = ev_wait_open(scaled(5000));
-    CHECK(id != 0, "on_open seen");
-    return id;
-}
+static uint64_t open_client(wsc *c) { return ev_open_client(c, port, "/", 0); }
 
 /* Reads until a close frame; returns its code, or -1. Counts data messages. */
-static int read_to_close(wsc *c, int *messages) {
-    if (messages) *messages = 0;
-    for (int i = 0; i < 100; i++) {
-        wsc_frame f;
-        int r = wsc_recv(c, &f, scaled(5000));
-        if (r != WSC_OK) return -1;
-        if (f.opcode == WSC_CLOSE) {
-            int code = wsc_close_code(&f, NULL, 0);
-            wsc_frame_free(&f);
-            return code;
-        }
-        if (messages) (*messages)++;
-        wsc_frame_free(&f);
-    }
-    return -1;
-}
+static int read_to_close(wsc *c, int *messages) { return wsc_recv_close(c, scaled(5000), messages, NULL, 0); }
 
 typedef struct {
     uint32_t grace;
@@ -360,10 +338,7 @@ static void test_timeouts(void) {
     CHECK_INT(read_to_close(&live, NULL), 1000);
     CHECK(ev_wait_closed(idl, scaled(3000)), "on_close for the live client");
     CHECK_INT(ev_get(idl).close_code, 1000);
-    CHECK_RES(ws_server_close(srv, 1000), WS_OK);
-    events_shutdown();
-    ev_check_invariants("timeouts");
-    ws_server_free(srv);
+    ev_stop_server(srv, 1000, "timeouts");
     srv = NULL;
     wsc_free(&live);
     wsc_free(&silent);
@@ -389,10 +364,7 @@ static void test_close_timeout(void) {
           "a close timeout is reported by on_error(WS_ERR_TIMEOUT) before on_close (on_error calls: %d, last %s)",
           e.errors, e.errors ? ws_result_name(e.last_error) : "none");
     CHECK(wsc_wait_eof(&a, scaled(3000)), "TCP closed after the close timeout");
-    CHECK_RES(ws_server_close(srv, 1000), WS_OK);
-    events_shutdown();
-    ev_check_invariants("close timeout");
-    ws_server_free(srv);
+    ev_stop_server(srv, 1000, "close timeout");
     srv = NULL;
     wsc_free(&a);
 }
@@ -420,10 +392,7 @@ static void test_close_in_on_open(void) {
     CHECK_RES(r, WS_OK);
     CHECK(ms < scaled(1000), "ws_server_close inside on_open returned at once (%lld ms)", (long long)ms);
     wsc_free(&b);
-    CHECK_RES(ws_server_close(srv, (uint32_t)scaled(2000)), WS_OK);
-    events_shutdown();
-    ev_check_invariants("close in on_open");
-    ws_server_free(srv);
+    ev_stop_server(srv, (uint32_t)scaled(2000), "close in on_open");
     srv = NULL;
     wsc_free(&a);
 }

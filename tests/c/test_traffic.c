@@ -185,21 +185,9 @@ static int expect_msg(wsc *c, int opcode, const void *data, size_t len, const ch
 
 /* Reads until a close frame; returns its code (or -1), reason copied. */
 static int expect_close(wsc *c, char *reason, size_t cap) {
-    for (int i = 0; i < 1000; i++) {
-        wsc_frame f;
-        int r = wsc_recv(c, &f, scaled(5000));
-        if (r != WSC_OK) {
-            CHECK(0, "waiting for a close frame: r=%d %s", r, c->why);
-            return -1;
-        }
-        if (f.opcode == WSC_CLOSE) {
-            int code = wsc_close_code(&f, reason, cap);
-            wsc_frame_free(&f);
-            return code;
-        }
-        wsc_frame_free(&f);
-    }
-    return -1;
+    int code = wsc_recv_close(c, scaled(5000), NULL, reason, cap);
+    if (code < 0) CHECK(0, "waiting for a close frame: %s", c->why);
+    return code;
 }
 
 /* ---- tests ---- */
