@@ -2,7 +2,6 @@
 //! thread (see epoll_echo.rs for why): one publisher connection sends
 //! numbered text messages, every receiver counts the ones it gets.
 
-use std::io;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -66,22 +65,21 @@ pub fn run(
     };
     // Receivers still connected: a message is complete when all of them got it.
     let mut live = receivers.len() as u32;
-    // SAFETY: plain syscall.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if ep < 0 {
-        out.first_err = Some(format!("epoll_create1: {}", io::Error::last_os_error()));
-        return out;
-    }
+    let ep = match sock::Epoll::new() {
+        Ok(ep) => ep,
+        Err(e) => {
+            out.first_err = Some(format!("epoll_create1: {e}"));
+            return out;
+        }
+    };
     let mut cs: Vec<Conn> = receivers.into_iter().map(|(stream, fb)| Conn { stream, fb, alive: true }).collect();
     cs.push(Conn { stream: publisher.0, fb: publisher.1, alive: true });
     let pub_idx = cs.len() - 1;
     for (i, c) in cs.iter_mut().enumerate() {
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: i as u64 };
-        // SAFETY: valid fds; ev lives across the call.
-        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, c.stream.as_raw_fd(), &mut ev) } != 0 {
+        if let Err(e) = ep.add(c.stream.as_raw_fd(), i as u64) {
             c.alive = false;
             out.errors += 1;
-            out.first_err.get_or_insert(format!("epoll_ctl: {}", io::Error::last_os_error()));
+            out.first_err.get_or_insert(format!("epoll_ctl: {e}"));
         }
     }
     let start = Instant::now();
@@ -134,17 +132,14 @@ pub fn run(
             seq += 1;
         }
         let wait_ms = (mend.saturating_duration_since(now).min(Duration::from_millis(20)).as_millis() as i32).max(1);
-        // SAFETY: events has room for its length.
-        let k = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, wait_ms) };
-        if k < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+        let ready = match ep.wait(&mut events, wait_ms) {
+            Ok(ready) => ready,
+            Err(e) => {
+                out.first_err.get_or_insert(format!("epoll_wait: {e}"));
+                break;
             }
-            out.first_err.get_or_insert(format!("epoll_wait: {e}"));
-            break;
-        }
-        for ev in &events[..k as usize] {
+        };
+        for ev in ready {
             let idx = ev.u64 as usize;
             let c = &mut cs[idx];
             if !c.alive {
@@ -195,8 +190,7 @@ pub fn run(
             }
             if let Some(e) = err {
                 c.alive = false;
-                // SAFETY: deregistering our own fd.
-                unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, c.stream.as_raw_fd(), std::ptr::null_mut()) };
+                ep.del(c.stream.as_raw_fd());
                 if idx == pub_idx {
                     out.publisher_err.get_or_insert(e);
                 } else {
@@ -207,7 +201,5 @@ pub fn run(
             }
         }
     }
-    // SAFETY: our own epoll fd.
-    unsafe { libc::close(ep) };
     out
 }

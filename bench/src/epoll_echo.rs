@@ -57,12 +57,13 @@ pub fn run(
         first_err: None,
         cpu: None,
     };
-    // SAFETY: plain syscall.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    if ep < 0 {
-        out.first_err = Some(format!("epoll_create1: {}", io::Error::last_os_error()));
-        return out;
-    }
+    let ep = match sock::Epoll::new() {
+        Ok(ep) => ep,
+        Err(e) => {
+            out.first_err = Some(format!("epoll_create1: {e}"));
+            return out;
+        }
+    };
     let now = Instant::now();
     let mut cs: Vec<Conn> =
         conns.into_iter().map(|(stream, fb)| Conn { stream, fb, sent_at: now, alive: true, done: 0 }).collect();
@@ -70,19 +71,16 @@ pub fn run(
     let fail = |c: &mut Conn, out: &mut EchoOut, why: String| {
         if c.alive {
             c.alive = false;
-            // SAFETY: fd registered with ep (or not: DEL then fails harmlessly).
-            unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, c.stream.as_raw_fd(), std::ptr::null_mut()) };
+            ep.del(c.stream.as_raw_fd());
             out.errors += 1;
             out.first_err.get_or_insert(why);
         }
     };
     for (i, c) in cs.iter_mut().enumerate() {
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: i as u64 };
-        // SAFETY: valid epoll fd, valid socket fd, ev lives across the call.
-        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, c.stream.as_raw_fd(), &mut ev) } != 0 {
+        if let Err(e) = ep.add(c.stream.as_raw_fd(), i as u64) {
             c.alive = false;
             out.errors += 1;
-            out.first_err.get_or_insert(format!("epoll_ctl: {}", io::Error::last_os_error()));
+            out.first_err.get_or_insert(format!("epoll_ctl: {e}"));
             continue;
         }
         c.sent_at = Instant::now();
@@ -111,17 +109,14 @@ pub fn run(
             break;
         }
         let wait_ms = (mend.saturating_duration_since(now).min(Duration::from_millis(50)).as_millis() as i32).max(1);
-        // SAFETY: events has room for its length.
-        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, wait_ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+        let ready = match ep.wait(&mut events, wait_ms) {
+            Ok(ready) => ready,
+            Err(e) => {
+                out.first_err.get_or_insert(format!("epoll_wait: {e}"));
+                break;
             }
-            out.first_err.get_or_insert(format!("epoll_wait: {e}"));
-            break;
-        }
-        for ev in &events[..n as usize] {
+        };
+        for ev in ready {
             let c = &mut cs[ev.u64 as usize];
             if !c.alive {
                 continue;
@@ -192,7 +187,5 @@ pub fn run(
         }
     }
     out.per_conn = cs.iter().filter(|c| c.alive).map(|c| c.done).collect();
-    // SAFETY: our own epoll fd.
-    unsafe { libc::close(ep) };
     out
 }

@@ -1,5 +1,6 @@
-//! The two socket calls of the hot loops, shared by the load generator and
-//! the raw TCP echo peer (`src/bin/raw_echo.rs` includes this file).
+//! The socket calls of the hot loops (recv, send, epoll), shared by the load
+//! generator and the raw TCP echo peer (`src/bin/raw_echo.rs` includes this
+//! file).
 //!
 //! They are recv(2) and send(2) rather than read(2) and write(2): on a
 //! socket both end in the same sock_recvmsg / sock_sendmsg, but read and
@@ -65,4 +66,56 @@ pub fn send_all(fd: RawFd, mut data: &[u8], give_up: Duration) -> io::Result<()>
         }
     }
     Ok(())
+}
+
+/// A level-triggered epoll instance, closed on drop: the event loop of the
+/// load generator's hot loops and of the raw TCP echo peer.
+pub struct Epoll {
+    fd: RawFd,
+}
+
+impl Epoll {
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: plain syscall.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Epoll { fd })
+    }
+
+    /// Watches `fd` for input; its events carry `token`.
+    pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
+        // SAFETY: our epoll fd, ev lives across the call.
+        if unsafe { libc::epoll_ctl(self.fd, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Stops watching `fd` (an fd not watched fails harmlessly).
+    pub fn del(&self, fd: RawFd) {
+        // SAFETY: our epoll fd; DEL takes no event.
+        unsafe { libc::epoll_ctl(self.fd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+    }
+
+    /// One epoll_wait into `events`, `ms` at most; the events that came.
+    /// A signal ends the wait with no events rather than an error.
+    pub fn wait<'a>(&self, events: &'a mut [libc::epoll_event], ms: i32) -> io::Result<&'a [libc::epoll_event]> {
+        // SAFETY: events has room for its length.
+        let n = unsafe { libc::epoll_wait(self.fd, events.as_mut_ptr(), events.len() as i32, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted { Ok(&[]) } else { Err(e) };
+        }
+        Ok(&events[..n as usize])
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        // SAFETY: our own epoll fd, closed once.
+        unsafe { libc::close(self.fd) };
+    }
 }

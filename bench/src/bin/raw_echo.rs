@@ -51,11 +51,8 @@ fn main() {
     let listener = listen(port).expect("bind");
     println!("listening on tcp://127.0.0.1:{port}");
     let lfd = listener.as_raw_fd();
-    // SAFETY (all unsafe blocks below): plain syscalls on fds we own, with
-    // buffers and event structs that outlive each call.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: u64::MAX };
-    unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, lfd, &mut ev) };
+    let ep = sock::Epoll::new().expect("epoll_create1");
+    ep.add(lfd, u64::MAX).expect("epoll_ctl");
     // Indexed by fd: the epoll data of each connection is its fd.
     let mut conns: Vec<Option<TcpStream>> = Vec::new();
     // One buffer for all: a chunk is written back before the next read.
@@ -63,16 +60,14 @@ fn main() {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     let mut dead: Vec<RawFd> = Vec::new();
     while !STOP.load(Ordering::SeqCst) {
-        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, 1000) };
-        for ev in events.iter().take(n.max(0) as usize) {
+        for ev in ep.wait(&mut events, 1000).unwrap_or_default() {
             if ev.u64 == u64::MAX {
                 for _ in 0..1024 {
                     let Ok((s, _)) = listener.accept() else { break };
                     let _ = s.set_nonblocking(true);
                     let _ = s.set_nodelay(true);
                     let fd = s.as_raw_fd();
-                    let mut cev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: fd as u64 };
-                    unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut cev) };
+                    let _ = ep.add(fd, fd as u64);
                     let i = fd as usize;
                     if i >= conns.len() {
                         conns.resize_with(i + 1, || None);
@@ -103,7 +98,7 @@ fn main() {
                 Err(_) => dead.push(fd),
             }
             for fd in dead.drain(..) {
-                unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+                ep.del(fd);
                 conns[fd as usize] = None;
             }
         }
