@@ -40,6 +40,23 @@ async fn connect(port: u16, path: &str) -> Ws {
     ws
 }
 
+/// Connects `n` clients one after another, to `{prefix}{k}`, on a fresh
+/// server; returns them with their connection ids, in the same order.
+fn connect_several(
+    rt: &tokio::runtime::Runtime,
+    rec: &Recorder,
+    port: u16,
+    n: usize,
+    prefix: &str,
+) -> (Vec<Ws>, Vec<ConnId>) {
+    let mut clients = Vec::new();
+    for k in 0..n {
+        clients.push(rt.block_on(connect(port, &format!("{prefix}{k}"))));
+    }
+    let ids = (0..n).map(|k| rec.nth_open(k)).collect();
+    (clients, ids)
+}
+
 /// Connects with a small receive buffer, so that a client that does not
 /// read fills up quickly.
 async fn connect_small_rcvbuf(port: u16) -> RawWs {
@@ -247,14 +264,7 @@ fn send_broadcast_disconnect_from_other_threads_while_traffic_flows() {
     const N: usize = 200;
     let (server, rec, port) = start(cfg(), true);
     let rt = rt();
-    let clients: Vec<Ws> = rt.block_on(async {
-        let mut v = Vec::new();
-        for k in 0..4 {
-            v.push(connect(port, &format!("/c{k}")).await);
-        }
-        v
-    });
-    let ids: Vec<ConnId> = (0..4).map(|k| rec.nth_open(k)).collect();
+    let (clients, ids) = connect_several(&rt, &rec, port, 4, "/c");
     // Clients: send N messages while reading everything until the close.
     let tasks: Vec<_> = clients
         .into_iter()
@@ -501,14 +511,7 @@ fn broadcast_except_reaches_everyone_but_one_and_counts() {
     let (server, rec, port) = start(cfg(), false);
     let h = server.handle();
     let rt = rt();
-    let mut clients: Vec<Ws> = rt.block_on(async {
-        let mut v = Vec::new();
-        for k in 0..4 {
-            v.push(connect(port, &format!("/{k}")).await);
-        }
-        v
-    });
-    let ids: Vec<ConnId> = (0..4).map(|k| rec.nth_open(k)).collect();
+    let (mut clients, ids) = connect_several(&rt, &rec, port, 4, "/");
     assert_eq!(h.broadcast(b"not for 2", Kind::Text, Some(ids[2])), Ok(3));
     assert_eq!(h.broadcast(b"for all", Kind::Binary, None), Ok(4));
     assert_eq!(h.broadcast(b"unknown except", Kind::Text, Some(999_999)), Ok(4));
@@ -659,14 +662,7 @@ fn close_delivers_queued_messages_then_1001_and_waits_for_on_close() {
     let (server, rec, port) = start(cfg(), true);
     let h = server.handle();
     let rt = rt();
-    let clients: Vec<Ws> = rt.block_on(async {
-        let mut v = Vec::new();
-        for k in 0..3 {
-            v.push(connect(port, &format!("/{k}")).await);
-        }
-        v
-    });
-    let ids: Vec<ConnId> = (0..3).map(|k| rec.nth_open(k)).collect();
+    let (clients, ids) = connect_several(&rt, &rec, port, 3, "/");
     let tasks: Vec<_> =
         clients.into_iter().map(|mut ws| rt.spawn(async move { read_until_close(&mut ws).await })).collect();
     for i in 0..50 {
