@@ -25,7 +25,7 @@ static int64_t mono_ms(void) {
 
 static uint32_t rol(uint32_t v, int n) { return (v << n) | (v >> (32 - n)); }
 
-void wsc_sha1(const void *data, size_t len, unsigned char out[20]) {
+static void sha1(const void *data, size_t len, unsigned char out[20]) {
     uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
     const unsigned char *p = data;
     size_t total = len + 9;
@@ -80,7 +80,7 @@ void wsc_sha1(const void *data, size_t len, unsigned char out[20]) {
     }
 }
 
-void wsc_base64(const unsigned char *in, size_t len, char *out) {
+static void base64(const unsigned char *in, size_t len, char *out) {
     static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t o = 0;
     for (size_t i = 0; i < len; i += 3) {
@@ -239,7 +239,7 @@ int wsc_open(wsc *c, const char *host, uint16_t port, const char *target, const 
     unsigned seed = (unsigned)mono_ms() ^ (unsigned)getpid() ^ (__atomic_add_fetch(&counter, 1, __ATOMIC_SEQ_CST) * 2654435761u);
     for (int i = 0; i < 16; i++) nonce[i] = (unsigned char)(rand_r(&seed) >> 3);
     char key[32];
-    wsc_base64(nonce, 16, key);
+    base64(nonce, 16, key);
     char hosthdr[128];
     if (strchr(host, ':'))
         snprintf(hosthdr, sizeof hosthdr, "[%s]:%u", host, (unsigned)port);
@@ -283,8 +283,8 @@ int wsc_open(wsc *c, const char *host, uint16_t port, const char *target, const 
     char concat[128], accept[64], got[128];
     snprintf(concat, sizeof concat, "%s%s", key, GUID);
     unsigned char digest[20];
-    wsc_sha1(concat, strlen(concat), digest);
-    wsc_base64(digest, 20, accept);
+    sha1(concat, strlen(concat), digest);
+    base64(digest, 20, accept);
     if (!wsc_answer_header(c, "Sec-WebSocket-Accept", got, sizeof got) || strcmp(got, accept) != 0) {
         snprintf(c->why, sizeof c->why, "bad Sec-WebSocket-Accept");
         return -1;

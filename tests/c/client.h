@@ -76,7 +76,8 @@ int wsc_read_frame(wsc *c, wsc_frame *f, int timeout_ms);
  * pongs) or a close frame (opcode WSC_CLOSE). Same results. */
 int wsc_recv(wsc *c, wsc_frame *f, int timeout_ms);
 
-/* Reads up to `max` bytes of raw input (e.g. an HTTP answer's body). */
+/* Reads until `want` more bytes of raw input are buffered in c->buf (e.g. an
+ * HTTP answer's body). WSC_OK, WSC_TIMEOUT, WSC_EOF or WSC_ERROR. */
 int wsc_read_some(wsc *c, size_t want, int timeout_ms);
 
 /* For a close frame: its code (1005 if none) and reason copied to out. */
@@ -94,9 +95,5 @@ int wsc_wait_eof(wsc *c, int timeout_ms);
 
 void wsc_frame_free(wsc_frame *f);
 void wsc_free(wsc *c); /* closes the socket and frees the buffer */
-
-/* SHA-1 and base64, exposed for the tests of the accept key. */
-void wsc_sha1(const void *data, size_t len, unsigned char out[20]);
-void wsc_base64(const unsigned char *in, size_t len, char *out);
 
 #endif

@@ -84,7 +84,7 @@ void ev_forget_open(void);
 uint64_t ev_wait_open(int timeout_ms);
 void ev_record_message(uint64_t conn);
 
-/* Checks the global invariants; returns the number of violations seen. */
+/* Checks the global invariants (one CHECK each), labelled with `when`. */
 void ev_check_invariants(const char *when);
 
 /* Waits (bounded) until cond() is true; cond runs under the lock. */

@@ -106,8 +106,7 @@ static void test_nulls(void) {
     CHECK_RES(ws_server_disconnect(NULL, 1, 1000, NULL), WS_ERR_NULL);
     CHECK_RES(ws_server_queued_bytes(NULL, 1, &n), WS_ERR_NULL);
     CHECK_RES(ws_server_close(NULL, 0), WS_ERR_NULL);
-    ws_server_free(NULL); /* ignored */
-    CHECK(1, "ws_server_free(NULL) returns");
+    ws_server_free(NULL); /* ignored: a crash here fails the run (no summary line) */
 
     CHECK(ws_request_path(NULL) == NULL, "ws_request_path(NULL) == NULL");
     CHECK(ws_request_query(NULL) == NULL, "ws_request_query(NULL) == NULL");
