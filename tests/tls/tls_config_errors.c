@@ -41,8 +41,8 @@ static void expect(ws_result got, ws_result want, const char *needle1, const cha
 
 static ws_tls_config *good_config(void) {
     ws_tls_config *c = ws_tls_config_new();
-    ws_tls_config_set_cert_file(c, path("server.pem"));
-    ws_tls_config_set_key_file(c, path("server.key"), NULL);
+    expect(ws_tls_config_set_cert_file(c, path("server.pem")), WS_OK, NULL, NULL, "good config: cert");
+    expect(ws_tls_config_set_key_file(c, path("server.key"), NULL), WS_OK, NULL, NULL, "good config: key");
     return c;
 }
 
@@ -82,11 +82,11 @@ int main(int argc, char **argv) {
            "ed448 key");
 
     /* incomplete configuration, then a key that does not match */
-    expect(ws_server_set_tls(ws_server_new(NULL, NULL), c), WS_ERR_TLS, "no certificate", NULL, "empty config");
+    ws_server *srv = ws_server_new(NULL, NULL);
+    expect(ws_server_set_tls(srv, c), WS_ERR_TLS, "no certificate", NULL, "empty config");
     expect(ws_tls_config_set_cert_file(c, path("server.pem")), WS_OK, NULL, NULL, "good cert");
     expect(ws_tls_config_set_key_file(c, path("server-enc.key"), "secret"), WS_OK, NULL, NULL, "right password");
     expect(ws_tls_config_set_key_file(c, path("server2.key"), NULL), WS_OK, NULL, NULL, "another key");
-    ws_server *srv = ws_server_new(NULL, NULL);
     expect(ws_server_set_tls(srv, c), WS_ERR_TLS, "server2.key", "does not match", "mismatched key");
 
     /* set_ssl without a configuration fails at listen, not at a handshake */
