@@ -168,16 +168,18 @@ stop_server() { # SIGTERM, expect exit 0 within 10 s
     fi
     SERVER_PID=
 }
-
-run_server "$WORK/echo_server"
-if [ -n "$URL" ]; then
+check_echo() { # check_echo "what": the echo client against $URL (set by run_server)
+    [ -n "$URL" ] || return
     if timeout 40 "$PY" "$WORK/echo_client.py" "$URL" >"$WORK/client.log" 2>&1; then
-        pass "the installed echo_server echoes (python websockets client)"
+        pass "$1"
     else
-        fail "the installed echo_server echoes (python websockets client):"
+        fail "$1:"
         cat "$WORK/client.log"
     fi
-fi
+}
+
+run_server "$WORK/echo_server"
+check_echo "the installed echo_server echoes (python websockets client)"
 stop_server "echo_server (shared)"
 
 # A static build: the installed libwsserver.a plus what `pkg-config --static`
@@ -191,14 +193,7 @@ if (cd "$WORK" && gcc -std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -
     check "the static binary does not need libwsserver.so" \
         bash -c "! readelf -d '$WORK/echo_server_static' | grep -q 'NEEDED.*libwsserver'"
     run_server "$WORK/echo_server_static"
-    if [ -n "$URL" ]; then
-        if timeout 40 "$PY" "$WORK/echo_client.py" "$URL" >"$WORK/client.log" 2>&1; then
-            pass "the static echo_server echoes"
-        else
-            fail "the static echo_server echoes:"
-            cat "$WORK/client.log"
-        fi
-    fi
+    check_echo "the static echo_server echoes"
     stop_server "echo_server (static)"
 else
     fail "echo_server.c links statically with libwsserver.a and pkg-config --static's libraries"
