@@ -39,6 +39,12 @@ void ev_enter(uint64_t conn, int is_open) {
     check_thread();
     ev_conn *c = slot(conn);
     if (c != NULL) {
+        if (!c->thread_set) {
+            c->thread = pthread_self();
+            c->thread_set = 1;
+        } else if (!pthread_equal(c->thread, pthread_self())) {
+            c->moved++;
+        }
         if (is_open) {
             if (c->opened || c->refused || c->closed || c->messages) EV.reused++;
         } else if (!c->opened || c->closed) {
@@ -187,9 +193,10 @@ void ev_check_invariants(const char *when) {
     pthread_mutex_lock(&ev_mu);
     events e = EV;
     pthread_mutex_unlock(&ev_mu);
-    int late = 0, multi_close = 0, unclosed = 0, both = 0;
+    int late = 0, multi_close = 0, unclosed = 0, both = 0, moved = 0;
     for (uint64_t i = 1; i <= e.max_id && i < EV_MAX_CONN; i++) {
         late += e.conn[i].late;
+        moved += e.conn[i].moved;
         if (e.conn[i].closed > 1) multi_close++;
         if (e.conn[i].opened && e.conn[i].closed == 0) unclosed++;
         if (e.conn[i].refused && (e.conn[i].closed || e.conn[i].messages || e.conn[i].errors)) both++;
@@ -199,6 +206,7 @@ void ev_check_invariants(const char *when) {
     CHECK(e.concurrent == 0, "%s: callbacks never ran concurrently with 1 thread (%d)", when, e.concurrent);
     CHECK(e.wrong_thread == 0, "%s: callbacks ran on \"wsserver-io\" threads (%d elsewhere)", when, e.wrong_thread);
     CHECK(late == 0, "%s: no event before on_open or after on_close (%d)", when, late);
+    CHECK(moved == 0, "%s: each connection's callbacks ran on one thread (%d on another)", when, moved);
     CHECK(multi_close == 0, "%s: on_close at most once per connection (%d twice)", when, multi_close);
     CHECK(unclosed == 0, "%s: every opened connection got on_close (%d did not)", when, unclosed);
     CHECK(both == 0, "%s: refused connections got no further event (%d did)", when, both);

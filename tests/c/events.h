@@ -2,7 +2,8 @@
  * Records every callback a test server receives, per connection id, and
  * checks the ordering rules of the header on the fly: on_open first,
  * on_close exactly once and last, ids never reused, callbacks on a
- * "wsserver-io" thread, never two callbacks at once (WS_OPT_THREADS 1).
+ * "wsserver-io" thread, one connection's callbacks always on the same
+ * thread, never two callbacks at once (WS_OPT_THREADS 1).
  */
 #ifndef WSTEST_EVENTS_H
 #define WSTEST_EVENTS_H
@@ -30,6 +31,9 @@ typedef struct ev_conn {
     char close_reason[128];
     size_t close_reason_len;
     int close_reason_nul; /* reason[reason_len] == '\0' */
+    pthread_t thread;     /* the thread of its first callback */
+    int thread_set;
+    int moved;            /* callbacks on another thread than the first */
 } ev_conn;
 
 typedef struct ev_log {

@@ -884,11 +884,17 @@ static void test_many_threads(void) {
     CHECK_RES(ws_server_close(srv, (uint32_t)scaled(2000)), WS_OK);
     events_shutdown();
     pthread_mutex_lock(&ev_mu);
-    int late = 0, closes = 0, opens = 0;
+    int late = 0, closes = 0, opens = 0, moved = 0, nthreads = 0;
+    pthread_t threads[K];
     for (int i = 1; i < EV_MAX_CONN; i++) {
         late += EV.conn[i].late;
         closes += EV.conn[i].closed;
         opens += EV.conn[i].opened;
+        moved += EV.conn[i].moved;
+        if (!EV.conn[i].thread_set) continue;
+        int known = 0;
+        for (int k = 0; k < nthreads; k++) known |= pthread_equal(threads[k], EV.conn[i].thread) != 0;
+        if (!known && nthreads < K) threads[nthreads++] = EV.conn[i].thread;
     }
     int wrong = EV.wrong_thread, reused = EV.reused;
     pthread_mutex_unlock(&ev_mu);
@@ -897,6 +903,10 @@ static void test_many_threads(void) {
     CHECK_INT(late, 0);
     CHECK_INT(reused, 0);
     CHECK_INT(wrong, 0);
+    /* WS_OPT_THREADS 4: one connection's callbacks always on the same
+     * thread; connections dealt out round-robin, so 8 use all 4. */
+    CHECK_INT(moved, 0);
+    CHECK(nthreads == 4, "%d connections ran on %d distinct I/O threads (WS_OPT_THREADS 4, round-robin)", K, nthreads);
     ws_server_free(srv);
 }
 
