@@ -44,3 +44,14 @@ pub(crate) fn out<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T, ws_result> 
     // SAFETY: the caller passes writable memory for a `T`, or NULL.
     unsafe { p.as_mut() }.ok_or_else(|| null(what))
 }
+
+/// Frees an object handed to C by `Box::into_raw`; NULL is ignored.
+///
+/// # Safety
+/// `p` is NULL or a pointer from `Box::into_raw` not freed yet.
+pub(crate) unsafe fn free_boxed<T>(p: *mut T) {
+    if !p.is_null() {
+        // SAFETY: as the caller promises.
+        drop(unsafe { Box::from_raw(p) });
+    }
+}

@@ -113,6 +113,11 @@ pub(crate) fn fail(e: Error) -> ws_result {
     code_of(&e)
 }
 
+/// WS_OK for a success; for a failure, records it and returns its code.
+pub(crate) fn done<T>(r: Result<T, Error>) -> Result<ws_result, ws_result> {
+    r.map(|_| ws_result::WS_OK).map_err(fail)
+}
+
 /// Records a NULL-argument failure.
 pub(crate) fn null(what: &str) -> ws_result {
     set_last_error(&format!("{what} must not be NULL"));

@@ -1,7 +1,7 @@
 //! `ws_server`: create, configure, listen, send, close, free.
-use super::args::{bytes, opt_str, out, run, str_arg};
+use super::args::{bytes, free_boxed, opt_str, out, run, str_arg};
 use super::callbacks::{ws_callbacks, ws_kind, CHandler, WS_BINARY, WS_TEXT};
-use super::error::{fail, null, ws_result};
+use super::error::{done, fail, null, ws_result};
 use super::panic::guard;
 use super::tls::{build as build_tls, ws_tls_config};
 use crate::{Config, Error, Kind, LogLevel, OverflowPolicy, SendStatus, Server, Tls};
@@ -127,12 +127,8 @@ pub unsafe extern "C" fn ws_server_new(callbacks: *const ws_callbacks, user_data
 /// returns (the remaining `on_close` events still arrive).
 #[no_mangle]
 pub unsafe extern "C" fn ws_server_free(srv: *mut ws_server) {
-    guard((), || {
-        if !srv.is_null() {
-            // SAFETY: a pointer from ws_server_new, freed once.
-            drop(unsafe { Box::from_raw(srv) });
-        }
-    })
+    // SAFETY: the header requires NULL or a pointer from ws_server_new, freed once.
+    guard((), || unsafe { free_boxed(srv) })
 }
 
 /// Sets one option (WS_OPT_*), before `ws_server_listen`. Durations are in
@@ -222,8 +218,7 @@ pub unsafe extern "C" fn ws_server_set_subprotocols(
             crate::config::check_subprotocol(name).map_err(fail)?;
             list.push(name.to_string());
         }
-        s.update_config(|c| c.subprotocols = list).map_err(fail)?;
-        Ok(WS_OK)
+        done(s.update_config(|c| c.subprotocols = list))
     })
 }
 
@@ -253,8 +248,7 @@ pub unsafe extern "C" fn ws_server_listen(srv: *mut ws_server, host: *const c_ch
         if tls.is_some() {
             w.server.update_config(|c| c.tls = tls).map_err(fail)?;
         }
-        w.server.listen(host, port).map_err(fail)?;
-        Ok(WS_OK)
+        done(w.server.listen(host, port))
     })
 }
 
@@ -345,8 +339,7 @@ pub unsafe extern "C" fn ws_server_disconnect(
     run(|| {
         let s = server(srv)?;
         let reason = opt_str(reason, "reason", WS_ERR_INVALID_UTF8)?.unwrap_or("");
-        s.disconnect(conn, code, reason).map_err(fail)?;
-        Ok(WS_OK)
+        done(s.disconnect(conn, code, reason))
     })
 }
 
@@ -392,8 +385,7 @@ pub unsafe extern "C" fn ws_server_close(srv: *mut ws_server, grace_ms: u32) -> 
 pub unsafe extern "C" fn ws_server_set_ssl(srv: *mut ws_server, enabled: i32) -> ws_result {
     run(|| {
         let w = wrapper(srv)?;
-        w.server.update_config(|_| w.tls.lock().0 = enabled != 0).map_err(fail)?;
-        Ok(WS_OK)
+        done(w.server.update_config(|_| w.tls.lock().0 = enabled != 0))
     })
 }
 
@@ -408,8 +400,7 @@ pub unsafe extern "C" fn ws_server_set_tls(srv: *mut ws_server, cfg: *const ws_t
     run(|| {
         let w = wrapper(srv)?;
         let tls = build_tls(cfg)?;
-        w.server.update_config(|_| *w.tls.lock() = (true, Some(tls))).map_err(fail)?;
-        Ok(WS_OK)
+        done(w.server.update_config(|_| *w.tls.lock() = (true, Some(tls))))
     })
 }
 
@@ -423,7 +414,6 @@ pub unsafe extern "C" fn ws_server_reload_tls(srv: *const ws_server, cfg: *const
     run(|| {
         let s = server(srv)?;
         let tls = build_tls(cfg)?;
-        s.reload_tls(tls).map_err(fail)?;
-        Ok(WS_OK)
+        done(s.reload_tls(tls))
     })
 }

@@ -1,8 +1,8 @@
 //! `ws_tls_config`: gathers certificate, key and CA for `ws_server_set_tls`
 //! and `ws_server_reload_tls`. Each setter checks what it can (file,
 //! PEM, password, key type) and says what is wrong with which file.
-use super::args::{bytes, opt_str, run, str_arg};
-use super::error::{fail, null, ws_result};
+use super::args::{bytes, free_boxed, opt_str, run, str_arg};
+use super::error::{done, fail, null, ws_result};
 use super::panic::guard;
 use crate::TlsBuilder;
 use std::ffi::c_char;
@@ -39,12 +39,8 @@ pub extern "C" fn ws_tls_config_new() -> *mut ws_tls_config {
 /// working.
 #[no_mangle]
 pub unsafe extern "C" fn ws_tls_config_free(cfg: *mut ws_tls_config) {
-    guard((), || {
-        if !cfg.is_null() {
-            // SAFETY: a pointer from ws_tls_config_new, freed once.
-            drop(unsafe { Box::from_raw(cfg) });
-        }
-    })
+    // SAFETY: the header requires NULL or a pointer from ws_tls_config_new, freed once.
+    guard((), || unsafe { free_boxed(cfg) })
 }
 
 /// Loads the certificate chain (leaf first) from the PEM file at `path`.
@@ -52,7 +48,7 @@ pub unsafe extern "C" fn ws_tls_config_free(cfg: *mut ws_tls_config) {
 /// malformed certificate; the message names the file). `path` is borrowed.
 #[no_mangle]
 pub unsafe extern "C" fn ws_tls_config_set_cert_file(cfg: *mut ws_tls_config, path: *const c_char) -> ws_result {
-    run(|| config(cfg)?.cert_file(self::path(path)?).map(|_| WS_OK).map_err(fail))
+    run(|| done(config(cfg)?.cert_file(self::path(path)?)))
 }
 
 /// Loads the certificate chain from `len` bytes of PEM at `pem` (copied;
@@ -60,7 +56,7 @@ pub unsafe extern "C" fn ws_tls_config_set_cert_file(cfg: *mut ws_tls_config, pa
 /// Errors: WS_ERR_NULL, WS_ERR_TLS.
 #[no_mangle]
 pub unsafe extern "C" fn ws_tls_config_set_cert_pem(cfg: *mut ws_tls_config, pem: *const u8, len: usize) -> ws_result {
-    run(|| config(cfg)?.cert_pem(bytes(pem, len, "pem")?).map(|_| WS_OK).map_err(fail))
+    run(|| done(config(cfg)?.cert_pem(bytes(pem, len, "pem")?)))
 }
 
 /// Loads the private key from the PEM file at `path`: PKCS#8 ("PRIVATE
@@ -76,7 +72,7 @@ pub unsafe extern "C" fn ws_tls_config_set_key_file(
 ) -> ws_result {
     run(|| {
         let password = self::password(password)?;
-        config(cfg)?.key_file(self::path(path)?, password).map(|_| WS_OK).map_err(fail)
+        done(config(cfg)?.key_file(self::path(path)?, password))
     })
 }
 
@@ -91,7 +87,7 @@ pub unsafe extern "C" fn ws_tls_config_set_key_pem(
 ) -> ws_result {
     run(|| {
         let password = self::password(password)?;
-        config(cfg)?.key_pem(bytes(pem, len, "pem")?, password).map(|_| WS_OK).map_err(fail)
+        done(config(cfg)?.key_pem(bytes(pem, len, "pem")?, password))
     })
 }
 
@@ -101,14 +97,14 @@ pub unsafe extern "C" fn ws_tls_config_set_key_pem(
 /// WS_ERR_TLS.
 #[no_mangle]
 pub unsafe extern "C" fn ws_tls_config_set_ca_file(cfg: *mut ws_tls_config, path: *const c_char) -> ws_result {
-    run(|| config(cfg)?.ca_file(self::path(path)?).map(|_| WS_OK).map_err(fail))
+    run(|| done(config(cfg)?.ca_file(self::path(path)?)))
 }
 
 /// As `ws_tls_config_set_ca_file`, from `len` bytes of PEM at `pem`
 /// (copied; NULL only with `len` 0).
 #[no_mangle]
 pub unsafe extern "C" fn ws_tls_config_set_ca_pem(cfg: *mut ws_tls_config, pem: *const u8, len: usize) -> ws_result {
-    run(|| config(cfg)?.ca_pem(bytes(pem, len, "pem")?).map(|_| WS_OK).map_err(fail))
+    run(|| done(config(cfg)?.ca_pem(bytes(pem, len, "pem")?)))
 }
 
 /// Builds the rustls configuration from `cfg`, checking that it is
