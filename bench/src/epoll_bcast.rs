@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::client::{client_frame, FrameBuf, OP_CLOSE, OP_TEXT};
 use crate::epoll_echo::send_all_nb;
-use crate::procs::{CpuDelta, CpuMark};
+use crate::procs::CpuDelta;
 use crate::sock;
+use crate::window::Window;
 
 const RING: usize = 4096;
 
@@ -87,20 +88,14 @@ pub fn run(
     let mut sent_at = vec![start; RING];
     let mut seq: u64 = 0;
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 2048];
-    let mut mark: Option<CpuMark> = None;
-    let mut measuring = false;
-    for _turn in 0..u64::MAX {
+    let mut win = Window::new(pid, mstart, mend);
+    loop {
         let now = Instant::now();
-        if mark.is_none() && now >= mstart {
-            mark = Some(CpuMark::now(pid));
-            measuring = true;
-        }
-        if now >= mend {
-            if let Some(m) = mark {
-                out.cpu = Some(m.since(pid));
-            }
+        if let Some(cpu) = win.turn(now) {
+            out.cpu = Some(cpu);
             break;
         }
+        let measuring = win.measuring();
         // Publish while the window allows.
         while out.publisher_err.is_none() && seq < u32::MAX as u64 {
             if seq >= window {
@@ -131,7 +126,7 @@ pub fn run(
             }
             seq += 1;
         }
-        let wait_ms = (mend.saturating_duration_since(now).min(Duration::from_millis(20)).as_millis() as i32).max(1);
+        let wait_ms = win.wait_ms(now, Duration::from_millis(20));
         let ready = match ep.wait(&mut events, wait_ms) {
             Ok(ready) => ready,
             Err(e) => {

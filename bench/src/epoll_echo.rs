@@ -9,8 +9,9 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::client::{FrameBuf, OP_CLOSE};
-use crate::procs::{CpuDelta, CpuMark};
+use crate::procs::CpuDelta;
 use crate::sock;
+use crate::window::Window;
 
 pub struct EchoOut {
     pub done: u64,
@@ -91,24 +92,18 @@ pub fn run(
         alive += 1;
     }
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
-    let mut mark: Option<CpuMark> = None;
-    let mut measuring = false;
-    for _turn in 0..u64::MAX {
+    let mut win = Window::new(pid, mstart, mend);
+    loop {
         let now = Instant::now();
-        if !measuring && mark.is_none() && now >= mstart {
-            mark = Some(CpuMark::now(pid));
-            measuring = true;
-        }
-        if now >= mend {
-            if let Some(m) = mark {
-                out.cpu = Some(m.since(pid));
-            }
+        if let Some(cpu) = win.turn(now) {
+            out.cpu = Some(cpu);
             break;
         }
         if now >= hard || alive == 0 {
             break;
         }
-        let wait_ms = (mend.saturating_duration_since(now).min(Duration::from_millis(50)).as_millis() as i32).max(1);
+        let measuring = win.measuring();
+        let wait_ms = win.wait_ms(now, Duration::from_millis(50));
         let ready = match ep.wait(&mut events, wait_ms) {
             Ok(ready) => ready,
             Err(e) => {

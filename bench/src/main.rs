@@ -15,6 +15,7 @@ mod report;
 mod servers;
 mod sock;
 mod targets;
+mod window;
 mod workloads;
 
 use std::path::{Path, PathBuf};

@@ -147,6 +147,14 @@ pub struct Timing {
     pub measure: Duration,
 }
 
+impl Timing {
+    /// Start and end of the measured window, when the warm-up begins now.
+    pub fn window_from_now(&self) -> (Instant, Instant) {
+        let start = Instant::now() + self.warmup;
+        (start, start + self.measure)
+    }
+}
+
 /// Echo: `conns` connections, each with one message of `size` bytes in
 /// flight. Value: messages per second (round trips completed).
 pub async fn echo(
@@ -160,9 +168,7 @@ pub async fn echo(
     let parts = open_for_loop(addr, raw, conns, "").await?;
     let payload: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
     let frame = client_frame(OP_BINARY, &payload);
-    let t0 = Instant::now();
-    let mstart = t0 + t.warmup;
-    let mend = mstart + t.measure;
+    let (mstart, mend) = t.window_from_now();
     let hard = mend + Duration::from_secs(3);
     // The hot loop blocks this (only) thread on purpose: nothing else runs
     // during an echo workload.
@@ -216,8 +222,7 @@ pub async fn broadcast(
     // Let welcome messages and the like arrive before the clock starts.
     sleep(Duration::from_millis(200)).await;
     let publisher = publisher.into_parts().map_err(|e| format!("into_std: {e}"))?;
-    let mstart = Instant::now() + t.warmup;
-    let mend = mstart + t.measure;
+    let (mstart, mend) = t.window_from_now();
     // Blocks this thread on purpose: nothing else runs meanwhile.
     let r = crate::epoll_bcast::run(parts, publisher, window, pid, mstart, mend);
     let Some(cpu) = r.cpu else {
@@ -245,9 +250,7 @@ pub async fn broadcast(
 /// handshake. Value: completed cycles per second. For the raw TCP peer a
 /// cycle is connect, one 16-byte round trip, close.
 pub async fn connrate(addr: SocketAddr, raw: bool, pid: u32, conc: usize, t: &Timing) -> Result<Measure, String> {
-    let t0 = Instant::now();
-    let mstart = t0 + t.warmup;
-    let mend = mstart + t.measure;
+    let (mstart, mend) = t.window_from_now();
     let counter = Rc::new(Cell::new(0usize));
     let probe = Rc::new(client_frame(OP_BINARY, b"0123456789abcdef"));
     let mut tasks = Vec::new();
