@@ -5,7 +5,8 @@
  * fragmented), ping, broadcast with and without `except`, sends from other
  * threads while traffic flows, send/broadcast/disconnect from inside
  * callbacks, disconnect with code and reason, every kind of close seen by
- * on_close, protocol errors reported to on_error, closed vs unknown ids,
+ * on_close, protocol errors reported to on_error, WS_OPT_MAX_MESSAGE_SIZE
+ * and WS_OPT_MAX_FRAME_SIZE, closed vs unknown ids,
  * ids never reused, and the per-connection event order.
  */
 #define _GNU_SOURCE
@@ -545,11 +546,15 @@ static void test_protocol_errors(void) {
         CHECK_INT(e.messages, 0);
     }
     wsc_free(&c);
-    /* Over WS_OPT_MAX_MESSAGE_SIZE (64 KiB here): close 1009, on_error WS_ERR_TOO_BIG. */
+    /* Over WS_OPT_MAX_MESSAGE_SIZE (64 KiB here) in frames each under
+     * WS_OPT_MAX_FRAME_SIZE (16 KiB): close 1009, on_error WS_ERR_TOO_BIG. */
     if (open_client(&c, "/too-big", NULL, &id) == 0) {
         size_t n = 64 * 1024 + 1;
         unsigned char *big = calloc(n, 1);
-        wsc_send_frame(&c, WSC_BINARY, 1, big, n);
+        for (size_t off = 0; off < n; off += 16 * 1024) {
+            size_t len = n - off < 16 * 1024 ? n - off : 16 * 1024;
+            wsc_send_frame(&c, off == 0 ? WSC_BINARY : WSC_CONT, off + len == n, big + off, len);
+        }
         free(big);
         CHECK_INT(expect_close(&c, NULL, 0), 1009);
         CHECK(ev_wait_closed(id, scaled(5000)), "on_close after a too big message");
@@ -567,6 +572,38 @@ static void test_protocol_errors(void) {
         CHECK_INT(ev_get(id).close_code, 1002);
         CHECK_RES(ev_get(id).last_error, WS_ERR_PROTOCOL);
     }
+    wsc_free(&c);
+}
+
+/* WS_OPT_MAX_FRAME_SIZE (16 KiB on the second server): frames up to it
+ * pass, alone or as fragments of a bigger message; one byte more is
+ * refused with close 1009 and on_error WS_ERR_TOO_BIG, even though the
+ * message is far under WS_OPT_MAX_MESSAGE_SIZE. */
+static void test_frame_size(void) {
+    wsc c;
+    uint64_t id;
+    if (open_client(&c, "/frame-size", NULL, &id) != 0) {
+        wsc_free(&c);
+        return;
+    }
+    enum { FRAME = 16 * 1024 };
+    unsigned char *buf = malloc(3 * FRAME);
+    for (size_t i = 0; i < 3 * FRAME; i++) buf[i] = (unsigned char)(i * 13 + (i >> 10));
+    wsc_send_frame(&c, WSC_BINARY, 1, buf, FRAME);
+    expect_msg(&c, WSC_BINARY, buf, FRAME, "a frame of exactly WS_OPT_MAX_FRAME_SIZE is accepted");
+    wsc_send_frame(&c, WSC_BINARY, 0, buf, FRAME);
+    wsc_send_frame(&c, WSC_CONT, 0, buf + FRAME, FRAME);
+    wsc_send_frame(&c, WSC_CONT, 1, buf + 2 * FRAME, FRAME / 2);
+    expect_msg(&c, WSC_BINARY, buf, 2 * FRAME + FRAME / 2, "a 40 KiB message in frames of at most 16 KiB is accepted");
+    wsc_send_frame(&c, WSC_BINARY, 1, buf, FRAME + 1);
+    free(buf);
+    CHECK_INT(expect_close(&c, NULL, 0), 1009);
+    CHECK(ev_wait_closed(id, scaled(5000)), "on_close after a frame over WS_OPT_MAX_FRAME_SIZE");
+    ev_conn e = ev_get(id);
+    CHECK_INT(e.close_code, 1009);
+    CHECK_INT(e.errors, 1);
+    CHECK_RES(e.last_error, WS_ERR_TOO_BIG);
+    CHECK_INT(e.messages, 2);
     wsc_free(&c);
 }
 
@@ -732,6 +769,13 @@ static void test_frames_with_handshake(void) {
     CHECK(ok, "handshake with frames in the same write answered 101");
     if (ok) {
         size_t head = (size_t)(end - (char *)c.buf) + 4;
+        /* The key is RFC 6455's sample (section 1.3): its accept value is known. */
+        char accept[64];
+        if (head < sizeof c.head) {
+            memcpy(c.head, c.buf, head);
+            c.head[head] = '\0';
+        }
+        CHECK_STR(wsc_answer_header(&c, "Sec-WebSocket-Accept", accept, sizeof accept), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
         memmove(c.buf, c.buf + head, c.len - head);
         c.len -= head;
         wsc_frame f;
@@ -945,13 +989,15 @@ int main(void) {
     events_shutdown();
     ws_server_free(srv);
 
-    /* A second server with a small message limit, for the size check. */
+    /* A second server with small message and frame limits, for the size checks. */
     srv = ws_server_new(&cb, NULL);
     CHECK_RES(ws_server_set_option(srv, WS_OPT_MAX_MESSAGE_SIZE, 64 * 1024), WS_OK);
+    CHECK_RES(ws_server_set_option(srv, WS_OPT_MAX_FRAME_SIZE, 16 * 1024), WS_OK);
     events_reset();
     CHECK_RES(ws_server_listen(srv, "127.0.0.1", 0), WS_OK);
     CHECK_RES(ws_server_port(srv, &port), WS_OK);
     test_protocol_errors();
+    test_frame_size();
     ev_check_invariants("protocol errors");
     CHECK_RES(ws_server_close(srv, (uint32_t)scaled(2000)), WS_OK);
     events_shutdown();
