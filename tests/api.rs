@@ -309,9 +309,10 @@ fn send_broadcast_disconnect_from_other_threads_while_traffic_flows() {
     };
     pusher.join().unwrap();
     broadcaster.join().unwrap();
-    // Every client message arrived (and so its echo is queued).
+    // Every client message arrived, and its echo is queued (the recorder
+    // records a message before echoing it, so wait for the echoes too).
     wait("all client messages", || rec.snapshot().iter().filter(|e| matches!(e, Ev::Message(..))).count() == 4 * N);
-    std::thread::sleep(Duration::from_millis(50));
+    wait("all echoes queued", || rec.echoed.load(Ordering::SeqCst) == 4 * N);
     let disconnecter = {
         let (h, ids) = (h.clone(), ids.clone());
         std::thread::spawn(move || {
@@ -973,9 +974,9 @@ fn on_open_refusal_status_is_sent_and_out_of_range_becomes_500() {
         let r = c.read_refusal();
         assert_eq!(r.status, want, "on_open returned Err({asked}): {}", r.head);
     }
-    std::thread::sleep(Duration::from_millis(100));
-    assert!(h.0.closes().is_empty(), "refused connections got on_close: {:?}", h.0.closes());
+    // close returns after every on_close has run.
     server.close(Duration::from_millis(100));
+    assert!(h.0.closes().is_empty(), "refused connections got on_close: {:?}", h.0.closes());
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Shared helpers for the Rust integration tests: a recording handler and a
 //! server started on a free loopback port.
 #![allow(dead_code)]
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wsserver::{Config, ConnId, Error, Handler, Kind, LogLevel, Request, Server, ServerHandle};
@@ -25,6 +26,9 @@ pub struct Recorder {
     pub echo: bool,
     /// Every handshake request seen by `on_open`, with its connection id.
     pub requests: Mutex<Vec<(ConnId, Request)>>,
+    /// How many echoes `on_message` has handed to `send` (counted after the
+    /// call, so a test can wait until every echo is queued).
+    pub echoed: AtomicUsize,
 }
 
 impl Handler for Recorder {
@@ -41,6 +45,7 @@ impl Handler for Recorder {
         self.events.lock().unwrap().push(Ev::Message(conn, data.to_vec(), kind));
         if self.echo {
             let _ = s.send(conn, data, kind);
+            self.echoed.fetch_add(1, Ordering::SeqCst);
         }
     }
     fn on_close(&self, _s: &ServerHandle, conn: ConnId, code: u16, reason: &str) {
