@@ -4,8 +4,9 @@
  * queued, grace for the close handshakes, 1006 for the rest, no callback
  * after it returns), ws_server_close and ws_server_free from inside a
  * callback (no deadlock), ws_server_free with open connections,
- * WS_OPT_LOG_LEVEL filtering, WS_OPT_MAX_CONNECTIONS (503),
- * WS_OPT_PING_INTERVAL_MS / WS_OPT_IDLE_TIMEOUT_MS / handshake timeout.
+ * WS_OPT_LOG_LEVEL filtering (every level), WS_OPT_MAX_CONNECTIONS (503),
+ * WS_OPT_PING_INTERVAL_MS / WS_OPT_IDLE_TIMEOUT_MS (and 0 for each) /
+ * handshake timeout.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -254,6 +255,20 @@ static void bad_handshake(void) {
     wsc_free(&c);
 }
 
+/* A client that connects, sends half a request and goes away: the server
+ * logs the lost handshake at WS_LOG_DEBUG. */
+static void lost_handshake(void) {
+    wsc c;
+    wsc_init(&c, wsc_tcp_connect("127.0.0.1", port, 0));
+    const char *half = "GET / HTTP/1.1\r\nHost: x\r\n";
+    wsc_send_raw(&c, half, strlen(half));
+    sleep_ms(scaled(20));
+    wsc_free(&c);
+}
+
+/* Log lines at exactly WS_LOG_DEBUG received so far. */
+static int debug_lines(void) { return ev_count_logs(WS_LOG_DEBUG, NULL) - ev_count_logs(WS_LOG_INFO, NULL); }
+
 static void test_log_levels(void) {
     uint64_t quiet[] = {WS_OPT_LOG_LEVEL, WS_LOG_ERROR, 0};
     srv = start_with(quiet);
@@ -269,6 +284,22 @@ static void test_log_levels(void) {
     while (ev_count_logs(WS_LOG_WARN, "426") == 0 && now_ms() < deadline) sleep_ms(5);
     CHECK(ev_count_logs(WS_LOG_WARN, "426") == 1, "at WS_LOG_WARN the failed handshake is logged once");
     CHECK_INT(ev_count_logs(WS_LOG_DEBUG, NULL), ev_count_logs(WS_LOG_WARN, NULL));
+    ws_server_free(srv);
+    /* WS_LOG_INFO (the default) holds debug lines back; WS_LOG_DEBUG delivers them. */
+    uint64_t info[] = {WS_OPT_LOG_LEVEL, WS_LOG_INFO, 0};
+    srv = start_with(info);
+    lost_handshake();
+    sleep_ms(scaled(300));
+    CHECK(ev_count_logs(WS_LOG_INFO, "listening") == 1, "at WS_LOG_INFO the listening line is logged");
+    CHECK_INT(debug_lines(), 0);
+    ws_server_free(srv);
+    uint64_t debug[] = {WS_OPT_LOG_LEVEL, WS_LOG_DEBUG, 0};
+    srv = start_with(debug);
+    lost_handshake();
+    deadline = now_ms() + scaled(2000);
+    while (debug_lines() == 0 && now_ms() < deadline) sleep_ms(5);
+    CHECK(debug_lines() > 0, "at WS_LOG_DEBUG the lost handshake is logged at WS_LOG_DEBUG (%d debug lines)",
+          debug_lines());
     ws_server_free(srv);
     srv = NULL;
 }
@@ -345,6 +376,62 @@ static void test_timeouts(void) {
     wsc_free(&h);
 }
 
+/* "0 disables" for WS_OPT_PING_INTERVAL_MS and for WS_OPT_IDLE_TIMEOUT_MS. */
+static void test_timeouts_disabled(void) {
+    /* No pings: a silent client is never pinged, and the idle timeout drops it. */
+    uint64_t no_ping[] = {WS_OPT_PING_INTERVAL_MS, 0, WS_OPT_IDLE_TIMEOUT_MS, (uint64_t)scaled(500), 0};
+    srv = start_with(no_ping);
+    wsc a;
+    uint64_t ida = open_client(&a);
+    int pings = 0, other = 0, eof = 0;
+    int64_t t0 = now_ms();
+    while (now_ms() - t0 < scaled(3000)) {
+        wsc_frame f;
+        int r = wsc_read_frame(&a, &f, scaled(50));
+        if (r == WSC_OK && f.opcode == WSC_PING) pings++;
+        else if (r == WSC_EOF) eof = 1;
+        else if (r != WSC_TIMEOUT) other++;
+        wsc_frame_free(&f);
+        if (r != WSC_OK && r != WSC_TIMEOUT) break;
+    }
+    CHECK_INT(pings, 0);
+    CHECK_INT(other, 0);
+    CHECK(eof, "WS_OPT_PING_INTERVAL_MS 0: the silent client was dropped by the idle timeout alone");
+    CHECK(ev_wait_closed(ida, scaled(3000)), "on_close for the idle client");
+    CHECK_INT(ev_get(ida).close_code, 1006);
+    CHECK_RES(ev_get(ida).last_error, WS_ERR_TIMEOUT);
+    ev_stop_server(srv, 1000, "ping interval 0");
+    srv = NULL;
+    wsc_free(&a);
+
+    /* No idle timeout: a client that never answers the pings stays connected. */
+    uint64_t no_idle[] = {WS_OPT_PING_INTERVAL_MS, (uint64_t)scaled(100), WS_OPT_IDLE_TIMEOUT_MS, 0, 0};
+    srv = start_with(no_idle);
+    uint64_t idb = open_client(&a);
+    pings = 0;
+    other = 0;
+    t0 = now_ms();
+    while (now_ms() - t0 < scaled(1500)) {
+        wsc_frame f;
+        int r = wsc_read_frame(&a, &f, scaled(50)); /* pings are read, never answered */
+        if (r == WSC_OK && f.opcode == WSC_PING) pings++;
+        else if (r != WSC_TIMEOUT) other++;
+        wsc_frame_free(&f);
+        if (r != WSC_OK && r != WSC_TIMEOUT) break;
+    }
+    CHECK(pings >= 3, "WS_OPT_IDLE_TIMEOUT_MS 0: pings keep coming (%d)", pings);
+    CHECK_INT(other, 0);
+    CHECK_INT(ev_get(idb).closed, 0);
+    wsc_send_close(&a, 1000, NULL);
+    CHECK_INT(read_to_close(&a, NULL), 1000);
+    CHECK(ev_wait_closed(idb, scaled(3000)), "on_close for the client that never answered a ping");
+    CHECK_INT(ev_get(idb).close_code, 1000);
+    CHECK_INT(ev_get(idb).errors, 0);
+    ev_stop_server(srv, 1000, "idle timeout 0");
+    srv = NULL;
+    wsc_free(&a);
+}
+
 static void test_close_timeout(void) {
     uint64_t opts[] = {WS_OPT_CLOSE_TIMEOUT_MS, (uint64_t)scaled(300), 0};
     srv = start_with(opts);
@@ -417,6 +504,7 @@ int main(void) {
     test_log_levels();
     test_max_connections();
     test_timeouts();
+    test_timeouts_disabled();
     test_close_timeout();
     test_close_in_on_open();
     return check_summary("test_lifecycle");
