@@ -318,9 +318,11 @@ static void test_hosts(void) {
     listen_and_connect("127.0.0.1", "127.0.0.1");
     listen_and_connect("localhost", "127.0.0.1");
     listen_and_connect("LOCALHOST", "127.0.0.1");
+    listen_and_connect("0.0.0.0", "127.0.0.1"); /* the header's wildcard examples */
     if (ipv6_available()) {
         listen_and_connect("::1", "::1");
         listen_and_connect("[::1]", "::1");
+        listen_and_connect("::", "::1");
     } else {
         printf("note: no IPv6 loopback here; IPv6 listen skipped\n");
     }
