@@ -183,6 +183,11 @@ static void test_drop_policy(void) {
     /* Still over the hard limit: the next send is refused too, and the connection stays open. */
     unsigned char m[MSG] = {0};
     CHECK_RES(ws_server_send(srv, id, m, MSG, WS_BINARY), WS_ERR_DROPPED);
+    /* A broadcast skips a connection over its hard limit (nothing queued:
+     * the reads below expect exactly the numbered messages, then "again"). */
+    size_t nq = 99;
+    CHECK_RES(ws_server_broadcast(srv, m, MSG, WS_BINARY, 0, &nq), WS_OK);
+    CHECK_INT(nq, 0);
     /* The refused message was not queued: the queue stays under the hard limit. */
     size_t q2 = 0;
     CHECK_RES(ws_server_queued_bytes(srv, id, &q2), WS_OK);
