@@ -177,6 +177,19 @@ static void test_with_certificates(void) {
     CHECK_RES(ws_server_reload_tls(srv, renewed), WS_ERR_STATE); /* listening without TLS */
     ws_server_free(srv);
 
+    /* set_ssl(0) then any non-zero value: TLS is on again with the staged configuration. */
+    srv = ws_server_new(NULL, NULL);
+    CHECK_RES(ws_server_set_tls(srv, renewed), WS_OK);
+    CHECK_RES(ws_server_set_ssl(srv, 0), WS_OK);
+    CHECK_RES(ws_server_set_ssl(srv, 7), WS_OK);
+    CHECK_RES(ws_server_listen(srv, "127.0.0.1", 0), WS_OK);
+    CHECK_RES(ws_server_port(srv, &port), WS_OK);
+    status = wsc_open(&w, "127.0.0.1", port, "/", NULL, 0, scaled(3000));
+    CHECK(status != 101, "set_ssl(0) then set_ssl(7): TLS again, plain ws:// does not upgrade (status %d)", status);
+    wsc_free(&w);
+    CHECK_RES(ws_server_reload_tls(srv, renewed), WS_OK); /* listening with TLS */
+    ws_server_free(srv);
+
     /* reload_tls on a server listening without TLS: WS_ERR_STATE. */
     srv = ws_server_new(NULL, NULL);
     CHECK_RES(ws_server_reload_tls(srv, renewed), WS_ERR_STATE); /* not listening */
