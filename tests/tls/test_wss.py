@@ -1,6 +1,7 @@
 """wss:// through the C ABI with Python's `websockets` and `ssl`: the
 tls_echo_server example and tests/tls/tls_reload_server.c (reload from a
-callback, mutual TLS). Usage: test_wss.py CERTDIR BUILDDIR"""
+callback, mutual TLS, certificate and key from memory).
+Usage: test_wss.py CERTDIR BUILDDIR"""
 import asyncio
 import os
 import re
@@ -125,6 +126,19 @@ class ReloadTest(unittest.TestCase):
                             pass
                         writer.close()
                     self.assertEqual(await echo(good, "still fine"), "still fine")
+            run(go())
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
+
+class PemFromMemoryTest(unittest.TestCase):
+    def test_certificate_and_encrypted_key_from_memory_serve_wss(self):
+        srv = Server(RELOAD, CERTS, "--pem")
+        try:
+            async def go():
+                async with websockets.connect(f"wss://localhost:{srv.port}/", ssl=context()) as ws:
+                    self.assertEqual(subject_of(ws)["organizationName"], "wsserver")
+                    self.assertEqual(await echo(ws, "from memory"), "from memory")
             run(go())
         finally:
             self.assertEqual(srv.stop(), 0)

@@ -1,7 +1,9 @@
 /*
  * A wss echo server for tests/tls/test_wss.py, configured and reloaded
- * through the C ABI. Usage: tls_reload_server CERTDIR [--ca | --ca-pem]
- * (--ca loads ca.pem as a file, --ca-pem reads it into memory first).
+ * through the C ABI. Usage: tls_reload_server CERTDIR [--ca | --ca-pem | --pem]
+ * (--ca loads ca.pem as a file, --ca-pem reads it into memory first,
+ * --pem loads the certificate and the encrypted key from memory instead of
+ * from their files).
  * Text commands from a client: "reload-good" swaps to server2.pem/key,
  * "reload-bad" tries a mismatched pair; the reply is "reload:" + the
  * result name (+ ":" + ws_last_error()). With mutual TLS, each client
@@ -61,13 +63,29 @@ static void on_message(void *ud, uint64_t conn, const uint8_t *data, size_t len,
     }
 }
 
-/* Reads ca.pem into a buffer and hands the bytes to the configuration. */
+/* Reads CERTDIR/name into a static buffer; returns its length (0 on error). */
+static size_t slurp(const char *name, uint8_t *pem, size_t cap) {
+    FILE *f = fopen(path(name), "rb");
+    size_t n = f ? fread(pem, 1, cap, f) : 0;
+    if (f) fclose(f);
+    return n;
+}
+
+/* Hands the bytes of ca.pem to the configuration. */
 static ws_result set_ca_from_memory(ws_tls_config *c) {
     static uint8_t pem[64 * 1024];
-    FILE *f = fopen(path("ca.pem"), "rb");
-    size_t n = f ? fread(pem, 1, sizeof pem, f) : 0;
-    if (f) fclose(f);
-    return ws_tls_config_set_ca_pem(c, pem, n);
+    return ws_tls_config_set_ca_pem(c, pem, slurp("ca.pem", pem, sizeof pem));
+}
+
+/* The certificate and the encrypted key from memory (ws_tls_config_set_*_pem). */
+static int set_cert_and_key(ws_tls_config *c, int from_memory) {
+    if (!from_memory) {
+        return ws_tls_config_set_cert_file(c, path("server.pem")) == WS_OK &&
+               ws_tls_config_set_key_file(c, path("server-enc.key"), "secret") == WS_OK;
+    }
+    static uint8_t cert[64 * 1024], key[64 * 1024];
+    return ws_tls_config_set_cert_pem(c, cert, slurp("server.pem", cert, sizeof cert)) == WS_OK &&
+           ws_tls_config_set_key_pem(c, key, slurp("server-enc.key", key, sizeof key), "secret") == WS_OK;
 }
 
 int main(int argc, char **argv) {
@@ -85,8 +103,7 @@ int main(int argc, char **argv) {
     server = ws_server_new(&cb, NULL);
     ws_server_set_option(server, WS_OPT_HANDSHAKE_TIMEOUT_MS, 1000);
     ws_tls_config *c = ws_tls_config_new();
-    if (ws_tls_config_set_cert_file(c, path("server.pem")) != WS_OK ||
-        ws_tls_config_set_key_file(c, path("server-enc.key"), "secret") != WS_OK ||
+    if (!set_cert_and_key(c, argc > 2 && strcmp(argv[2], "--pem") == 0) ||
         (argc > 2 && strcmp(argv[2], "--ca") == 0 && ws_tls_config_set_ca_file(c, path("ca.pem")) != WS_OK) ||
         (argc > 2 && strcmp(argv[2], "--ca-pem") == 0 && set_ca_from_memory(c) != WS_OK) ||
         ws_server_set_tls(server, c) != WS_OK || ws_server_listen(server, "127.0.0.1", 0) != WS_OK) {
