@@ -349,11 +349,9 @@ impl Server {
     pub fn close(&self, grace: Duration) {
         let inner = &self.inner;
         start_close(inner);
-        if inner.on_io_thread() {
-            return;
+        if !inner.on_io_thread() {
+            finish_close(inner, grace);
         }
-        let _serial = inner.close_lock.lock();
-        finish_close(inner, grace);
     }
 }
 
@@ -375,8 +373,10 @@ fn start_close(inner: &Arc<Inner>) {
 }
 
 /// Waits for the connections (bounded by `grace`, then kills them) and
-/// shuts the runtime down. Must not run on one of this server's threads.
+/// shuts the runtime down; concurrent calls wait for the first. Must not
+/// run on one of this server's threads.
 fn finish_close(inner: &Arc<Inner>, grace: Duration) {
+    let _serial = inner.close_lock.lock();
     if inner.state.load(Ordering::SeqCst) == CLOSED {
         return;
     }
@@ -407,12 +407,8 @@ impl Drop for Server {
         start_close(&inner);
         if inner.on_io_thread() {
             // Dropped inside one of our own callbacks: finish elsewhere.
-            std::thread::spawn(move || {
-                let _serial = inner.close_lock.lock();
-                finish_close(&inner, Duration::from_secs(1));
-            });
+            std::thread::spawn(move || finish_close(&inner, Duration::from_secs(1)));
         } else {
-            let _serial = inner.close_lock.lock();
             finish_close(&inner, Duration::from_secs(1));
         }
     }
