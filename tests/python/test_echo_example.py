@@ -150,27 +150,24 @@ class EchoServerTest(unittest.TestCase):
         self.assertGreater(self.server.port, 0)
         self.assertIsNone(self.server.proc.poll())
 
-    def test_text_echo(self):
+    def assert_echoes(self, messages, kind):
+        """Each message comes back equal and of the same kind (str: text, bytes: binary)."""
+
         async def go():
             async with client(self.server.url) as ws:
-                for msg in ["hello", "", "h\u00e9llo \U0001F30D \u20ac", "x" * 126, "y" * 65536]:
+                for msg in messages:
                     await ws.send(msg)
                     got = await ws.recv()
-                    self.assertIsInstance(got, str)
+                    self.assertIsInstance(got, kind)
                     self.assertEqual(got, msg)
 
         run(go())
+
+    def test_text_echo(self):
+        self.assert_echoes(["hello", "", "h\u00e9llo \U0001F30D \u20ac", "x" * 126, "y" * 65536], str)
 
     def test_binary_echo(self):
-        async def go():
-            async with client(self.server.url) as ws:
-                for msg in [b"\x00\x01\xff", b"", bytes(range(256)) * 3]:
-                    await ws.send(msg)
-                    got = await ws.recv()
-                    self.assertIsInstance(got, bytes)
-                    self.assertEqual(got, msg)
-
-        run(go())
+        self.assert_echoes([b"\x00\x01\xff", b"", bytes(range(256)) * 3], bytes)
 
     def test_100kb_echo(self):
         async def go():
