@@ -64,6 +64,16 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 30))
 
 
+def with_reload_server(test, go, *options):
+    """Runs the coroutine go(server) against tls_reload_server CERTS *options;
+    the server must then exit 0 on SIGTERM."""
+    srv = Server(RELOAD, CERTS, *options)
+    try:
+        run(go(srv))
+    finally:
+        test.assertEqual(srv.stop(), 0)
+
+
 class ExampleTest(unittest.TestCase):
     def test_encrypted_key_with_the_right_password_echoes(self):
         srv = Server(EXAMPLE, cert("server.pem"), cert("server-enc.key"), "127.0.0.1", "0", "--key-password", "secret")
@@ -89,59 +99,50 @@ class ExampleTest(unittest.TestCase):
 
 class ReloadTest(unittest.TestCase):
     def test_reload_from_a_callback_keeps_open_connections(self):
-        srv = Server(RELOAD, CERTS)
-        try:
-            async def go():
-                url = f"wss://localhost:{srv.port}/"
-                async with websockets.connect(url, ssl=context()) as old:
-                    self.assertEqual(subject_of(old)["organizationName"], "wsserver")
-                    self.assertEqual(await echo(old, "reload-good"), "reload:WS_OK")
-                    async with websockets.connect(url, ssl=context()) as new:
-                        self.assertEqual(subject_of(new)["organizationName"], "wsserver renewed")
-                        self.assertEqual(await echo(new, "new"), "new")
-                    self.assertEqual(await echo(old, "old still open"), "old still open")
-                    bad = await echo(old, "reload-bad")
-                    self.assertTrue(bad.startswith("reload:WS_ERR_TLS:"), bad)
-                    self.assertIn("does not match", bad)
-                    async with websockets.connect(url, ssl=context()) as after:
-                        self.assertEqual(subject_of(after)["organizationName"], "wsserver renewed")
-            run(go())
-        finally:
-            self.assertEqual(srv.stop(), 0)
+        async def go(srv):
+            url = f"wss://localhost:{srv.port}/"
+            async with websockets.connect(url, ssl=context()) as old:
+                self.assertEqual(subject_of(old)["organizationName"], "wsserver")
+                self.assertEqual(await echo(old, "reload-good"), "reload:WS_OK")
+                async with websockets.connect(url, ssl=context()) as new:
+                    self.assertEqual(subject_of(new)["organizationName"], "wsserver renewed")
+                    self.assertEqual(await echo(new, "new"), "new")
+                self.assertEqual(await echo(old, "old still open"), "old still open")
+                bad = await echo(old, "reload-bad")
+                self.assertTrue(bad.startswith("reload:WS_ERR_TLS:"), bad)
+                self.assertIn("does not match", bad)
+                async with websockets.connect(url, ssl=context()) as after:
+                    self.assertEqual(subject_of(after)["organizationName"], "wsserver renewed")
+
+        with_reload_server(self, go)
 
     def test_hostile_tls_clients_are_dropped_and_others_carry_on(self):
-        srv = Server(RELOAD, CERTS)
-        try:
-            async def go():
-                async with websockets.connect(f"wss://localhost:{srv.port}/", ssl=context()) as good:
-                    for payload in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01\xff\xff garbage", b"\x16\x03"):
-                        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-                        writer.write(payload)
-                        await writer.drain()
-                        # dropped: EOF (or reset) within the 1 s handshake timeout + margin
-                        try:
-                            while await asyncio.wait_for(reader.read(1024), 4):
-                                pass
-                        except ConnectionResetError:
+        async def go(srv):
+            async with websockets.connect(f"wss://localhost:{srv.port}/", ssl=context()) as good:
+                for payload in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01\xff\xff garbage", b"\x16\x03"):
+                    reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+                    writer.write(payload)
+                    await writer.drain()
+                    # dropped: EOF (or reset) within the 1 s handshake timeout + margin
+                    try:
+                        while await asyncio.wait_for(reader.read(1024), 4):
                             pass
-                        writer.close()
-                    self.assertEqual(await echo(good, "still fine"), "still fine")
-            run(go())
-        finally:
-            self.assertEqual(srv.stop(), 0)
+                    except ConnectionResetError:
+                        pass
+                    writer.close()
+                self.assertEqual(await echo(good, "still fine"), "still fine")
+
+        with_reload_server(self, go)
 
 
 class PemFromMemoryTest(unittest.TestCase):
     def test_certificate_and_encrypted_key_from_memory_serve_wss(self):
-        srv = Server(RELOAD, CERTS, "--pem")
-        try:
-            async def go():
-                async with websockets.connect(f"wss://localhost:{srv.port}/", ssl=context()) as ws:
-                    self.assertEqual(subject_of(ws)["organizationName"], "wsserver")
-                    self.assertEqual(await echo(ws, "from memory"), "from memory")
-            run(go())
-        finally:
-            self.assertEqual(srv.stop(), 0)
+        async def go(srv):
+            async with websockets.connect(f"wss://localhost:{srv.port}/", ssl=context()) as ws:
+                self.assertEqual(subject_of(ws)["organizationName"], "wsserver")
+                self.assertEqual(await echo(ws, "from memory"), "from memory")
+
+        with_reload_server(self, go, "--pem")
 
 
 class MutualTlsTest(unittest.TestCase):
@@ -152,21 +153,18 @@ class MutualTlsTest(unittest.TestCase):
         self.check_client_certificates("--ca-pem")
 
     def check_client_certificates(self, ca_option):
-        srv = Server(RELOAD, CERTS, ca_option)
-        try:
-            async def go():
-                url = f"wss://localhost:{srv.port}/"
-                async with websockets.connect(url, ssl=context("client")) as ws:
-                    self.assertEqual(await asyncio.wait_for(ws.recv(), 5), "subject:O=wsserver tests,CN=alice")
-                    self.assertEqual(await echo(ws, "mutual"), "mutual")
-                for who in (None, "other-client"):
-                    with self.assertRaises((ssl.SSLError, ConnectionError, websockets.exceptions.WebSocketException,
-                                            EOFError, OSError), msg=f"client {who} must be refused"):
-                        async with websockets.connect(url, ssl=context(who), open_timeout=5) as ws:
-                            await asyncio.wait_for(ws.recv(), 5)
-            run(go())
-        finally:
-            self.assertEqual(srv.stop(), 0)
+        async def go(srv):
+            url = f"wss://localhost:{srv.port}/"
+            async with websockets.connect(url, ssl=context("client")) as ws:
+                self.assertEqual(await asyncio.wait_for(ws.recv(), 5), "subject:O=wsserver tests,CN=alice")
+                self.assertEqual(await echo(ws, "mutual"), "mutual")
+            for who in (None, "other-client"):
+                with self.assertRaises((ssl.SSLError, ConnectionError, websockets.exceptions.WebSocketException,
+                                        EOFError, OSError), msg=f"client {who} must be refused"):
+                    async with websockets.connect(url, ssl=context(who), open_timeout=5) as ws:
+                        await asyncio.wait_for(ws.recv(), 5)
+
+        with_reload_server(self, go, ca_option)
 
 
 if __name__ == "__main__":
