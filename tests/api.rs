@@ -121,15 +121,6 @@ fn text(m: &Message) -> String {
     }
 }
 
-/// Waits until `f` is true, 5 s at most.
-fn wait(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Connection ids and event order
 // ---------------------------------------------------------------------------

@@ -79,6 +79,16 @@ impl Recorder {
     }
 }
 
+/// Waits until `f` is true, 5 s at most; fails the test naming `what`
+/// otherwise. For conditions other than events (logs, counters, flags).
+pub fn wait(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Starts a server on 127.0.0.1 with a free port.
 pub fn start(config: Config, echo: bool) -> (Server, Arc<Recorder>, u16) {
     let rec = Arc::new(Recorder { echo, ..Default::default() });
