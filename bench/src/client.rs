@@ -284,8 +284,9 @@ impl WsConn {
     }
 
     pub async fn flush_pending(&mut self) -> io::Result<()> {
-        let p = std::mem::take(&mut self.fb.pending);
-        self.stream.write_all(&p).await
+        self.stream.write_all(&self.fb.pending).await?;
+        self.fb.pending.clear();
+        Ok(())
     }
 
     pub fn has_pending(&self) -> bool {

@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::client::{client_frame, FrameBuf, OP_CLOSE, OP_TEXT};
-use crate::epoll_echo::send_all_nb;
+use crate::epoll_echo::{flush_pending, send_all_nb};
 use crate::procs::CpuDelta;
 use crate::sock;
 use crate::window::Window;
@@ -15,9 +15,24 @@ use crate::window::Window;
 const RING: usize = 4096;
 
 /// Broadcast frame `seq`: 16 bytes of text, "BC" + 8 hex digits + padding.
+/// Built once; `set_seq` then rewrites its 8 digits in place for each
+/// message, so that publishing allocates nothing.
 fn bcast_frame(seq: u64) -> Vec<u8> {
-    let p = format!("BC{:08x}......", seq as u32);
-    client_frame(OP_TEXT, p.as_bytes())
+    let mut f = client_frame(OP_TEXT, b"BC00000000......");
+    set_seq(&mut f, seq);
+    f
+}
+
+/// Writes the digits of `seq` (its low 32 bits, lower-case hex) into a frame
+/// made by `bcast_frame`, masked with the frame's own key.
+fn set_seq(f: &mut [u8], seq: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // 2-byte header (payload < 126 bytes), then the 4-byte key, then "BC".
+    let (mask, digits) = (2, 2 + 4 + 2);
+    for i in 0..8 {
+        let nibble = (seq as u32 >> (28 - 4 * i)) & 0xf;
+        f[digits + i] = HEX[nibble as usize] ^ f[mask + ((2 + i) & 3)];
+    }
 }
 
 fn parse_hex8(b: &[u8]) -> Option<u64> {
@@ -87,6 +102,7 @@ pub fn run(
     let mut count = vec![0u32; RING];
     let mut sent_at = vec![start; RING];
     let mut seq: u64 = 0;
+    let mut frame = bcast_frame(0);
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 2048];
     let mut win = Window::new(pid, mstart, mend);
     loop {
@@ -112,12 +128,8 @@ pub fn run(
             count[slot] = 0;
             sent_at[slot] = Instant::now();
             let p = &mut cs[pub_idx];
-            let mut r = Ok(());
-            if !p.fb.pending.is_empty() {
-                let pend = std::mem::take(&mut p.fb.pending);
-                r = send_all_nb(&p.stream, &pend);
-            }
-            if let Err(e) = r.and_then(|_| send_all_nb(&p.stream, &bcast_frame(seq))) {
+            set_seq(&mut frame, seq);
+            if let Err(e) = flush_pending(&p.stream, &mut p.fb).and_then(|_| send_all_nb(&p.stream, &frame)) {
                 out.publisher_err = Some(e.to_string());
                 break;
             }
@@ -175,9 +187,8 @@ pub fn run(
                             }
                         }
                     }
-                    if err.is_none() && idx != pub_idx && !c.fb.pending.is_empty() {
-                        let p = std::mem::take(&mut c.fb.pending);
-                        if let Err(e) = send_all_nb(&c.stream, &p) {
+                    if err.is_none() && idx != pub_idx {
+                        if let Err(e) = flush_pending(&c.stream, &mut c.fb) {
                             err = Some(e.to_string());
                         }
                     }
@@ -197,4 +208,19 @@ pub fn run(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_digits_rewritten_in_place() {
+        let mut f = bcast_frame(0);
+        for seq in [0u64, 1, 0xabc, 0x1234_5678, 0xffff_ffff, 0x1_0000_0007] {
+            set_seq(&mut f, seq);
+            let fresh = client_frame(OP_TEXT, format!("BC{:08x}......", seq as u32).as_bytes());
+            assert_eq!(f, fresh, "seq {seq:#x}");
+        }
+    }
 }

@@ -38,6 +38,16 @@ pub fn send_all_nb(s: &TcpStream, data: &[u8]) -> io::Result<()> {
     sock::send_all(s.as_raw_fd(), data, Duration::from_secs(10))
 }
 
+/// Sends the pongs `fb` owes the server, if any; the buffer keeps its
+/// capacity for the next ones.
+pub fn flush_pending(s: &TcpStream, fb: &mut FrameBuf) -> io::Result<()> {
+    if !fb.pending.is_empty() {
+        send_all_nb(s, &fb.pending)?;
+        fb.pending.clear();
+    }
+    Ok(())
+}
+
 /// Runs one-message-in-flight echo on every connection until `mend` (or
 /// `hard`, or until every connection failed). Messages completed between
 /// the first loop turn at or after `mstart` and the first at or after `mend`
@@ -150,13 +160,10 @@ pub fn run(
                                 out.lat.push((t - c.sent_at).as_nanos().min(u32::MAX as u128) as u32);
                             }
                         }
-                        if !c.fb.pending.is_empty() {
-                            let p = std::mem::take(&mut c.fb.pending);
-                            if let Err(e) = send_all_nb(&c.stream, &p) {
-                                fail(c, &mut out, e.to_string());
-                                alive -= 1;
-                                break;
-                            }
+                        if let Err(e) = flush_pending(&c.stream, &mut c.fb) {
+                            fail(c, &mut out, e.to_string());
+                            alive -= 1;
+                            break;
                         }
                         c.sent_at = t;
                         if let Err(e) = send_all_nb(&c.stream, frame) {
@@ -172,9 +179,8 @@ pub fn run(
                     }
                 }
             }
-            if c.alive && !c.fb.pending.is_empty() {
-                let p = std::mem::take(&mut c.fb.pending);
-                if let Err(e) = send_all_nb(&c.stream, &p) {
+            if c.alive {
+                if let Err(e) = flush_pending(&c.stream, &mut c.fb) {
                     fail(c, &mut out, e.to_string());
                     alive -= 1;
                 }
