@@ -51,16 +51,7 @@ impl Fixture {
     fn violation(&mut self, what: &str, bytes: &[u8], code: u16) {
         let (mut c, id) = self.open();
         c.write(bytes);
-        let f = c.try_read_frame().unwrap_or_else(|e| panic!("{what}: no close frame, got {e:?}"));
-        assert_eq!(f.opcode, OP_CLOSE, "{what}: expected a close frame, got {f:?}");
-        assert_eq!(
-            f.close_code(),
-            Some(code),
-            "{what}: close code (reason {:?})",
-            String::from_utf8_lossy(f.close_reason())
-        );
-        assert!(std::str::from_utf8(f.close_reason()).is_ok(), "{what}: close reason not UTF-8");
-        c.expect_end();
+        c.expect_close_for(what, Some(code));
         let (got, _) = self.rec.wait_close(id);
         assert_eq!(got, code, "{what}: on_close code");
         let mine = self.rec.events_of(id);
@@ -632,7 +623,7 @@ fn valid_close_is_echoed_and_reported() {
             Some(code) => c.write(&close_frame(code, reason.as_bytes())),
             None => c.send(true, OP_CLOSE, b""),
         }
-        let f = c.expect_close(code);
+        let f = c.expect_close_for(&format!("close {code:?} {reason:?}"), code);
         if code.is_none() {
             assert!(f.payload.is_empty(), "empty close must be echoed empty: {f:?}");
         }

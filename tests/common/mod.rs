@@ -439,11 +439,21 @@ impl RawClient {
     /// payload); then the server must end the TCP connection. Returns the
     /// close frame.
     pub fn expect_close(&mut self, code: Option<u16>) -> Frame {
-        let f = self.read_frame();
-        assert_eq!(f.opcode, OP_CLOSE, "expected a close frame, got {f:?}");
-        assert!(f.fin && !f.masked && f.rsv == 0, "malformed close frame {f:?}");
-        assert_eq!(f.close_code(), code, "close code; frame {f:?}");
-        assert!(std::str::from_utf8(f.close_reason()).is_ok(), "close reason not UTF-8");
+        self.expect_close_for("expect_close", code)
+    }
+    /// [`expect_close`](Self::expect_close), with `what` naming the case in
+    /// every failure message.
+    pub fn expect_close_for(&mut self, what: &str, code: Option<u16>) -> Frame {
+        let f = self.try_read_frame().unwrap_or_else(|e| panic!("{what}: no close frame, got {e:?}"));
+        assert_eq!(f.opcode, OP_CLOSE, "{what}: expected a close frame, got {f:?}");
+        assert!(f.fin && !f.masked && f.rsv == 0, "{what}: malformed close frame {f:?}");
+        assert_eq!(
+            f.close_code(),
+            code,
+            "{what}: close code (reason {:?}); frame {f:?}",
+            String::from_utf8_lossy(f.close_reason())
+        );
+        assert!(std::str::from_utf8(f.close_reason()).is_ok(), "{what}: close reason not UTF-8");
         self.expect_end();
         f
     }
