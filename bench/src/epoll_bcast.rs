@@ -6,11 +6,10 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::client::{client_frame, FrameBuf, OP_CLOSE, OP_TEXT};
-use crate::epoll_echo::{flush_pending, send_all_nb};
+use crate::client::{client_frame, FrameBuf, OP_TEXT};
+use crate::hotloop::{self, flush_pending, send_all_nb, Window};
 use crate::procs::CpuDelta;
 use crate::sock;
-use crate::window::Window;
 
 const RING: usize = 4096;
 
@@ -152,49 +151,28 @@ pub fn run(
             if !c.alive {
                 continue;
             }
-            let mut err: Option<String> = None;
-            match sock::recv(c.stream.as_raw_fd(), c.fb.spare()) {
-                Ok(0) => err = Some("server closed the connection".into()),
-                Err(e) if sock::transient(&e) => {}
-                Err(e) => err = Some(e.to_string()),
-                Ok(n) => {
-                    c.fb.advance(n);
-                    let t = Instant::now();
-                    loop {
-                        match c.fb.try_parse() {
-                            Ok(None) => break,
-                            Ok(Some(f)) if f.opcode == OP_CLOSE => {
-                                err = Some("server sent close".into());
-                                break;
-                            }
-                            Ok(Some(f)) => {
-                                if idx == pub_idx || !f.starts_with(b"BC") {
-                                    continue; // the publisher's own copy, welcome texts
-                                }
-                                let Some(s) = parse_hex8(&f.prefix[2..10]) else { continue };
-                                let slot = s as usize % RING;
-                                count[slot] += 1;
-                                if measuring {
-                                    out.delivered += 1;
-                                    if out.lat.len() < 4_000_000 {
-                                        out.lat.push((t - sent_at[slot]).as_nanos().min(u32::MAX as u128) as u32);
-                                    }
-                                }
-                            }
-                            Err(e) => {
-                                err = Some(e.to_string());
-                                break;
-                            }
-                        }
-                    }
-                    if err.is_none() && idx != pub_idx {
-                        if let Err(e) = flush_pending(&c.stream, &mut c.fb) {
-                            err = Some(e.to_string());
-                        }
+            // When this read's messages arrived: after the recv, taken once.
+            let mut read_at: Option<Instant> = None;
+            let mut r = hotloop::read_frames(&c.stream, &mut c.fb, |_, f| {
+                if idx == pub_idx || !f.starts_with(b"BC") {
+                    return Ok(()); // the publisher's own copy, welcome texts
+                }
+                let Some(s) = parse_hex8(&f.prefix[2..10]) else { return Ok(()) };
+                let slot = s as usize % RING;
+                count[slot] += 1;
+                if measuring {
+                    out.delivered += 1;
+                    if out.lat.len() < 4_000_000 {
+                        let t = *read_at.get_or_insert_with(Instant::now);
+                        out.lat.push((t - sent_at[slot]).as_nanos().min(u32::MAX as u128) as u32);
                     }
                 }
+                Ok(())
+            });
+            if idx != pub_idx {
+                r = r.and_then(|()| flush_pending(&c.stream, &mut c.fb).map_err(|e| e.to_string()));
             }
-            if let Some(e) = err {
+            if let Err(e) = r {
                 c.alive = false;
                 ep.del(c.stream.as_raw_fd());
                 if idx == pub_idx {

@@ -3,15 +3,14 @@
 //! nothing else, so that the load generator stays cheaper per message than
 //! the servers it drives (the raw TCP row shows where it saturates).
 
-use std::io;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::client::{FrameBuf, OP_CLOSE};
+use crate::client::FrameBuf;
+use crate::hotloop::{self, flush_pending, send_all_nb, Window};
 use crate::procs::CpuDelta;
 use crate::sock;
-use crate::window::Window;
 
 pub struct EchoOut {
     pub done: u64,
@@ -30,22 +29,6 @@ struct Conn {
     sent_at: Instant,
     alive: bool,
     done: u64,
-}
-
-/// Sends all of `data` on a non-blocking socket, waiting 10 s at most for
-/// room in the rare case its buffer is full.
-pub fn send_all_nb(s: &TcpStream, data: &[u8]) -> io::Result<()> {
-    sock::send_all(s.as_raw_fd(), data, Duration::from_secs(10))
-}
-
-/// Sends the pongs `fb` owes the server, if any; the buffer keeps its
-/// capacity for the next ones.
-pub fn flush_pending(s: &TcpStream, fb: &mut FrameBuf) -> io::Result<()> {
-    if !fb.pending.is_empty() {
-        send_all_nb(s, &fb.pending)?;
-        fb.pending.clear();
-    }
-    Ok(())
 }
 
 /// Runs one-message-in-flight echo on every connection until `mend` (or
@@ -126,64 +109,26 @@ pub fn run(
             if !c.alive {
                 continue;
             }
-            match sock::recv(c.stream.as_raw_fd(), c.fb.spare()) {
-                Ok(0) => {
-                    fail(c, &mut out, "server closed the connection".into());
-                    alive -= 1;
-                    continue;
+            let r = hotloop::read_frames(&c.stream, &mut c.fb, |fb, f| {
+                if !f.fin {
+                    return Ok(());
                 }
-                Ok(n) => c.fb.advance(n),
-                Err(e) if sock::transient(&e) => continue,
-                Err(e) => {
-                    fail(c, &mut out, e.to_string());
-                    alive -= 1;
-                    continue;
-                }
-            }
-            loop {
-                match c.fb.try_parse() {
-                    Ok(None) => break,
-                    Ok(Some(f)) if f.opcode == OP_CLOSE => {
-                        fail(c, &mut out, "server sent close".into());
-                        alive -= 1;
-                        break;
-                    }
-                    Ok(Some(f)) => {
-                        if !f.fin {
-                            continue;
-                        }
-                        let t = Instant::now();
-                        if measuring {
-                            out.done += 1;
-                            c.done += 1;
-                            if out.lat.len() < 8_000_000 {
-                                out.lat.push((t - c.sent_at).as_nanos().min(u32::MAX as u128) as u32);
-                            }
-                        }
-                        if let Err(e) = flush_pending(&c.stream, &mut c.fb) {
-                            fail(c, &mut out, e.to_string());
-                            alive -= 1;
-                            break;
-                        }
-                        c.sent_at = t;
-                        if let Err(e) = send_all_nb(&c.stream, frame) {
-                            fail(c, &mut out, e.to_string());
-                            alive -= 1;
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        fail(c, &mut out, e.to_string());
-                        alive -= 1;
-                        break;
+                let t = Instant::now();
+                if measuring {
+                    out.done += 1;
+                    c.done += 1;
+                    if out.lat.len() < 8_000_000 {
+                        out.lat.push((t - c.sent_at).as_nanos().min(u32::MAX as u128) as u32);
                     }
                 }
-            }
-            if c.alive {
-                if let Err(e) = flush_pending(&c.stream, &mut c.fb) {
-                    fail(c, &mut out, e.to_string());
-                    alive -= 1;
-                }
+                flush_pending(&c.stream, fb).map_err(|e| e.to_string())?;
+                c.sent_at = t;
+                send_all_nb(&c.stream, frame).map_err(|e| e.to_string())
+            })
+            .and_then(|()| flush_pending(&c.stream, &mut c.fb).map_err(|e| e.to_string()));
+            if let Err(e) = r {
+                fail(c, &mut out, e);
+                alive -= 1;
             }
         }
     }

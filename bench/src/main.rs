@@ -10,12 +10,12 @@
 mod client;
 mod epoll_bcast;
 mod epoll_echo;
+mod hotloop;
 mod procs;
 mod report;
 mod servers;
 mod sock;
 mod targets;
-mod window;
 mod workloads;
 
 use std::path::{Path, PathBuf};

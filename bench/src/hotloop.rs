@@ -1,0 +1,94 @@
+//! What the echo and broadcast hot loops (`epoll_echo.rs`,
+//! `epoll_bcast.rs`) share: reading a connection's frames, sending on a
+//! non-blocking socket, and the measured window.
+
+use std::io;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use crate::client::{Frame, FrameBuf, OP_CLOSE};
+use crate::procs::{CpuDelta, CpuMark};
+use crate::sock;
+
+/// Sends all of `data` on a non-blocking socket, waiting 10 s at most for
+/// room in the rare case its buffer is full.
+pub fn send_all_nb(s: &TcpStream, data: &[u8]) -> io::Result<()> {
+    sock::send_all(s.as_raw_fd(), data, Duration::from_secs(10))
+}
+
+/// Sends the pongs `fb` owes the server, if any; the buffer keeps its
+/// capacity for the next ones.
+pub fn flush_pending(s: &TcpStream, fb: &mut FrameBuf) -> io::Result<()> {
+    if !fb.pending.is_empty() {
+        send_all_nb(s, &fb.pending)?;
+        fb.pending.clear();
+    }
+    Ok(())
+}
+
+/// Handles one readable event of a connection: one recv into `fb`, then
+/// every complete data frame in it goes to `on_data` (with the parser, whose
+/// owed pongs it may send). Ok: the connection is fine (also when there was
+/// nothing to read after all); Err: why it is not (the server closed it or
+/// sent a close frame, a socket or parse error, or `on_data`'s error).
+pub fn read_frames(
+    s: &TcpStream,
+    fb: &mut FrameBuf,
+    mut on_data: impl FnMut(&mut FrameBuf, Frame) -> Result<(), String>,
+) -> Result<(), String> {
+    match sock::recv(s.as_raw_fd(), fb.spare()) {
+        Ok(0) => return Err("server closed the connection".into()),
+        Ok(n) => fb.advance(n),
+        Err(e) if sock::transient(&e) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    }
+    while let Some(f) = fb.try_parse().map_err(|e| e.to_string())? {
+        if f.opcode == OP_CLOSE {
+            return Err("server sent close".into());
+        }
+        on_data(fb, f)?;
+    }
+    Ok(())
+}
+
+/// The measured window: what counts is done between the first loop turn at
+/// or after `start` and the first at or after `end`, and the CPU marks are
+/// taken at those same two turns.
+pub struct Window {
+    pid: u32,
+    start: Instant,
+    end: Instant,
+    mark: Option<CpuMark>,
+}
+
+impl Window {
+    /// The window from `start` to `end`, for the CPU use of process `pid`.
+    pub fn new(pid: u32, start: Instant, end: Instant) -> Window {
+        Window { pid, start, end, mark: None }
+    }
+
+    /// To be called at the top of every loop turn: opens the window at the
+    /// first turn at or after `start`; at the first turn at or after `end`,
+    /// closes it and returns the CPU used in it (then the loop ends).
+    pub fn turn(&mut self, now: Instant) -> Option<CpuDelta> {
+        if self.mark.is_none() && now >= self.start {
+            self.mark = Some(CpuMark::now(self.pid));
+        }
+        if now >= self.end {
+            return self.mark.as_ref().map(|m| m.since(self.pid));
+        }
+        None
+    }
+
+    /// The window is open: what happens now is counted.
+    pub fn measuring(&self) -> bool {
+        self.mark.is_some()
+    }
+
+    /// How long the next epoll_wait may block: until `end`, `cap` at most,
+    /// 1 ms at least.
+    pub fn wait_ms(&self, now: Instant, cap: Duration) -> i32 {
+        (self.end.saturating_duration_since(now).min(cap).as_millis() as i32).max(1)
+    }
+}
