@@ -304,6 +304,18 @@ static void test_log_levels(void) {
     srv = NULL;
 }
 
+/* Opens and closes clients (up to 50 tries) until one gets its 101. */
+static int accepted_within_50_tries(void) {
+    int ok = 0;
+    for (int i = 0; i < 50 && !ok; i++) {
+        wsc c;
+        ok = wsc_open(&c, "127.0.0.1", port, "/", NULL, 0, scaled(5000)) == 101;
+        wsc_free(&c);
+        if (!ok) sleep_ms(scaled(50));
+    }
+    return ok;
+}
+
 static void test_max_connections(void) {
     uint64_t opts[] = {WS_OPT_MAX_CONNECTIONS, 2, 0};
     srv = start_with(opts);
@@ -318,18 +330,35 @@ static void test_max_connections(void) {
     read_to_close(&a, NULL);
     ev_wait_closed(ida, scaled(5000));
     wsc_free(&a);
-    int ok = 0;
-    for (int i = 0; i < 50 && !ok; i++) {
-        status = wsc_open(&c, "127.0.0.1", port, "/", NULL, 0, scaled(5000));
-        ok = status == 101;
-        wsc_free(&c);
-        if (!ok) sleep_ms(scaled(50));
-    }
+    int ok = accepted_within_50_tries();
     CHECK(ok, "a new client is accepted once a slot is free");
     CHECK(ev_count_logs(WS_LOG_WARN, "503") > 0, "the 503 refusal was logged");
     ws_server_free(srv);
     srv = NULL;
     wsc_free(&b);
+}
+
+/* WS_OPT_MAX_CONNECTIONS counts connections still in their handshake. */
+static void test_max_connections_counts_handshakes(void) {
+    uint64_t opts[] = {WS_OPT_MAX_CONNECTIONS, 2, 0};
+    srv = start_with(opts);
+    wsc a, h, c;
+    uint64_t ida = open_client(&a);
+    wsc_init(&h, wsc_tcp_connect("127.0.0.1", port, 0)); /* never sends its request */
+    sleep_ms(scaled(100));
+    int status = wsc_open(&c, "127.0.0.1", port, "/", NULL, 0, scaled(5000));
+    CHECK(status == 503, "one open connection and one pending handshake fill 2 slots: HTTP 503 (got %d)", status);
+    wsc_free(&c);
+    /* The pending handshake's slot frees up once it goes away. */
+    wsc_free(&h);
+    int ok = accepted_within_50_tries();
+    CHECK(ok, "a new client is accepted once the pending handshake is gone");
+    wsc_send_close(&a, 1000, NULL);
+    CHECK_INT(read_to_close(&a, NULL), 1000);
+    CHECK(ev_wait_closed(ida, scaled(5000)), "on_close for the open client");
+    ev_stop_server(srv, 1000, "max connections with a pending handshake");
+    srv = NULL;
+    wsc_free(&a);
 }
 
 static void test_timeouts(void) {
@@ -503,6 +532,7 @@ int main(void) {
     test_free_with_open_connection();
     test_log_levels();
     test_max_connections();
+    test_max_connections_counts_handshakes();
     test_timeouts();
     test_timeouts_disabled();
     test_close_timeout();
