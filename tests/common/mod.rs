@@ -68,25 +68,31 @@ impl Recorder {
     }
     /// Waits up to 5 s for an event matching `f`.
     pub fn wait_for(&self, f: impl Fn(&Ev) -> bool) -> Ev {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(e) = self.snapshot().into_iter().find(|e| f(e)) {
-                return e;
-            }
-            assert!(Instant::now() < deadline, "event not seen; have {:?}", self.snapshot());
-            std::thread::sleep(Duration::from_millis(5));
+        let seen = self.wait_until(Duration::from_secs(5), |ev| ev.iter().any(&f));
+        assert!(seen, "event not seen; have {:?}", self.snapshot());
+        // Events are only ever appended: the one seen is still there.
+        self.snapshot().into_iter().find(|e| f(e)).unwrap()
+    }
+}
+
+/// Polls `f` every 2 ms until it holds (true) or `limit` has passed (false).
+pub fn poll_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
         }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
 /// Waits until `f` is true, 5 s at most; fails the test naming `what`
 /// otherwise. For conditions other than events (logs, counters, flags).
 pub fn wait(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    assert!(poll_until(Duration::from_secs(5), f), "timed out waiting for {what}");
 }
 
 /// Starts a server on 127.0.0.1 with a free port.
@@ -104,16 +110,7 @@ pub fn start(config: Config, echo: bool) -> (Server, Arc<Recorder>, u16) {
 impl Recorder {
     /// Waits up to `limit` for `f` to hold on the events; returns whether it did.
     pub fn wait_until(&self, limit: Duration, f: impl Fn(&[Ev]) -> bool) -> bool {
-        let deadline = Instant::now() + limit;
-        loop {
-            if f(&self.snapshot()) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        poll_until(limit, || f(&self.snapshot()))
     }
     /// The events of one connection, in order.
     pub fn events_of(&self, conn: ConnId) -> Vec<Ev> {
@@ -309,9 +306,7 @@ pub struct RawClient {
 
 impl RawClient {
     pub fn connect(port: u16) -> RawClient {
-        Self::connect_addr(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-    }
-    pub fn connect_addr(addr: std::net::SocketAddr) -> RawClient {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
         stream.set_nodelay(true).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
