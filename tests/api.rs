@@ -8,7 +8,7 @@
 mod common;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -728,7 +728,6 @@ struct SelfCloser {
     rec: Recorder,
     server: OnceLock<Weak<Server>>,
     close_returned_in: Mutex<Option<Duration>>,
-    on_io_thread: AtomicBool,
 }
 
 impl Handler for SelfCloser {
@@ -739,7 +738,6 @@ impl Handler for SelfCloser {
         self.rec.on_message(s, c, d, k);
         if d == b"shutdown" {
             let server = self.server.get().unwrap().upgrade().expect("server alive");
-            self.on_io_thread.store(true, Ordering::SeqCst);
             let t0 = Instant::now();
             server.close(Duration::from_secs(5));
             server.close(Duration::from_secs(5));
