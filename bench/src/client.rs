@@ -75,20 +75,18 @@ pub fn source_ip(i: usize) -> IpAddr {
 }
 
 /// Received bytes and the frame parser over them, shared by the async
-/// client below and the epoll echo loop.
+/// client below and the epoll hot loops.
 pub struct FrameBuf {
     buf: Vec<u8>,
     start: usize,
     end: usize,
     /// Pongs owed to the server, to be written before our next send.
     pub pending: Vec<u8>,
-    /// The server sent a close frame.
-    pub closed: bool,
 }
 
 impl FrameBuf {
     pub fn new(cap: usize) -> FrameBuf {
-        FrameBuf { buf: vec![0; cap], start: 0, end: 0, pending: Vec::new(), closed: false }
+        FrameBuf { buf: vec![0; cap], start: 0, end: 0, pending: Vec::new() }
     }
 
     /// Free tail to read into (made non-empty, compacting or growing).
@@ -189,9 +187,6 @@ impl FrameBuf {
             self.start += total;
             if opcode == OP_PONG {
                 continue;
-            }
-            if opcode == OP_CLOSE {
-                self.closed = true;
             }
             return Ok(Some(frame));
         }

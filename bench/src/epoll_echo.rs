@@ -61,7 +61,6 @@ pub fn run(
     let now = Instant::now();
     let mut cs: Vec<Conn> =
         conns.into_iter().map(|(stream, fb)| Conn { stream, fb, sent_at: now, alive: true, done: 0 }).collect();
-    let mut alive = 0usize;
     let fail = |c: &mut Conn, out: &mut EchoOut, why: String| {
         if c.alive {
             c.alive = false;
@@ -72,17 +71,13 @@ pub fn run(
     };
     for (i, c) in cs.iter_mut().enumerate() {
         if let Err(e) = ep.add(c.stream.as_raw_fd(), i as u64) {
-            c.alive = false;
-            out.errors += 1;
-            out.first_err.get_or_insert(format!("epoll_ctl: {e}"));
+            fail(c, &mut out, format!("epoll_ctl: {e}"));
             continue;
         }
         c.sent_at = Instant::now();
         if let Err(e) = send_all_nb(&c.stream, frame) {
             fail(c, &mut out, e.to_string());
-            continue;
         }
-        alive += 1;
     }
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     let mut win = Window::new(pid, mstart, mend);
@@ -92,7 +87,8 @@ pub fn run(
             out.cpu = Some(cpu);
             break;
         }
-        if now >= hard || alive == 0 {
+        // Every connection that failed counts once in `errors`.
+        if now >= hard || out.errors as usize == cs.len() {
             break;
         }
         let measuring = win.measuring();
@@ -128,7 +124,6 @@ pub fn run(
             .and_then(|()| flush_pending(&c.stream, &mut c.fb).map_err(|e| e.to_string()));
             if let Err(e) = r {
                 fail(c, &mut out, e);
-                alive -= 1;
             }
         }
     }
