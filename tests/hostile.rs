@@ -5,7 +5,6 @@
 //! keeps being served. Deterministic (a fixed-seed xorshift), bounded.
 mod common;
 use common::*;
-use std::io::Read;
 use std::time::{Duration, Instant};
 use wsserver::Config;
 
@@ -44,10 +43,11 @@ fn plausible_frame(rng: &mut Rng) -> Vec<u8> {
     f
 }
 
-/// Drains what the server sends until it closes (or 3 s pass); returns the
-/// close code of the first close frame seen after the 101, if any.
+/// Reads what the server sends until it ends the connection, goes quiet
+/// for 400 ms, or 3 s pass; returns the close code of the first close frame
+/// seen after the 101, if any.
 fn drain(c: &mut RawClient) -> Option<u16> {
-    c.set_read_timeout(Duration::from_millis(200));
+    c.set_read_timeout(Duration::from_millis(400));
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut code = None;
     while Instant::now() < deadline {
@@ -56,13 +56,7 @@ fn drain(c: &mut RawClient) -> Option<u16> {
                 code = code.or(f.close_code().or(Some(1005)));
             }
             Ok(_) => {}
-            Err(_) => {
-                let mut b = [0u8; 4096];
-                match c.stream.read(&mut b) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
+            Err(_) => break,
         }
     }
     code
