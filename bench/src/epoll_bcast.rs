@@ -78,8 +78,7 @@ pub fn run(
         publisher_err: None,
         cpu: None,
     };
-    // Receivers still connected: a message is complete when all of them got it.
-    let mut live = receivers.len() as u32;
+    let receivers_n = receivers.len() as u64;
     let ep = match sock::Epoll::new() {
         Ok(ep) => ep,
         Err(e) => {
@@ -90,11 +89,21 @@ pub fn run(
     let mut cs: Vec<Conn> = receivers.into_iter().map(|(stream, fb)| Conn { stream, fb, alive: true }).collect();
     cs.push(Conn { stream: publisher.0, fb: publisher.1, alive: true });
     let pub_idx = cs.len() - 1;
+    // A failed receiver counts once in `errors`; a failed publisher sets
+    // `publisher_err` (and publishing stops).
+    let fail = |c: &mut Conn, is_pub: bool, out: &mut BcastOut, why: String| {
+        c.alive = false;
+        ep.del(c.stream.as_raw_fd());
+        if is_pub {
+            out.publisher_err.get_or_insert(why);
+        } else {
+            out.errors += 1;
+            out.first_err.get_or_insert(why);
+        }
+    };
     for (i, c) in cs.iter_mut().enumerate() {
         if let Err(e) = ep.add(c.stream.as_raw_fd(), i as u64) {
-            c.alive = false;
-            out.errors += 1;
-            out.first_err.get_or_insert(format!("epoll_ctl: {e}"));
+            fail(c, i == pub_idx, &mut out, format!("epoll_ctl: {e}"));
         }
     }
     let start = Instant::now();
@@ -111,6 +120,8 @@ pub fn run(
             break;
         }
         let measuring = win.measuring();
+        // Receivers still connected: a message is complete when all of them got it.
+        let live = receivers_n.saturating_sub(out.errors) as u32;
         // Publish while the window allows.
         while out.publisher_err.is_none() && seq < u32::MAX as u64 {
             if seq >= window {
@@ -173,15 +184,7 @@ pub fn run(
                 r = r.and_then(|()| flush_pending(&c.stream, &mut c.fb).map_err(|e| e.to_string()));
             }
             if let Err(e) = r {
-                c.alive = false;
-                ep.del(c.stream.as_raw_fd());
-                if idx == pub_idx {
-                    out.publisher_err.get_or_insert(e);
-                } else {
-                    live = live.saturating_sub(1);
-                    out.errors += 1;
-                    out.first_err.get_or_insert(e);
-                }
+                fail(c, idx == pub_idx, &mut out, e);
             }
         }
     }
