@@ -206,7 +206,7 @@ async fn an_expired_certificate_is_served_with_a_warning_and_clients_refuse_it()
         logs.iter().any(|(l, m)| *l == wsserver::LogLevel::Warn && m.contains("expired") && m.contains("expired.pem")),
         "{logs:?}"
     );
-    let err = connect(port, None).await.err().expect("a verifying client must refuse an expired certificate");
+    let err = connect(port, None).await.expect_err("a verifying client must refuse an expired certificate");
     assert!(err.to_lowercase().contains("expired"), "{err}");
     server.close(Duration::from_secs(1));
 }
