@@ -44,38 +44,33 @@ pub struct Plan {
 impl Plan {
     fn new(quick: bool, rounds: Option<usize>) -> Plan {
         let t = |w: u64, m: u64| Timing { warmup: Duration::from_millis(w), measure: Duration::from_millis(m) };
-        if quick {
-            Plan {
-                quick,
-                rounds: rounds.unwrap_or(1),
-                echo_t: t(200, 800),
-                echo: vec![
-                    ("echo_16b_100c", "echo 16 B, 100 connections".into(), 100, 16),
-                    ("echo_16k_100c", "echo 16 KiB, 100 connections".into(), 100, 16384),
-                    ("echo_16b_1000c", "echo 16 B, 1,000 connections".into(), 1000, 16),
-                ],
-                connrate_conc: 50,
-                connrate_t: t(200, 800),
-                bcast_clients: 200,
-                bcast_t: t(200, 800),
-                mem_steps: vec![1000],
-            }
-        } else {
-            Plan {
-                quick,
-                rounds: rounds.unwrap_or(3),
-                echo_t: t(1000, 4000),
-                echo: vec![
-                    ("echo_16b_100c", "echo 16 B, 100 connections".into(), 100, 16),
-                    ("echo_16k_100c", "echo 16 KiB, 100 connections".into(), 100, 16384),
-                    ("echo_16b_1000c", "echo 16 B, 1,000 connections".into(), 1000, 16),
-                ],
-                connrate_conc: 50,
-                connrate_t: t(500, 4000),
-                bcast_clients: 1000,
-                bcast_t: t(1000, 4000),
-                mem_steps: vec![10_000, 100_000],
-            }
+        let full = Plan {
+            quick,
+            rounds: rounds.unwrap_or(3),
+            echo_t: t(1000, 4000),
+            echo: vec![
+                ("echo_16b_100c", "echo 16 B, 100 connections".into(), 100, 16),
+                ("echo_16k_100c", "echo 16 KiB, 100 connections".into(), 100, 16384),
+                ("echo_16b_1000c", "echo 16 B, 1,000 connections".into(), 1000, 16),
+            ],
+            connrate_conc: 50,
+            connrate_t: t(500, 4000),
+            bcast_clients: 1000,
+            bcast_t: t(1000, 4000),
+            mem_steps: vec![10_000, 100_000],
+        };
+        if !quick {
+            return full;
+        }
+        // Quick: the same rows, shorter windows, smaller counts, one round.
+        Plan {
+            rounds: rounds.unwrap_or(1),
+            echo_t: t(200, 800),
+            connrate_t: t(200, 800),
+            bcast_clients: 200,
+            bcast_t: t(200, 800),
+            mem_steps: vec![1000],
+            ..full
         }
     }
 
