@@ -974,7 +974,7 @@ fn request_exposes_path_query_headers_and_peer() {
     let mut c = RawClient::connect(port);
     let extra = "X-First: 1\r\nX-Dup: a\r\nX-Dup: b\r\nX-Latin: caf\u{e9}\r\n";
     c.write(upgrade_request("/room/42?user=ann&x=%20y", extra).as_bytes());
-    assert_eq!(c.read_response().unwrap().status, 101);
+    c.expect_upgrade();
     c.roundtrip("hi");
     let (id, req) = rec.requests.lock().unwrap()[0].clone();
     assert_eq!(id, rec.nth_open(0));

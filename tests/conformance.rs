@@ -105,9 +105,7 @@ fn handshake_rfc_example_key_gets_101_with_accept() {
     let (server, rec, port) = start(cfg(), true);
     let mut c = RawClient::connect(port);
     c.write(upgrade_request("/chat?room=1", "").as_bytes());
-    let r = c.read_response().expect("response");
-    assert_eq!(r.status, 101, "{}", r.head);
-    assert_eq!(r.header("Sec-WebSocket-Accept"), Some(RFC_ACCEPT));
+    let r = c.expect_upgrade();
     assert_eq!(r.header_count("Sec-WebSocket-Accept"), 1);
     assert!(r.header("Upgrade").unwrap().eq_ignore_ascii_case("websocket"));
     assert!(r.header("Connection").unwrap().eq_ignore_ascii_case("upgrade"));
@@ -132,9 +130,7 @@ fn handshake_header_names_and_tokens_are_case_insensitive() {
          sec-websocket-key: {RFC_KEY}\r\nSEC-WEBSOCKET-VERSION: 13\r\n\r\n"
     );
     c.write(req.as_bytes());
-    let r = c.read_response().unwrap();
-    assert_eq!(r.status, 101, "{}", r.head);
-    assert_eq!(r.header("Sec-WebSocket-Accept"), Some(RFC_ACCEPT));
+    c.expect_upgrade();
     c.roundtrip("ok");
     server.close(Duration::from_millis(200));
 }
@@ -229,7 +225,7 @@ fn handshake_oversized_head_is_431() {
     assert!(small.len() < 8 * 1024);
     let mut c = RawClient::connect(port);
     c.write(small.as_bytes());
-    assert_eq!(c.read_response().unwrap().status, 101);
+    c.expect_upgrade();
     c.roundtrip("small head ok");
     // Over 8 KiB: 431.
     let big = upgrade_request("/", &format!("X-Pad: {}\r\n", "a".repeat(9 * 1024)));
@@ -357,7 +353,7 @@ fn handshake_and_first_frames_in_one_write() {
     bytes.extend(frame(true, OP_BINARY, b"early 2"));
     bytes.extend(frame(true, OP_PING, b"p"));
     c.write(&bytes);
-    assert_eq!(c.read_response().unwrap().status, 101);
+    c.expect_upgrade();
     c.expect_message(OP_TEXT, b"early 1");
     c.expect_message(OP_BINARY, b"early 2");
     c.expect_message(OP_PONG, b"p");
@@ -913,9 +909,7 @@ fn handshake_split_byte_by_byte() {
         c.write(&[*b]);
         std::thread::sleep(Duration::from_micros(300));
     }
-    let r = c.read_response().unwrap();
-    assert_eq!(r.status, 101, "{}", r.head);
-    assert_eq!(r.header("Sec-WebSocket-Accept"), Some(RFC_ACCEPT));
+    c.expect_upgrade();
     c.roundtrip("ok");
     server.close(Duration::from_millis(200));
 }

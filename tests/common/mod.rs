@@ -317,10 +317,16 @@ impl RawClient {
     pub fn open(port: u16, path: &str) -> RawClient {
         let mut c = Self::connect(port);
         c.write(upgrade_request(path, "").as_bytes());
-        let r = c.read_response().expect("no handshake response");
-        assert_eq!(r.status, 101, "handshake refused: {}", r.head);
-        assert_eq!(r.header("Sec-WebSocket-Accept"), Some(RFC_ACCEPT));
+        c.expect_upgrade();
         c
+    }
+    /// Reads the answer to an upgrade request carrying [`RFC_KEY`]: it must
+    /// be a 101 with [`RFC_ACCEPT`]. Returns it for further checks.
+    pub fn expect_upgrade(&mut self) -> HttpResponse {
+        let r = self.read_response().unwrap_or_else(|e| panic!("no handshake response: {e:?}"));
+        assert_eq!(r.status, 101, "handshake refused: {}", r.head);
+        assert_eq!(r.header("Sec-WebSocket-Accept"), Some(RFC_ACCEPT), "{}", r.head);
+        r
     }
     pub fn set_read_timeout(&self, d: Duration) {
         self.stream.set_read_timeout(Some(d)).unwrap();
