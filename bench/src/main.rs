@@ -514,7 +514,6 @@ fn main() {
     let rows = col.rows();
     let exits: Vec<(&'static str, Vec<String>)> = specs.iter().map(|s| s.name).zip(exits).collect();
     let rep = report::Report {
-        quick: args.quick,
         plan: &ctx.plan,
         specs: &specs,
         rows: &rows,

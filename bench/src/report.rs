@@ -124,7 +124,6 @@ impl Row {
 }
 
 pub struct Report<'a> {
-    pub quick: bool,
     pub plan: &'a Plan,
     pub specs: &'a [Spec],
     pub rows: &'a [Row],
@@ -166,7 +165,7 @@ impl Report<'_> {
              srv µs/op = server CPU (user + system) per message, usr µs/op = its user-space part (the kernel's loopback\n\
              TCP work is the same for every server; user time is where WebSocket implementations differ);\n\
              srv/gen/other cpu = CPU used by the server / the load generator / everything else (100% = one core)",
-            if self.quick { "quick" } else { "full" },
+            if self.plan.quick { "quick" } else { "full" },
             self.rounds_label(),
             self.server_cpu.map(|c| c.to_string()).unwrap_or("(none)".into())
         );
@@ -241,7 +240,7 @@ impl Report<'_> {
             }
         }
         let _ = writeln!(o, "\ntargets (issue 4; reported, never asserted)");
-        if self.quick {
+        if self.plan.quick {
             let _ = writeln!(
                 o,
                 "  (quick mode: 0.8 s windows, {}, no 10k/100k memory rows: a smoke test, not a verdict;\n\
@@ -267,7 +266,7 @@ impl Report<'_> {
         let mut o = String::new();
         o.push_str("{\n");
         let _ = writeln!(o, "  \"tool\": \"wsbench\",");
-        let _ = writeln!(o, "  \"mode\": {},", js(if self.quick { "quick" } else { "full" }));
+        let _ = writeln!(o, "  \"mode\": {},", js(if self.plan.quick { "quick" } else { "full" }));
         let _ = writeln!(o, "  \"rounds\": {},", self.plan.rounds);
         let _ = writeln!(o, "  \"unix_time\": {},", now_unix());
         let _ = writeln!(o, "  \"git_commit\": {},", js(&git_commit(self.root)));

@@ -351,7 +351,7 @@ fn memory(c: &Ctx, n: usize, what: &str) -> Target {
         let measured = if done.is_empty() { String::new() } else { format!("measured instead: {}", done.join(", ")) };
         let why = format!(
             "{} mode does not open {} connections",
-            if c.r.quick { "quick" } else { "this" },
+            if c.r.plan.quick { "quick" } else { "this" },
             crate::fmt_count(n as f64)
         );
         return Target { what, measured, verdict: Verdict::NotApplicable(why) };
@@ -395,7 +395,6 @@ mod tests {
         let plan = Plan::new(false, Some(1));
         let specs: Vec<Spec> = [WS, RUST, TT, "libwebsockets", RAW].into_iter().map(spec).collect();
         let report = Report {
-            quick: false,
             plan: &plan,
             specs: &specs,
             rows,
