@@ -87,10 +87,8 @@ pub struct CpuMark {
 
 pub struct CpuDelta {
     pub wall: f64,
-    /// Server CPU, user + system.
-    pub server: f64,
-    /// The server's user and system parts.
-    pub server_split: CpuTimes,
+    /// Server CPU, user and system (`total()`: both).
+    pub server: CpuTimes,
     pub me: f64,
     /// Busy time of everything else (other processes, interrupts): high
     /// means the figures of this window are noisy.
@@ -108,15 +106,13 @@ impl CpuMark {
     }
     pub fn since(&self, pid: u32) -> CpuDelta {
         let b = CpuMark::now(pid);
-        let split = b.server.minus(&self.server);
-        let server = split.total();
+        let server = b.server.minus(&self.server);
         let me = b.me - self.me;
         CpuDelta {
             wall: (b.at - self.at).as_secs_f64(),
             server,
-            server_split: split,
             me,
-            other: (b.machine - self.machine - server - me).max(0.0),
+            other: (b.machine - self.machine - server.total() - me).max(0.0),
         }
     }
 }
