@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::client::{client_frame, FrameBuf, OP_TEXT};
-use crate::hotloop::{self, flush_pending, send_all_nb, Window};
+use crate::hotloop::{self, flush_pending, nanos, send_all_nb, Window};
 use crate::procs::CpuDelta;
 use crate::sock;
 
@@ -175,7 +175,7 @@ pub fn run(
                     out.delivered += 1;
                     if out.lat.len() < 4_000_000 {
                         let t = *read_at.get_or_insert_with(Instant::now);
-                        out.lat.push((t - sent_at[slot]).as_nanos().min(u32::MAX as u128) as u32);
+                        out.lat.push(nanos(t - sent_at[slot]));
                     }
                 }
                 Ok(())

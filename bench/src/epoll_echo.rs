@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::client::FrameBuf;
-use crate::hotloop::{self, flush_pending, send_all_nb, Window};
+use crate::hotloop::{self, flush_pending, nanos, send_all_nb, Window};
 use crate::procs::CpuDelta;
 use crate::sock;
 
@@ -114,7 +114,7 @@ pub fn run(
                     out.done += 1;
                     c.done += 1;
                     if out.lat.len() < 8_000_000 {
-                        out.lat.push((t - c.sent_at).as_nanos().min(u32::MAX as u128) as u32);
+                        out.lat.push(nanos(t - c.sent_at));
                     }
                 }
                 flush_pending(&c.stream, fb).map_err(|e| e.to_string())?;

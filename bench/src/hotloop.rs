@@ -11,6 +11,11 @@ use crate::client::{Frame, FrameBuf, OP_CLOSE};
 use crate::procs::{CpuDelta, CpuMark};
 use crate::sock;
 
+/// A latency as recorded: nanoseconds, saturating at u32::MAX (4.3 s).
+pub fn nanos(d: Duration) -> u32 {
+    d.as_nanos().min(u32::MAX as u128) as u32
+}
+
 /// Sends all of `data` on a non-blocking socket, waiting 10 s at most for
 /// room in the rare case its buffer is full.
 pub fn send_all_nb(s: &TcpStream, data: &[u8]) -> io::Result<()> {

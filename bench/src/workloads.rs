@@ -14,6 +14,7 @@ use tokio::task::spawn_local;
 use tokio::time::{sleep, sleep_until, timeout};
 
 use crate::client::{client_frame, source_ip, FrameBuf, WsConn, OP_BINARY};
+use crate::hotloop::nanos;
 use crate::procs::{rss_kib, CpuDelta, CpuMark};
 
 /// One measured figure plus what explains it.
@@ -68,10 +69,6 @@ fn percentile(sorted: &[u32], p: f64) -> Option<f64> {
     }
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     Some(sorted[i] as f64 / 1000.0)
-}
-
-fn nanos(d: Duration) -> u32 {
-    d.as_nanos().min(u32::MAX as u128) as u32
 }
 
 /// Opens `n` connections with at most `conc` handshakes in flight, spread
