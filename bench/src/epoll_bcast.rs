@@ -140,7 +140,7 @@ pub fn run(
             let p = &mut cs[pub_idx];
             set_seq(&mut frame, seq);
             if let Err(e) = flush_pending(&p.stream, &mut p.fb).and_then(|_| send_all_nb(&p.stream, &frame)) {
-                out.publisher_err = Some(e.to_string());
+                out.publisher_err = Some(e);
                 break;
             }
             if measuring {
@@ -181,7 +181,7 @@ pub fn run(
                 Ok(())
             });
             if idx != pub_idx {
-                r = r.and_then(|()| flush_pending(&c.stream, &mut c.fb).map_err(|e| e.to_string()));
+                r = r.and_then(|()| flush_pending(&c.stream, &mut c.fb));
             }
             if let Err(e) = r {
                 fail(c, idx == pub_idx, &mut out, e);

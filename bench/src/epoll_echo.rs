@@ -76,7 +76,7 @@ pub fn run(
         }
         c.sent_at = Instant::now();
         if let Err(e) = send_all_nb(&c.stream, frame) {
-            fail(c, &mut out, e.to_string());
+            fail(c, &mut out, e);
         }
     }
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
@@ -117,11 +117,11 @@ pub fn run(
                         out.lat.push(nanos(t - c.sent_at));
                     }
                 }
-                flush_pending(&c.stream, fb).map_err(|e| e.to_string())?;
+                flush_pending(&c.stream, fb)?;
                 c.sent_at = t;
-                send_all_nb(&c.stream, frame).map_err(|e| e.to_string())
+                send_all_nb(&c.stream, frame)
             })
-            .and_then(|()| flush_pending(&c.stream, &mut c.fb).map_err(|e| e.to_string()));
+            .and_then(|()| flush_pending(&c.stream, &mut c.fb));
             if let Err(e) = r {
                 fail(c, &mut out, e);
             }

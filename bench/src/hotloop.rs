@@ -2,7 +2,6 @@
 //! `epoll_bcast.rs`) share: reading a connection's frames, sending on a
 //! non-blocking socket, and the measured window.
 
-use std::io;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -17,14 +16,15 @@ pub fn nanos(d: Duration) -> u32 {
 }
 
 /// Sends all of `data` on a non-blocking socket, waiting 10 s at most for
-/// room in the rare case its buffer is full.
-pub fn send_all_nb(s: &TcpStream, data: &[u8]) -> io::Result<()> {
-    sock::send_all(s.as_raw_fd(), data, Duration::from_secs(10))
+/// room in the rare case its buffer is full. Errors come back as text, like
+/// every error of the hot loops.
+pub fn send_all_nb(s: &TcpStream, data: &[u8]) -> Result<(), String> {
+    sock::send_all(s.as_raw_fd(), data, Duration::from_secs(10)).map_err(|e| e.to_string())
 }
 
 /// Sends the pongs `fb` owes the server, if any; the buffer keeps its
 /// capacity for the next ones.
-pub fn flush_pending(s: &TcpStream, fb: &mut FrameBuf) -> io::Result<()> {
+pub fn flush_pending(s: &TcpStream, fb: &mut FrameBuf) -> Result<(), String> {
     if !fb.pending.is_empty() {
         send_all_nb(s, &fb.pending)?;
         fb.pending.clear();
