@@ -1,7 +1,8 @@
 /*
  * What every wsserver example does besides its callbacks: read
  * "[host] [port]" from the command line, print the one "listening on" line
- * once ready, and wait for SIGINT/SIGTERM. Copy it along with an example.
+ * once ready, and wait for SIGINT/SIGTERM. Copy it along with an example
+ * (static inline: an example that does not use a helper is not warned).
  */
 #ifndef WSSERVER_EXAMPLE_COMMON_H
 #define WSSERVER_EXAMPLE_COMMON_H
@@ -17,7 +18,7 @@
 
 /* Parses "[host] [port]" (defaults 127.0.0.1 8080). Returns 0, or prints
  * usage and returns -1. */
-static int example_args(int argc, char **argv, const char **host, uint16_t *port) {
+static inline int example_args(int argc, char **argv, const char **host, uint16_t *port) {
     *host = argc > 1 ? argv[1] : "127.0.0.1";
     *port = 8080;
     if (argc > 2) {
@@ -36,7 +37,7 @@ static int example_args(int argc, char **argv, const char **host, uint16_t *port
 /* Blocks SIGINT and SIGTERM in this thread and every thread it starts
  * (the server's I/O threads included), so that example_wait_for_signal
  * receives them. Call before ws_server_listen. */
-static void example_block_signals(sigset_t *set) {
+static inline void example_block_signals(sigset_t *set) {
     sigemptyset(set);
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
@@ -44,7 +45,7 @@ static void example_block_signals(sigset_t *set) {
 }
 
 /* Prints "listening on SCHEME://HOST:PORT" with the bound port, flushed. */
-static void example_print_listening(ws_server *srv, const char *scheme, const char *host) {
+static inline void example_print_listening(ws_server *srv, const char *scheme, const char *host) {
     uint16_t port = 0;
     ws_server_port(srv, &port);
     int v6 = strchr(host, ':') != NULL && host[0] != '[';
@@ -53,14 +54,14 @@ static void example_print_listening(ws_server *srv, const char *scheme, const ch
 }
 
 /* Waits for SIGINT or SIGTERM (blocked by example_block_signals). */
-static int example_wait_for_signal(const sigset_t *set) {
+static inline int example_wait_for_signal(const sigset_t *set) {
     int sig = 0;
     sigwait(set, &sig);
     return sig;
 }
 
 /* Log lines from the library go to stderr, prefixed by their level. */
-static void example_log(void *user_data, ws_log_level level, const char *message) {
+static inline void example_log(void *user_data, ws_log_level level, const char *message) {
     static const char *names[] = {"?", "error", "warn", "info", "debug"};
     (void)user_data;
     fprintf(stderr, "[%s] %s\n", names[level <= 4 ? level : 0], message);
@@ -69,7 +70,7 @@ static void example_log(void *user_data, ws_log_level level, const char *message
 /* Listens on host:port, prints the "listening on" line, waits for SIGINT or
  * SIGTERM, then closes (1 s grace) and frees the server. Returns the exit
  * status: 0, or 1 when listen failed (the reason goes to stderr). */
-static int example_serve(ws_server *srv, const char *name, const char *scheme, const char *host, uint16_t port,
+static inline int example_serve(ws_server *srv, const char *name, const char *scheme, const char *host, uint16_t port,
                          const sigset_t *signals) {
     if (ws_server_listen(srv, host, port) != WS_OK) {
         fprintf(stderr, "%s: %s\n", name, ws_last_error());

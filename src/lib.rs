@@ -43,3 +43,7 @@ mod header_test {
         assert!(fresh == committed, "include/wsserver.h is stale: run `make header` and commit it");
     }
 }
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
