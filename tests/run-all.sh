@@ -17,7 +17,8 @@ suite() { # name command...
 }
 suite "rust (unit, integration, conformance, TLS)" cargo test --release
 suite "C ABI (.so, .a, valgrind)" bash tests/c/run.sh
-suite "python websockets vs C examples" bash tests/python/run.sh
+suite "python websockets vs C examples (echo, chat, TLS, poll)" bash tests/python/run.sh
+suite "README code samples compile" bash tests/readme/run.sh
 suite "TLS through the C ABI" bash tests/tls/run.sh
 suite "install + pkg-config" bash tests/install/run.sh
 suite "benchmark unit tests (client frames, round medians, targets)" cargo test --release -p wsbench
