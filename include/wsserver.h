@@ -15,6 +15,111 @@
 #include <stdint.h>
 #include <stddef.h>
 
+/** The library version these declarations belong to (Cargo.toml); ws_version() gives the one linked. */
+#define WS_VERSION_MAJOR 0
+#define WS_VERSION_MINOR 1
+#define WS_VERSION_PATCH 0
+#define WS_VERSION_STRING "0.1.0"
+
+/* Options for ws_server_set_option (ws_option_info gives the same at run time). */
+
+/**
+ * Largest message accepted from a client, in bytes (bigger: close 1009).
+ * Default 1 MiB: enough for chat and JSON; a client cannot pin much memory. Values: 1..281474976710656.
+ */
+#define WS_OPT_MAX_MESSAGE_SIZE 1
+
+/**
+ * Largest single frame accepted from a client, in bytes (bigger: close 1009).
+ * Default 1 MiB: refused from the frame header, before the payload is buffered. Values: 1..281474976710656.
+ */
+#define WS_OPT_MAX_FRAME_SIZE 2
+
+/**
+ * Connections (handshakes in progress included) above which new clients get HTTP 503.
+ * Default 10,000: near the usual fd limit of a public server. Values: 1..281474976710656.
+ */
+#define WS_OPT_MAX_CONNECTIONS 3
+
+/**
+ * Milliseconds a client has to finish its handshake (TLS and the host's answer included).
+ * Default 10,000: slow or silent clients cannot hold a slot. Values: 1..86400000.
+ */
+#define WS_OPT_HANDSHAKE_TIMEOUT_MS 4
+
+/**
+ * Milliseconds without data from a client before the server pings it; 0 disables.
+ * Default 30,000: keeps NATs and load balancers open. Values: 0..86400000.
+ */
+#define WS_OPT_PING_INTERVAL_MS 5
+
+/**
+ * Milliseconds without any data (pongs included) after which a client is dropped (error WS_ERR_TIMEOUT, close 1006); 0 disables.
+ * Default 75,000: two missed pings is a dead peer. Values: 0..86400000.
+ */
+#define WS_OPT_IDLE_TIMEOUT_MS 6
+
+/**
+ * Milliseconds to wait for the client's close frame after sending ours.
+ * Default 5,000: a polite client answers in one round trip; a rude one cannot hold the slot. Values: 1..86400000.
+ */
+#define WS_OPT_CLOSE_TIMEOUT_MS 7
+
+/**
+ * Queued outgoing bytes per connection at which a send returns WS_BACKPRESSURE (the message is still queued).
+ * Default 64 KiB: enough for bursts, small enough for 100k clients. Values: 1..281474976710656.
+ */
+#define WS_OPT_SEND_QUEUE_LIMIT 8
+
+/**
+ * Queued outgoing bytes per connection past which a send to a connection already at its send-queue limit is refused (WS_OPT_OVERFLOW_POLICY).
+ * Default 1 MiB: bounds the memory a client that stops reading can cost. Values: 1..281474976710656.
+ */
+#define WS_OPT_SEND_QUEUE_HARD_LIMIT 9
+
+/**
+ * What a refused send does: 0 refuses the message (WS_ERR_DROPPED), 1008 or 1013 also closes the connection with that code.
+ * Default 0 (drop): the host decides what a slow client deserves. Values: 0, 1008, 1013.
+ */
+#define WS_OPT_OVERFLOW_POLICY 10
+
+/**
+ * I/O threads running connections and callbacks; one connection always stays on one thread.
+ * Default 1: callbacks never run concurrently, as most C hosts expect. Values: 1..256.
+ */
+#define WS_OPT_THREADS 11
+
+/**
+ * Most verbose WS_LOG_* level delivered to on_log (or as WS_EVENT_LOG).
+ * Default 3 (WS_LOG_INFO): failures and dropped connections, not every handshake. Values: 1..4.
+ */
+#define WS_OPT_LOG_LEVEL 12
+
+/**
+ * 1 queues events for ws_server_poll and the event fd instead of calling the callbacks; 0 calls the callbacks.
+ * Default 0 (callbacks): callbacks are the cheapest delivery when the host has no loop of its own. Values: 0..1.
+ */
+#define WS_OPT_EVENT_QUEUE 13
+
+/**
+ * Bytes of queued events at which the server stops reading from clients until the host drains the queue.
+ * Default 8 MiB: absorbs bursts; a host that stops polling cannot make the server grow. Values: 1..281474976710656.
+ */
+#define WS_OPT_EVENT_QUEUE_BYTES 14
+
+/**
+ * Queued events at which the server stops reading from clients until the host drains the queue.
+ * Default 65,536: bounds the bookkeeping of many small events. Values: 1..281474976710656.
+ */
+#define WS_OPT_EVENT_QUEUE_EVENTS 15
+
+/**
+ * In event mode, 1 accepts every handshake at once (WS_EVENT_OPEN still arrives); 0 waits for ws_conn_accept or ws_conn_refuse.
+ * Default 0 (the host answers): authentication belongs to the host; an unanswered open is refused with 503 at the handshake timeout. Values: 0..1.
+ */
+#define WS_OPT_AUTO_ACCEPT 16
+
+
 /**
  * The result of every fallible call. Numbers are stable: new codes are
  * appended, retired ones stay reserved. Non-negative means success.
@@ -103,8 +208,9 @@ typedef enum ws_result {
 } ws_result;
 
 /**
- * A client's handshake request. Opaque; only valid during the `on_open`
- * callback that received it, and only on that callback's thread.
+ * A client's handshake request. Opaque. In `on_open`: valid during the
+ * call, on its thread. In a WS_EVENT_OPEN: valid until `ws_event_free`,
+ * on one thread at a time.
  */
 typedef struct ws_request ws_request;
 
@@ -122,9 +228,61 @@ typedef struct ws_server ws_server;
 typedef struct ws_tls_config ws_tls_config;
 
 /**
+ * What a `ws_event` reports: one of the WS_EVENT_* values.
+ */
+typedef uint32_t ws_event_type;
+
+/**
  * A message kind: WS_TEXT or WS_BINARY.
  */
 typedef uint32_t ws_kind;
+
+/**
+ * One event, allocated by the library and owned by the caller of
+ * `ws_server_poll` until `ws_event_free`. Read its members; never
+ * allocate, copy or free one yourself (members may be appended in later
+ * versions).
+ *
+ */
+typedef struct ws_event {
+  /**
+   * WS_EVENT_*.
+   */
+  ws_event_type type;
+  /**
+   * The connection; 0 for WS_EVENT_LOG.
+   */
+  uint64_t conn;
+  /**
+   * The connection's user data (`ws_conn_set_user_data`) when the event
+   * was taken; NULL for WS_EVENT_LOG or when never set.
+   */
+  void *user_data;
+  /**
+   * The payload, close reason, or error/log text; never NULL, always
+   * followed by a NUL byte (not counted in `len`). Valid until
+   * `ws_event_free`.
+   */
+  const uint8_t *data;
+  /**
+   * Bytes at `data`.
+   */
+  size_t len;
+  /**
+   * WS_TEXT or WS_BINARY for WS_EVENT_MESSAGE; 0 otherwise.
+   */
+  ws_kind kind;
+  /**
+   * WS_EVENT_CLOSE: the close code; WS_EVENT_ERROR: a ws_result;
+   * WS_EVENT_LOG: a ws_log_level; 0 otherwise.
+   */
+  int32_t code;
+  /**
+   * WS_EVENT_OPEN: the request (read with `ws_request_*`), valid until
+   * `ws_event_free`; NULL otherwise.
+   */
+  const struct ws_request *request;
+} ws_event;
 
 /**
  * A log level: lower is more severe.
@@ -191,7 +349,9 @@ typedef struct ws_callbacks {
 } ws_callbacks;
 
 /**
- * An option id for `ws_server_set_option`.
+ * An option id for `ws_server_set_option`: one of the WS_OPT_* numbers
+ * defined above (each with its default, range and the reason for the
+ * default; `ws_option_info` gives the same at run time).
  */
 typedef uint32_t ws_option;
 
@@ -226,84 +386,87 @@ typedef uint32_t ws_option;
 #define WS_LOG_DEBUG 4
 
 /**
- * Largest message accepted from a client, in bytes (bigger: close 1009).
- * Default 1 MiB: enough for chat and JSON, small enough that a client
- * cannot pin much memory.
+ * A client's handshake request (`request`). Unless WS_OPT_AUTO_ACCEPT is
+ * on, answer with `ws_conn_accept` or `ws_conn_refuse` within
+ * WS_OPT_HANDSHAKE_TIMEOUT_MS (else: 503, and a WS_EVENT_CLOSE follows).
  */
-#define WS_OPT_MAX_MESSAGE_SIZE 1
+#define WS_EVENT_OPEN 1
 
 /**
- * Largest single frame accepted, in bytes (bigger: close 1009). Default 1 MiB.
+ * A whole message: `data`/`len`, `kind`.
  */
-#define WS_OPT_MAX_FRAME_SIZE 2
+#define WS_EVENT_MESSAGE 2
 
 /**
- * Connections (handshakes included) above which new clients get HTTP 503.
- * Default 10000: a public server's fd limit is usually near it.
+ * The connection is gone: `code` is the close code (as `on_close`),
+ * `data`/`len` the reason. Exactly once per WS_EVENT_OPEN, last.
  */
-#define WS_OPT_MAX_CONNECTIONS 3
+#define WS_EVENT_CLOSE 3
 
 /**
- * Milliseconds a client has to finish its handshake (TLS included).
- * Default 10000: slow or silent clients cannot hold a slot.
+ * Something went wrong on the connection: `code` is a ws_result,
+ * `data`/`len` the message. A WS_EVENT_CLOSE follows.
  */
-#define WS_OPT_HANDSHAKE_TIMEOUT_MS 4
+#define WS_EVENT_ERROR 4
 
 /**
- * Milliseconds without data from a client before the server pings it;
- * 0 disables. Default 30000: keeps NATs and load balancers open.
+ * The send queue fell back under WS_OPT_SEND_QUEUE_LIMIT after
+ * WS_BACKPRESSURE: sending may resume.
  */
-#define WS_OPT_PING_INTERVAL_MS 5
+#define WS_EVENT_DRAIN 5
 
 /**
- * Milliseconds without any data (pongs included) after which a client is
- * dropped as dead (`on_error` WS_ERR_TIMEOUT, close 1006); 0 disables.
- * Default 75000: two missed pings.
+ * A log line: `conn` 0, `code` the ws_log_level, `data`/`len` the text.
  */
-#define WS_OPT_IDLE_TIMEOUT_MS 6
-
-/**
- * Milliseconds to wait for the client's close frame after sending ours.
- * Default 5000.
- */
-#define WS_OPT_CLOSE_TIMEOUT_MS 7
-
-/**
- * Queued outgoing bytes per connection at which a send returns
- * WS_BACKPRESSURE (still queued). Default 65536: enough for bursts, small
- * enough for 100k clients.
- */
-#define WS_OPT_SEND_QUEUE_LIMIT 8
-
-/**
- * Queued outgoing bytes per connection a send may never exceed; past it
- * WS_OPT_OVERFLOW_POLICY applies. Default 1 MiB.
- */
-#define WS_OPT_SEND_QUEUE_HARD_LIMIT 9
-
-/**
- * What a send past the hard limit does: 0 refuses the message
- * (WS_ERR_DROPPED, the connection stays open; the default), 1008 or 1013
- * also closes the connection with that code.
- */
-#define WS_OPT_OVERFLOW_POLICY 10
-
-/**
- * Number of I/O threads running connections and callbacks. Default 1:
- * callbacks never run concurrently, as most C hosts expect. With more,
- * connections are dealt out round-robin; one connection's callbacks always
- * run on the same thread, different connections' may run concurrently.
- */
-#define WS_OPT_THREADS 11
-
-/**
- * Most verbose WS_LOG_* level delivered to `on_log`. Default WS_LOG_INFO.
- */
-#define WS_OPT_LOG_LEVEL 12
+#define WS_EVENT_LOG 6
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Accepts connection `conn`, whose WS_EVENT_OPEN is waiting for the host
+ * (event mode without WS_OPT_AUTO_ACCEPT). `subprotocol`: NULL keeps the
+ * server's own choice (`ws_server_set_subprotocols`); otherwise one of
+ * the subprotocols the client offered (`ws_request_offered_subprotocol`).
+ * Messages sent before the answer go out right after the 101 response.
+ *
+ * Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (a subprotocol the client
+ * did not offer), WS_ERR_STATE (already answered, or not waiting for an
+ * answer), WS_ERR_CLOSED (gone: the open timed out or the server closed),
+ * WS_ERR_NO_SUCH_CONN. Ownership: `subprotocol` is copied. Thread: any.
+ */
+enum ws_result ws_conn_accept(const struct ws_server *srv, uint64_t conn, const char *subprotocol);
+
+/**
+ * Refuses connection `conn`, whose WS_EVENT_OPEN is waiting for the host,
+ * with HTTP status `status` (400..599). No WS_EVENT_CLOSE follows.
+ *
+ * Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (status out of range), and
+ * as `ws_conn_accept`. Thread: any.
+ */
+enum ws_result ws_conn_refuse(const struct ws_server *srv, uint64_t conn, uint16_t status);
+
+/**
+ * Stores `user_data` for connection `conn`; the library hands it back in
+ * the connection's events (`ws_event.user_data`) and from
+ * `ws_conn_user_data`, and never touches what it points to.
+ *
+ * Lifetime: from WS_EVENT_OPEN / `on_open` on, until the connection's
+ * close is delivered (`on_close`, or the WS_EVENT_CLOSE, which carries it
+ * a last time); once the connection has ended, these calls give
+ * WS_ERR_CLOSED. Errors: WS_ERR_NULL, WS_ERR_CLOSED, WS_ERR_NO_SUCH_CONN.
+ * Thread: any, callbacks included.
+ */
+enum ws_result ws_conn_set_user_data(const struct ws_server *srv, uint64_t conn, void *user_data);
+
+/**
+ * Writes connection `conn`'s user data (NULL until set) to
+ * `*out_user_data`. Inside `on_close` it still works for that connection.
+ *
+ * Errors: WS_ERR_NULL, WS_ERR_CLOSED, WS_ERR_NO_SUCH_CONN. Thread: any.
+ */
+enum ws_result ws_conn_user_data(const struct ws_server *srv, uint64_t conn, void **out_user_data);
 
 /**
  * The message of the last call that failed on this thread ("" if none).
@@ -328,6 +491,44 @@ const char *ws_result_name(int result);
  * Ownership: a static string, never freed, never NULL. Thread: any.
  */
 const char *ws_version(void);
+
+/**
+ * Takes the next event (event-queue mode, WS_OPT_EVENT_QUEUE = 1).
+ * `timeout_ms`: 0 returns at once, -1 waits as long as it takes, a
+ * positive value waits at most that many milliseconds.
+ *
+ * Returns WS_OK with `*out_event` set (yours until `ws_event_free`),
+ * WS_ERR_TIMEOUT when no event came in time, WS_ERR_CLOSED when the server
+ * is closed and every event has been taken (stop polling), WS_ERR_STATE
+ * when not in event mode or not listening yet, WS_ERR_NULL,
+ * WS_ERR_INVALID_ARGUMENT (timeout below -1).
+ *
+ * Events of one connection come in order: WS_EVENT_OPEN first,
+ * WS_EVENT_CLOSE exactly once and last. Thread: any, one poller at a
+ * time (several pollers would each see part of a connection's events).
+ */
+enum ws_result ws_server_poll(const struct ws_server *srv,
+                              int32_t timeout_ms,
+                              struct ws_event **out_event);
+
+/**
+ * Frees an event from `ws_server_poll`, and with it everything its
+ * pointers point to. NULL is ignored. Thread: any.
+ */
+void ws_event_free(struct ws_event *event);
+
+/**
+ * Writes to `*out_fd` a file descriptor that is readable while events
+ * wait (level-triggered: it stays readable until `ws_server_poll` has
+ * taken the last one), for poll(), epoll, QSocketNotifier, asyncio
+ * `add_reader`, GLib or libuv. It also becomes readable once the server is
+ * closed, so the host polls the last events.
+ *
+ * Ownership: the server's; do not read, write or close it. Valid until
+ * `ws_server_free`. Errors: WS_ERR_NULL, WS_ERR_STATE (not in event mode,
+ * or not listening yet). Thread: any.
+ */
+enum ws_result ws_server_event_fd(const struct ws_server *srv, int *out_fd);
 
 /**
  * The request path without the query, e.g. "/chat".
@@ -363,6 +564,13 @@ const char *ws_request_peer(const struct ws_request *req);
 const char *ws_request_subprotocol(const struct ws_request *req);
 
 /**
+ * The `index`th subprotocol the client offered (0 first, in its order),
+ * or NULL past the last one (or for a NULL `req`). Ownership and thread:
+ * as `ws_request_path`.
+ */
+const char *ws_request_offered_subprotocol(const struct ws_request *req, size_t index);
+
+/**
  * With mutual TLS (`ws_tls_config_set_ca_file`), the subject of the
  * client's certificate in RFC 4514 form (e.g. "CN=alice,O=Example"); NULL
  * otherwise. Ownership and thread: as `ws_request_path`.
@@ -373,13 +581,30 @@ const char *ws_request_client_subject(const struct ws_request *req);
  * Creates a server (not yet listening) that reports events through
  * `callbacks`, passing `user_data` back to each.
  *
+ * Programs compiled against this header reach `ws_server_new_sized`
+ * through the `ws_server_new` macro, which passes `sizeof(ws_callbacks)`;
+ * this symbol (for programs built against the first header, and for
+ * foreign-function callers) reads only the six original members, on_open
+ * to on_log. Ownership, thread and result: as `ws_server_new_sized`.
+ */
+struct ws_server *ws_server_new(const struct ws_callbacks *callbacks, void *user_data);
+
+/**
+ * Creates a server (not yet listening) that reports events through
+ * `callbacks`, a table of `callbacks_size` bytes (`sizeof(ws_callbacks)`
+ * of the header the caller was compiled with): members past that size,
+ * added by later versions, stay NULL, so old programs keep working as the
+ * table grows. Use the `ws_server_new(cb, user_data)` macro.
+ *
  * Ownership: `callbacks` is copied (NULL means no callbacks); `user_data`
  * is not touched by the library, and must stay valid until `ws_server_free`
  * returns. The caller owns the result and frees it with `ws_server_free`.
  * Thread: any. Returns NULL only on an internal error (see
  * `ws_last_error`).
  */
-struct ws_server *ws_server_new(const struct ws_callbacks *callbacks, void *user_data);
+struct ws_server *ws_server_new_sized(const struct ws_callbacks *callbacks,
+                                      size_t callbacks_size,
+                                      void *user_data);
 
 /**
  * Closes the server (as `ws_server_close` with a 1000 ms grace, if not
@@ -397,10 +622,37 @@ void ws_server_free(struct ws_server *srv);
  * milliseconds.
  *
  * Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (unknown option, value out
- * of range), WS_ERR_STATE (after listen). Thread: any, not concurrently
- * with `ws_server_listen`.
+ * of range: the message gives the range), WS_ERR_STATE (after listen).
+ * Thread: any, not concurrently with `ws_server_listen`.
  */
 enum ws_result ws_server_set_option(struct ws_server *srv, ws_option option, uint64_t value);
+
+/**
+ * Writes to `*out_value` the value of `option` in force (after listen) or
+ * staged (before).
+ *
+ * Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (unknown option). Thread:
+ * any.
+ */
+enum ws_result ws_server_get_option(const struct ws_server *srv,
+                                    ws_option option,
+                                    uint64_t *out_value);
+
+/**
+ * Describes `option`: its WS_OPT_* name, default, smallest and largest
+ * value, and one line saying why the default is what it is. The library
+ * states these once; bindings take their defaults from here.
+ *
+ * Ownership: the strings are static (never freed, valid forever). Every
+ * out pointer may be NULL (that item is skipped). Errors:
+ * WS_ERR_INVALID_ARGUMENT (unknown option). Thread: any.
+ */
+enum ws_result ws_option_info(ws_option option,
+                              const char **out_name,
+                              uint64_t *out_default,
+                              uint64_t *out_min,
+                              uint64_t *out_max,
+                              const char **out_why);
 
 /**
  * Sets the subprotocols the server speaks, in its order of preference; the
@@ -604,3 +856,7 @@ enum ws_result ws_tls_config_set_ca_pem(struct ws_tls_config *cfg, const uint8_t
 #endif  // __cplusplus
 
 #endif  /* WSSERVER_H */
+
+/* Programs compiled against this header pass the size of their callback
+ * table, so the table can grow without breaking them. */
+#define ws_server_new(callbacks, user_data) ws_server_new_sized((callbacks), sizeof(ws_callbacks), (user_data))

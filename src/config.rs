@@ -1,5 +1,6 @@
 //! Server options. Every default is one a public server can live with; the
 //! C header repeats each default with its reason.
+use crate::options::{Key, OptionSpec, OPTIONS};
 use crate::{Error, LogLevel, Tls};
 use std::time::Duration;
 
@@ -13,50 +14,60 @@ pub enum OverflowPolicy {
     Close(u16),
 }
 
-/// Options, fixed once `listen` succeeds.
+/// Options, fixed once `listen` succeeds. The numeric ones, with their
+/// ranges, defaults and the reasons for them, are described once in
+/// [`OPTIONS`](crate::options) (`ws_option_info` in C); `Default` takes
+/// them from there.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Largest message accepted from a client, in bytes; bigger ones close
-    /// the connection with 1009. Default 1 MiB: enough for chat and JSON,
-    /// small enough that a client cannot pin much memory.
+    /// Largest message accepted from a client, in bytes (1009 above it).
     pub max_message_size: usize,
-    /// Largest single frame accepted, in bytes (1009 above it). Default 1 MiB.
+    /// Largest single frame accepted, in bytes (1009 above it).
     pub max_frame_size: usize,
     /// Open connections (including handshakes in progress) above which new
-    /// clients get HTTP 503. Default 10,000: above the usual fd limit's reach.
+    /// clients get HTTP 503.
     pub max_connections: usize,
-    /// A client must finish its opening handshake within this. Default 10 s:
-    /// slow or silent clients cannot hold a slot.
+    /// A client must finish its opening handshake within this (TLS and, in
+    /// event mode, the host's answer included).
     pub handshake_timeout: Duration,
     /// Send a ping after this long without data from the client; zero
-    /// disables. Default 30 s: keeps NATs and load balancers open.
+    /// disables.
     pub ping_interval: Duration,
     /// Drop a connection that sent nothing (not even a pong) for this long;
-    /// zero disables. Default 75 s: two missed pings is a dead peer.
+    /// zero disables.
     pub idle_timeout: Duration,
     /// After sending a close frame, wait this long for the client's close
-    /// before dropping the TCP connection. Default 5 s.
+    /// before dropping the TCP connection.
     pub close_timeout: Duration,
-    /// Queued outgoing bytes per connection above which a send reports
-    /// backpressure (the message is still queued). Default 64 KiB: enough
-    /// for bursts, small enough for 100k clients.
+    /// Queued outgoing bytes per connection at which a send reports
+    /// backpressure (the message is still queued).
     pub send_queue_limit: usize,
-    /// Queued outgoing bytes per connection that a send may never exceed;
-    /// past it [`Config::overflow`] applies. Default 1 MiB.
+    /// A send to a connection already at `send_queue_limit` that would take
+    /// its queue past this is refused, and [`Config::overflow`] applies.
+    /// A connection under `send_queue_limit` takes any message, so whatever
+    /// the server accepts from a client can be echoed.
     pub send_queue_hard_limit: usize,
-    /// What happens at the hard limit. Default [`OverflowPolicy::Drop`].
+    /// What happens to a refused send.
     pub overflow: OverflowPolicy,
-    /// Number of I/O threads running connections and callbacks. Default 1:
-    /// callbacks never run concurrently, which is what most C hosts expect.
-    /// With more, connections are dealt out round-robin, each staying on
-    /// its thread; different connections' callbacks may run concurrently.
+    /// Number of I/O threads running connections and callbacks. With more
+    /// than one, connections are dealt out round-robin, each staying on its
+    /// thread; different connections' callbacks may run concurrently.
     pub threads: usize,
     /// Subprotocols the server speaks, in its order of preference; the
     /// first one the client also offers is chosen. Default none.
     pub subprotocols: Vec<String>,
     /// Most verbose log level delivered to [`crate::Handler::on_log`].
-    /// Default [`LogLevel::Info`].
     pub log_level: LogLevel,
+    /// Queue events for [`crate::ServerHandle::poll_event`] instead of
+    /// calling the handler (which then gets nothing).
+    pub event_queue: bool,
+    /// Bytes of queued events at which the server stops reading clients.
+    pub event_queue_bytes: usize,
+    /// Queued events at which the server stops reading clients.
+    pub event_queue_events: usize,
+    /// In event mode, accept every handshake without waiting for
+    /// [`crate::ServerHandle::accept`].
+    pub auto_accept: bool,
     /// Serve wss:// with this TLS configuration; `None` (the default)
     /// serves plain ws://. Replace it on a live server with
     /// [`crate::ServerHandle::reload_tls`].
@@ -65,26 +76,112 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            max_message_size: 1 << 20,
-            max_frame_size: 1 << 20,
-            max_connections: 10_000,
-            handshake_timeout: Duration::from_secs(10),
-            ping_interval: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(75),
-            close_timeout: Duration::from_secs(5),
-            send_queue_limit: 64 << 10,
-            send_queue_hard_limit: 1 << 20,
+        let mut c = Config {
+            max_message_size: 0,
+            max_frame_size: 0,
+            max_connections: 0,
+            handshake_timeout: Duration::ZERO,
+            ping_interval: Duration::ZERO,
+            idle_timeout: Duration::ZERO,
+            close_timeout: Duration::ZERO,
+            send_queue_limit: 0,
+            send_queue_hard_limit: 0,
             overflow: OverflowPolicy::Drop,
-            threads: 1,
+            threads: 0,
             subprotocols: Vec::new(),
             log_level: LogLevel::Info,
+            event_queue: false,
+            event_queue_bytes: 0,
+            event_queue_events: 0,
+            auto_accept: false,
             tls: None,
+        };
+        for spec in OPTIONS {
+            c.store(spec.key, spec.default);
         }
+        c
     }
 }
 
+/// The description of option `id`, if there is one.
+pub(crate) fn option_spec(id: u32) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|s| s.id == id)
+}
+
 impl Config {
+    /// Sets numeric option `id` (a WS_OPT_* number) after checking `value`
+    /// against its range; on error `self` is unchanged.
+    pub fn set_option(&mut self, id: u32, value: u64) -> Result<(), Error> {
+        let spec = option_spec(id).ok_or_else(|| Error::InvalidArgument(format!("unknown option {id}")))?;
+        let allowed = if spec.only.is_empty() { (spec.min..=spec.max).contains(&value) } else { spec.only.contains(&value) };
+        if !allowed {
+            let range = match spec.only {
+                [] => format!("{}..={}", spec.min, spec.max),
+                only => only.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+            };
+            return Err(Error::InvalidArgument(format!("{}: {value} is out of range ({range})", spec.name)));
+        }
+        self.store(spec.key, value);
+        Ok(())
+    }
+
+    /// The value of numeric option `id`, as `set_option` takes it.
+    pub fn option(&self, id: u32) -> Option<u64> {
+        let ms = |d: Duration| d.as_millis() as u64;
+        Some(match option_spec(id)?.key {
+            Key::MaxMessageSize => self.max_message_size as u64,
+            Key::MaxFrameSize => self.max_frame_size as u64,
+            Key::MaxConnections => self.max_connections as u64,
+            Key::HandshakeTimeout => ms(self.handshake_timeout),
+            Key::PingInterval => ms(self.ping_interval),
+            Key::IdleTimeout => ms(self.idle_timeout),
+            Key::CloseTimeout => ms(self.close_timeout),
+            Key::SendQueueLimit => self.send_queue_limit as u64,
+            Key::SendQueueHardLimit => self.send_queue_hard_limit as u64,
+            Key::Overflow => match self.overflow {
+                OverflowPolicy::Drop => 0,
+                OverflowPolicy::Close(code) => code as u64,
+            },
+            Key::Threads => self.threads as u64,
+            Key::LogLevel => self.log_level as u64,
+            Key::EventQueue => self.event_queue as u64,
+            Key::EventQueueBytes => self.event_queue_bytes as u64,
+            Key::EventQueueEvents => self.event_queue_events as u64,
+            Key::AutoAccept => self.auto_accept as u64,
+        })
+    }
+
+    /// Stores a value already checked against its spec.
+    fn store(&mut self, key: Key, v: u64) {
+        let size = v as usize;
+        let ms = Duration::from_millis(v);
+        match key {
+            Key::MaxMessageSize => self.max_message_size = size,
+            Key::MaxFrameSize => self.max_frame_size = size,
+            Key::MaxConnections => self.max_connections = size,
+            Key::HandshakeTimeout => self.handshake_timeout = ms,
+            Key::PingInterval => self.ping_interval = ms,
+            Key::IdleTimeout => self.idle_timeout = ms,
+            Key::CloseTimeout => self.close_timeout = ms,
+            Key::SendQueueLimit => self.send_queue_limit = size,
+            Key::SendQueueHardLimit => self.send_queue_hard_limit = size,
+            Key::Overflow => self.overflow = if v == 0 { OverflowPolicy::Drop } else { OverflowPolicy::Close(v as u16) },
+            Key::Threads => self.threads = size,
+            Key::LogLevel => {
+                self.log_level = match v {
+                    1 => LogLevel::Error,
+                    2 => LogLevel::Warn,
+                    3 => LogLevel::Info,
+                    _ => LogLevel::Debug,
+                }
+            }
+            Key::EventQueue => self.event_queue = v != 0,
+            Key::EventQueueBytes => self.event_queue_bytes = size,
+            Key::EventQueueEvents => self.event_queue_events = size,
+            Key::AutoAccept => self.auto_accept = v != 0,
+        }
+    }
+
     /// Checks that the options make sense together; `listen` calls it.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |m: &str| Err(Error::InvalidArgument(m.to_string()));
@@ -108,6 +205,9 @@ impl Config {
         if self.threads == 0 || self.threads > 256 {
             return bad("threads must be between 1 and 256");
         }
+        if self.event_queue_bytes == 0 || self.event_queue_events == 0 {
+            return bad("event_queue_bytes and event_queue_events must be at least 1");
+        }
         self.subprotocols.iter().try_for_each(|p| check_subprotocol(p))
     }
 }
@@ -118,4 +218,40 @@ pub(crate) fn check_subprotocol(name: &str) -> Result<(), Error> {
         return Err(Error::InvalidArgument(format!("subprotocol '{name}' is not a non-empty HTTP token")));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_option_round_trips_its_default_and_refuses_out_of_range() {
+        let c = Config::default();
+        for spec in OPTIONS {
+            assert_eq!(c.option(spec.id), Some(spec.default), "{}", spec.name);
+            let mut d = Config::default();
+            if spec.max < u64::MAX {
+                assert!(d.set_option(spec.id, spec.max + 1).is_err(), "{} above max", spec.name);
+            }
+            if spec.min > 0 {
+                assert!(d.set_option(spec.id, spec.min - 1).is_err(), "{} below min", spec.name);
+            }
+            d.set_option(spec.id, spec.max).expect(spec.name);
+            assert_eq!(d.option(spec.id), Some(spec.max), "{}", spec.name);
+        }
+        assert!(Config::default().set_option(999, 1).is_err());
+        assert!(Config::default().set_option(10, 1009).is_err(), "only 0, 1008, 1013");
+        assert!(Config::default().validate().is_ok());
+    }
+
+    /// The README's options table shows every option with its default and
+    /// reason exactly as the core states them.
+    #[test]
+    fn readme_options_table_matches_the_core() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+        for spec in OPTIONS {
+            let row = format!("| `{}` | {} | {} |", spec.name, spec.shown, spec.why);
+            assert!(readme.contains(&row), "README.md lacks the options row:\n{row}");
+        }
+    }
 }

@@ -132,7 +132,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn report_error(&self, error: &Error) {
         let server = self.slot.server();
         server.log(LogLevel::Info, &format!("connection {}: {error}", self.shared.id));
-        server.inner.handler.on_error(server, self.shared.id, error);
+        server.inner.events.error(server, &self.shared, error);
     }
 
     /// Fails the connection: close frame with the violation's code, flush,
@@ -229,7 +229,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         return Err(bad_utf8);
                     }
                     if open {
-                        server.inner.handler.on_message(server, self.shared.id, payload, kind);
+                        server.inner.events.message(server, &self.shared, payload, kind);
                     }
                 }
             }
@@ -249,7 +249,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         return Err(bad_utf8);
                     }
                     if open {
-                        server.inner.handler.on_message(server, self.shared.id, &partial.data, partial.kind);
+                        server.inner.events.message(server, &self.shared, &partial.data, partial.kind);
                     }
                 }
             }
@@ -365,7 +365,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             drop(ob);
             if drained && !self.reported {
                 let server = self.slot.server();
-                server.inner.handler.on_drain(server, self.shared.id);
+                server.inner.events.drain(server, &self.shared);
             }
         }
         Pin::new(&mut self.stream).poll_flush(cx)
@@ -417,6 +417,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if !flushed && self.shared.queued_bytes() >= self.slot.server().config().send_queue_limit {
             // The client is not reading what we send (pongs included): stop
             // reading its input until it does, so the queue stays bounded.
+            return Poll::Pending;
+        }
+        if matches!(self.mode, Mode::Open) && self.slot.server().inner.events.poll_room(cx).is_pending() {
+            // The host's event queue is full: leave the input in the socket
+            // (TCP pushes back on the client) until the host drains it.
             return Poll::Pending;
         }
         if std::mem::take(&mut self.leftover) {
@@ -509,7 +514,9 @@ impl<S> Connection<S> {
         self.reported = true;
         let server = self.slot.server();
         server.inner.forget(&self.shared);
-        server.inner.handler.on_close(server, self.shared.id, code, reason);
+        // Also from Drop, outside poll: the host may still read user data.
+        let _current = CurrentConn::enter(&self.shared);
+        server.inner.events.close(server, &self.shared, code, reason);
         server.inner.connection_ended();
         true
     }

@@ -101,19 +101,21 @@ fn parse(buf: &[u8], peer: SocketAddr, subprotocols: &[String]) -> Result<Option
         _ => return Err(Refusal::Status(400, "missing or malformed Sec-WebSocket-Key")),
     };
     let accept_key = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let offered: Vec<&str> = headers
+    let offered: Vec<String> = headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("Sec-WebSocket-Protocol"))
         .flat_map(|(_, v)| v.split(',').map(str::trim))
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
         .collect();
-    let subprotocol = subprotocols.iter().find(|p| offered.contains(&p.as_str())).cloned();
+    let subprotocol = subprotocols.iter().find(|p| offered.contains(p)).cloned();
     let target = req.path.unwrap_or("/");
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_string(), q.to_string()),
         None => (target.to_string(), String::new()),
     };
     Ok(Some(Upgrade {
-        request: Request { path, query, headers, peer, subprotocol, client_subject: None },
+        request: Request { path, query, headers, peer, subprotocol, offered, client_subject: None },
         accept_key,
         leftover: buf[head_len..].to_vec(),
     }))

@@ -10,10 +10,12 @@
 mod config;
 mod connection;
 mod error;
+mod events;
 mod frame;
 mod handler;
 mod handshake;
 mod io_threads;
+mod options;
 mod outbox;
 mod registry;
 mod request;
@@ -24,6 +26,7 @@ pub mod ffi;
 
 pub use config::{Config, OverflowPolicy};
 pub use error::Error;
+pub use events::{Event, Polled};
 pub use handler::{ConnId, Handler, Kind, LogLevel};
 pub use request::Request;
 pub use server::{SendStatus, Server, ServerHandle};

@@ -3,6 +3,7 @@
 //! commands (close, fail, kill) another thread can give the connection.
 //! The connection's own task is the only writer to the socket.
 use crate::config::OverflowPolicy;
+use crate::events::Verdict;
 use crate::{frame, ConnId, Error};
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
@@ -10,7 +11,7 @@ use parking_lot::{Mutex, MutexGuard};
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What a queued send reports when it succeeded.
@@ -53,7 +54,18 @@ pub(crate) struct Outbox {
     backpressured: bool,
     /// False once a close frame is queued: data sends are refused.
     closed: bool,
+    /// A refused send was logged; not again until the queue drains.
+    drop_logged: bool,
     command: Option<Command>,
+    /// While the host has not answered the open (event mode): what it may
+    /// choose from, and its answer once given.
+    pending_open: Option<Box<PendingOpen>>,
+}
+
+/// An open waiting for the host's answer.
+struct PendingOpen {
+    offered: Vec<String>,
+    answer: Option<Verdict>,
 }
 
 impl Outbox {
@@ -96,6 +108,7 @@ impl Outbox {
         }
         if self.backpressured && self.bytes < soft {
             self.backpressured = false;
+            self.drop_logged = false;
             return true;
         }
         false
@@ -176,6 +189,8 @@ pub(crate) struct ConnShared {
     pub last_ping: AtomicU64,
     /// A command is waiting: lets the task skip the lock when none is.
     has_command: AtomicBool,
+    /// The host's pointer for this connection (`ws_conn_set_user_data`).
+    user_data: AtomicUsize,
 }
 
 impl ConnShared {
@@ -187,7 +202,16 @@ impl ConnShared {
             last_rx: AtomicU64::new(now),
             last_ping: AtomicU64::new(now),
             has_command: AtomicBool::new(false),
+            user_data: AtomicUsize::new(0),
         }
+    }
+
+    pub fn user_data(&self) -> usize {
+        self.user_data.load(Ordering::Acquire)
+    }
+
+    pub fn set_user_data(&self, value: usize) {
+        self.user_data.store(value, Ordering::Release);
     }
 
     /// Wakes the connection's task unless it is the one running here.
@@ -197,18 +221,29 @@ impl ConnShared {
         }
     }
 
-    /// Queues a data frame, enforcing the limits.
-    pub fn send(&self, frame: Bytes, limits: Limits) -> Result<SendStatus, Error> {
+    /// Queues a data frame, enforcing the limits: a connection under its
+    /// soft limit takes any frame (so every message the server would accept
+    /// can be echoed); one at or over it refuses a frame that would pass
+    /// the hard limit. The first refused frame since the queue last drained
+    /// sets `first_refusal` to the bytes queued (for the host's WARN line).
+    pub fn send(&self, frame: Bytes, limits: Limits, first_refusal: &mut Option<usize>) -> Result<SendStatus, Error> {
         let mut ob = self.outbox.lock();
         if ob.closed {
             return Err(Error::Closed(self.id));
         }
-        if ob.bytes + frame.len() > limits.hard {
+        if ob.bytes >= limits.soft && ob.bytes + frame.len() > limits.hard {
+            let queued = ob.bytes;
+            let first = !std::mem::replace(&mut ob.drop_logged, true);
             if let OverflowPolicy::Close(code) = limits.overflow {
                 let reason = "send queue overflow";
                 ob.discard_unsent();
                 ob.push_last(frame::encode_close(code, reason));
                 self.command(ob, Command::Fail { code, reason: reason.into(), error: Error::Dropped(self.id) });
+            } else {
+                drop(ob);
+            }
+            if first {
+                *first_refusal = Some(queued);
             }
             return Err(Error::Dropped(self.id));
         }
@@ -282,6 +317,50 @@ impl ConnShared {
         self.command(ob, Command::Kill(error));
     }
 
+    /// Marks the open as waiting for the host's answer (event mode).
+    pub fn await_answer(&self, offered: Vec<String>) {
+        self.outbox.lock().pending_open = Some(Box::new(PendingOpen { offered, answer: None }));
+    }
+
+    /// Records the host's answer to the open and wakes the handshake.
+    pub fn answer(&self, verdict: Verdict) -> Result<(), Error> {
+        let mut ob = self.outbox.lock();
+        if ob.closed {
+            return Err(Error::Closed(self.id));
+        }
+        let pending = match ob.pending_open.as_mut() {
+            Some(p) if p.answer.is_none() => p,
+            _ => return Err(Error::State(format!("connection {} was already answered", self.id))),
+        };
+        if let Verdict::Accept(Some(sub)) = &verdict {
+            if !pending.offered.iter().any(|o| o == sub) {
+                return Err(Error::InvalidArgument(format!("subprotocol '{sub}' was not offered by the client")));
+            }
+        }
+        pending.answer = Some(verdict);
+        drop(ob);
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// The host's answer once given; `Refuse(503)` when the connection was
+    /// closed meanwhile (server shutting down); registers `cx` otherwise.
+    pub fn poll_answer(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Verdict> {
+        self.waker.register(cx.waker());
+        let mut ob = self.outbox.lock();
+        if ob.closed {
+            ob.pending_open = None;
+            return std::task::Poll::Ready(Verdict::Refuse(503));
+        }
+        match ob.pending_open.as_mut().and_then(|p| p.answer.take()) {
+            Some(v) => {
+                ob.pending_open = None;
+                std::task::Poll::Ready(v)
+            }
+            None => std::task::Poll::Pending,
+        }
+    }
+
     /// Takes the pending command, if any.
     pub fn take_command(&self) -> Option<Command> {
         if !self.has_command.load(Ordering::Relaxed) || !self.has_command.swap(false, Ordering::Acquire) {
@@ -296,6 +375,10 @@ impl ConnShared {
         ob.closed = true;
         ob.frames = VecDeque::new();
         ob.bytes = 0;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.outbox.lock().closed
     }
 
     pub fn queued_bytes(&self) -> usize {

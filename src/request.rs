@@ -9,6 +9,7 @@ pub struct Request {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) peer: SocketAddr,
     pub(crate) subprotocol: Option<String>,
+    pub(crate) offered: Vec<String>,
     pub(crate) client_subject: Option<String>,
 }
 
@@ -37,6 +38,10 @@ impl Request {
     /// The subprotocol the server chose from the client's offer, if any.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+    /// The subprotocols the client offered, in its order.
+    pub fn offered_subprotocols(&self) -> impl Iterator<Item = &str> {
+        self.offered.iter().map(String::as_str)
     }
     /// With mutual TLS, the subject of the client's certificate (RFC 4514,
     /// e.g. `CN=alice,O=Example`); `None` otherwise.

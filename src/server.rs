@@ -2,6 +2,7 @@
 //! the operations hosts call (send, broadcast, disconnect) and the graceful
 //! close.
 use crate::connection::Connection;
+use crate::events::{EventQueue, Events, Polled, Verdict};
 use crate::frame::{self, OpCode};
 use crate::handshake::{self, Refusal};
 use crate::io_threads::IoThreads;
@@ -27,7 +28,7 @@ const CLOSED: u8 = 3;
 
 /// State shared by the server, its handles and its connections.
 pub(crate) struct Inner {
-    pub handler: Arc<dyn Handler>,
+    pub events: Events,
     /// Set by `listen`; fixed from then on.
     config: OnceLock<Config>,
     pending_config: Mutex<Config>,
@@ -127,7 +128,7 @@ impl ServerHandle {
 
     fn log_with(&self, config: &Config, level: LogLevel, message: &str) {
         if level <= config.log_level {
-            self.inner.handler.on_log(level, message);
+            self.inner.events.log(level, message);
         }
     }
 
@@ -145,11 +146,28 @@ impl ServerHandle {
         }
     }
 
-    /// Queues one message for `conn`. Text must be UTF-8.
+    /// Queues one message for `conn`. Text must be UTF-8. A connection
+    /// under its send-queue limit takes any message; one at the limit
+    /// refuses a message that would pass the hard limit
+    /// ([`Error::Dropped`], logged at WARN once until the queue drains).
     pub fn send(&self, conn: ConnId, data: &[u8], kind: Kind) -> Result<SendStatus, Error> {
         let frame = encode_message(data, kind)?;
         let limits = self.limits();
-        self.with_conn(conn, |c| c.send(frame, limits))?
+        let mut refused = None;
+        let result = self.with_conn(conn, |c| c.send(frame, limits, &mut refused))?;
+        if let Some(queued) = refused {
+            self.log(
+                LogLevel::Warn,
+                &format!(
+                    "connection {conn}: a {} byte message was dropped: {queued} bytes already queued \
+                     (send queue limit {}, hard limit {}); further drops are not logged until it drains",
+                    data.len(),
+                    limits.soft,
+                    limits.hard
+                ),
+            );
+        }
+        result
     }
 
     /// Queues one message for every open connection but `except`. The frame
@@ -158,12 +176,20 @@ impl ServerHandle {
     pub fn broadcast(&self, data: &[u8], kind: Kind, except: Option<ConnId>) -> Result<usize, Error> {
         let frame = encode_message(data, kind)?;
         let limits = self.limits();
-        let mut queued = 0;
+        let (mut queued, mut refused) = (0, 0);
         self.inner.registry.for_each(|c| {
-            if Some(c.id) != except && c.send(frame.clone(), limits).is_ok() {
+            let mut first_refusal = None;
+            if Some(c.id) != except && c.send(frame.clone(), limits, &mut first_refusal).is_ok() {
                 queued += 1;
             }
+            refused += first_refusal.is_some() as usize;
         });
+        if refused > 0 {
+            self.log(
+                LogLevel::Warn,
+                &format!("broadcast of {} bytes dropped for {refused} connections over their send-queue limits", data.len()),
+            );
+        }
         Ok(queued)
     }
 
@@ -177,6 +203,61 @@ impl ServerHandle {
             return Err(Error::ReasonTooLong(reason.len()));
         }
         self.with_conn(conn, |c| c.close(code, reason))?
+    }
+
+    /// The value of numeric option `id` (a WS_OPT_* number) in force, or
+    /// staged before `listen`.
+    pub fn option(&self, id: u32) -> Option<u64> {
+        match self.inner.config.get() {
+            Some(c) => c.option(id),
+            None => self.inner.pending_config.lock().option(id),
+        }
+    }
+
+    /// Accepts a connection whose open is waiting for the host (event mode
+    /// without `auto_accept`), optionally with `subprotocol` (one the
+    /// client offered) instead of the server's own choice.
+    pub fn accept(&self, conn: ConnId, subprotocol: Option<&str>) -> Result<(), Error> {
+        let verdict = Verdict::Accept(subprotocol.map(str::to_string));
+        self.with_conn(conn, |c| c.answer(verdict))?
+    }
+
+    /// Refuses a connection whose open is waiting for the host, with an
+    /// HTTP status 400..=599.
+    pub fn refuse(&self, conn: ConnId, status: u16) -> Result<(), Error> {
+        if !(400..=599).contains(&status) {
+            return Err(Error::InvalidArgument(format!("HTTP status {status} is not 400..599")));
+        }
+        self.with_conn(conn, |c| c.answer(Verdict::Refuse(status)))?
+    }
+
+    /// Sets the host's value for `conn`, handed back with its events.
+    pub fn set_user_data(&self, conn: ConnId, value: usize) -> Result<(), Error> {
+        self.with_conn(conn, |c| c.set_user_data(value))
+    }
+
+    /// The host's value for `conn` (0 until set).
+    pub fn user_data(&self, conn: ConnId) -> Result<usize, Error> {
+        self.with_conn(conn, |c| c.user_data())
+    }
+
+    fn queue(&self) -> Result<&Arc<EventQueue>, Error> {
+        self.inner.events.queue().ok_or_else(|| {
+            Error::State("no event queue: set event_queue (WS_OPT_EVENT_QUEUE) and listen first".into())
+        })
+    }
+
+    /// Takes the next queued event, waiting up to `timeout` (`None`:
+    /// forever). `Ok(None)` when none came in time; [`Error::Closed`] once
+    /// the server is closed and every event has been taken.
+    pub fn poll_event(&self, timeout: Option<Duration>) -> Result<Option<Polled>, Error> {
+        self.queue()?.take(timeout)
+    }
+
+    /// A file descriptor that is readable while events wait (level
+    /// triggered); owned by the server.
+    pub fn event_fd(&self) -> Result<std::os::fd::RawFd, Error> {
+        Ok(self.queue()?.fd())
     }
 
     /// Bytes queued for `conn` and not yet written to its socket.
@@ -257,7 +338,7 @@ impl Server {
     /// to `handler`.
     pub fn new(config: Config, handler: Arc<dyn Handler>) -> Server {
         let inner = Inner {
-            handler,
+            events: Events::new(handler),
             config: OnceLock::new(),
             pending_config: Mutex::new(config),
             registry: Registry::new(),
@@ -305,6 +386,10 @@ impl Server {
         let ip = parse_host(host)?;
         let std_listener = bind(SocketAddr::new(ip, port))?;
         let local = std_listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
+        let queue = match config.event_queue {
+            true => Some(Arc::new(EventQueue::new(config.event_queue_bytes, config.event_queue_events)?)),
+            false => None,
+        };
         let io = IoThreads::start(config.threads, Arc::as_ptr(inner) as usize)?;
         if inner.state.compare_exchange(NEW, LISTENING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             return Err(Error::State("listen was already called".into()));
@@ -314,6 +399,9 @@ impl Server {
                 self.log_with(&config, LogLevel::Warn, w);
             }
             *inner.tls.write() = Some(tls.clone());
+        }
+        if let Some(queue) = queue {
+            inner.events.use_queue(queue);
         }
         let _ = inner.config.set(config.clone());
         let _ = inner.local_addr.set(local);
@@ -399,6 +487,9 @@ fn finish_close(inner: &Arc<Inner>, grace: Duration) {
         io.stop();
     }
     inner.state.store(CLOSED, Ordering::SeqCst);
+    if let Some(queue) = inner.events.queue() {
+        queue.finish();
+    }
 }
 
 impl Drop for Server {
@@ -497,7 +588,7 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     let server = slot.server().clone();
     let cfg = server.config();
     let read = tokio::time::timeout_at(deadline, handshake::read_request(&mut stream, peer, &cfg.subprotocols)).await;
-    let upgrade = match read {
+    let mut upgrade = match read {
         Err(_) => {
             server.log(LogLevel::Info, &format!("{peer}: handshake timed out"));
             return None;
@@ -532,18 +623,47 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let verdict = {
         let _current = CurrentConn::enter(&shared);
-        inner.handler.on_open(&server, id, &upgrade.request)
+        inner.events.open(&server, &shared, &upgrade.request)
     };
-    if let Err(status) = verdict {
-        inner.forget(&shared);
-        inner.connection_ended();
-        let status = if (400..=599).contains(&status) { status } else { 500 };
-        server.log(LogLevel::Info, &format!("{peer}: refused by the host with {status}"));
-        refuse(&mut stream, status, "refused", cfg.close_timeout).await;
-        return None;
+    let verdict = match verdict {
+        Verdict::Later => match await_answer(&shared, deadline).await {
+            Ok(v) => v,
+            Err(why) => {
+                // The host saw the open: it gets the close that ends it.
+                server.log(LogLevel::Warn, &format!("{peer}: connection {id} refused with 503: {why}"));
+                inner.forget(&shared);
+                inner.events.close(&server, &shared, 1006, why);
+                inner.connection_ended();
+                refuse(&mut stream, 503, why, cfg.close_timeout).await;
+                return None;
+            }
+        },
+        v => v,
+    };
+    match verdict {
+        Verdict::Accept(Some(sub)) => upgrade.request.subprotocol = Some(sub),
+        Verdict::Accept(None) | Verdict::Later => {}
+        Verdict::Refuse(status) => {
+            inner.forget(&shared);
+            inner.connection_ended();
+            let status = if (400..=599).contains(&status) { status } else { 500 };
+            server.log(LogLevel::Info, &format!("{peer}: refused by the host with {status}"));
+            refuse(&mut stream, status, "refused", cfg.close_timeout).await;
+            return None;
+        }
     }
     shared.queue_handshake_answer(Bytes::from(handshake::accept_response(&upgrade)));
     Some(Connection::new(stream, shared, slot, upgrade.leftover))
+}
+
+/// Waits for the host's answer to an open (event mode), until the
+/// handshake deadline; Err says why there is none.
+async fn await_answer(conn: &ConnShared, deadline: tokio::time::Instant) -> Result<Verdict, &'static str> {
+    match tokio::time::timeout_at(deadline, std::future::poll_fn(|cx| conn.poll_answer(cx))).await {
+        Ok(Verdict::Refuse(503)) if conn.is_closed() => Err("server is shutting down"),
+        Ok(v) => Ok(v),
+        Err(_) => Err("the host did not answer the open within the handshake timeout"),
+    }
 }
 
 async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, status: u16, why: &str, limit: Duration) {

@@ -70,6 +70,31 @@ pub struct ws_callbacks {
     pub on_log: Option<unsafe extern "C" fn(user_data: *mut c_void, level: ws_log_level, message: *const c_char)>,
 }
 
+/// The size of the first `ws_callbacks` (six members, on_open..on_log):
+/// what the `ws_server_new` symbol reads, forever.
+pub(crate) const WS_CALLBACKS_V1_SIZE: usize = 6 * std::mem::size_of::<usize>();
+
+impl ws_callbacks {
+    /// Copies the first `size` bytes' worth of whole members from `table`
+    /// (NULL: none); members beyond stay NULL.
+    ///
+    /// # Safety
+    /// `table` is NULL or points to at least `size` readable bytes.
+    pub(crate) unsafe fn read(table: *const ws_callbacks, size: usize) -> ws_callbacks {
+        // SAFETY: every member is an Option of a function pointer, for which
+        // all-zero bytes are None.
+        let mut out: ws_callbacks = unsafe { std::mem::zeroed() };
+        if !table.is_null() {
+            let member = std::mem::size_of::<usize>();
+            let n = size.min(std::mem::size_of::<ws_callbacks>()) / member * member;
+            // SAFETY: `n` is at most what the caller promised readable and at
+            // most our table's size; a whole number of pointer-sized members.
+            unsafe { std::ptr::copy_nonoverlapping(table as *const u8, &mut out as *mut ws_callbacks as *mut u8, n) };
+        }
+        out
+    }
+}
+
 /// The host's callbacks and user data, as a [`Handler`].
 pub(crate) struct CHandler {
     pub callbacks: ws_callbacks,

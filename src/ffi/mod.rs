@@ -1,4 +1,5 @@
-//! The C ABI: `ws_server_*`, `ws_request_*` and the error functions.
+//! The C ABI: `ws_server_*`, `ws_conn_*`, `ws_event_*`, `ws_request_*`,
+//! `ws_tls_config_*` and the error functions.
 //!
 //! This layer only checks arguments, converts types, catches panics and
 //! calls the Rust API. Conventions (README "C API conventions"): fallible
@@ -11,14 +12,18 @@
 
 mod args;
 mod callbacks;
+mod conn;
 mod error;
+mod event;
 mod panic;
 mod request;
 mod server;
 mod tls;
 
 pub use callbacks::*;
+pub use conn::*;
 pub use error::*;
+pub use event::*;
 pub use request::*;
 pub use server::*;
 pub use tls::*;

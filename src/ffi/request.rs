@@ -4,8 +4,9 @@ use crate::Request;
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 
-/// A client's handshake request. Opaque; only valid during the `on_open`
-/// callback that received it, and only on that callback's thread.
+/// A client's handshake request. Opaque. In `on_open`: valid during the
+/// call, on its thread. In a WS_EVENT_OPEN: valid until `ws_event_free`,
+/// on one thread at a time.
 pub struct ws_request {
     request: *const Request,
     /// C copies handed out so far; freed when the callback returns.
@@ -81,6 +82,14 @@ pub extern "C" fn ws_request_peer(req: *const ws_request) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn ws_request_subprotocol(req: *const ws_request) -> *const c_char {
     with(req, |r, q| q.subprotocol().map_or(std::ptr::null(), |p| r.keep(p)))
+}
+
+/// The `index`th subprotocol the client offered (0 first, in its order),
+/// or NULL past the last one (or for a NULL `req`). Ownership and thread:
+/// as `ws_request_path`.
+#[no_mangle]
+pub extern "C" fn ws_request_offered_subprotocol(req: *const ws_request, index: usize) -> *const c_char {
+    with(req, |r, q| q.offered_subprotocols().nth(index).map_or(std::ptr::null(), |p| r.keep(p)))
 }
 
 /// With mutual TLS (`ws_tls_config_set_ca_file`), the subject of the

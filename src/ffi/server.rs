@@ -1,12 +1,14 @@
 //! `ws_server`: create, configure, listen, send, close, free.
 use super::args::{bytes, free_boxed, opt_str, out, run, str_arg};
-use super::callbacks::{ws_callbacks, ws_kind, CHandler, WS_BINARY, WS_TEXT};
+use super::callbacks::{ws_callbacks, ws_kind, CHandler, WS_BINARY, WS_CALLBACKS_V1_SIZE, WS_TEXT};
 use super::error::{done, fail, null, ws_result};
 use super::panic::guard;
 use super::tls::{build as build_tls, ws_tls_config};
-use crate::{Config, Error, Kind, LogLevel, OverflowPolicy, SendStatus, Server, Tls};
+use crate::{Config, Error, Kind, SendStatus, Server, Tls};
 use parking_lot::Mutex;
-use std::ffi::{c_char, c_void};
+use crate::options::{OptionSpec, OPTIONS};
+use std::ffi::{c_char, c_void, CString};
+use std::sync::OnceLock;
 use std::sync::Arc;
 use std::time::Duration;
 use ws_result::*;
@@ -19,48 +21,10 @@ pub struct ws_server {
     tls: Mutex<(bool, Option<Tls>)>,
 }
 
-/// An option id for `ws_server_set_option`.
+/// An option id for `ws_server_set_option`: one of the WS_OPT_* numbers
+/// defined above (each with its default, range and the reason for the
+/// default; `ws_option_info` gives the same at run time).
 pub type ws_option = u32;
-/// Largest message accepted from a client, in bytes (bigger: close 1009).
-/// Default 1 MiB: enough for chat and JSON, small enough that a client
-/// cannot pin much memory.
-pub const WS_OPT_MAX_MESSAGE_SIZE: ws_option = 1;
-/// Largest single frame accepted, in bytes (bigger: close 1009). Default 1 MiB.
-pub const WS_OPT_MAX_FRAME_SIZE: ws_option = 2;
-/// Connections (handshakes included) above which new clients get HTTP 503.
-/// Default 10000: a public server's fd limit is usually near it.
-pub const WS_OPT_MAX_CONNECTIONS: ws_option = 3;
-/// Milliseconds a client has to finish its handshake (TLS included).
-/// Default 10000: slow or silent clients cannot hold a slot.
-pub const WS_OPT_HANDSHAKE_TIMEOUT_MS: ws_option = 4;
-/// Milliseconds without data from a client before the server pings it;
-/// 0 disables. Default 30000: keeps NATs and load balancers open.
-pub const WS_OPT_PING_INTERVAL_MS: ws_option = 5;
-/// Milliseconds without any data (pongs included) after which a client is
-/// dropped as dead (`on_error` WS_ERR_TIMEOUT, close 1006); 0 disables.
-/// Default 75000: two missed pings.
-pub const WS_OPT_IDLE_TIMEOUT_MS: ws_option = 6;
-/// Milliseconds to wait for the client's close frame after sending ours.
-/// Default 5000.
-pub const WS_OPT_CLOSE_TIMEOUT_MS: ws_option = 7;
-/// Queued outgoing bytes per connection at which a send returns
-/// WS_BACKPRESSURE (still queued). Default 65536: enough for bursts, small
-/// enough for 100k clients.
-pub const WS_OPT_SEND_QUEUE_LIMIT: ws_option = 8;
-/// Queued outgoing bytes per connection a send may never exceed; past it
-/// WS_OPT_OVERFLOW_POLICY applies. Default 1 MiB.
-pub const WS_OPT_SEND_QUEUE_HARD_LIMIT: ws_option = 9;
-/// What a send past the hard limit does: 0 refuses the message
-/// (WS_ERR_DROPPED, the connection stays open; the default), 1008 or 1013
-/// also closes the connection with that code.
-pub const WS_OPT_OVERFLOW_POLICY: ws_option = 10;
-/// Number of I/O threads running connections and callbacks. Default 1:
-/// callbacks never run concurrently, as most C hosts expect. With more,
-/// connections are dealt out round-robin; one connection's callbacks always
-/// run on the same thread, different connections' may run concurrently.
-pub const WS_OPT_THREADS: ws_option = 11;
-/// Most verbose WS_LOG_* level delivered to `on_log`. Default WS_LOG_INFO.
-pub const WS_OPT_LOG_LEVEL: ws_option = 12;
 
 /// Borrows the `ws_server` behind `srv`, or fails with WS_ERR_NULL.
 fn wrapper<'a>(srv: *const ws_server) -> Result<&'a ws_server, ws_result> {
@@ -69,7 +33,7 @@ fn wrapper<'a>(srv: *const ws_server) -> Result<&'a ws_server, ws_result> {
 }
 
 /// Borrows the server behind `srv`, or fails with WS_ERR_NULL.
-fn server<'a>(srv: *const ws_server) -> Result<&'a Server, ws_result> {
+pub(crate) fn server<'a>(srv: *const ws_server) -> Result<&'a Server, ws_result> {
     wrapper(srv).map(|w| &w.server)
 }
 
@@ -92,24 +56,37 @@ fn status(r: Result<SendStatus, Error>) -> ws_result {
 /// Creates a server (not yet listening) that reports events through
 /// `callbacks`, passing `user_data` back to each.
 ///
+/// Programs compiled against this header reach `ws_server_new_sized`
+/// through the `ws_server_new` macro, which passes `sizeof(ws_callbacks)`;
+/// this symbol (for programs built against the first header, and for
+/// foreign-function callers) reads only the six original members, on_open
+/// to on_log. Ownership, thread and result: as `ws_server_new_sized`.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_new(callbacks: *const ws_callbacks, user_data: *mut c_void) -> *mut ws_server {
+    // SAFETY: as the caller promises for ws_server_new_sized.
+    unsafe { ws_server_new_sized(callbacks, WS_CALLBACKS_V1_SIZE, user_data) }
+}
+
+/// Creates a server (not yet listening) that reports events through
+/// `callbacks`, a table of `callbacks_size` bytes (`sizeof(ws_callbacks)`
+/// of the header the caller was compiled with): members past that size,
+/// added by later versions, stay NULL, so old programs keep working as the
+/// table grows. Use the `ws_server_new(cb, user_data)` macro.
+///
 /// Ownership: `callbacks` is copied (NULL means no callbacks); `user_data`
 /// is not touched by the library, and must stay valid until `ws_server_free`
 /// returns. The caller owns the result and frees it with `ws_server_free`.
 /// Thread: any. Returns NULL only on an internal error (see
 /// `ws_last_error`).
 #[no_mangle]
-pub unsafe extern "C" fn ws_server_new(callbacks: *const ws_callbacks, user_data: *mut c_void) -> *mut ws_server {
+pub unsafe extern "C" fn ws_server_new_sized(
+    callbacks: *const ws_callbacks,
+    callbacks_size: usize,
+    user_data: *mut c_void,
+) -> *mut ws_server {
     guard(std::ptr::null_mut(), || {
-        let empty = ws_callbacks {
-            on_open: None,
-            on_message: None,
-            on_close: None,
-            on_error: None,
-            on_drain: None,
-            on_log: None,
-        };
-        // SAFETY: the caller passes a valid table or NULL.
-        let callbacks = unsafe { callbacks.as_ref() }.copied().unwrap_or(empty);
+        // SAFETY: the caller passes NULL or a table of `callbacks_size` bytes.
+        let callbacks = unsafe { ws_callbacks::read(callbacks, callbacks_size) };
         let handler = Arc::new(CHandler { callbacks, user_data });
         Box::into_raw(Box::new(ws_server {
             server: Server::new(Config::default(), handler),
@@ -135,61 +112,83 @@ pub unsafe extern "C" fn ws_server_free(srv: *mut ws_server) {
 /// milliseconds.
 ///
 /// Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (unknown option, value out
-/// of range), WS_ERR_STATE (after listen). Thread: any, not concurrently
-/// with `ws_server_listen`.
+/// of range: the message gives the range), WS_ERR_STATE (after listen).
+/// Thread: any, not concurrently with `ws_server_listen`.
 #[no_mangle]
 pub unsafe extern "C" fn ws_server_set_option(srv: *mut ws_server, option: ws_option, value: u64) -> ws_result {
     run(|| {
         let s = server(srv)?;
-        s.update_config(|c| apply_option(c, option, value))
-            .map_err(fail)?
-            .map_err(|m| fail(Error::InvalidArgument(m)))?;
+        s.update_config(|c| c.set_option(option, value)).map_err(fail)?.map_err(fail)?;
         Ok(WS_OK)
     })
 }
 
-/// Sets `option` to `value` in `c`, or says why the value is refused (then
-/// `c` is unchanged).
-fn apply_option(c: &mut Config, option: ws_option, value: u64) -> Result<(), String> {
-    let size =
-        || usize::try_from(value).ok().filter(|v| *v > 0).ok_or(format!("option {option}: {value} is out of range"));
-    let timeout = || match value {
-        0 => Err(format!("option {option}: a timeout must be positive")),
-        ms => Ok(Duration::from_millis(ms)),
-    };
-    match option {
-        WS_OPT_MAX_MESSAGE_SIZE => c.max_message_size = size()?,
-        WS_OPT_MAX_FRAME_SIZE => c.max_frame_size = size()?,
-        WS_OPT_MAX_CONNECTIONS => c.max_connections = size()?,
-        WS_OPT_SEND_QUEUE_LIMIT => c.send_queue_limit = size()?,
-        WS_OPT_SEND_QUEUE_HARD_LIMIT => c.send_queue_hard_limit = size()?,
-        WS_OPT_HANDSHAKE_TIMEOUT_MS => c.handshake_timeout = timeout()?,
-        WS_OPT_CLOSE_TIMEOUT_MS => c.close_timeout = timeout()?,
-        WS_OPT_PING_INTERVAL_MS => c.ping_interval = Duration::from_millis(value),
-        WS_OPT_IDLE_TIMEOUT_MS => c.idle_timeout = Duration::from_millis(value),
-        WS_OPT_OVERFLOW_POLICY => {
-            c.overflow = match value {
-                0 => OverflowPolicy::Drop,
-                1008 | 1013 => OverflowPolicy::Close(value as u16),
-                _ => return Err(format!("overflow policy must be 0, 1008 or 1013, not {value}")),
+/// Writes to `*out_value` the value of `option` in force (after listen) or
+/// staged (before).
+///
+/// Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (unknown option). Thread:
+/// any.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_get_option(srv: *const ws_server, option: ws_option, out_value: *mut u64) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        let out_value = out(out_value, "out_value")?;
+        let unknown = || fail(Error::InvalidArgument(format!("unknown option {option}")));
+        *out_value = s.option(option).ok_or_else(unknown)?;
+        Ok(WS_OK)
+    })
+}
+
+/// Describes `option`: its WS_OPT_* name, default, smallest and largest
+/// value, and one line saying why the default is what it is. The library
+/// states these once; bindings take their defaults from here.
+///
+/// Ownership: the strings are static (never freed, valid forever). Every
+/// out pointer may be NULL (that item is skipped). Errors:
+/// WS_ERR_INVALID_ARGUMENT (unknown option). Thread: any.
+#[no_mangle]
+pub unsafe extern "C" fn ws_option_info(
+    option: ws_option,
+    out_name: *mut *const c_char,
+    out_default: *mut u64,
+    out_min: *mut u64,
+    out_max: *mut u64,
+    out_why: *mut *const c_char,
+) -> ws_result {
+    run(|| {
+        let spec = crate::config::option_spec(option)
+            .ok_or_else(|| fail(Error::InvalidArgument(format!("unknown option {option}"))))?;
+        let (name, why) = option_c_strings(spec);
+        // SAFETY: each pointer is NULL or writable, as the header requires.
+        unsafe {
+            if let Some(p) = out_name.as_mut() {
+                *p = name;
+            }
+            if let Some(p) = out_default.as_mut() {
+                *p = spec.default;
+            }
+            if let Some(p) = out_min.as_mut() {
+                *p = spec.min;
+            }
+            if let Some(p) = out_max.as_mut() {
+                *p = spec.max;
+            }
+            if let Some(p) = out_why.as_mut() {
+                *p = why;
             }
         }
-        WS_OPT_THREADS => match value {
-            1..=256 => c.threads = value as usize,
-            _ => return Err(format!("threads must be 1..256, not {value}")),
-        },
-        WS_OPT_LOG_LEVEL => {
-            c.log_level = match value {
-                1 => LogLevel::Error,
-                2 => LogLevel::Warn,
-                3 => LogLevel::Info,
-                4 => LogLevel::Debug,
-                _ => return Err(format!("log level must be 1..4, not {value}")),
-            }
-        }
-        _ => return Err(format!("unknown option {option}")),
-    }
-    Ok(())
+        Ok(WS_OK)
+    })
+}
+
+/// The name and reason of `spec` as C strings, made once and kept forever.
+fn option_c_strings(spec: &'static OptionSpec) -> (*const c_char, *const c_char) {
+    static STRINGS: OnceLock<Vec<(CString, CString)>> = OnceLock::new();
+    let all = STRINGS.get_or_init(|| {
+        OPTIONS.iter().map(|o| (CString::new(o.name).unwrap_or_default(), CString::new(o.why).unwrap_or_default())).collect()
+    });
+    let i = OPTIONS.iter().position(|o| std::ptr::eq(o, spec)).unwrap_or(0);
+    (all[i].0.as_ptr(), all[i].1.as_ptr())
 }
 
 /// Sets the subprotocols the server speaks, in its order of preference; the
