@@ -169,8 +169,9 @@ typedef enum ws_result {
    */
   WS_ERR_CLOSED = -8,
   /**
-   * Refused: the connection's send queue would pass its hard limit. The
-   * message was not queued (see WS_OPT_OVERFLOW_POLICY).
+   * Refused: the connection's send queue is at its limit and the message
+   * would take it past its hard limit. The message was not queued (see
+   * WS_OPT_OVERFLOW_POLICY).
    */
   WS_ERR_DROPPED = -9,
   /**
@@ -299,7 +300,15 @@ typedef uint32_t ws_log_level;
  * last (a connection refused by `on_open` gets no further event). Inside a
  * callback you may call `ws_server_send`, `ws_server_broadcast`,
  * `ws_server_disconnect`, `ws_server_queued_bytes` and `ws_server_close`.
- * Callbacks must not throw C++ exceptions or longjmp out.
+ * Callbacks must not throw C++ exceptions or longjmp out. In event-queue
+ * mode (WS_OPT_EVENT_QUEUE) none of them runs: the same events arrive
+ * through `ws_server_poll`.
+ *
+ * Growth: members are only ever appended. `ws_server_new` (the macro)
+ * passes `sizeof(ws_callbacks)` of the header you compiled with, so a
+ * program built against an older, shorter table keeps working; members
+ * it does not know stay NULL. `ws_callbacks cb = {0};` then setting the
+ * members you want is the intended use.
  */
 typedef struct ws_callbacks {
   /**
@@ -533,8 +542,9 @@ enum ws_result ws_server_event_fd(const struct ws_server *srv, int *out_fd);
 /**
  * The request path without the query, e.g. "/chat".
  *
- * Ownership: owned by the library, valid until `on_open` returns. Thread:
- * the `on_open` thread. NULL `req` → NULL.
+ * Ownership: owned by the library, valid until `on_open` returns (for the
+ * request of a WS_EVENT_OPEN: until `ws_event_free`). Thread: the one
+ * reading the request. NULL `req` → NULL.
  */
 const char *ws_request_path(const struct ws_request *req);
 
@@ -696,8 +706,11 @@ enum ws_result ws_server_port(const struct ws_server *srv, uint16_t *out_port);
  * WS_ERR_NULL (`data` NULL with `len` > 0), WS_ERR_INVALID_ARGUMENT (bad
  * kind), WS_ERR_INVALID_UTF8 (WS_TEXT that is not UTF-8), WS_ERR_CLOSED
  * (closed, closing, or refused by `on_open`), WS_ERR_NO_SUCH_CONN (never
- * issued), WS_ERR_DROPPED
- * (over the hard limit; not queued). Ownership: `data` is copied before
+ * issued), WS_ERR_DROPPED (not queued: the connection is already at
+ * WS_OPT_SEND_QUEUE_LIMIT and this message would take it past
+ * WS_OPT_SEND_QUEUE_HARD_LIMIT; the first such refusal until the queue
+ * drains is also logged at WS_LOG_WARN). A connection under its limit
+ * takes any message, so every message a client may send can be echoed. Ownership: `data` is copied before
  * the call returns. Thread: any, callbacks included.
  */
 enum ws_result ws_server_send(const struct ws_server *srv,

@@ -31,7 +31,15 @@ pub const WS_LOG_DEBUG: ws_log_level = 4;
 /// last (a connection refused by `on_open` gets no further event). Inside a
 /// callback you may call `ws_server_send`, `ws_server_broadcast`,
 /// `ws_server_disconnect`, `ws_server_queued_bytes` and `ws_server_close`.
-/// Callbacks must not throw C++ exceptions or longjmp out.
+/// Callbacks must not throw C++ exceptions or longjmp out. In event-queue
+/// mode (WS_OPT_EVENT_QUEUE) none of them runs: the same events arrive
+/// through `ws_server_poll`.
+///
+/// Growth: members are only ever appended. `ws_server_new` (the macro)
+/// passes `sizeof(ws_callbacks)` of the header you compiled with, so a
+/// program built against an older, shorter table keeps working; members
+/// it does not know stay NULL. `ws_callbacks cb = {0};` then setting the
+/// members you want is the intended use.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ws_callbacks {

@@ -31,8 +31,9 @@ pub enum ws_result {
     WS_ERR_NO_SUCH_CONN = -7,
     /// The connection is closed or closing: nothing more can be sent.
     WS_ERR_CLOSED = -8,
-    /// Refused: the connection's send queue would pass its hard limit. The
-    /// message was not queued (see WS_OPT_OVERFLOW_POLICY).
+    /// Refused: the connection's send queue is at its limit and the message
+    /// would take it past its hard limit. The message was not queued (see
+    /// WS_OPT_OVERFLOW_POLICY).
     WS_ERR_DROPPED = -9,
     /// A text message or string is not valid UTF-8.
     WS_ERR_INVALID_UTF8 = -10,

@@ -43,8 +43,9 @@ fn with(req: *const ws_request, f: impl FnOnce(&ws_request, &Request) -> *const 
 
 /// The request path without the query, e.g. "/chat".
 ///
-/// Ownership: owned by the library, valid until `on_open` returns. Thread:
-/// the `on_open` thread. NULL `req` → NULL.
+/// Ownership: owned by the library, valid until `on_open` returns (for the
+/// request of a WS_EVENT_OPEN: until `ws_event_free`). Thread: the one
+/// reading the request. NULL `req` → NULL.
 #[no_mangle]
 pub extern "C" fn ws_request_path(req: *const ws_request) -> *const c_char {
     with(req, |r, q| r.keep(q.path()))

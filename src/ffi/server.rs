@@ -272,8 +272,11 @@ pub unsafe extern "C" fn ws_server_port(srv: *const ws_server, out_port: *mut u1
 /// WS_ERR_NULL (`data` NULL with `len` > 0), WS_ERR_INVALID_ARGUMENT (bad
 /// kind), WS_ERR_INVALID_UTF8 (WS_TEXT that is not UTF-8), WS_ERR_CLOSED
 /// (closed, closing, or refused by `on_open`), WS_ERR_NO_SUCH_CONN (never
-/// issued), WS_ERR_DROPPED
-/// (over the hard limit; not queued). Ownership: `data` is copied before
+/// issued), WS_ERR_DROPPED (not queued: the connection is already at
+/// WS_OPT_SEND_QUEUE_LIMIT and this message would take it past
+/// WS_OPT_SEND_QUEUE_HARD_LIMIT; the first such refusal until the queue
+/// drains is also logged at WS_LOG_WARN). A connection under its limit
+/// takes any message, so every message a client may send can be echoed. Ownership: `data` is copied before
 /// the call returns. Thread: any, callbacks included.
 #[no_mangle]
 pub unsafe extern "C" fn ws_server_send(
