@@ -12,7 +12,10 @@ include!("src/options.rs");
 fn generated_defines() -> String {
     let mut s = String::new();
     let v = |k: &str| std::env::var(k).unwrap();
-    let _ = writeln!(s, "\n/** The library version these declarations belong to (Cargo.toml); ws_version() gives the one linked. */");
+    let _ = writeln!(
+        s,
+        "\n/** The library version these declarations belong to (Cargo.toml); ws_version() gives the one linked. */"
+    );
     let _ = writeln!(s, "#define WS_VERSION_MAJOR {}", v("CARGO_PKG_VERSION_MAJOR"));
     let _ = writeln!(s, "#define WS_VERSION_MINOR {}", v("CARGO_PKG_VERSION_MINOR"));
     let _ = writeln!(s, "#define WS_VERSION_PATCH {}", v("CARGO_PKG_VERSION_PATCH"));

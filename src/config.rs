@@ -113,7 +113,8 @@ impl Config {
     /// against its range; on error `self` is unchanged.
     pub fn set_option(&mut self, id: u32, value: u64) -> Result<(), Error> {
         let spec = option_spec(id).ok_or_else(|| Error::InvalidArgument(format!("unknown option {id}")))?;
-        let allowed = if spec.only.is_empty() { (spec.min..=spec.max).contains(&value) } else { spec.only.contains(&value) };
+        let allowed =
+            if spec.only.is_empty() { (spec.min..=spec.max).contains(&value) } else { spec.only.contains(&value) };
         if !allowed {
             let range = match spec.only {
                 [] => format!("{}..={}", spec.min, spec.max),
@@ -165,7 +166,9 @@ impl Config {
             Key::CloseTimeout => self.close_timeout = ms,
             Key::SendQueueLimit => self.send_queue_limit = size,
             Key::SendQueueHardLimit => self.send_queue_hard_limit = size,
-            Key::Overflow => self.overflow = if v == 0 { OverflowPolicy::Drop } else { OverflowPolicy::Close(v as u16) },
+            Key::Overflow => {
+                self.overflow = if v == 0 { OverflowPolicy::Drop } else { OverflowPolicy::Close(v as u16) }
+            }
             Key::Threads => self.threads = size,
             Key::LogLevel => {
                 self.log_level = match v {

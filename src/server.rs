@@ -187,7 +187,10 @@ impl ServerHandle {
         if refused > 0 {
             self.log(
                 LogLevel::Warn,
-                &format!("broadcast of {} bytes dropped for {refused} connections over their send-queue limits", data.len()),
+                &format!(
+                    "broadcast of {} bytes dropped for {refused} connections over their send-queue limits",
+                    data.len()
+                ),
             );
         }
         Ok(queued)
@@ -242,9 +245,10 @@ impl ServerHandle {
     }
 
     fn queue(&self) -> Result<&Arc<EventQueue>, Error> {
-        self.inner.events.queue().ok_or_else(|| {
-            Error::State("no event queue: set event_queue (WS_OPT_EVENT_QUEUE) and listen first".into())
-        })
+        self.inner
+            .events
+            .queue()
+            .ok_or_else(|| Error::State("no event queue: set event_queue (WS_OPT_EVENT_QUEUE) and listen first".into()))
     }
 
     /// Takes the next queued event, waiting up to `timeout` (`None`:

@@ -58,8 +58,7 @@ fn host_answers_opens_chooses_the_subprotocol_and_gets_events_in_order() {
 
 #[test]
 fn refused_and_unanswered_opens() {
-    let (server, port) =
-        start_queued(Config { handshake_timeout: Duration::from_millis(300), ..Config::default() });
+    let (server, port) = start_queued(Config { handshake_timeout: Duration::from_millis(300), ..Config::default() });
     let mut refused = RawClient::connect(port);
     refused.write(upgrade_request("/", "").as_bytes());
     let Event::Open { conn, .. } = next(&server).0 else { panic!("expected open") };
@@ -78,8 +77,7 @@ fn refused_and_unanswered_opens() {
 
 #[test]
 fn a_host_that_stops_polling_stops_the_reading_and_loses_nothing() {
-    let (server, port) =
-        start_queued(Config { auto_accept: true, event_queue_events: 50, ..Config::default() });
+    let (server, port) = start_queued(Config { auto_accept: true, event_queue_events: 50, ..Config::default() });
     let mut client = RawClient::open(port, "/");
     let payload = vec![b'x'; 1000];
     let sender = std::thread::spawn(move || {

@@ -54,7 +54,11 @@ pub unsafe extern "C" fn ws_conn_set_user_data(srv: *const ws_server, conn: u64,
 ///
 /// Errors: WS_ERR_NULL, WS_ERR_CLOSED, WS_ERR_NO_SUCH_CONN. Thread: any.
 #[no_mangle]
-pub unsafe extern "C" fn ws_conn_user_data(srv: *const ws_server, conn: u64, out_user_data: *mut *mut c_void) -> ws_result {
+pub unsafe extern "C" fn ws_conn_user_data(
+    srv: *const ws_server,
+    conn: u64,
+    out_user_data: *mut *mut c_void,
+) -> ws_result {
     run(|| {
         let s = server(srv)?;
         let out_user_data = out(out_user_data, "out_user_data")?;

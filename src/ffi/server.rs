@@ -4,12 +4,12 @@ use super::callbacks::{ws_callbacks, ws_kind, CHandler, WS_BINARY, WS_CALLBACKS_
 use super::error::{done, fail, null, ws_result};
 use super::panic::guard;
 use super::tls::{build as build_tls, ws_tls_config};
+use crate::options::{OptionSpec, OPTIONS};
 use crate::{Config, Error, Kind, SendStatus, Server, Tls};
 use parking_lot::Mutex;
-use crate::options::{OptionSpec, OPTIONS};
 use std::ffi::{c_char, c_void, CString};
-use std::sync::OnceLock;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::Duration;
 use ws_result::*;
 
@@ -129,7 +129,11 @@ pub unsafe extern "C" fn ws_server_set_option(srv: *mut ws_server, option: ws_op
 /// Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (unknown option). Thread:
 /// any.
 #[no_mangle]
-pub unsafe extern "C" fn ws_server_get_option(srv: *const ws_server, option: ws_option, out_value: *mut u64) -> ws_result {
+pub unsafe extern "C" fn ws_server_get_option(
+    srv: *const ws_server,
+    option: ws_option,
+    out_value: *mut u64,
+) -> ws_result {
     run(|| {
         let s = server(srv)?;
         let out_value = out(out_value, "out_value")?;
@@ -185,7 +189,10 @@ pub unsafe extern "C" fn ws_option_info(
 fn option_c_strings(spec: &'static OptionSpec) -> (*const c_char, *const c_char) {
     static STRINGS: OnceLock<Vec<(CString, CString)>> = OnceLock::new();
     let all = STRINGS.get_or_init(|| {
-        OPTIONS.iter().map(|o| (CString::new(o.name).unwrap_or_default(), CString::new(o.why).unwrap_or_default())).collect()
+        OPTIONS
+            .iter()
+            .map(|o| (CString::new(o.name).unwrap_or_default(), CString::new(o.why).unwrap_or_default()))
+            .collect()
     });
     let i = OPTIONS.iter().position(|o| std::ptr::eq(o, spec)).unwrap_or(0);
     (all[i].0.as_ptr(), all[i].1.as_ptr())
