@@ -422,10 +422,14 @@ async fn broadcast_phase(spec: &Spec, out: &mut Sink<'_>) {
     if !ctx.wants(&bc_id) {
         return;
     }
-    let r = match Server::start(&spec.broadcast, ctx.server_cpu, out.log("broadcast")).await {
+    let launch = match &spec.broadcast {
+        Ok(launch) => launch,
+        Err(why) => return out.add(&bc_id, "", Err(why.to_string())),
+    };
+    let r = match Server::start(launch, ctx.server_cpu, out.log("broadcast")).await {
         Err(e) => Err(format!("server did not start: {e}")),
         Ok(srv) => {
-            let (addr, pid, raw) = (srv.addr, srv.pid, spec.broadcast.raw);
+            let (addr, pid, raw) = (srv.addr, srv.pid, launch.raw);
             let r = measured(ctx, spec.name, &bc_id, async || {
                 workloads::broadcast(addr, raw, pid, plan.bcast_clients, 8, &plan.bcast_t).await
             })

@@ -1,17 +1,31 @@
-//! The servers under test: how to start each in echo mode and in broadcast
-//! mode, and why one is skipped when it cannot run here.
+//! The servers under test, one table row each (`all`): how to start each in
+//! echo mode and in broadcast mode, what it is (wsserver itself, another
+//! WebSocket library, or the raw TCP ceiling), and why it is skipped when it
+//! cannot run here. A new server is one more `row(...)` in `all`.
 
 use std::path::Path;
 use std::process::Command;
 
 use crate::procs::Launch;
 
+/// What a row is to the targets: wsserver through one of its APIs or
+/// examples (compared with wsserver-c, never counted as a peer), another
+/// WebSocket library (a peer), or the raw TCP ceiling.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Family {
+    Wsserver,
+    Peer,
+    Ceiling,
+}
+
 pub struct Spec {
     pub name: &'static str,
     pub about: &'static str,
+    pub family: Family,
     pub echo: Launch,
-    /// Broadcast mode: every text message relayed to every client.
-    pub broadcast: Launch,
+    /// Broadcast mode (every text message relayed to every client), or why
+    /// the server has none.
+    pub broadcast: Result<Launch, &'static str>,
     /// Why it cannot run here, if it cannot.
     pub skip: Option<String>,
 }
@@ -25,18 +39,18 @@ pub struct Paths<'a> {
     pub out: &'a Path,
 }
 
+/// How a row's broadcast mode is started.
+enum Bcast {
+    /// The echo command line plus `--broadcast`.
+    Flag,
+    /// Another program (its arguments, `{port}` included).
+    Program(Vec<String>),
+    /// No broadcast mode; the reason (the broadcast row says so).
+    None(&'static str),
+}
+
 fn s(p: &Path) -> String {
     p.display().to_string()
-}
-
-fn launch(argv: &[String], raw: bool) -> Launch {
-    Launch { argv: argv.to_vec(), raw }
-}
-
-fn with_flag(argv: &[String], flag: &str) -> Vec<String> {
-    let mut v = argv.to_vec();
-    v.push(flag.to_string());
-    v
 }
 
 /// Reason recorded by run.sh when it could not build or install a peer.
@@ -66,98 +80,122 @@ fn node_lacks(dir: &Path) -> Option<String> {
     }
 }
 
+/// One row of the table. `echo` is the echo-mode command line (`{port}` is
+/// replaced by the port); `lacks`: why it cannot run here (after any reason
+/// run.sh recorded). The ceiling speaks raw TCP, every other row WebSocket.
+fn row(
+    p: &Paths,
+    (name, family, about): (&'static str, Family, &'static str),
+    echo: Vec<String>,
+    broadcast: Bcast,
+    lacks: Option<String>,
+) -> Spec {
+    let raw = family == Family::Ceiling;
+    let broadcast = match broadcast {
+        Bcast::Flag => {
+            let mut argv = echo.clone();
+            argv.push("--broadcast".into());
+            Ok(Launch { argv, raw })
+        }
+        Bcast::Program(argv) => Ok(Launch { argv, raw }),
+        Bcast::None(why) => Err(why),
+    };
+    Spec {
+        name,
+        about,
+        family,
+        echo: Launch { argv: echo, raw },
+        broadcast,
+        skip: recorded_skip(p.out, name).or(lacks),
+    }
+}
+
 pub fn all(p: &Paths) -> Vec<Spec> {
-    let mut v = Vec::new();
-
-    let echo_c = p.root.join("build/examples/echo_server");
-    let chat_c = p.root.join("build/examples/chat_server");
-    let a = vec![s(&echo_c), "127.0.0.1".into(), "{port}".into()];
-    let b = vec![s(&chat_c), "127.0.0.1".into(), "{port}".into()];
-    v.push(Spec {
-        name: "wsserver-c",
-        about: "wsserver through its C API (build/examples/echo_server, chat_server)",
-        echo: launch(&a, false),
-        broadcast: launch(&b, false),
-        skip: recorded_skip(p.out, "wsserver-c").or_else(|| missing(&echo_c, "build/examples/echo_server (run make)")),
-    });
-
-    let rs = p.rust_bins.join("wsserver_echo");
-    let a = vec![s(&rs), "{port}".into()];
-    v.push(Spec {
-        name: "wsserver-rust",
-        about: "wsserver through its Rust API (bench/src/bin/wsserver_echo.rs)",
-        echo: launch(&a, false),
-        broadcast: launch(&with_flag(&a, "--broadcast"), false),
-        skip: recorded_skip(p.out, "wsserver-rust").or_else(|| missing(&rs, "wsserver_echo")),
-    });
-
-    let tt = p.rust_bins.join("tungstenite_echo");
-    let a = vec![s(&tt), "{port}".into()];
-    v.push(Spec {
-        name: "tokio-tungstenite",
-        about: "tokio-tungstenite 0.30, default settings, one tokio thread",
-        echo: launch(&a, false),
-        broadcast: launch(&with_flag(&a, "--broadcast"), false),
-        skip: recorded_skip(p.out, "tokio-tungstenite").or_else(|| missing(&tt, "tungstenite_echo")),
-    });
-
-    let lws = p.out.join("bin/lws_echo");
-    let a = vec![s(&lws), "{port}".into()];
-    v.push(Spec {
-        name: "libwebsockets",
-        about: "libwebsockets (Debian libwebsockets-dev), bench/peers/lws_echo.c",
-        echo: launch(&a, false),
-        broadcast: launch(&with_flag(&a, "--broadcast"), false),
-        skip: recorded_skip(p.out, "libwebsockets").or_else(|| missing(&lws, "lws_echo")),
-    });
-
-    let beast = p.out.join("bin/beast_echo");
-    let a = vec![s(&beast), "{port}".into()];
-    v.push(Spec {
-        name: "boost-beast",
-        about: "Boost.Beast (Debian libboost-dev), one thread, bench/peers/beast_echo.cpp",
-        echo: launch(&a, false),
-        broadcast: launch(&with_flag(&a, "--broadcast"), false),
-        skip: recorded_skip(p.out, "boost-beast").or_else(|| missing(&beast, "beast_echo")),
-    });
-
-    let node_dir = p.root.join("bench/node");
-    let a = vec!["node".to_string(), s(&node_dir.join("echo.js")), "{port}".into()];
-    v.push(Spec {
-        name: "node-ws",
-        about: "Node.js with the ws package, bench/node/echo.js",
-        echo: launch(&a, false),
-        broadcast: launch(&with_flag(&a, "--broadcast"), false),
-        skip: recorded_skip(p.out, "node-ws").or_else(|| node_lacks(&node_dir)),
-    });
-
+    use Family::*;
+    let port = || "{port}".to_string();
+    let local = || "127.0.0.1".to_string();
+    let example = |name: &str| p.root.join("build/examples").join(name);
+    let rust = |name: &str| p.rust_bins.join(name);
+    let bin = |name: &str| p.out.join("bin").join(name);
     let py = p.root.join("bench/python");
-    let a = vec!["python3".to_string(), s(&py.join("websockets_echo.py")), "{port}".into()];
-    v.push(Spec {
-        name: "python-websockets",
-        about: "Python websockets (asyncio), bench/python/websockets_echo.py",
-        echo: launch(&a, false),
-        broadcast: launch(&with_flag(&a, "--broadcast"), false),
-        skip: recorded_skip(p.out, "python-websockets").or_else(|| python_lacks("websockets")),
-    });
+    let node = p.root.join("bench/node");
+    let python = |script: &str| vec!["python3".to_string(), s(&py.join(script)), port()];
 
-    let a = vec!["python3".to_string(), s(&py.join("picows_echo.py")), "{port}".into()];
-    v.push(Spec {
-        name: "python-picows",
-        about: "Python picows (asyncio, Cython), bench/python/picows_echo.py",
-        echo: launch(&a, false),
-        broadcast: launch(&with_flag(&a, "--broadcast"), false),
-        skip: recorded_skip(p.out, "python-picows").or_else(|| python_lacks("picows")),
-    });
-
-    let raw = p.rust_bins.join("raw_echo");
-    let a = vec![s(&raw), "{port}".into()];
-    v.push(Spec {
-        name: "raw-tcp",
-        about: "ceiling: plain TCP echo/relay of the same bytes, no WebSocket (bench/src/bin/raw_echo.rs)",
-        echo: launch(&a, true),
-        broadcast: launch(&with_flag(&a, "--broadcast"), true),
-        skip: recorded_skip(p.out, "raw-tcp").or_else(|| missing(&raw, "raw_echo")),
-    });
-    v
+    let (echo_c, chat_c, poll_c) = (example("echo_server"), example("chat_server"), example("poll_server"));
+    vec![
+        row(
+            p,
+            ("wsserver-c", Wsserver, "wsserver through its C API (build/examples/echo_server, chat_server)"),
+            vec![s(&echo_c), local(), port()],
+            Bcast::Program(vec![s(&chat_c), local(), port()]),
+            missing(&echo_c, "build/examples/echo_server (run make)"),
+        ),
+        row(
+            p,
+            ("wsserver-poll", Wsserver, "wsserver's event queue on one poll() loop (build/examples/poll_server)"),
+            vec![s(&poll_c), local(), port()],
+            Bcast::None("echo only: poll_server has no broadcast mode"),
+            missing(&poll_c, "build/examples/poll_server (run make)"),
+        ),
+        row(
+            p,
+            ("wsserver-rust", Wsserver, "wsserver through its Rust API (bench/src/bin/wsserver_echo.rs)"),
+            vec![s(&rust("wsserver_echo")), port()],
+            Bcast::Flag,
+            missing(&rust("wsserver_echo"), "wsserver_echo"),
+        ),
+        row(
+            p,
+            ("tokio-tungstenite", Peer, "tokio-tungstenite 0.30, default settings, one tokio thread"),
+            vec![s(&rust("tungstenite_echo")), port()],
+            Bcast::Flag,
+            missing(&rust("tungstenite_echo"), "tungstenite_echo"),
+        ),
+        row(
+            p,
+            ("libwebsockets", Peer, "libwebsockets (Debian libwebsockets-dev), bench/peers/lws_echo.c"),
+            vec![s(&bin("lws_echo")), port()],
+            Bcast::Flag,
+            missing(&bin("lws_echo"), "lws_echo"),
+        ),
+        row(
+            p,
+            ("boost-beast", Peer, "Boost.Beast (Debian libboost-dev), one thread, bench/peers/beast_echo.cpp"),
+            vec![s(&bin("beast_echo")), port()],
+            Bcast::Flag,
+            missing(&bin("beast_echo"), "beast_echo"),
+        ),
+        row(
+            p,
+            ("node-ws", Peer, "Node.js with the ws package, bench/node/echo.js"),
+            vec!["node".to_string(), s(&node.join("echo.js")), port()],
+            Bcast::Flag,
+            node_lacks(&node),
+        ),
+        row(
+            p,
+            ("python-websockets", Peer, "Python websockets (asyncio), bench/python/websockets_echo.py"),
+            python("websockets_echo.py"),
+            Bcast::Flag,
+            python_lacks("websockets"),
+        ),
+        row(
+            p,
+            ("python-picows", Peer, "Python picows (asyncio, Cython), bench/python/picows_echo.py"),
+            python("picows_echo.py"),
+            Bcast::Flag,
+            python_lacks("picows"),
+        ),
+        row(
+            p,
+            (
+                "raw-tcp",
+                Ceiling,
+                "ceiling: plain TCP echo/relay of the same bytes, no WebSocket (bench/src/bin/raw_echo.rs)",
+            ),
+            vec![s(&rust("raw_echo")), port()],
+            Bcast::Flag,
+            missing(&rust("raw_echo"), "raw_echo"),
+        ),
+    ]
 }
