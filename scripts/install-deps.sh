@@ -19,6 +19,11 @@ if ((${#need[@]})); then
 fi
 python3 -c "import websockets" 2>/dev/null ||
     python3 -m pip install -q --disable-pip-version-check websockets
+# tests/python_pkg: pytest, and venv (pip install ./bindings/python goes into one)
+python3 -c "import pytest" 2>/dev/null ||
+    python3 -m pip install -q --disable-pip-version-check pytest
+python3 -c "import ensurepip, venv" 2>/dev/null || { [ "$(id -u)" = 0 ] &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv; }
 bash bench/install-peers.sh >/dev/null ||
     echo "install-deps: some benchmark peers failed to install; the benchmark reports them as skipped" >&2
 exit 0

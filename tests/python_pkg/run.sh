@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Tests of the Python package bindings/python (import name `wsserver`):
+# `pip install ./bindings/python` into a venv (build/python-pkg-venv, which
+# sees the system site-packages for pytest and websockets), so the install
+# step itself is tested on every run (it runs `cargo build --release --lib`),
+# then pytest on tests/python_pkg with real `websockets` clients on 127.0.0.1.
+# The last line is pytest's summary ("N passed ..."); exit status non-zero on
+# any failure.
+set -u
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-python3}
+VENV=build/python-pkg-venv
+PIP=(-m pip install -q --disable-pip-version-check)
+
+die() { echo "python package: $*"; echo "0 passed, 1 failed"; exit 1; }
+
+[ -x "$VENV/bin/python" ] || "$PY" -m venv --system-site-packages "$VENV" || die "cannot create a venv in $VENV"
+if ! "$VENV/bin/python" -c 'import pytest, websockets.asyncio.client' 2>/dev/null; then
+    "$VENV/bin/python" "${PIP[@]}" 'pytest>=7' 'websockets>=13' || die "cannot install pytest and websockets"
+fi
+"$VENV/bin/python" "${PIP[@]}" --force-reinstall --no-deps ./bindings/python || die "pip install ./bindings/python failed"
+
+cd tests/python_pkg   # not bindings/python: the tests must import the installed package
+env -u LD_LIBRARY_PATH -u WSSERVER_LIBRARY -u PYTHONPATH \
+    timeout -k 10 600 "../../$VENV/bin/python" -m pytest -q
