@@ -9,7 +9,9 @@
 #              compiled and linked the same way.
 #   ```rust    a doctest: src/lib.rs includes README.md as the doc of
 #              ReadmeDoctests; `cargo test --doc` compiles and runs it.
-#   ```python  python3 -m py_compile.
+#   ```python  py_compile; a block that imports wsserver must also use only
+#              names the package has (tests/readme/pynames.py, with
+#              bindings/python on PYTHONPATH).
 #   ```sh      bash -n.
 #   ```text    not code; an unlabeled fence fails (rustdoc would take it
 #              for Rust), and so does any other language (no checker).
@@ -81,11 +83,17 @@ while IFS=$'\t' read -r line lang mode file; do
                 *) rust_lines+=("$line") ;;
             esac ;;
         python)
-            if out=$("$PY" -c 'import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)' \
+            if ! out=$("$PY" -c 'import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)' \
                 "$file" "$tmp/py$line.pyc" 2>&1); then
-                pass "README.md:$line python: py_compile"
-            else
                 fail "README.md:$line python: does not compile" "$out"
+            elif ! grep -qE '^\s*(import|from) wsserver' "$file"; then
+                pass "README.md:$line python: py_compile"
+            elif ! out=$(PYTHONPATH=bindings/python "$PY" -c 'import wsserver' 2>&1); then
+                fail "README.md:$line python: compiles, but the wsserver package (bindings/python) does not import" "$out"
+            elif out=$(PYTHONPATH=bindings/python "$PY" tests/readme/pynames.py "$file" 2>&1); then
+                pass "README.md:$line python: py_compile, $out"
+            else
+                fail "README.md:$line python: uses names the wsserver package lacks" "$out"
             fi ;;
         sh | bash)
             if out=$(bash -n "$file" 2>&1); then
