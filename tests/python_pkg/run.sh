@@ -3,7 +3,8 @@
 # `pip install ./bindings/python` into a venv (build/python-pkg-venv, which
 # sees the system site-packages for pytest and websockets), so the install
 # step itself is tested on every run (it runs `cargo build --release --lib`),
-# then pytest on tests/python_pkg with real `websockets` clients on 127.0.0.1.
+# then pytest on tests/python_pkg with real `websockets` clients on 127.0.0.1
+# (and mypy --strict over the package and its examples).
 # The last line is pytest's summary ("N passed ..."); exit status non-zero on
 # any failure.
 set -u
@@ -15,8 +16,8 @@ PIP=(-m pip install -q --disable-pip-version-check)
 die() { echo "python package: $*"; echo "0 passed, 1 failed"; exit 1; }
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv --system-site-packages "$VENV" || die "cannot create a venv in $VENV"
-if ! "$VENV/bin/python" -c 'import pytest, websockets.asyncio.client' 2>/dev/null; then
-    "$VENV/bin/python" "${PIP[@]}" 'pytest>=7' 'websockets>=13' || die "cannot install pytest and websockets"
+if ! "$VENV/bin/python" -c 'import pytest, websockets.asyncio.client, mypy' 2>/dev/null; then
+    "$VENV/bin/python" "${PIP[@]}" 'pytest>=7' 'websockets>=13' mypy || die "cannot install pytest, websockets, mypy"
 fi
 "$VENV/bin/python" "${PIP[@]}" --force-reinstall --no-deps ./bindings/python || die "pip install ./bindings/python failed"
 

@@ -130,3 +130,12 @@ def test_a_freed_server_refuses_calls():
     with pytest.raises(wsserver.ClosedError, match="freed"):
         srv.send(1, "x")
     srv.close()  # idempotent, even after free
+
+
+def test_type_hints_pass_mypy_strict(tmp_path):
+    """Type hints everywhere: the installed package (py.typed) and the examples."""
+    examples = sorted(map(str, (ROOT / "bindings" / "python" / "examples").glob("*.py")))
+    for target in (["-p", "wsserver"], examples):  # mypy takes a package or files, not both
+        r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path), *target],
+                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert r.returncode == 0 and "Success" in r.stdout, r.stdout + r.stderr

@@ -13,12 +13,17 @@ import wsserver
 from _common import args, block_signals, print_listening, wait_for_signal
 
 WELCOME = "Welcome to the wsserver chat!"
-OPTIONS = dict(ping_interval_ms=5000, idle_timeout_ms=15000, max_connections=100000)
+
+
+def chat_server(event_queue: bool) -> wsserver.Server:
+    """Pings every 5 s, drops after 15 s of silence; room for many clients."""
+    return wsserver.Server(event_queue=event_queue, ping_interval_ms=5000, idle_timeout_ms=15000,
+                           max_connections=100000)
 
 
 def with_handlers(host: str, port: int) -> None:
     block_signals()
-    with wsserver.Server(**OPTIONS) as srv:
+    with chat_server(event_queue=False) as srv:
 
         @srv.on_open
         def joined(conn: int, request: wsserver.Request) -> None:
@@ -40,21 +45,21 @@ def with_handlers(host: str, port: int) -> None:
 
 
 async def with_asyncio(host: str, port: int) -> None:
-    async with wsserver.Server(event_queue=True, **OPTIONS) as srv:
+    async with chat_server(event_queue=True) as srv:
         srv.listen(host, port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: asyncio.ensure_future(srv.aclose()))
         print_listening(host, srv.port)
         async for event in srv.events():
-            if event.type is wsserver.EventType.OPEN:
+            if event.type is wsserver.EventType.OPEN and event.request is not None:
                 event.accept()
                 srv.send(event.conn, WELCOME)
                 print(f"#{event.conn} joined from {event.request.peer} ({event.request.path})", file=sys.stderr)
             elif event.type is wsserver.EventType.MESSAGE and event.kind is wsserver.Kind.TEXT:
                 srv.broadcast(event.data)  # slow clients past their hard limit are skipped
             elif event.type is wsserver.EventType.CLOSE:
-                print(f"#{event.conn} left ({event.code} {event.data})", file=sys.stderr)
+                print(f"#{event.conn} left ({event.code} {event.text})", file=sys.stderr)
 
 
 def main() -> int:

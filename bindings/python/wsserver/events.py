@@ -77,11 +77,17 @@ class Event:
         return Kind.TEXT if isinstance(self.data, str) else Kind.BINARY
 
     @property
+    def text(self) -> str:
+        """data as str: the text message, close reason, or error/log message
+        (a binary message is decoded as UTF-8 with replacement)."""
+        return self.data if isinstance(self.data, str) else self.data.decode("utf-8", "replace")
+
+    @property
     def error(self) -> Optional[WsError]:
         """For an ERROR event, the WsError subclass it stands for."""
         if self.type != EventType.ERROR:
             return None
-        return error_for(self.code, str(self.data))
+        return error_for(self.code, self.text)
 
     def accept(self, subprotocol: Optional[str] = None) -> None:
         """Accepts an OPEN (ws_conn_accept). subprotocol: None for the
@@ -94,7 +100,7 @@ class Event:
 
     def __repr__(self) -> str:
         name = self.type.name if isinstance(self.type, EventType) else self.type
-        data = self.data if len(self.data) <= 40 else self.data[:40] + ("..." if isinstance(self.data, str) else b"...")
+        data = self.data if len(self.data) <= 40 else self.data[:40]
         return f"<Event {name} conn={self.conn} code={self.code} data={data!r}>"
 
 

@@ -3,7 +3,7 @@ valid (during on_open, or until ws_event_free), into a plain object."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from . import _lib
 
@@ -48,13 +48,13 @@ def _text(raw: Optional[bytes]) -> Optional[str]:
 
 def copy_request(req: int, header_names: Iterable[str]) -> Request:
     """Reads every field of a live `const ws_request *` into a Request."""
-    offered = []
+    offered: List[str] = []
     while True:
         name = _lib.ws_request_offered_subprotocol(req, len(offered))
         if name is None:
             break
         offered.append(name.decode("utf-8", "replace"))
-    headers = {}
+    headers: Dict[str, str] = {}
     for name in header_names:
         value = _lib.ws_request_header(req, name.encode())
         if value is not None:

@@ -452,7 +452,7 @@ class Server:
         if ev.type in (EventType.CLOSE, EventType.DRAIN):
             self._release(ev.conn)
         elif ev.type == EventType.LOG:
-            self._log_line(ev.code, str(ev.data))
+            self._log_line(ev.code, ev.text)
         return ev
 
     def _pump_for(self, loop: asyncio.AbstractEventLoop) -> Pump:

@@ -4,7 +4,7 @@ path (str or os.PathLike) or PEM content (bytes)."""
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from . import _lib
 from ._errors import check
@@ -12,7 +12,8 @@ from ._errors import check
 PathOrPem = Union[str, "os.PathLike[str]", bytes]
 
 
-def _set(cfg: int, value: PathOrPem, from_file, from_pem, *extra: Optional[bytes]) -> None:
+def _set(cfg: int, value: PathOrPem, from_file: Callable[..., int], from_pem: Callable[..., int],
+         *extra: Optional[bytes]) -> None:
     if isinstance(value, (bytes, bytearray, memoryview)):
         pem = bytes(value)
         check(from_pem(cfg, pem, len(pem), *extra))
