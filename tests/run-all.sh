@@ -17,6 +17,7 @@ suite() { # name command...
 }
 suite "rust (unit, integration, conformance, TLS)" cargo test --release
 suite "C ABI (.so, .a, valgrind)" bash tests/c/run.sh
+suite "C++ binding" bash tests/cpp/run.sh
 suite "python websockets vs C examples (echo, chat, TLS, poll)" bash tests/python/run.sh
 suite "python package (ctypes)" bash tests/python_pkg/run.sh
 suite "README code samples compile" bash tests/readme/run.sh

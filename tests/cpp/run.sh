@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Builds the C++ binding's tests and examples (-std=c++17 -Wall -Wextra
+# -Werror) into build/tests/cpp/, each linked twice (libwsserver.so and
+# libwsserver.a), runs the binding tests (also once with AddressSanitizer
+# and UBSan), and runs the examples (examples-cpp/) against a real client
+# (echo_check, on tests/c/client.c). Last line: "N passed, M failed";
+# exit status non-zero on any failure.
+set -u
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+OUT=build/tests/cpp
+REL=target/release
+CC=${CC:-gcc}
+CXX=${CXX:-g++}
+mkdir -p "$OUT"
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "ok   $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL $*"; }
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+    exit $?
+}
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; }
+trap cleanup EXIT
+
+if [ ! -f "$REL/libwsserver.so" ] || [ ! -f "$REL/libwsserver.a" ]; then
+    make -s lib >/dev/null 2>&1 || true
+fi
+[ -f "$REL/libwsserver.so" ] && [ -f "$REL/libwsserver.a" ] || { fail "libwsserver.so/.a missing: run make first"; finish; }
+
+CXXFLAGS="-std=c++17 -Wall -Wextra -Werror -O1 -g -Iinclude -Ibindings/cpp -Itests/c"
+SO_LINK="-L$REL -lwsserver -Wl,-rpath,$ROOT/$REL -lpthread"
+A_LINK="$REL/libwsserver.a -lpthread -ldl -lm"
+
+# The C test client, compiled as C (plain and instrumented).
+if $CC -std=c11 -Wall -Wextra -Werror -O1 -g -c tests/c/client.c -o "$OUT/client.o" >"$OUT/client.log" 2>&1 &&
+    $CC -std=c11 -Wall -Wextra -Werror -O1 -g -fsanitize=address,undefined -c tests/c/client.c -o "$OUT/client.asan.o" \
+        >>"$OUT/client.log" 2>&1; then
+    pass "build tests/c/client.c (C, for the C++ tests)"
+else
+    fail "build tests/c/client.c"; cat "$OUT/client.log"; finish
+fi
+
+# build NAME SOURCE [extra objects...]: NAME.so and NAME.static
+build() {
+    local name=$1 src=$2
+    shift 2
+    # shellcheck disable=SC2086
+    if $CXX $CXXFLAGS -o "$OUT/$name.so" "$src" "$@" $SO_LINK >"$OUT/$name.build.log" 2>&1; then
+        pass "build $name against libwsserver.so"
+    else
+        fail "build $name against libwsserver.so"; cat "$OUT/$name.build.log"
+    fi
+    # shellcheck disable=SC2086
+    if $CXX $CXXFLAGS -o "$OUT/$name.static" "$src" "$@" $A_LINK >"$OUT/$name.static.build.log" 2>&1; then
+        if readelf -d "$OUT/$name.static" | grep -q 'NEEDED.*libwsserver'; then
+            fail "$name.static still needs libwsserver.so"
+        else
+            pass "build $name against libwsserver.a"
+        fi
+    else
+        fail "build $name against libwsserver.a"; cat "$OUT/$name.static.build.log"
+    fi
+}
+
+build test_binding tests/cpp/test_binding.cpp "$OUT/client.o"
+build echo_check tests/cpp/echo_check.cpp "$OUT/client.o"
+EXAMPLES="echo_server"
+[ -f bindings/cpp/websocket.hpp ] && EXAMPLES="$EXAMPLES seed004_chat"
+for e in $EXAMPLES; do build "$e" "examples-cpp/$e.cpp"; done
+
+# Runs a test binary; adds its "N passed, M failed" to the totals.
+run_tests() {
+    local name=$1 log=$2
+    shift 2
+    local start=$SECONDS
+    "$@" >"$log" 2>&1
+    local rc=$?
+    local line p f
+    line=$(grep -oE '[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+    grep -E '^FAIL|runtime error|ERROR: AddressSanitizer' "$log" | head -40
+    if [ -z "$line" ]; then
+        fail "$name: no summary (exit $rc); tail of $log:"; tail -20 "$log"; return
+    fi
+    p=$(awk '{print $1}' <<<"$line"); f=$(awk '{print $3}' <<<"$line")
+    passed=$((passed + p)); failed=$((failed + f))
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        fail "$name: exit status $rc"; tail -20 "$log"
+    else
+        echo "---- $name: $p passed, $f failed ($((SECONDS - start)) s)"
+    fi
+}
+for kind in so static; do
+    [ -x "$OUT/test_binding.$kind" ] && run_tests "test_binding ($kind)" "$OUT/test_binding.$kind.log" \
+        timeout -k 5 120 "$OUT/test_binding.$kind"
+done
+
+# AddressSanitizer + UBSan on the binding (the Rust library itself is not
+# instrumented; leaks are checked by the C suite's valgrind pass).
+# shellcheck disable=SC2086
+if $CXX $CXXFLAGS -fsanitize=address,undefined -fno-sanitize-recover=undefined -o "$OUT/test_binding.asan" \
+    tests/cpp/test_binding.cpp "$OUT/client.asan.o" $SO_LINK >"$OUT/test_binding.asan.build.log" 2>&1; then
+    pass "build test_binding with -fsanitize=address,undefined"
+    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 run_tests "test_binding (ASan+UBSan)" \
+        "$OUT/test_binding.asan.log" timeout -k 5 180 "$OUT/test_binding.asan"
+    if grep -qE 'runtime error|ERROR: AddressSanitizer' "$OUT/test_binding.asan.log"; then
+        fail "sanitizers reported problems (see $OUT/test_binding.asan.log)"
+    else
+        pass "no sanitizer reports"
+    fi
+else
+    fail "build test_binding with sanitizers"; cat "$OUT/test_binding.asan.build.log"
+fi
+
+# serve NAME BINARY [args...]: starts an example on port 0, waits for its
+# "listening on ws://127.0.0.1:PORT" line, sets PORT and SERVER_PID.
+serve() {
+    local name=$1
+    shift
+    local log="$OUT/$name.run.log"
+    : >"$log"
+    "$@" >"$log" 2>"$log.err" &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    PORT=
+    local i
+    for i in $(seq 1 500); do
+        PORT=$(sed -n 's|^listening on ws://127\.0\.0\.1:\([0-9]*\)$|\1|p' "$log" | head -1)
+        [ -n "$PORT" ] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.01
+    done
+    if [ -n "$PORT" ]; then
+        pass "$name prints 'listening on ws://127.0.0.1:$PORT'"
+    else
+        fail "$name: no 'listening on' line"; cat "$log" "$log.err"
+        return 1
+    fi
+}
+# stop NAME SIGNAL: the example exits 0 on the signal, within 10 s.
+stop() {
+    local name=$1 sig=$2 i
+    kill -"$sig" "$SERVER_PID" 2>/dev/null
+    for i in $(seq 1 1000); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.01; done
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        fail "$name did not exit on SIG$sig"; kill -9 "$SERVER_PID"
+    fi
+    wait "$SERVER_PID"
+    local rc=$?
+    if [ "$rc" -eq 0 ]; then pass "$name exits 0 on SIG$sig"; else fail "$name exited $rc on SIG$sig"; fi
+}
+# example NAME SIGNAL [echo_check args...]
+example() {
+    local name=$1 sig=$2 kind
+    shift 2
+    for kind in so static; do
+        [ -x "$OUT/$name.$kind" ] || continue
+        serve "$name.$kind" "$OUT/$name.$kind" 127.0.0.1 0 || continue
+        if "$OUT/echo_check.so" "$PORT" "$@" >"$OUT/$name.$kind.check.log" 2>&1; then
+            pass "$name.$kind echoes text, binary and a 300-byte message"
+        else
+            fail "$name.$kind echo"; cat "$OUT/$name.$kind.check.log"
+        fi
+        stop "$name.$kind" "$sig"
+    done
+}
+example echo_server INT
+example echo_server TERM
+if [ -f bindings/cpp/websocket.hpp ]; then
+    example seed004_chat INT / --text-only
+fi
+finish

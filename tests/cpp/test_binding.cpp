@@ -1,0 +1,439 @@
+// Tests of bindings/cpp/wsserver.hpp with the C test client (tests/c/client.c)
+// over loopback. Prints "N passed, M failed"; exit status 1 on any failure.
+#include "wsserver.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern "C" {
+#include "client.h"
+}
+
+static int passed = 0, failed = 0;
+#define CHECK(cond, what)                                                                   \
+    do {                                                                                    \
+        if (cond) {                                                                         \
+            ++passed;                                                                       \
+        } else {                                                                            \
+            ++failed;                                                                       \
+            std::printf("FAIL %s:%d: %s  [%s]\n", __FILE__, __LINE__, what, #cond);         \
+            std::fflush(stdout);                                                            \
+        }                                                                                   \
+    } while (0)
+
+// Waits (polling, at most `ms`) for `pred` to hold.
+template <typename P> static bool wait_until(P pred, int ms = 5000) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > end) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
+}
+
+// A connected test client; closed by the destructor.
+struct Client {
+    wsc c{};
+    int status = -1;
+    Client(uint16_t port, const char *target = "/", const char *headers = nullptr) {
+        status = wsc_open(&c, "127.0.0.1", port, target, headers, 0, 5000);
+    }
+    ~Client() { wsc_free(&c); }
+    // Next data message: opcode and payload; opcode -1 on failure.
+    std::pair<int, std::string> recv(int timeout_ms = 5000) {
+        wsc_frame f{};
+        int r = wsc_recv(&c, &f, timeout_ms);
+        if (r != WSC_OK) return {-1, c.why};
+        std::pair<int, std::string> out{f.opcode, std::string(reinterpret_cast<char *>(f.data), f.len)};
+        wsc_frame_free(&f);
+        return out;
+    }
+};
+
+static wsserver::Handlers echo_handlers() {
+    wsserver::Handlers h;
+    h.on_message = [](wsserver::Connection c, std::string_view d, wsserver::Kind k) { c.send(d, k); };
+    return h;
+}
+
+static void test_echo() {
+    wsserver::Server s(echo_handlers());
+    s.listen("127.0.0.1", 0);
+    Client c(s.port());
+    CHECK(c.status == 101, "handshake accepted");
+    CHECK(wsc_send_text(&c.c, "hello") == 0, "client sends text");
+    auto m = c.recv();
+    CHECK(m.first == WSC_TEXT && m.second == "hello", "text echoed as text");
+    const unsigned char bin[] = {0, 1, 2, 255, 0};
+    CHECK(wsc_send_frame(&c.c, WSC_BINARY, 1, bin, sizeof bin) == 0, "client sends binary");
+    m = c.recv();
+    CHECK(m.first == WSC_BINARY && m.second == std::string(reinterpret_cast<const char *>(bin), sizeof bin),
+          "binary echoed as binary, NUL bytes kept");
+}
+
+static void test_open_request_and_refusal() {
+    std::mutex mu;
+    std::string path, query, header, peer;
+    std::vector<std::string> offered;
+    std::optional<std::string> chosen;
+    bool subject_none = false;
+    wsserver::Handlers h = echo_handlers();
+    h.on_open = [&](wsserver::Connection, const wsserver::Request &r) {
+        std::lock_guard<std::mutex> g(mu);
+        path = std::string(r.path());
+        query = std::string(r.query());
+        header = std::string(r.header("X-Token").value_or("<none>"));
+        peer = std::string(r.peer());
+        offered.clear();
+        for (auto s : r.offered_subprotocols()) offered.emplace_back(s);
+        if (auto s = r.subprotocol()) chosen = std::string(*s);
+        subject_none = !r.client_subject().has_value();
+        if (r.path() == "/private") return wsserver::refuse(403);
+        return wsserver::accept();
+    };
+    wsserver::Options o;
+    o.subprotocols = {"chat.v2", "chat.v1"};
+    wsserver::Server s(std::move(h), o);
+    s.listen("127.0.0.1", 0);
+    {
+        Client c(s.port(), "/room?id=7", "X-Token: abc\r\nSec-WebSocket-Protocol: chat.v1, chat.v2\r\n");
+        CHECK(c.status == 101, "accepted");
+        std::lock_guard<std::mutex> g(mu);
+        CHECK(path == "/room", "Request::path");
+        CHECK(query == "id=7", "Request::query");
+        CHECK(header == "abc", "Request::header");
+        CHECK(peer.rfind("127.0.0.1:", 0) == 0, "Request::peer");
+        CHECK(offered.size() == 2 && offered[0] == "chat.v1" && offered[1] == "chat.v2",
+              "Request::offered_subprotocols in the client's order");
+        CHECK(chosen && *chosen == "chat.v2", "Request::subprotocol: the server's preference");
+        CHECK(subject_none, "no client subject without mutual TLS");
+        char out[64];
+        CHECK(wsc_answer_header(&c.c, "Sec-WebSocket-Protocol", out, sizeof out) && std::string(out) == "chat.v2",
+              "chosen subprotocol in the answer");
+    }
+    Client refused(s.port(), "/private");
+    CHECK(refused.status == 403, "open handler refused with HTTP 403");
+}
+
+static void test_throwing_handlers() {
+    std::mutex mu;
+    std::vector<std::string> logs;
+    wsserver::Handlers h;
+    h.on_open = [](wsserver::Connection, const wsserver::Request &r) -> wsserver::OpenAnswer {
+        if (r.path() == "/throw") throw std::runtime_error("open says no");
+        return wsserver::accept();
+    };
+    h.on_message = [](wsserver::Connection c, std::string_view d, wsserver::Kind k) {
+        if (d == "boom") throw std::runtime_error("kaboom in on_message");
+        if (d == "int") throw 42;
+        c.send(d, k);
+    };
+    h.on_log = [&](wsserver::LogLevel l, std::string_view m) {
+        std::lock_guard<std::mutex> g(mu);
+        if (l == wsserver::LogLevel::Error) logs.emplace_back(m);
+    };
+    wsserver::Server s(std::move(h));
+    s.listen("127.0.0.1", 0);
+    auto logged = [&](const char *needle) {
+        return wait_until([&] {
+            std::lock_guard<std::mutex> g(mu);
+            for (auto &l : logs)
+                if (l.find(needle) != std::string::npos) return true;
+            return false;
+        });
+    };
+    Client c(s.port());
+    CHECK(c.status == 101, "accepted");
+    wsc_send_text(&c.c, "boom");
+    CHECK(logged("kaboom in on_message"), "the exception's what() reached the log handler");
+    CHECK(logged("on_message"), "the log line names the handler");
+    wsc_send_text(&c.c, "int");
+    CHECK(logged("not derived from std::exception"), "a non-std exception is reported too");
+    wsc_send_text(&c.c, "still there?");
+    auto m = c.recv();
+    CHECK(m.first == WSC_TEXT && m.second == "still there?", "the connection keeps working after a throw");
+    Client t(s.port(), "/throw");
+    CHECK(t.status == 500, "an open handler that throws refuses with 500");
+    CHECK(logged("open says no"), "the open handler's exception is logged");
+    Client again(s.port());
+    CHECK(again.status == 101, "the server keeps accepting");
+}
+
+static void test_send_status_and_user_data() {
+    std::atomic<uint64_t> opened{0}, closed{0};
+    std::atomic<int> marker_seen{0};
+    static int marker = 7;
+    wsserver::Handlers h;
+    h.on_open = [&](wsserver::Connection c, const wsserver::Request &) {
+        opened = c.id();
+        CHECK(c.set_user_data(&marker) == WS_OK, "set_user_data in on_open");
+        return wsserver::accept();
+    };
+    h.on_close = [&](wsserver::Connection c, uint16_t code, std::string_view reason) {
+        if (c.user_data() == &marker && code == 1000 && reason == "bye") marker_seen = 1;
+        closed = c.id();
+    };
+    wsserver::Server s(std::move(h));
+    s.listen("127.0.0.1", 0);
+    {
+        Client c(s.port());
+        CHECK(c.status == 101 && wait_until([&] { return opened != 0; }), "connected");
+        uint64_t id = opened;
+        CHECK(s.connection(id).user_data() == &marker, "user_data from another thread");
+        auto r = s.send(id, "from the server");
+        CHECK(r.status == wsserver::SendStatus::Queued && r.result == WS_OK && bool(r), "send: queued");
+        CHECK(c.recv().second == "from the server", "the client got it");
+        auto bad = s.send(id, std::string_view("\xff\xfe", 2), wsserver::Kind::Text);
+        CHECK(bad.status == wsserver::SendStatus::Refused && bad.result == WS_ERR_INVALID_UTF8 && !bad,
+              "send: invalid UTF-8 text refused with its reason");
+        auto q = s.connection(id).queued_bytes();
+        CHECK(q.has_value(), "queued_bytes of an open connection");
+        wsc_send_close(&c.c, 1000, "bye");
+        CHECK(wait_until([&] { return closed == id; }), "on_close ran");
+        CHECK(marker_seen == 1, "on_close saw code, reason and user data");
+        auto r2 = s.send(id, "too late");
+        CHECK(r2.status == wsserver::SendStatus::Refused && r2.result == WS_ERR_CLOSED,
+              "send on a closed id: refused, WS_ERR_CLOSED");
+        CHECK(s.disconnect(id) == WS_ERR_CLOSED, "disconnect on a closed id: WS_ERR_CLOSED");
+        CHECK(!s.connection(id).queued_bytes(), "queued_bytes of a closed id: none");
+        auto r3 = s.send(id + 1000, "nobody");
+        CHECK(r3.status == wsserver::SendStatus::Refused && r3.result == WS_ERR_NO_SUCH_CONN,
+              "send on an id never issued: WS_ERR_NO_SUCH_CONN");
+    }
+    {
+        Client c(s.port());
+        CHECK(wait_until([&] { return opened != 0 && opened != closed; }), "second client");
+        size_t n = 0;
+        auto b = s.broadcast("to all", wsserver::Kind::Text, 0, &n);
+        CHECK(b.status == wsserver::SendStatus::Queued && n == 1, "broadcast queued for the one client");
+        CHECK(c.recv().second == "to all", "broadcast received");
+        CHECK(s.disconnect(opened, 4000, "go") == WS_OK, "disconnect");
+        wsc_frame f{};
+        CHECK(wsc_recv(&c.c, &f, 5000) == WSC_OK && f.opcode == WSC_CLOSE, "close frame received");
+        char why[32];
+        CHECK(wsc_close_code(&f, why, sizeof why) == 4000 && std::string(why) == "go", "with code and reason");
+        wsc_frame_free(&f);
+    }
+}
+
+static void test_errors() {
+    wsserver::Server s;
+    try {
+        s.listen("not-a-host", 0);
+        CHECK(false, "listen on a bad host throws");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_BAD_HOST, "Error carries WS_ERR_BAD_HOST");
+        CHECK(std::string(e.name()) == "WS_ERR_BAD_HOST", "Error::name");
+        CHECK(!e.c_message().empty() && std::string(e.what()).find(e.c_message()) != std::string::npos,
+              "what() holds the C message");
+        const std::runtime_error &base = e;
+        CHECK(base.what()[0] != '\0', "derived from std::runtime_error");
+    }
+    wsserver::Server a;
+    a.listen("127.0.0.1", 0);
+    wsserver::Server b;
+    try {
+        b.listen("127.0.0.1", a.port());
+        CHECK(false, "listen on a port in use throws");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_ADDR_IN_USE, "Error carries WS_ERR_ADDR_IN_USE");
+    }
+    try {
+        a.set_option(WS_OPT_MAX_MESSAGE_SIZE, 10);
+        CHECK(false, "an option after listen throws");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_STATE, "option after listen: WS_ERR_STATE");
+    }
+    try {
+        wsserver::Options o;
+        o.threads = 0;
+        wsserver::Server bad({}, o);
+        CHECK(false, "an out-of-range option throws from the constructor");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_INVALID_ARGUMENT, "out-of-range option: WS_ERR_INVALID_ARGUMENT");
+    }
+    try {
+        wsserver::Server cb;
+        cb.listen("127.0.0.1", 0);
+        cb.event_fd();
+        CHECK(false, "event_fd in callback mode throws");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_STATE, "event_fd in callback mode: WS_ERR_STATE");
+    }
+    try {
+        wsserver::TlsConfig::from_files("/nonexistent/cert.pem", "/nonexistent/key.pem");
+        CHECK(false, "a missing certificate file throws");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_TLS, "missing certificate: WS_ERR_TLS");
+    }
+    try {
+        wsserver::TlsConfig empty;
+        wsserver::Server t;
+        t.set_tls(empty);
+        CHECK(false, "set_tls with an empty config throws");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_TLS, "empty TLS config: WS_ERR_TLS");
+    }
+}
+
+static void test_option_defaults() {
+    wsserver::Options o;
+    ws_server *raw = ws_server_new(nullptr, nullptr);
+    int n = 0;
+    o.each([&](ws_option opt, uint64_t v) {
+        uint64_t c = 0, info = 1;
+        ws_server_get_option(raw, opt, &c);
+        ws_option_info(opt, nullptr, &info, nullptr, nullptr, nullptr);
+        const char *name = "?";
+        ws_option_info(opt, &name, nullptr, nullptr, nullptr, nullptr);
+        std::string what = std::string("Options default of ") + name + " is the C default";
+        CHECK(v == c && v == info, what.c_str());
+        ++n;
+    });
+    // Every option the library knows (ids from 1 until the first unknown) is in Options.
+    int known = 0;
+    while (ws_option_info(static_cast<ws_option>(known + 1), nullptr, nullptr, nullptr, nullptr, nullptr) == WS_OK)
+        ++known;
+    CHECK(n == known, "Options covers every option of the library");
+    ws_server_free(raw);
+    wsserver::Options custom;
+    custom.max_message_size = 4096;
+    wsserver::Server s({}, custom);
+    CHECK(s.get_option(WS_OPT_MAX_MESSAGE_SIZE) == 4096, "a set option is in force");
+    CHECK(s.get_option(WS_OPT_THREADS) == wsserver::Options().threads, "the others keep their defaults");
+}
+
+static void test_event_queue() {
+    wsserver::Options o;
+    o.event_queue = 1;
+    wsserver::Server s({}, o);
+    s.listen("127.0.0.1", 0);
+    CHECK(s.event_fd() >= 0, "event_fd");
+    bool only_logs = true;
+    while (auto ev = s.poll(std::chrono::milliseconds(0)))
+        if (ev->type() != wsserver::EventType::Log || ev->id() != 0) only_logs = false;
+    CHECK(only_logs, "before any client: at most log events (connection 0)");
+    static int tag = 1;
+    std::atomic<bool> stop{false};
+    std::atomic<int> closes{0};
+    // The host's loop: accept /echo, refuse the rest, echo messages.
+    std::thread loop([&] {
+        while (!stop) {
+            auto ev = s.poll(std::chrono::milliseconds(20));
+            if (!ev) continue;
+            switch (ev->type()) {
+            case wsserver::EventType::Open:
+                if (ev->request() && ev->request()->path() == "/echo") {
+                    ev->connection().set_user_data(&tag);
+                    ev->connection().accept();
+                } else {
+                    ev->connection().refuse(404);
+                }
+                break;
+            case wsserver::EventType::Message: {
+                std::string reply = std::string(ev->data()) + (ev->user_data() == &tag ? "+tag" : "");
+                ev->connection().send(reply, ev->kind());
+                break;
+            }
+            case wsserver::EventType::Close:
+                ++closes;
+                break;
+            default:
+                break;
+            }
+        }
+    });
+    {
+        Client c(s.port(), "/echo");
+        CHECK(c.status == 101, "accepted through poll()");
+        wsc_send_text(&c.c, "queued");
+        auto m = c.recv();
+        CHECK(m.first == WSC_TEXT && m.second == "queued+tag", "echo through poll(), user data in the event");
+        Client r(s.port(), "/other");
+        CHECK(r.status == 404, "refused through poll()");
+        wsc_send_close(&c.c, 1000, nullptr);
+        CHECK(wait_until([&] { return closes == 1; }), "Close event polled");
+    }
+    stop = true;
+    loop.join();
+    s.close(500);
+    bool saw_closed = wait_until([&] { return !s.poll(std::chrono::milliseconds(10)) && s.closed(); });
+    CHECK(saw_closed, "poll after close: nullopt and closed()");
+}
+
+static void test_move_and_destruction() {
+    std::atomic<uint64_t> opened{0};
+    wsserver::Handlers h = echo_handlers();
+    h.on_open = [&](wsserver::Connection c, const wsserver::Request &) {
+        opened = c.id();
+        return wsserver::accept();
+    };
+    wsserver::Server a(std::move(h));
+    a.listen("127.0.0.1", 0);
+    uint16_t port = a.port();
+    Client c(port);
+    CHECK(c.status == 101 && wait_until([&] { return opened != 0; }), "connected before the move");
+    wsserver::Server b(std::move(a));
+    CHECK(!a && bool(b), "moved-from is empty, moved-to is not");
+    CHECK(a.send(opened, "x").result == WS_ERR_NULL, "moved-from send: refused, WS_ERR_NULL");
+    try {
+        a.listen("127.0.0.1", 0);
+        CHECK(false, "moved-from listen throws");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_NULL, "moved-from listen: WS_ERR_NULL");
+    }
+    CHECK(a.close() == WS_ERR_NULL, "moved-from close: WS_ERR_NULL");
+    wsc_send_text(&c.c, "after move");
+    CHECK(c.recv().second == "after move", "the moved-to server still echoes (handlers moved along)");
+    wsserver::Server d;
+    d = std::move(b); // move assignment: d's own (idle) server is freed
+    wsc_send_text(&c.c, "after assign");
+    CHECK(c.recv().second == "after assign", "echo after move assignment");
+    std::thread client_side([&] {
+        char reason[64];
+        int code = wsc_recv_close(&c.c, 5000, nullptr, reason, sizeof reason);
+        CHECK(code == 1001, "destructor sent close 1001 to the connected client");
+        wsc_send_close(&c.c, 1001, nullptr);
+    });
+    { wsserver::Server gone(std::move(d)); } // destructor: close (grace) and free
+    client_side.join();
+    CHECK(wsc_wait_eof(&c.c, 5000) == 1, "the connection is closed after the destructor");
+    Client late(port);
+    CHECK(late.status != 101, "nothing listens after the destructor");
+}
+
+int main() {
+    struct {
+        const char *name;
+        void (*fn)();
+    } tests[] = {
+        {"echo", test_echo},
+        {"open request and refusal", test_open_request_and_refusal},
+        {"throwing handlers", test_throwing_handlers},
+        {"send status and user data", test_send_status_and_user_data},
+        {"errors", test_errors},
+        {"option defaults", test_option_defaults},
+        {"event queue", test_event_queue},
+        {"move and destruction", test_move_and_destruction},
+    };
+    for (auto &t : tests) {
+        int f0 = failed;
+        try {
+            t.fn();
+        } catch (const std::exception &e) {
+            ++failed;
+            std::printf("FAIL %s: unexpected exception: %s\n", t.name, e.what());
+        }
+        std::printf("%s %s\n", failed == f0 ? "ok  " : "FAIL", t.name);
+        std::fflush(stdout);
+    }
+    std::printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
