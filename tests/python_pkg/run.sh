@@ -15,7 +15,10 @@ PIP=(-m pip install -q --disable-pip-version-check)
 
 die() { echo "python package: $*"; echo "0 passed, 1 failed"; exit 1; }
 
-[ -x "$VENV/bin/python" ] || "$PY" -m venv --system-site-packages "$VENV" || die "cannot create a venv in $VENV"
+if ! "$VENV/bin/python" -c '' 2>/dev/null; then   # none yet, or left by another Python
+    rm -rf "$VENV"
+    "$PY" -m venv --system-site-packages "$VENV" || die "cannot create a venv in $VENV"
+fi
 if ! "$VENV/bin/python" -c 'import pytest, websockets.asyncio.client, mypy' 2>/dev/null; then
     "$VENV/bin/python" "${PIP[@]}" 'pytest>=7' 'websockets>=13' mypy || die "cannot install pytest, websockets, mypy"
 fi

@@ -281,7 +281,7 @@ def test_poll_without_asyncio():
     assert got[:2] == [E.OPEN, E.MESSAGE] and got[-1] is E.CLOSE
 
 
-def test_events_need_event_mode(make_server):
+def test_events_need_event_mode_and_handlers_need_callback_mode(make_server):
     srv = make_server()
 
     async def go():
@@ -289,3 +289,27 @@ def test_events_need_event_mode(make_server):
             srv.events()
 
     run(go())
+    with pytest.raises(ValueError, match="on_message never runs with event_queue=True"):
+        wsserver.Server(event_queue=True, on_message=print)
+    with wsserver.Server(event_queue=True, on_log=print) as evq:  # log lines still reach on_log
+        with pytest.raises(ValueError):
+            evq.on_open(print)
+
+
+def test_a_server_dropped_after_its_loop_ended_is_freed():
+    """No `async with`: the pump still holds the server when asyncio.run
+    returns; collecting it afterwards must still close the C server."""
+    import gc
+    import socket
+
+    async def go():
+        srv = wsserver.Server(event_queue=True, auto_accept=True)
+        srv.listen("127.0.0.1", 0)
+        async for ev in srv.events():
+            if ev.type is E.LOG:
+                return srv.port
+
+    port = run(go())
+    gc.collect()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=WAIT).close()

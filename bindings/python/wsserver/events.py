@@ -125,7 +125,7 @@ class Pump:
     def _read(self, on: bool) -> None:
         if on and not self.reading and not self.ended:
             self.loop.add_reader(self.fd, self.pump)
-        elif not on and self.reading:
+        elif not on and self.reading and not self.loop.is_closed():
             self.loop.remove_reader(self.fd)
         self.reading = on and not self.ended
 

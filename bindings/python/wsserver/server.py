@@ -187,9 +187,11 @@ class Server:
             "on_drain": on_drain,
             "on_log": on_log,
         }
+        self._event_mode = bool(options.get("event_queue"))
+        for name, fn in self._handlers.items():
+            self._check_handler(name, fn)
         self._header_names = tuple(dict.fromkeys(h.lower() for h in (*DEFAULT_HEADERS, *request_headers)))
         self._id = next(_ids)
-        self._event_mode = bool(options.get("event_queue"))
         self._poll_lock = threading.Lock()
         self._waiters: Dict[int, List[Tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]]] = {}
         self._waiters_lock = threading.Lock()
@@ -217,6 +219,7 @@ class Server:
 
     def _setter(name: str) -> Callable[["Server", F], F]:  # type: ignore[misc]
         def set_handler(self: "Server", fn: F) -> F:
+            self._check_handler(name, fn)
             self._handlers[name] = fn
             return fn
 
@@ -231,6 +234,10 @@ class Server:
     on_drain = _setter("on_drain")  # (conn): sending may resume
     on_log = _setter("on_log")  # (level, message); replaces the "wsserver" logger for library lines
     del _setter
+
+    def _check_handler(self, name: str, fn: Optional[Callable[..., Any]]) -> None:
+        if fn is not None and self._event_mode and name != "on_log":
+            raise ValueError(f"{name} never runs with event_queue=True: read server.events() instead")
 
     def _report(self, where: str, exc: BaseException) -> None:
         """A handler raised: log it, never let it reach C."""
@@ -323,12 +330,14 @@ class Server:
 
     def _free(self) -> None:
         ptr, self._ptr = self._ptr, None
-        if self._pump is not None:
-            self._pump.stop()
-        self._release_all()
         _servers.pop(self._id, None)
-        if ptr:
-            _lib.ws_server_free(ptr)
+        try:
+            if self._pump is not None:
+                self._pump.stop()  # before the fd goes away with the server
+            self._release_all()
+        finally:
+            if ptr:
+                _lib.ws_server_free(ptr)
 
     def __del__(self) -> None:
         if getattr(self, "_ptr", None) is not None:
