@@ -69,8 +69,7 @@ build() {
 
 build test_binding tests/cpp/test_binding.cpp "$OUT/client.o"
 build echo_check tests/cpp/echo_check.cpp "$OUT/client.o"
-EXAMPLES="echo_server"
-[ -f bindings/cpp/websocket.hpp ] && EXAMPLES="$EXAMPLES seed004_chat"
+EXAMPLES="echo_server seed004_chat"
 for e in $EXAMPLES; do build "$e" "examples-cpp/$e.cpp"; done
 
 # Runs a test binary; adds its "N passed, M failed" to the totals.
@@ -170,7 +169,13 @@ example() {
 }
 example echo_server INT
 example echo_server TERM
-if [ -f bindings/cpp/websocket.hpp ]; then
-    example seed004_chat INT / --text-only
-fi
+example seed004_chat INT / --text-only
+for kind in so static; do
+    log="$OUT/seed004_chat.$kind.run.log"
+    if grep -q '^#1 connected$' "$log" && grep -q '^#1 says hello' "$log"; then
+        pass "seed004_chat.$kind printed the seed's '#1 connected' and '#1 says ...' lines"
+    else
+        fail "seed004_chat.$kind output"; cat "$log"
+    fi
+done
 finish

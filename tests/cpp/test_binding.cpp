@@ -1,6 +1,9 @@
 // Tests of bindings/cpp/wsserver.hpp with the C test client (tests/c/client.c)
 // over loopback. Prints "N passed, M failed"; exit status 1 on any failure.
+#include "websocket.hpp"
 #include "wsserver.hpp"
+
+#include <sstream>
 
 #include <atomic>
 #include <chrono>
@@ -409,6 +412,54 @@ static void test_move_and_destruction() {
     CHECK(late.status != 101, "nothing listens after the destructor");
 }
 
+// The seed-004 facade: start, poll (never blocking), send, stop.
+static void test_websocket_facade() {
+    std::ostringstream log;
+    websocket::Server bad;
+    CHECK(!bad.start("not-a-host", 0, log), "start on a bad host: false");
+    CHECK(log.str().find("WS_ERR_BAD_HOST") != std::string::npos, "the reason went to the log stream");
+    websocket::Event event{};
+    websocket::ConnectionId id = 0;
+    std::string message;
+    CHECK(!bad.poll(event, id, message) && !bad.send(1, "x"), "a server that did not start: poll/send false");
+
+    websocket::Server server;
+    CHECK(server.start("127.0.0.1", 0, log) && server.port() != 0, "start on port 0");
+    auto next = [&](websocket::Event want) {
+        return wait_until([&] { return server.poll(event, id, message) && event == want; });
+    };
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(!server.poll(event, id, message), "poll with nothing waiting: false");
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(500), "and it does not block");
+    Client c(server.port(), "/any/path?q");
+    CHECK(c.status == 101, "auto-accepted");
+    CHECK(next(websocket::Event::NewConnection) && id != 0, "Event::NewConnection");
+    websocket::ConnectionId first = id;
+    std::string big(1000, 'y');
+    wsc_send_text(&c.c, big.c_str());
+    CHECK(next(websocket::Event::Message) && id == first && message == big,
+          "Event::Message with a 1000-byte message (over seed 004's 125)");
+    CHECK(server.send(id, message), "send");
+    CHECK(c.recv().second == big, "the client got the reply");
+    const char frag1[] = "frag", frag2[] = "mented";
+    wsc_send_frame(&c.c, WSC_TEXT, 0, frag1, 4);
+    wsc_send_frame(&c.c, WSC_CONT, 1, frag2, 6);
+    CHECK(next(websocket::Event::Message) && message == "fragmented", "a fragmented message, reassembled");
+    wsc_send_close(&c.c, 1000, nullptr);
+    CHECK(next(websocket::Event::Disconnect) && id == first, "Event::Disconnect");
+    CHECK(!server.send(first, "gone"), "send to a disconnected id: false");
+    Client c2(server.port());
+    CHECK(next(websocket::Event::NewConnection), "second client");
+    std::thread closer([&] {
+        int code = wsc_recv_close(&c2.c, 5000, nullptr, nullptr, 0);
+        CHECK(code == 1001, "stop() closes clients with 1001");
+        wsc_send_close(&c2.c, 1001, nullptr);
+    });
+    server.stop();
+    closer.join();
+    CHECK(!server.poll(event, id, message), "poll after stop: false");
+}
+
 int main() {
     struct {
         const char *name;
@@ -422,6 +473,7 @@ int main() {
         {"option defaults", test_option_defaults},
         {"event queue", test_event_queue},
         {"move and destruction", test_move_and_destruction},
+        {"websocket.hpp facade (seed 004)", test_websocket_facade},
     };
     for (auto &t : tests) {
         int f0 = failed;
