@@ -70,6 +70,12 @@ build() {
 build test_binding tests/cpp/test_binding.cpp "$OUT/client.o"
 build echo_check tests/cpp/echo_check.cpp "$OUT/client.o"
 EXAMPLES="echo_server seed004_chat"
+# The Boost.Asio example, when Boost's headers are there (.ci/run installs libboost-dev).
+if echo '#include <boost/asio.hpp>' | $CXX -std=c++17 -x c++ -fsyntax-only - >/dev/null 2>&1; then
+    EXAMPLES="$EXAMPLES asio_echo"
+else
+    echo "note: no Boost headers (apt-get install libboost-dev): examples-cpp/asio_echo.cpp not built"
+fi
 for e in $EXAMPLES; do build "$e" "examples-cpp/$e.cpp"; done
 
 # Runs a test binary; adds its "N passed, M failed" to the totals.
@@ -160,7 +166,7 @@ example() {
         [ -x "$OUT/$name.$kind" ] || continue
         serve "$name.$kind" "$OUT/$name.$kind" 127.0.0.1 0 || continue
         if "$OUT/echo_check.so" "$PORT" "$@" >"$OUT/$name.$kind.check.log" 2>&1; then
-            pass "$name.$kind echoes text, binary and a 300-byte message"
+            pass "$name.$kind echoes ($*: text, binary or a second text, and a 300-byte message)"
         else
             fail "$name.$kind echo"; cat "$OUT/$name.$kind.check.log"
         fi
@@ -169,6 +175,10 @@ example() {
 }
 example echo_server INT
 example echo_server TERM
+if [ -f "$OUT/asio_echo.so" ]; then
+    example asio_echo INT
+    example asio_echo TERM
+fi
 example seed004_chat INT / --text-only
 for kind in so static; do
     log="$OUT/seed004_chat.$kind.run.log"
