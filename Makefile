@@ -47,6 +47,11 @@ install: lib
 	ln -sf libwsserver.so.$(MAJOR) $(DESTDIR)$(PREFIX)/lib/libwsserver.so
 	install -m 644 $(A) $(DESTDIR)$(PREFIX)/lib/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' wsserver.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/wsserver.pc
+	install -d $(DESTDIR)$(PREFIX)/include/wsserver $(DESTDIR)$(PREFIX)/lib/cmake/wsserver
+	install -m 644 bindings/cpp/wsserver.hpp bindings/cpp/websocket.hpp $(DESTDIR)$(PREFIX)/include/wsserver/
+	for f in wsserver-config wsserver-config-version; do sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' \
+	    -e 's|@MINOR@|$(word 2,$(subst ., ,$(VERSION)))|g' \
+	    bindings/cpp/cmake/$$f.cmake.in > $(DESTDIR)$(PREFIX)/lib/cmake/wsserver/$$f.cmake; done
 
 demo: all
 	build/examples/chat_server 127.0.0.1 8080
