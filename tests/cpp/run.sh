@@ -24,7 +24,11 @@ finish() {
     exit $?
 }
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done; }
+CM=
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    [ -n "$CM" ] && rm -rf "$CM"
+}
 trap cleanup EXIT
 
 if [ ! -f "$REL/libwsserver.so" ] || [ ! -f "$REL/libwsserver.a" ]; then
@@ -188,4 +192,45 @@ for kind in so static; do
         fail "seed004_chat.$kind output"; cat "$log"
     fi
 done
+# The CMake package: install into a temporary prefix, configure a separate
+# project with find_package(wsserver), build a C and a C++ program (shared
+# and static targets) and run them, with no LD_LIBRARY_PATH.
+if command -v cmake >/dev/null; then
+    CM=$(mktemp -d /tmp/wsserver-cmake.XXXXXX)
+    if make -s install PREFIX="$CM/prefix" >"$OUT/cmake_install.log" 2>&1; then
+        pass "make install PREFIX=$CM/prefix"
+        for f in wsserver-config.cmake wsserver-config-version.cmake; do
+            [ -f "$CM/prefix/lib/cmake/wsserver/$f" ] && pass "installed lib/cmake/wsserver/$f" || fail "lib/cmake/wsserver/$f missing"
+        done
+        if cmake -S tests/cpp/cmake_consumer -B "$CM/build" -DCMAKE_PREFIX_PATH="$CM/prefix" \
+            -DCMAKE_C_COMPILER="$CC" -DCMAKE_CXX_COMPILER="$CXX" >"$OUT/cmake_configure.log" 2>&1 &&
+            cmake --build "$CM/build" -j2 >"$OUT/cmake_build.log" 2>&1; then
+            pass "CMake consumer: find_package(wsserver 0.1) configures and builds"
+            for prog in consumer_c consumer_cpp consumer_cpp_static; do
+                if env -u LD_LIBRARY_PATH "$CM/build/$prog" >"$OUT/$prog.log" 2>&1 && grep -q "^$prog ok\|^consumer_cpp ok" "$OUT/$prog.log"; then
+                    pass "CMake consumer: $prog runs ($(head -1 "$OUT/$prog.log"))"
+                else
+                    fail "CMake consumer: $prog"; cat "$OUT/$prog.log"
+                fi
+            done
+            if readelf -d "$CM/build/consumer_cpp_static" | grep -q 'NEEDED.*libwsserver'; then
+                fail "consumer_cpp_static (wsserver::wsserver_static) needs libwsserver.so"
+            else
+                pass "wsserver::wsserver_static links libwsserver.a"
+            fi
+            if readelf -d "$CM/build/consumer_c" | grep -q 'NEEDED.*libwsserver.so.0'; then
+                pass "wsserver::wsserver links the soname libwsserver.so.0"
+            else
+                fail "consumer_c does not need libwsserver.so.0"
+            fi
+        else
+            fail "CMake consumer: configure/build"; cat "$OUT/cmake_configure.log" "$OUT/cmake_build.log" | tail -40
+        fi
+    else
+        fail "make install for the CMake consumer"; cat "$OUT/cmake_install.log"
+    fi
+    rm -rf "$CM"
+else
+    fail "cmake is not installed (apt-get install cmake)"
+fi
 finish
