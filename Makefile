@@ -14,7 +14,7 @@ EXAMPLES := echo_server chat_server tls_echo_server poll_server
 EXAMPLE_BINS := $(EXAMPLES:%=build/examples/%)
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml build.rs cbindgen.toml
 
-.PHONY: all lib examples header certs deps install test test-rust test-c test-python test-install demo bench bench-quick clean
+.PHONY: all lib examples examples-cpp header certs deps install test test-rust test-c test-python test-install demo bench bench-quick clean
 
 all: lib examples
 
@@ -30,6 +30,14 @@ examples: $(EXAMPLE_BINS)
 build/examples/%: examples-c/%.c examples-c/example_common.h include/wsserver.h $(SO)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -Iinclude -o $@ $< -L$(RELEASE) -lwsserver -Wl,-rpath,$(CURDIR)/$(RELEASE) -lpthread
+
+# The C++ examples on bindings/cpp (asio_echo needs Boost headers: libboost-dev).
+CXX      ?= g++
+examples-cpp: build/examples-cpp/echo_server build/examples-cpp/seed004_chat build/examples-cpp/asio_echo
+
+build/examples-cpp/%: examples-cpp/%.cpp bindings/cpp/wsserver.hpp bindings/cpp/websocket.hpp include/wsserver.h $(SO)
+	@mkdir -p $(dir $@)
+	$(CXX) -O2 -g -std=c++17 -Wall -Wextra -Werror -Iinclude -Ibindings/cpp -o $@ $< -L$(RELEASE) -lwsserver -Wl,-rpath,$(CURDIR)/$(RELEASE) -lpthread
 
 # Regenerates the committed header from src/ffi/ (a test fails when stale).
 header:
