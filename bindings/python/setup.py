@@ -13,6 +13,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -51,16 +52,23 @@ class BuildWithCargo(build_py):
         return super().get_outputs(include_bytecode) + [str(Path(self.build_lib) / "wsserver" / LIBRARY)]
 
 
-class PlatformWheel(bdist_wheel):
-    """The wheel holds a native library, so it is platform-specific, but it
-    works with any Python 3 (ctypes, no C extension): py3-none-<platform>."""
+class NativeLibrary(Distribution):
+    """The package holds a native library: platform-specific (platlib), as
+    with an extension module, though there is none."""
 
-    def finalize_options(self) -> None:
-        super().finalize_options()
-        self.root_is_pure = False
+    def has_ext_modules(self) -> bool:
+        return True
+
+
+class PlatformWheel(bdist_wheel):
+    """Any Python 3 can load the library with ctypes: py3-none-<platform>."""
 
     def get_tag(self) -> tuple:
         return ("py3", "none", super().get_tag()[2])
 
 
-setup(version=crate_version(), cmdclass={"build_py": BuildWithCargo, "bdist_wheel": PlatformWheel})
+setup(
+    version=crate_version(),
+    distclass=NativeLibrary,
+    cmdclass={"build_py": BuildWithCargo, "bdist_wheel": PlatformWheel},
+)
