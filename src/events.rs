@@ -213,8 +213,8 @@ impl EventQueue {
         loop {
             if let Some((event, conn)) = q.events.pop_front() {
                 q.bytes -= event.cost();
-                if q.events.is_empty() {
-                    self.unsignal();
+                if q.events.is_empty() && !q.finished {
+                    self.unsignal(); // once finished it stays readable: poll says "closed"
                 }
                 let room = q.bytes < self.max_bytes && q.events.len() < self.max_events;
                 drop(q);
@@ -368,8 +368,13 @@ mod tests {
         assert!(q.take(Some(Duration::ZERO)).unwrap().is_some());
         assert!(!readable());
         assert!(q.take(Some(Duration::from_millis(20))).unwrap().is_none());
+        q.push(log(3), None);
         q.finish();
+        assert!(readable());
+        assert!(q.take(None).unwrap().is_some(), "what was queued before the finish");
+        assert!(readable(), "finished: readable for good, so the host polls and learns it");
         assert!(q.take(None).is_err(), "finished and empty");
+        assert!(readable());
     }
 
     #[test]
