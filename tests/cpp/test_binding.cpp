@@ -19,7 +19,7 @@ extern "C" {
 #include "client.h"
 }
 
-static int passed = 0, failed = 0;
+static std::atomic<int> passed{0}, failed{0}; // CHECK also runs in handlers (I/O thread)
 #define CHECK(cond, what)                                                                   \
     do {                                                                                    \
         if (cond) {                                                                         \
@@ -486,6 +486,6 @@ int main() {
         std::printf("%s %s\n", failed == f0 ? "ok  " : "FAIL", t.name);
         std::fflush(stdout);
     }
-    std::printf("%d passed, %d failed\n", passed, failed);
+    std::printf("%d passed, %d failed\n", passed.load(), failed.load());
     return failed == 0 ? 0 : 1;
 }
