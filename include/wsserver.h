@@ -562,6 +562,23 @@ const char *ws_request_query(const struct ws_request *req);
 const char *ws_request_header(const struct ws_request *req, const char *name);
 
 /**
+ * How many header lines the request has (repeated names count each time).
+ * NULL `req` → 0. Thread: as `ws_request_path`.
+ */
+size_t ws_request_header_count(const struct ws_request *req);
+
+/**
+ * The `index`th header line (0 first, in the client's order): writes its
+ * name and value to `*out_name` and `*out_value`. Returns WS_OK, or
+ * WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (index past the last header).
+ * Ownership and thread: as `ws_request_path` (both strings).
+ */
+enum ws_result ws_request_header_at(const struct ws_request *req,
+                                    size_t index,
+                                    const char **out_name,
+                                    const char **out_value);
+
+/**
  * The client's address and port, e.g. "127.0.0.1:51234" or "[::1]:51234".
  * Ownership and thread: as `ws_request_path`.
  */

@@ -1,4 +1,6 @@
 //! `ws_request`: read access to a handshake request during `on_open`.
+use super::args::{out, run};
+use super::error::{fail, null, ws_result};
 use super::panic::guard;
 use crate::Request;
 use std::cell::RefCell;
@@ -69,6 +71,42 @@ pub unsafe extern "C" fn ws_request_header(req: *const ws_request, name: *const 
     // SAFETY: the caller passes a NUL-terminated string.
     let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
     with(req, |r, q| q.header(&name).map_or(std::ptr::null(), |v| r.keep(v)))
+}
+
+/// How many header lines the request has (repeated names count each time).
+/// NULL `req` → 0. Thread: as `ws_request_path`.
+#[no_mangle]
+pub extern "C" fn ws_request_header_count(req: *const ws_request) -> usize {
+    guard(0, || {
+        // SAFETY: as in `with`: a request handed to the host and still valid.
+        unsafe { req.as_ref() }.map_or(0, |r| unsafe { &*r.request }.headers().count())
+    })
+}
+
+/// The `index`th header line (0 first, in the client's order): writes its
+/// name and value to `*out_name` and `*out_value`. Returns WS_OK, or
+/// WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (index past the last header).
+/// Ownership and thread: as `ws_request_path` (both strings).
+#[no_mangle]
+pub unsafe extern "C" fn ws_request_header_at(
+    req: *const ws_request,
+    index: usize,
+    out_name: *mut *const c_char,
+    out_value: *mut *const c_char,
+) -> ws_result {
+    run(|| {
+        // SAFETY: as in `with`.
+        let r = unsafe { req.as_ref() }.ok_or_else(|| null("req"))?;
+        let out_name = out(out_name, "out_name")?;
+        let out_value = out(out_value, "out_value")?;
+        // SAFETY: as in `with`.
+        let (name, value) = unsafe { &*r.request }.headers().nth(index).ok_or_else(|| {
+            fail(crate::Error::InvalidArgument(format!("header index {index} is past the last header")))
+        })?;
+        *out_name = r.keep(name);
+        *out_value = r.keep(value);
+        Ok(ws_result::WS_OK)
+    })
 }
 
 /// The client's address and port, e.g. "127.0.0.1:51234" or "[::1]:51234".
