@@ -71,7 +71,11 @@ def main():
                 for kw in node.keywords:
                     checked.add(f"Server({kw.arg}=)")
                     if kw.arg not in params and kw.arg not in wsserver.OPTIONS:
-                        problems.append(f"wsserver.Server(): no parameter or option {kw.arg!r}")
+                        known = ", ".join(wsserver.OPTIONS) or "none"
+                        problems.append(
+                            f"wsserver.Server(): no parameter or option {kw.arg!r}"
+                            f" (options of the loaded library, {wsserver.library_path}: {known})"
+                        )
         if isinstance(node, ast.Attribute):
             parts = chain(node)
             if not parts:
