@@ -53,7 +53,7 @@ const SIZE_MAX: u64 = 1 << 48;
 const MS_MAX: u64 = 86_400_000;
 
 #[allow(dead_code)]
-pub(crate) const OPTIONS: &[OptionSpec] = &[
+pub(crate) static OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         key: Key::MaxMessageSize,
         id: 1,

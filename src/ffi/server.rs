@@ -194,7 +194,7 @@ fn option_c_strings(spec: &'static OptionSpec) -> (*const c_char, *const c_char)
             .map(|o| (CString::new(o.name).unwrap_or_default(), CString::new(o.why).unwrap_or_default()))
             .collect()
     });
-    let i = OPTIONS.iter().position(|o| std::ptr::eq(o, spec)).unwrap_or(0);
+    let i = OPTIONS.iter().position(|o| o.id == spec.id).unwrap_or(0);
     (all[i].0.as_ptr(), all[i].1.as_ptr())
 }
 
