@@ -9,6 +9,7 @@ RELEASE  := target/release
 SO       := $(RELEASE)/libwsserver.so
 A        := $(RELEASE)/libwsserver.a
 CFLAGS   ?= -O2 -g
+comma    := ,
 WARN     := -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L
 EXAMPLES := echo_server chat_server tls_echo_server poll_server
 EXAMPLE_BINS := $(EXAMPLES:%=build/examples/%)
@@ -47,19 +48,62 @@ header:
 certs:
 	bash scripts/make-certs.sh build/certs
 
-install: lib
+# What `make install` puts in PREFIX (see README "Installing"):
+#   lib/libwsserver.so.$(VERSION) (+ .so.$(MAJOR), .so links), lib/libwsserver.a
+#       stripped of debug info (STRIP_DEBUG=0 keeps it); the shared library's
+#       debug info goes to lib/.debug/libwsserver.so.$(VERSION).debug, named by
+#       its .gnu_debuglink, where gdb looks without being told;
+#   include/wsserver.h, include/wsserver/ (C++ headers, example_common.h);
+#   lib/pkgconfig/wsserver.pc: its Libs carry -Wl,-rpath,LIBDIR unless PREFIX
+#       is /usr (RPATH=0 leaves it out), so programs built with it start
+#       without LD_LIBRARY_PATH; lib/cmake/wsserver/ (find_package);
+#   share/wsserver/examples/{c,cpp}/, which build alone with pkg-config.
+# Installing into /usr/local (or /usr) as root also runs ldconfig.
+STRIP_DEBUG ?= 1
+RPATH       ?= $(if $(filter /usr /usr/,$(PREFIX)),0,1)
+STRIPPED    := build/stripped
+DEBUGFILE   := libwsserver.so.$(VERSION).debug
+
+# The libraries as installed: debug info moved out of the .so into its own
+# (compressed) file linked by name and CRC, and taken out of the .a together
+# with the LLVM bitcode that Rust's std objects carry (ld never reads it).
+$(STRIPPED)/libwsserver.so $(STRIPPED)/$(DEBUGFILE) $(STRIPPED)/libwsserver.a &: $(SO) $(A)
+	@mkdir -p $(STRIPPED)
+	objcopy --only-keep-debug --compress-debug-sections=zlib $(SO) $(STRIPPED)/$(DEBUGFILE)
+	cd $(STRIPPED) && objcopy --strip-debug --add-gnu-debuglink=$(DEBUGFILE) $(CURDIR)/$(SO) libwsserver.so
+	strip --strip-debug -R .llvmbc -R .llvmcmd -o $(STRIPPED)/libwsserver.a $(A)
+
+ifeq ($(STRIP_DEBUG),1)
+INSTALL_SO := $(STRIPPED)/libwsserver.so
+INSTALL_A  := $(STRIPPED)/libwsserver.a
+else
+INSTALL_SO := $(SO)
+INSTALL_A  := $(A)
+endif
+
+install: lib $(INSTALL_SO) $(INSTALL_A)
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/wsserver.h $(DESTDIR)$(PREFIX)/include/
-	install -m 755 $(SO) $(DESTDIR)$(PREFIX)/lib/libwsserver.so.$(VERSION)
+	install -m 755 $(INSTALL_SO) $(DESTDIR)$(PREFIX)/lib/libwsserver.so.$(VERSION)
 	ln -sf libwsserver.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libwsserver.so.$(MAJOR)
 	ln -sf libwsserver.so.$(MAJOR) $(DESTDIR)$(PREFIX)/lib/libwsserver.so
-	install -m 644 $(A) $(DESTDIR)$(PREFIX)/lib/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' wsserver.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/wsserver.pc
+	install -m 644 $(INSTALL_A) $(DESTDIR)$(PREFIX)/lib/libwsserver.a
+	if [ "$(STRIP_DEBUG)" = 1 ]; then install -d $(DESTDIR)$(PREFIX)/lib/.debug && \
+	    install -m 644 $(STRIPPED)/$(DEBUGFILE) $(DESTDIR)$(PREFIX)/lib/.debug/; fi
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@RPATH@|$(if $(filter 1,$(RPATH)),-Wl$(comma)-rpath$(comma)$${libdir} ,)|' \
+	    wsserver.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/wsserver.pc
 	install -d $(DESTDIR)$(PREFIX)/include/wsserver $(DESTDIR)$(PREFIX)/lib/cmake/wsserver
-	install -m 644 bindings/cpp/wsserver.hpp bindings/cpp/websocket.hpp $(DESTDIR)$(PREFIX)/include/wsserver/
+	install -m 644 bindings/cpp/wsserver.hpp bindings/cpp/websocket.hpp examples-c/example_common.h \
+	    $(DESTDIR)$(PREFIX)/include/wsserver/
 	for f in wsserver-config wsserver-config-version; do sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' \
 	    -e 's|@MINOR@|$(word 2,$(subst ., ,$(VERSION)))|g' \
 	    bindings/cpp/cmake/$$f.cmake.in > $(DESTDIR)$(PREFIX)/lib/cmake/wsserver/$$f.cmake; done
+	install -d $(DESTDIR)$(PREFIX)/share/wsserver/examples/c $(DESTDIR)$(PREFIX)/share/wsserver/examples/cpp
+	install -m 644 $(EXAMPLES:%=examples-c/%.c) examples-c/example_common.h $(DESTDIR)$(PREFIX)/share/wsserver/examples/c/
+	install -m 644 examples-cpp/*.cpp $(DESTDIR)$(PREFIX)/share/wsserver/examples/cpp/
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && { [ "$(PREFIX)" = /usr/local ] || [ "$(PREFIX)" = /usr ]; }; then \
+	    ldconfig || true; fi
 
 demo: all
 	build/examples/chat_server 127.0.0.1 8080

@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Installs wsserver into a temporary prefix (make install PREFIX=...), then
-# builds examples-c/echo_server.c against the installed copy using only
-# `pkg-config --cflags --libs wsserver`, runs it with LD_LIBRARY_PATH on the
-# installed lib, checks the "listening on" line, an echo (Python websockets
-# client), the soname libwsserver.so.0 and SIGTERM -> exit status 0. Also a
-# static build from the installed libwsserver.a with `pkg-config --static`.
+# Installs wsserver into a temporary prefix (make install PREFIX=...) and
+# uses it as a new user would:
+# - what is installed: header, C++ headers, example_common.h, .pc, soname
+#   links, exported symbols, the examples under share/wsserver/examples;
+# - the libraries are stripped (size bounds below, no .debug_* sections) and
+#   the shared library's debug info is in lib/.debug/, named by its
+#   .gnu_debuglink with the right CRC, holding DWARF for src/ (and gdb, when
+#   present, finds it without being told);
+# - an example copied alone out of share/wsserver/examples/c (and one out of
+#   examples-c/) builds with only `pkg-config --cflags --libs wsserver`, its
+#   RUNPATH is the installed lib, and it runs WITHOUT LD_LIBRARY_PATH: the
+#   "listening on" line, an echo (Python websockets client), SIGTERM -> 0;
+#   the same for the C++ echo example (g++ -std=c++17, pkg-config);
+# - a static build from the installed libwsserver.a with `pkg-config --static`;
+# - DESTDIR staging; PREFIX=/usr and RPATH=0 leave the rpath out of the .pc.
 # Last line: "N passed, M failed".
 set -u
 cd "$(dirname "$0")/../.."
@@ -58,6 +67,56 @@ check "libwsserver.so.$MAJOR -> libwsserver.so.$VERSION" \
 check "libwsserver.so -> libwsserver.so.$MAJOR" test "$(readlink "$PREFIX/lib/libwsserver.so")" = "libwsserver.so.$MAJOR"
 check "libwsserver.a installed" test -f "$PREFIX/lib/libwsserver.a"
 check "installed header is the source header" cmp -s include/wsserver.h "$PREFIX/include/wsserver.h"
+for f in wsserver.hpp websocket.hpp; do
+    check "include/wsserver/$f is bindings/cpp/$f" cmp -s "bindings/cpp/$f" "$PREFIX/include/wsserver/$f"
+done
+check "include/wsserver/example_common.h installed" cmp -s examples-c/example_common.h "$PREFIX/include/wsserver/example_common.h"
+for f in examples-c/*.c examples-c/example_common.h; do
+    check "share/wsserver/examples/c/$(basename "$f") installed" cmp -s "$f" "$PREFIX/share/wsserver/examples/c/$(basename "$f")"
+done
+for f in examples-cpp/*.cpp; do
+    check "share/wsserver/examples/cpp/$(basename "$f") installed" cmp -s "$f" "$PREFIX/share/wsserver/examples/cpp/$(basename "$f")"
+done
+
+# Stripped libraries, debug info apart. Measured at 0.1.0: .so 3.4 MB (24 MB
+# unstripped), .a 16 MB (100 MB: debug info and the LLVM bitcode of Rust's
+# std objects), debug file 5.8 MB (zlib-compressed DWARF).
+SO_MAX=$((6 * 1024 * 1024))
+A_MAX=$((28 * 1024 * 1024))
+so_size=$(stat -c %s "$PREFIX/lib/libwsserver.so.$VERSION")
+a_size=$(stat -c %s "$PREFIX/lib/libwsserver.a")
+echo "installed sizes: libwsserver.so.$VERSION $so_size bytes, libwsserver.a $a_size bytes (build tree: $(stat -c %s target/release/libwsserver.so), $(stat -c %s target/release/libwsserver.a))"
+check "installed libwsserver.so.$VERSION is under 6 MiB ($so_size bytes)" test "$so_size" -lt "$SO_MAX"
+check "installed libwsserver.a is under 28 MiB ($a_size bytes)" test "$a_size" -lt "$A_MAX"
+check "installed libwsserver.so.$VERSION has no .debug_* sections" \
+    bash -c "! readelf -SW '$PREFIX/lib/libwsserver.so.$VERSION' | grep -qE '\] +\.debug_'"
+check "installed libwsserver.a has no .debug_* or .llvmbc sections" \
+    bash -c "! readelf -SW '$PREFIX/lib/libwsserver.a' | grep -qE '\] +\.(debug_|llvmbc)'"
+check "installed libwsserver.so.$VERSION keeps its symbol table (backtraces name functions)" \
+    bash -c "readelf -SW '$PREFIX/lib/libwsserver.so.$VERSION' | grep -q ' \.symtab '"
+DBG="$PREFIX/lib/.debug/libwsserver.so.$VERSION.debug"
+check "debug info installed as lib/.debug/libwsserver.so.$VERSION.debug" test -f "$DBG"
+link=$(readelf -x .gnu_debuglink "$PREFIX/lib/libwsserver.so.$VERSION" 2>/dev/null |
+    "$PY" -c '
+import sys, re
+raw = b"".join(bytes.fromhex("".join(m.group(1).split())) for m in re.finditer(r"^\s*0x[0-9a-f]+ ((?:[0-9a-f]{2,8} ){1,4})", sys.stdin.read(), re.M))
+name, _, rest = raw.partition(b"\0")
+crc = int.from_bytes(raw[(len(name) + 4) // 4 * 4:][:4], "little")
+print(name.decode(), "%08x" % crc)')
+link_name=${link% *}
+link_crc=${link#* }
+file_crc=$("$PY" -c 'import sys, zlib; print("%08x" % zlib.crc32(open(sys.argv[1], "rb").read()))' "$DBG" 2>/dev/null)
+check ".gnu_debuglink names $(basename "$DBG") (got '$link_name')" test "$link_name" = "$(basename "$DBG")"
+check ".gnu_debuglink CRC matches the debug file ($link_crc vs $file_crc)" test -n "$file_crc" -a "$link_crc" = "$file_crc"
+check "the debug file has DWARF for src/ (readelf --debug-dump=info)" \
+    bash -c "readelf --debug-dump=info '$DBG' 2>/dev/null | grep -m1 -q 'DW_AT_name.*src/lib\.rs'"
+if command -v gdb >/dev/null; then
+    gdbout=$(gdb -nx -batch -ex 'info line ws_server_new_sized' "$PREFIX/lib/libwsserver.so.$VERSION" 2>&1)
+    check "gdb finds the debug info by itself (info line ws_server_new_sized: $(head -c 60 <<<"$gdbout"))" \
+        grep -q 'src/ffi/server.rs' <<<"$gdbout"
+else
+    echo "note: no gdb: its lookup of lib/.debug is not tried"
+fi
 soname=$(readelf -d "$PREFIX/lib/libwsserver.so.$VERSION" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 check "soname is libwsserver.so.0 (got '$soname')" test "$soname" = "libwsserver.so.0"
 syms=$(nm -D --defined-only "$PREFIX/lib/libwsserver.so.$VERSION" | awk '{print $3}' | grep '^ws_' | sort -u)
@@ -86,10 +145,14 @@ LIBS_PC=$(pkg-config --libs wsserver)
 echo "pkg-config --cflags --libs wsserver: $CFLAGS_PC $LIBS_PC"
 check "pkg-config --cflags points into the prefix" grep -q -- "-I$PREFIX/include" <<<"$CFLAGS_PC"
 check "pkg-config --libs points into the prefix" grep -q -- "-L$PREFIX/lib" <<<"$LIBS_PC"
+check "pkg-config --libs carries -Wl,-rpath,$PREFIX/lib" grep -q -- "-Wl,-rpath,$PREFIX/lib" <<<"$LIBS_PC"
+check "pkg-config --cflags names include/wsserver (C++ headers, example_common.h)" \
+    grep -q -- "-I$PREFIX/include/wsserver" <<<"$CFLAGS_PC"
 
 # Build the example from a copy outside the source tree, so that nothing but
-# pkg-config's flags can find the header or the library.
-cp examples-c/echo_server.c examples-c/example_common.h "$WORK/"
+# pkg-config's flags can find the headers or the library: the installed
+# example alone (example_common.h comes from include/wsserver/).
+cp "$PREFIX/share/wsserver/examples/c/echo_server.c" "$WORK/"
 # shellcheck disable=SC2046
 if (cd "$WORK" && gcc -std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -O2 -o echo_server echo_server.c \
     $(pkg-config --cflags --libs wsserver)) >"$WORK/build.log" 2>&1; then
@@ -101,16 +164,39 @@ else
 fi
 needed=$(readelf -d "$WORK/echo_server" | sed -n 's/.*(NEEDED).*\[\(libwsserver[^]]*\)\].*/\1/p')
 check "the binary needs libwsserver.so.0 (got '$needed')" test "$needed" = "libwsserver.so.0"
-check "the binary has no rpath into the build tree" \
-    bash -c "! readelf -d '$WORK/echo_server' | grep -qE 'R(UN)?PATH'"
-
-# Without LD_LIBRARY_PATH the installed library is not found: proof that the
-# run below really uses the installed copy.
-check "without LD_LIBRARY_PATH the loader cannot find libwsserver.so.0" \
-    bash -c "! env -u LD_LIBRARY_PATH '$WORK/echo_server' 127.0.0.1 0 >/dev/null 2>&1"
-resolved=$(LD_LIBRARY_PATH="$PREFIX/lib" ldd "$WORK/echo_server" | awk '/libwsserver/ {print $3}')
-check "with LD_LIBRARY_PATH it resolves to the installed copy ($resolved)" \
+runpath=$(readelf -d "$WORK/echo_server" | sed -n 's/.*R\(UN\)\{0,1\}PATH).*\[\(.*\)\]/\2/p')
+check "the binary's run path is the installed lib only (got '$runpath')" test "$runpath" = "$PREFIX/lib"
+resolved=$(env -u LD_LIBRARY_PATH ldd "$WORK/echo_server" | awk '/libwsserver/ {print $3}')
+check "without LD_LIBRARY_PATH it resolves to the installed copy ($resolved)" \
     test "$(readlink -f "$resolved")" = "$(readlink -f "$PREFIX/lib/libwsserver.so.$VERSION")"
+
+# The same example copied alone out of the source tree's examples-c/.
+mkdir -p "$WORK/from-source"
+cp examples-c/poll_server.c "$WORK/from-source/"
+# shellcheck disable=SC2046
+if (cd "$WORK/from-source" && gcc -std=c11 -Wall -Wextra -Werror -D_POSIX_C_SOURCE=200809L -O2 -o poll_server poll_server.c \
+    $(pkg-config --cflags --libs wsserver)) >"$WORK/build-src.log" 2>&1; then
+    pass "examples-c/poll_server.c copied alone builds with pkg-config (installed example_common.h)"
+else
+    fail "examples-c/poll_server.c copied alone builds with pkg-config"
+    cat "$WORK/build-src.log"
+fi
+
+# The C++ echo example, copied alone, with g++ and the same flags.
+mkdir -p "$WORK/cpp"
+cp "$PREFIX/share/wsserver/examples/cpp/echo_server.cpp" "$PREFIX/share/wsserver/examples/cpp/seed004_chat.cpp" "$WORK/cpp/"
+CXX_OK=
+for ex in echo_server seed004_chat; do
+    # shellcheck disable=SC2046
+    if (cd "$WORK/cpp" && g++ -std=c++17 -Wall -Wextra -Werror -O2 -o "$ex" "$ex.cpp" \
+        $(pkg-config --cflags --libs wsserver)) >"$WORK/build-cpp.log" 2>&1; then
+        pass "examples/cpp/$ex.cpp copied alone builds with g++ -std=c++17 and pkg-config"
+        CXX_OK=1
+    else
+        fail "examples/cpp/$ex.cpp copied alone builds with g++ -std=c++17 and pkg-config"
+        cat "$WORK/build-cpp.log"
+    fi
+done
 
 # The echo client, a tiny Python websockets script.
 cat >"$WORK/echo_client.py" <<'PYEOF'
@@ -130,7 +216,7 @@ PYEOF
 run_server() { # run_server BINARY -> sets SERVER_PID, URL
     local bin=$1
     rm -f "$WORK/out" "$WORK/err"
-    LD_LIBRARY_PATH="$PREFIX/lib" "$bin" 127.0.0.1 0 >"$WORK/out" 2>"$WORK/err" &
+    env -u LD_LIBRARY_PATH "$bin" 127.0.0.1 0 >"$WORK/out" 2>"$WORK/err" &
     SERVER_PID=$!
     URL=
     for _ in $(seq 100); do
@@ -179,8 +265,13 @@ check_echo() { # check_echo "what": the echo client against $URL (set by run_ser
 }
 
 run_server "$WORK/echo_server"
-check_echo "the installed echo_server echoes (python websockets client)"
+check_echo "the installed echo_server echoes without LD_LIBRARY_PATH (python websockets client)"
 stop_server "echo_server (shared)"
+if [ -x "$WORK/cpp/echo_server" ]; then
+    run_server "$WORK/cpp/echo_server"
+    check_echo "the C++ echo_server echoes without LD_LIBRARY_PATH"
+    stop_server "echo_server (C++)"
+fi
 
 # A static build: the installed libwsserver.a plus what `pkg-config --static`
 # lists as private libraries must be enough.
@@ -206,8 +297,24 @@ if make -s install DESTDIR="$STAGE" PREFIX=/opt/wsserver >"$WORK/destdir.log" 2>
     check "make install DESTDIR=... PREFIX=/opt/wsserver stages the library" \
         test -f "$STAGE/opt/wsserver/lib/libwsserver.so.$VERSION"
     check "the staged .pc names the final prefix" grep -q '^prefix=/opt/wsserver$' "$STAGE/opt/wsserver/lib/pkgconfig/wsserver.pc"
+    check "the staged .pc's rpath is the final libdir" \
+        grep -q '^Libs: -L${libdir} -Wl,-rpath,${libdir} -lwsserver$' "$STAGE/opt/wsserver/lib/pkgconfig/wsserver.pc"
 else
     fail "make install DESTDIR=... PREFIX=/opt/wsserver"
     cat "$WORK/destdir.log"
 fi
+rm -rf "$STAGE"
+# PREFIX=/usr: the loader's own directory, no rpath; RPATH=0 leaves it out anywhere.
+for args in "PREFIX=/usr" "PREFIX=/opt/wsserver RPATH=0"; do
+    # shellcheck disable=SC2086
+    if make -s install DESTDIR="$STAGE" $args >"$WORK/destdir.log" 2>&1; then
+        pc=$(find "$STAGE" -name wsserver.pc)
+        check "make install $args: .pc without rpath ($(grep '^Libs:' "$pc"))" \
+            grep -q '^Libs: -L${libdir} -lwsserver$' "$pc"
+    else
+        fail "make install DESTDIR=... $args"
+        cat "$WORK/destdir.log"
+    fi
+    rm -rf "$STAGE"
+done
 finish
