@@ -6,7 +6,7 @@ Writes each block to OUTDIR/NNN.<ext> and prints one line per block:
 "LINE<TAB>LANG<TAB>MODE<TAB>PATH", where LINE is the README line of the
 block's first code line, LANG the fence's first word ("" when unlabeled),
 MODE "program" or "fragment" (a block right after a line holding only
-"<!-- fragment -->" or "<!-- fragment: remark -->"; C only) and PATH the file written. A "<!-- fragment -->"
+"<!-- fragment -->" or "<!-- fragment: remark -->"; C and C++ only) and PATH the file written. A "<!-- fragment -->"
 that is not followed by a fence, or an unclosed fence, is an error (exit 1).
 """
 
@@ -51,7 +51,7 @@ def blocks(lines):
         raise SystemExit(f"README.md:{pending}: {MARK} at the end of the file")
 
 
-EXT = {"c": "c", "rust": "rs", "python": "py", "sh": "sh", "bash": "sh"}
+EXT = {"c": "c", "cpp": "cpp", "cmake": "cmake", "rust": "rs", "python": "py", "sh": "sh", "bash": "sh"}
 
 
 def main():

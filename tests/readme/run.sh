@@ -7,6 +7,17 @@
 #              "<!-- fragment -->" is the body of a function with
 #              `ws_server *srv` in scope (stdio.h and wsserver.h included),
 #              compiled and linked the same way.
+#   ```cpp     a complete C++17 program, compiled with g++ -std=c++17 and the
+#              same warnings (-Werror) against bindings/cpp (wsserver.hpp,
+#              websocket.hpp) and include/, linked like a C block. After
+#              "<!-- fragment -->": the body of a function with
+#              `wsserver::Server &server` in scope (<iostream>, <string>,
+#              wsserver.hpp and websocket.hpp included), compiled the same.
+#   ```cmake   a whole CMakeLists.txt of a project whose sources are app.cpp
+#              and app.c (stubs written here: a C++ and a C program that
+#              create a server); configured with CMAKE_PREFIX_PATH on a
+#              temporary `make install`, built, and every executable it
+#              made is run (they must start without LD_LIBRARY_PATH).
 #   ```rust    a doctest: src/lib.rs includes README.md as the doc of
 #              ReadmeDoctests; `cargo test --doc` compiles and runs it.
 #   ```python  py_compile; a block that imports wsserver must also use only
@@ -20,8 +31,10 @@
 set -u
 cd "$(dirname "$0")/../.."
 CC=${CC:-cc}
+CXX=${CXX:-g++}
 PY=${PYTHON:-python3}
 CFLAGS=(-std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wno-unused-parameter -Werror -O0)
+CXXFLAGS=(-std=c++17 -Wall -Wextra -Wno-unused-parameter -Werror -O0)
 LIB=target/release/libwsserver.so
 
 passed=0 failed=0
@@ -67,15 +80,71 @@ check_c() {
     fi
 }
 
+# C++: compile and link one block. $1 line, $2 mode, $3 file.
+check_cpp() {
+    local line=$1 mode=$2 file=$3 src="$tmp/cpp$1.cpp" out
+    if ! command -v "$CXX" >/dev/null; then
+        fail "README.md:$line cpp: no C++ compiler ($CXX)"
+        return
+    fi
+    if [ "$mode" = fragment ]; then
+        {
+            printf '#include <iostream>\n#include <string>\n#include <wsserver.hpp>\n#include <websocket.hpp>\n'
+            printf 'void readme_fragment(wsserver::Server &server);\nvoid readme_fragment(wsserver::Server &server) {\n'
+            printf '#line %d "README.md"\n' "$line"
+            cat "$file"
+            printf '}\nint main() { wsserver::Server server; readme_fragment(server); return 0; }\n'
+        } >"$src"
+    else
+        { printf '#line %d "README.md"\n' "$line"; cat "$file"; } >"$src"
+    fi
+    if out=$("$CXX" "${CXXFLAGS[@]}" -Iinclude -Ibindings/cpp -o "$tmp/cpp$line" "$src" -L"$(dirname "$LIB")" -lwsserver -lpthread 2>&1); then
+        pass "README.md:$line cpp $mode: compiled and linked"
+    else
+        fail "README.md:$line cpp $mode: does not compile or link" "$out"
+    fi
+}
+
+# CMake: configure, build and run one block against $tmp/prefix. $1 line, $2 file.
+check_cmake() {
+    local line=$1 file=$2 dir="$tmp/cmake$1" out bin ran=0
+    if ! command -v cmake >/dev/null; then
+        fail "README.md:$line cmake: cmake is not installed"
+        return
+    fi
+    if [ ! -d "$tmp/prefix" ] && ! out=$(make -s install PREFIX="$tmp/prefix" 2>&1); then
+        fail "README.md:$line cmake: make install PREFIX=$tmp/prefix failed" "$out"
+        return
+    fi
+    mkdir -p "$dir"
+    cp "$file" "$dir/CMakeLists.txt"
+    printf '#include <wsserver.hpp>\n#include <iostream>\nint main() { wsserver::Server s; std::cout << wsserver::version() << "\\n"; }\n' >"$dir/app.cpp"
+    printf '#include <wsserver.h>\n#include <stdio.h>\nint main(void) { ws_server *s = ws_server_new(NULL, NULL); puts(ws_version()); ws_server_free(s); return 0; }\n' >"$dir/app.c"
+    if ! out=$(cmake -S "$dir" -B "$dir/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" 2>&1 && cmake --build "$dir/build" 2>&1); then
+        fail "README.md:$line cmake: does not configure or build" "$(tail -n 15 <<<"$out")"
+        return
+    fi
+    for bin in $(find "$dir/build" -maxdepth 1 -type f -executable); do
+        if ! out=$(env -u LD_LIBRARY_PATH "$bin" 2>&1); then
+            fail "README.md:$line cmake: $(basename "$bin") does not run" "$out"
+            return
+        fi
+        ran=$((ran + 1))
+    done
+    pass "README.md:$line cmake: configured against an installed prefix, built, $ran program(s) ran"
+}
+
 rust_lines=()
 while IFS=$'\t' read -r line lang mode file; do
     base=${lang%%,*}
-    if [ "$mode" = fragment ] && [ "$base" != c ]; then
-        fail "README.md:$line $lang: <!-- fragment --> is for C blocks only"
+    if [ "$mode" = fragment ] && [ "$base" != c ] && [ "$base" != cpp ]; then
+        fail "README.md:$line $lang: <!-- fragment --> is for C and C++ blocks only"
         continue
     fi
     case $base in
         c) check_c "$line" "$mode" "$file" ;;
+        cpp) check_cpp "$line" "$mode" "$file" ;;
+        cmake) check_cmake "$line" "$file" ;;
         rust)
             case ",$lang," in
                 *,ignore,* | *,compile_fail,* | *,text,*)
