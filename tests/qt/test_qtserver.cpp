@@ -1,0 +1,450 @@
+// The QObject server (wsserver::QtServer) against Qt's own QWebSocket
+// client, in one real event loop on the test's thread. Certificates come
+// from scripts/make-certs.sh, run by tests/qt/run.sh into $WSSERVER_CERTS.
+#include <wsserver/QtServer.h>
+
+#include <QElapsedTimer>
+#include <QFile>
+#include <QNetworkRequest>
+#include <QSignalSpy>
+#include <QSslConfiguration>
+#include <QTcpServer>
+#include <QTcpSocket>
+#include <QTimer>
+#include <QWebSocket>
+#include <QtTest>
+
+#include <memory>
+#include <vector>
+
+using wsserver::QtServer;
+using wsserver::QtTlsConfig;
+
+namespace {
+QString certs(const char *name) { return qEnvironmentVariable("WSSERVER_CERTS") + "/" + name; }
+QSslCertificate cert(const char *name) { return QSslCertificate::fromPath(certs(name)).value(0); }
+QSslKey ecKey(const char *name) {
+    QFile f(certs(name));
+    if (!f.open(QIODevice::ReadOnly)) return QSslKey();
+    return QSslKey(f.readAll(), QSsl::Ec);
+}
+QUrl url(const QtServer &s, const QString &path = "/", const char *scheme = "ws", const char *host = "127.0.0.1") {
+    return QUrl(QStringLiteral("%1://%2:%3%4").arg(scheme, host).arg(s.serverPort()).arg(path));
+}
+// Echo server: accepts everything (the default mode), echoes both kinds.
+void echo(QtServer &s) {
+    QObject::connect(&s, &QtServer::textMessageReceived, &s, [&s](quint64 id, const QString &t) { s.sendText(id, t); });
+    QObject::connect(&s, &QtServer::binaryMessageReceived, &s,
+                     [&s](quint64 id, const QByteArray &b) { s.sendBinary(id, b); });
+}
+// Opens a connection and waits for it (true) or for its failure (false).
+bool open(QWebSocket &ws, const QUrl &u, int ms = 5000) {
+    QSignalSpy connected(&ws, &QWebSocket::connected);
+    QSignalSpy gone(&ws, &QWebSocket::disconnected);
+    ws.open(u);
+    QElapsedTimer t;
+    t.start();
+    while (connected.isEmpty() && gone.isEmpty() && t.elapsed() < ms) QTest::qWait(5);
+    return !connected.isEmpty();
+}
+// Raw HTTP upgrade: the status line the server answers with.
+QByteArray rawStatus(quint16 port, const QByteArray &path) {
+    QTcpSocket s;
+    s.connectToHost(QHostAddress::LocalHost, port);
+    if (!s.waitForConnected(3000)) return "no connection";
+    s.write("GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    QElapsedTimer t;
+    t.start();
+    while (!s.canReadLine() && t.elapsed() < 5000) QTest::qWait(5); // the server runs on this thread
+    return s.readLine().trimmed();
+}
+} // namespace
+
+class TestQtServer : public QObject {
+    Q_OBJECT
+private slots:
+    void initTestCase() {
+        QVERIFY2(QFile::exists(certs("ca.pem")), "WSSERVER_CERTS must name a scripts/make-certs.sh directory");
+        QVERIFY(QSslSocket::supportsSsl());
+    }
+
+    // Text round trip; the request as newConnection and currentRequest see it.
+    void textAndRequest() {
+        QtServer s;
+        echo(s);
+        wsserver::QtRequest seen;
+        QtServer::AcceptMode modeSeen = QtServer::Manual;
+        connect(&s, &QtServer::newConnection, &s,
+                [&](quint64 id, const QString &path, const wsserver::QtHeaders &headers, const QString &peer) {
+                    seen = s.currentRequest();
+                    QCOMPARE(seen.id, id);
+                    QCOMPARE(seen.path, path);
+                    QCOMPARE(seen.headers, headers);
+                    QCOMPARE(seen.peer, peer);
+                    modeSeen = s.acceptMode();
+                });
+        QVERIFY2(s.listen(QHostAddress::LocalHost, 0), qPrintable(s.errorString()));
+        QVERIFY(s.isListening());
+        QVERIFY(s.serverPort() != 0);
+        QWebSocket ws;
+        QNetworkRequest req(url(s, "/chat?room=1"));
+        req.setRawHeader("X-Test", "42");
+        QSignalSpy connected(&ws, &QWebSocket::connected);
+        ws.open(req);
+        QVERIFY(connected.wait(5000));
+        QCOMPARE(modeSeen, QtServer::AcceptAfterSignal);
+        QCOMPARE(seen.path, QString("/chat"));
+        QCOMPARE(seen.query, QString("room=1"));
+        QCOMPARE(seen.header("x-test"), QByteArray("42"));
+        QVERIFY(!seen.header("Host").isEmpty());
+        QVERIFY(seen.header("Missing").isNull());
+        QVERIFY2(seen.peer.startsWith("127.0.0.1:"), qPrintable(seen.peer));
+        QVERIFY(s.currentRequest().id == 0); // only during the signal
+        QSignalSpy got(&ws, &QWebSocket::textMessageReceived);
+        const QString text = QString::fromUtf8("h\xc3\xa9llo \xe2\x82\xac");
+        ws.sendTextMessage(text);
+        QVERIFY(got.wait(5000));
+        QCOMPARE(got.takeFirst().at(0).toString(), text);
+    }
+
+    void binary() {
+        QtServer s;
+        echo(s);
+        QSignalSpy srvGot(&s, &QtServer::binaryMessageReceived);
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        QWebSocket ws;
+        QVERIFY(open(ws, url(s)));
+        QByteArray data(200000, '\0');
+        for (int i = 0; i < data.size(); ++i) data[i] = char(i * 7);
+        QSignalSpy got(&ws, &QWebSocket::binaryMessageReceived);
+        ws.sendBinaryMessage(data);
+        QVERIFY(got.wait(5000));
+        QCOMPARE(got.takeFirst().at(0).toByteArray(), data);
+        QCOMPARE(srvGot.count(), 1);
+        QCOMPARE(srvGot.at(0).at(1).toByteArray().size(), data.size());
+    }
+
+    // broadcast to all but the sender; the count says how many queued it.
+    void broadcast() {
+        QtServer s;
+        qint64 queued = -100;
+        connect(&s, &QtServer::textMessageReceived, &s,
+                [&](quint64 id, const QString &t) { queued = s.broadcastText("all: " + t, id); });
+        QSignalSpy bins(&s, &QtServer::binaryMessageReceived);
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        QWebSocket a, b, c;
+        QVERIFY(open(a, url(s)) && open(b, url(s)) && open(c, url(s)));
+        QSignalSpy ga(&a, &QWebSocket::textMessageReceived), gb(&b, &QWebSocket::textMessageReceived),
+            gc(&c, &QWebSocket::textMessageReceived);
+        a.sendTextMessage("hi");
+        QTRY_COMPARE_WITH_TIMEOUT(gb.count() + gc.count(), 2, 5000);
+        QCOMPARE(queued, qint64(2));
+        QCOMPARE(gb.at(0).at(0).toString(), QString("all: hi"));
+        QCOMPARE(gc.at(0).at(0).toString(), QString("all: hi"));
+        QTest::qWait(100); // nothing more may come to the sender
+        QCOMPARE(ga.count(), 0);
+        QSignalSpy bb(&b, &QWebSocket::binaryMessageReceived), bc(&c, &QWebSocket::binaryMessageReceived);
+        QCOMPARE(s.broadcastBinary(QByteArray("\x00\x01", 2)), qint64(3));
+        QTRY_COMPARE_WITH_TIMEOUT(bb.count() + bc.count(), 2, 5000);
+        QCOMPARE(bb.at(0).at(0).toByteArray(), QByteArray("\x00\x01", 2));
+    }
+
+    void disconnectCodes() {
+        QtServer s;
+        quint64 last = 0;
+        connect(&s, &QtServer::newConnection, &s, [&](quint64 id) { last = id; });
+        QSignalSpy gone(&s, &QtServer::disconnected);
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        // Server-initiated, with a code and reason.
+        QWebSocket ws;
+        QVERIFY(open(ws, url(s)));
+        const quint64 first = last;
+        QCOMPARE(s.disconnectClient(first, 1005), WS_ERR_BAD_CLOSE_CODE); // may not be sent
+        QCOMPARE(s.disconnectClient(first, 4001, "bye"), WS_OK);
+        QSignalSpy wsGone(&ws, &QWebSocket::disconnected);
+        QVERIFY(wsGone.wait(5000));
+        QCOMPARE(int(ws.closeCode()), 4001);
+        QCOMPARE(ws.closeReason(), QString("bye"));
+        QTRY_COMPARE_WITH_TIMEOUT(gone.count(), 1, 5000);
+        QCOMPARE(gone.at(0).at(0).toULongLong(), first);
+        QCOMPARE(gone.at(0).at(1).toInt(), 4001);
+        QCOMPARE(s.sendText(first, "late"), WS_ERR_CLOSED);
+        QCOMPARE(s.sendText(9999, "never"), WS_ERR_NO_SUCH_CONN);
+        // Client-initiated.
+        QWebSocket ws2;
+        QVERIFY(open(ws2, url(s)));
+        QVERIFY(last != first); // ids are never reused
+        ws2.close(QWebSocketProtocol::CloseCodeGoingAway, "later");
+        QTRY_COMPARE_WITH_TIMEOUT(gone.count(), 2, 5000);
+        QCOMPARE(gone.at(1).at(0).toULongLong(), last);
+        QCOMPARE(gone.at(1).at(1).toInt(), 1001);
+        QCOMPARE(gone.at(1).at(2).toString(), QString("later"));
+    }
+
+    // refuse() from the slot: the client gets that HTTP status and no
+    // disconnected() follows; unanswered opens are accepted after the signal.
+    void refuseFromSlot() {
+        QtServer s;
+        connect(&s, &QtServer::newConnection, &s, [&](quint64 id, const QString &path) {
+            if (path == "/private") QCOMPARE(s.refuse(id, 403), WS_OK);
+            if (path == "/twice") {
+                QCOMPARE(s.refuse(id, 404), WS_OK);
+                QCOMPARE(s.accept(id), WS_ERR_STATE); // already answered
+            }
+            if (path == "/bad") QCOMPARE(s.refuse(id, 200), WS_ERR_INVALID_ARGUMENT); // then accepted
+        });
+        QSignalSpy gone(&s, &QtServer::disconnected);
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        QCOMPARE(rawStatus(s.serverPort(), "/private").left(12), QByteArray("HTTP/1.1 403"));
+        QCOMPARE(rawStatus(s.serverPort(), "/twice").left(12), QByteArray("HTTP/1.1 404"));
+        QCOMPARE(rawStatus(s.serverPort(), "/public").left(12), QByteArray("HTTP/1.1 101"));
+        QWebSocket refused, bad;
+        QVERIFY(!open(refused, url(s, "/private")));
+        QVERIFY(open(bad, url(s, "/bad")));
+        QTest::qWait(100);
+        // Only the accepted raw upgrade (/public, dropped) reported a close.
+        QTRY_COMPARE_WITH_TIMEOUT(gone.count(), 1, 5000);
+        QCOMPARE(gone.at(0).at(1).toInt(), 1006);
+    }
+
+    // Manual: the answer may come later, from anywhere on this thread.
+    void manualAndImmediate() {
+        QtServer s;
+        s.setAcceptMode(QtServer::Manual);
+        QList<quint64> waiting;
+        connect(&s, &QtServer::newConnection, &s, [&](quint64 id) { waiting.append(id); });
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        QWebSocket ws;
+        QSignalSpy connected(&ws, &QWebSocket::connected);
+        ws.open(url(s));
+        QTRY_COMPARE_WITH_TIMEOUT(waiting.size(), 1, 5000);
+        QTest::qWait(200);
+        QCOMPARE(connected.count(), 0); // still waiting for the host
+        QCOMPARE(s.accept(waiting.at(0)), WS_OK);
+        QVERIFY(connected.wait(5000));
+        QTimer::singleShot(50, &s, [&] { s.refuse(waiting.last(), 429); });
+        QCOMPARE(rawStatus(s.serverPort(), "/").left(12), QByteArray("HTTP/1.1 429"));
+
+        QtServer im;
+        im.setAcceptMode(QtServer::Immediate);
+        QCOMPARE(im.option(WS_OPT_AUTO_ACCEPT), quint64(1));
+        QSignalSpy news(&im, &QtServer::newConnection);
+        QVERIFY(im.listen(QHostAddress::LocalHost, 0));
+        QWebSocket ws2;
+        QVERIFY(open(ws2, url(im)));
+        QTRY_COMPARE_WITH_TIMEOUT(news.count(), 1, 5000);
+    }
+
+    void listenErrors() {
+        QTcpServer taken;
+        QVERIFY(taken.listen(QHostAddress::LocalHost, 0));
+        QtServer s;
+        QVERIFY(!s.listen(QHostAddress::LocalHost, taken.serverPort()));
+        QCOMPARE(s.lastResult(), WS_ERR_ADDR_IN_USE);
+        QVERIFY(!s.errorString().isEmpty());
+        QVERIFY(!s.isListening());
+        QtServer s2;
+        QVERIFY(!s2.setOption(WS_OPT_EVENT_QUEUE, 0));
+        QVERIFY(!s2.setOption(WS_OPT_MAX_MESSAGE_SIZE, 0));
+        QCOMPARE(s2.lastResult(), WS_ERR_INVALID_ARGUMENT);
+        QVERIFY(s2.setOption(WS_OPT_MAX_MESSAGE_SIZE, 1024));
+        QCOMPARE(s2.option(WS_OPT_MAX_MESSAGE_SIZE), quint64(1024));
+        QVERIFY(s2.listen(QHostAddress::LocalHost, 0));
+        QVERIFY(!s2.listen(QHostAddress::LocalHost, 0));
+        QCOMPARE(s2.lastResult(), WS_ERR_STATE);
+        QVERIFY(!s2.setOption(WS_OPT_MAX_MESSAGE_SIZE, 2048)); // after listen
+    }
+
+    // An oversize message: errorOccurred(WS_ERR_TOO_BIG), then 1009.
+    void errorAndTooBig() {
+        QtServer s;
+        QVERIFY(s.setOption(WS_OPT_MAX_MESSAGE_SIZE, 1024));
+        QSignalSpy errs(&s, &QtServer::errorOccurred);
+        QSignalSpy gone(&s, &QtServer::disconnected);
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        QWebSocket ws;
+        QVERIFY(open(ws, url(s)));
+        ws.sendBinaryMessage(QByteArray(2048, 'x'));
+        QTRY_COMPARE_WITH_TIMEOUT(gone.count(), 1, 5000);
+        QCOMPARE(errs.count(), 1);
+        QCOMPARE(errs.at(0).at(1).toInt(), int(WS_ERR_TOO_BIG));
+        QCOMPARE(gone.at(0).at(1).toInt(), 1009);
+        QTRY_COMPARE_WITH_TIMEOUT(int(ws.closeCode()), 1009, 5000);
+    }
+
+    // Backpressure and drained(): a 1-byte soft limit.
+    void drained() {
+        QtServer s;
+        QVERIFY(s.setOption(WS_OPT_SEND_QUEUE_LIMIT, 1));
+        quint64 conn = 0;
+        connect(&s, &QtServer::newConnection, &s, [&](quint64 id) { conn = id; });
+        QSignalSpy drains(&s, &QtServer::drained);
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        QWebSocket ws;
+        QVERIFY(open(ws, url(s)));
+        QSignalSpy got(&ws, &QWebSocket::binaryMessageReceived);
+        QCOMPARE(s.sendBinary(conn, QByteArray(100000, 'y')), WS_BACKPRESSURE);
+        QVERIFY(drains.wait(5000));
+        QCOMPARE(drains.at(0).at(0).toULongLong(), conn);
+        QTRY_COMPARE_WITH_TIMEOUT(got.count(), 1, 5000);
+        QCOMPARE(s.queuedBytes(conn), qint64(0));
+    }
+
+    // close(): 1001 to every client, the last disconnected(), then closed().
+    void closeServer() {
+        QtServer s;
+        QSignalSpy gone(&s, &QtServer::disconnected);
+        QSignalSpy closed(&s, &QtServer::closed);
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        QWebSocket a, b;
+        QVERIFY(open(a, url(s)) && open(b, url(s)));
+        QSignalSpy aGone(&a, &QWebSocket::disconnected);
+        // From a slot: the close starts inside the event loop.
+        QTimer::singleShot(0, &s, [&] { s.close(); });
+        QVERIFY(closed.wait(5000));
+        QCOMPARE(gone.count(), 2);
+        QCOMPARE(gone.at(0).at(1).toInt() == 1001 || gone.at(0).at(1).toInt() == 1006, true);
+        QTRY_VERIFY_WITH_TIMEOUT(!aGone.isEmpty(), 5000);
+        QCOMPARE(int(a.closeCode()), 1001);
+        QVERIFY(s.sendText(1, "x") < 0);
+    }
+
+    // wss:// from QSslCertificate + QSslKey, the CA trusted by the client.
+    void tlsFromQt() {
+        QtServer s;
+        echo(s);
+        QVERIFY2(s.setTls(QtTlsConfig::fromQt(cert("server.pem"), ecKey("server.key"))), qPrintable(s.errorString()));
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        QWebSocket ws;
+        QSslConfiguration ssl = QSslConfiguration::defaultConfiguration();
+        ssl.setCaCertificates({cert("ca.pem")});
+        ws.setSslConfiguration(ssl);
+        QVERIFY(open(ws, url(s, "/", "wss", "localhost")));
+        QCOMPARE(ws.sslConfiguration().peerCertificate(), cert("server.pem"));
+        QSignalSpy got(&ws, &QWebSocket::textMessageReceived);
+        ws.sendTextMessage("secret hello");
+        QVERIFY(got.wait(5000));
+        QCOMPARE(got.at(0).at(0).toString(), QString("secret hello"));
+        // Without the CA the client refuses the server.
+        QWebSocket untrusting;
+        QSignalSpy errors(&untrusting, &QWebSocket::sslErrors);
+        QVERIFY(!open(untrusting, url(s, "/", "wss", "localhost")));
+        QVERIFY(errors.count() >= 1);
+        // Not a key for this certificate: refused at once.
+        QtServer bad;
+        QVERIFY(!bad.setTls(QtTlsConfig::fromQt(cert("server.pem"), ecKey("server2.key"))));
+        QCOMPARE(bad.lastResult(), WS_ERR_TLS);
+        QVERIFY(!bad.errorString().isEmpty());
+    }
+
+    // From files (encrypted PKCS#8 key), then reload to another certificate.
+    void tlsFilesAndReload() {
+        QtServer s;
+        echo(s);
+        QVERIFY(!s.setTls(QtTlsConfig::fromFiles(certs("server.pem"), certs("server-enc.key"), "wrong")));
+        QVERIFY2(s.setTls(QtTlsConfig::fromFiles(certs("server.pem"), certs("server-enc.key"), "secret")),
+                 qPrintable(s.errorString()));
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        QSslConfiguration ssl = QSslConfiguration::defaultConfiguration();
+        ssl.setCaCertificates({cert("ca.pem")});
+        QWebSocket one;
+        one.setSslConfiguration(ssl);
+        QVERIFY(open(one, url(s, "/", "wss", "localhost")));
+        QCOMPARE(one.sslConfiguration().peerCertificate(), cert("server.pem"));
+        QVERIFY(!s.reloadTls(QtTlsConfig::fromFiles(certs("server2.pem"), certs("server.key"))));
+        QVERIFY2(s.reloadTls(QtTlsConfig::fromFiles(certs("server2.pem"), certs("server2.key"))),
+                 qPrintable(s.errorString()));
+        QWebSocket two;
+        two.setSslConfiguration(ssl);
+        QVERIFY(open(two, url(s, "/", "wss", "localhost")));
+        QCOMPARE(two.sslConfiguration().peerCertificate(), cert("server2.pem"));
+        QSignalSpy got(&one, &QWebSocket::textMessageReceived); // the old connection carries on
+        one.sendTextMessage("still here");
+        QVERIFY(got.wait(5000));
+        QtServer plain;
+        QVERIFY(plain.listen(QHostAddress::LocalHost, 0));
+        QVERIFY(!plain.reloadTls(QtTlsConfig::fromFiles(certs("server2.pem"), certs("server2.key"))));
+        QCOMPARE(plain.lastResult(), WS_ERR_STATE);
+    }
+
+    // A CA list turns on mutual TLS: with the client certificate the
+    // connection opens (subject in currentRequest()), without it it fails.
+    void mutualTls() {
+        QtServer s;
+        echo(s);
+        QString subject;
+        connect(&s, &QtServer::newConnection, &s, [&] { subject = s.currentRequest().clientSubject; });
+        QVERIFY2(s.setTls(QtTlsConfig::fromQt(cert("server.pem"), ecKey("server.key"), {cert("ca.pem")})),
+                 qPrintable(s.errorString()));
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        QSslConfiguration ssl = QSslConfiguration::defaultConfiguration();
+        ssl.setCaCertificates({cert("ca.pem")});
+        QWebSocket anonymous;
+        anonymous.setSslConfiguration(ssl);
+        QVERIFY(!open(anonymous, url(s, "/", "wss", "localhost")));
+        QVERIFY(subject.isEmpty());
+        QSslConfiguration withCert = ssl;
+        withCert.setLocalCertificate(cert("client.pem"));
+        withCert.setPrivateKey(ecKey("client.key"));
+        QWebSocket alice;
+        alice.setSslConfiguration(withCert);
+        QVERIFY(open(alice, url(s, "/", "wss", "localhost")));
+        QVERIFY2(subject.contains("CN=alice"), qPrintable(subject));
+        QSignalSpy got(&alice, &QWebSocket::textMessageReceived);
+        alice.sendTextMessage("mtls");
+        QVERIFY(got.wait(5000));
+        // A certificate from another CA is refused too.
+        QSslConfiguration other = ssl;
+        other.setLocalCertificate(cert("other-client.pem"));
+        other.setPrivateKey(ecKey("other-client.key"));
+        QWebSocket mallory;
+        mallory.setSslConfiguration(other);
+        QVERIFY(!open(mallory, url(s, "/", "wss", "localhost")));
+    }
+
+    // The owning thread never blocks: a 10 ms timer keeps ticking while 100
+    // clients (on the same thread) send 200 messages each and get them back.
+    void ownerNeverBlocks() {
+        QtServer s;
+        echo(s);
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        const int clients = 100, each = 200;
+        std::vector<std::unique_ptr<QWebSocket>> ws;
+        int open = 0, echoed = 0;
+        for (int i = 0; i < clients; ++i) {
+            ws.emplace_back(new QWebSocket);
+            QWebSocket *w = ws.back().get();
+            connect(w, &QWebSocket::connected, this, [&open, w, each] {
+                ++open;
+                for (int k = 0; k < each; ++k) w->sendTextMessage(QString("message %1 ").arg(k).repeated(20));
+            });
+            connect(w, &QWebSocket::textMessageReceived, this, [&echoed] { ++echoed; });
+        }
+        QElapsedTimer clock;
+        qint64 last = 0, maxGap = 0;
+        int ticks = 0;
+        QTimer timer;
+        timer.setInterval(10);
+        connect(&timer, &QTimer::timeout, this, [&] {
+            const qint64 now = clock.elapsed();
+            maxGap = qMax(maxGap, now - last);
+            last = now;
+            ++ticks;
+        });
+        clock.start();
+        timer.start();
+        for (auto &w : ws) w->open(url(s));
+        QTRY_COMPARE_WITH_TIMEOUT(echoed, clients * each, 30000);
+        QCOMPARE(open, clients);
+        const qint64 now = clock.elapsed();
+        maxGap = qMax(maxGap, now - last);
+        qInfo("100 clients x %d echoes in %lld ms, %d ticks, largest gap between ticks %lld ms", each, now, ticks,
+              maxGap);
+        QVERIFY2(maxGap < 200, qPrintable(QString("largest gap %1 ms").arg(maxGap)));
+        QVERIFY(ticks >= now / 10 / 4); // the timer really ran throughout
+    }
+};
+
+QTEST_GUILESS_MAIN(TestQtServer)
+#include "test_qtserver.moc"
