@@ -18,6 +18,7 @@ suite() { # name command...
 suite "rust (unit, integration, conformance, TLS)" cargo test --release
 suite "C ABI (.so, .a, valgrind)" bash tests/c/run.sh
 suite "C++ binding" bash tests/cpp/run.sh
+suite "Qt binding (Qt 5 and Qt 6)" bash tests/qt/run.sh
 suite "python websockets vs C examples (echo, chat, TLS, poll)" bash tests/python/run.sh
 suite "python package (ctypes)" bash tests/python_pkg/run.sh
 suite "README code samples compile" bash tests/readme/run.sh
