@@ -15,7 +15,7 @@ EXAMPLES := echo_server chat_server tls_echo_server poll_server
 EXAMPLE_BINS := $(EXAMPLES:%=build/examples/%)
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml build.rs cbindgen.toml
 
-.PHONY: all lib examples examples-cpp header certs deps install test test-rust test-c test-python test-install demo bench bench-quick clean
+.PHONY: all lib examples examples-cpp header certs deps install install-qt test test-rust test-c test-python test-install demo bench bench-quick clean
 
 all: lib examples
 
@@ -104,6 +104,12 @@ install: lib $(INSTALL_SO) $(INSTALL_A)
 	install -m 644 examples-cpp/*.cpp $(DESTDIR)$(PREFIX)/share/wsserver/examples/cpp/
 	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && { [ "$(PREFIX)" = /usr/local ] || [ "$(PREFIX)" = /usr ]; }; then \
 	    ldconfig || true; fi
+
+# The Qt binding's CMake package (lib/cmake/wsserver_qt), for each Qt found; after install.
+install-qt: install
+	for v in 5 6; do cmake -S bindings/qt -B build/install-qt/qt$$v -DQT_MAJOR_VERSION=$$v -DWSSERVER_QT_INSTALLED_C=ON \
+	    -Dwsserver_DIR=$(DESTDIR)$(PREFIX)/lib/cmake/wsserver -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DCMAKE_BUILD_TYPE=Release >/dev/null || continue; \
+	    cmake --build build/install-qt/qt$$v -j2 && DESTDIR=$(DESTDIR) cmake --install build/install-qt/qt$$v || exit 1; done
 
 demo: all
 	build/examples/chat_server 127.0.0.1 8080

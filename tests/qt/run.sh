@@ -53,5 +53,32 @@ for v in 5 6; do
         echo "---- $name: $p passed, $f failed ($((SECONDS - tstart)) s)"
     done
 done
+
+# find_package(wsserver_qt) after `make install-qt` into a temporary prefix:
+# a separate project per Qt version builds on both targets and runs.
+PFX=$(mktemp -d /tmp/wsserver-qt-prefix.XXXXXX)
+trap 'rm -rf "$CERTS" "$PFX"' EXIT
+start=$SECONDS
+if make -s install-qt PREFIX="$PFX/prefix" >"$OUT/install-qt.log" 2>&1; then
+    pass "make install-qt PREFIX=... ($((SECONDS - start)) s)"
+    for v in 5 6; do
+        if [ ! -f "$PFX/prefix/lib/cmake/wsserver_qt/wsserver_qt$v-targets.cmake" ]; then
+            fail "Qt $v: lib/cmake/wsserver_qt/wsserver_qt$v-targets.cmake not installed"; continue
+        fi
+        if cmake -S tests/qt/cmake_consumer -B "$PFX/build$v" -DQT_MAJOR_VERSION=$v -DCMAKE_PREFIX_PATH="$PFX/prefix" \
+            >"$OUT/consumer$v.log" 2>&1 && cmake --build "$PFX/build$v" -j2 >>"$OUT/consumer$v.log" 2>&1; then
+            if env -u LD_LIBRARY_PATH "$PFX/build$v/qt_consumer" >"$OUT/consumer$v.run.log" 2>&1 &&
+                grep -q "^qt_consumer ok (Qt $v\." "$OUT/consumer$v.run.log"; then
+                pass "Qt $v: find_package(wsserver_qt) consumer builds and runs ($(cat "$OUT/consumer$v.run.log"))"
+            else
+                fail "Qt $v: consumer run"; cat "$OUT/consumer$v.run.log"
+            fi
+        else
+            fail "Qt $v: find_package(wsserver_qt) consumer configure/build"; tail -20 "$OUT/consumer$v.log"
+        fi
+    done
+else
+    fail "make install-qt"; tail -20 "$OUT/install-qt.log"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
