@@ -9,6 +9,7 @@
 use crate::frame::{self, Header, OpCode, Violation};
 use crate::outbox::{Command, ConnShared, CurrentConn};
 use crate::server::Slot;
+use crate::stats::Counters;
 use crate::{Error, Kind, LogLevel};
 use std::cell::RefCell;
 use std::future::Future;
@@ -229,7 +230,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         return Err(bad_utf8);
                     }
                     if open {
-                        server.inner.events.message(server, &self.shared, payload, kind);
+                        deliver(server, &self.shared, payload, kind);
                     }
                 }
             }
@@ -249,7 +250,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                         return Err(bad_utf8);
                     }
                     if open {
-                        server.inner.events.message(server, &self.shared, &partial.data, partial.kind);
+                        deliver(server, &self.shared, &partial.data, partial.kind);
                     }
                 }
             }
@@ -362,6 +363,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             let drained = ob.advance(n, soft);
+            Counters::add(&self.slot.server().inner.counters.bytes_out, n as u64);
             drop(ob);
             if drained && !self.reported {
                 let server = self.slot.server();
@@ -503,6 +505,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Connection<S> {
         cx.waker().wake_by_ref();
         Poll::Pending
     }
+}
+
+/// Counts a whole message and hands it to the host.
+fn deliver(server: &crate::ServerHandle, conn: &Arc<ConnShared>, data: &[u8], kind: Kind) {
+    let c = &server.inner.counters;
+    Counters::add(&c.messages_in, 1);
+    Counters::add(&c.bytes_in, data.len() as u64);
+    server.inner.events.message(server, conn, data, kind);
 }
 
 impl<S> Connection<S> {

@@ -6,6 +6,7 @@
 use crate::outbox::ConnShared;
 use crate::{ConnId, Error, Handler, Kind, LogLevel, Request, ServerHandle};
 use parking_lot::{Condvar, Mutex};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -117,6 +118,54 @@ struct Queue {
     bytes: usize,
     /// No event can be added any more (the server is closed).
     finished: bool,
+    /// The fd was made readable and not reset since.
+    signalled: bool,
+    /// An I/O thread will signal at the end of its batch.
+    deferred: bool,
+}
+
+thread_local! {
+    /// On an I/O thread: queues to signal once the thread's current batch
+    /// of ready connections has run, and the task that does it.
+    static TO_SIGNAL: RefCell<(Vec<Arc<EventQueue>>, Option<Waker>)> = const { RefCell::new((Vec::new(), None)) };
+}
+
+/// Runs on each I/O thread for its whole life: signals the queues that got
+/// events during the batch of connections that just ran. Woken locally by
+/// the first push, it runs after the connections already woken, so the
+/// host is woken once per batch, not once per message (which, with both on
+/// one core, would switch threads for every message).
+pub(crate) async fn signal_batches() {
+    std::future::poll_fn(|cx| {
+        let queues = TO_SIGNAL.with(|t| {
+            let mut t = t.borrow_mut();
+            t.1 = Some(cx.waker().clone());
+            std::mem::take(&mut t.0)
+        });
+        for q in queues {
+            let mut state = q.queue.lock();
+            state.deferred = false;
+            if !state.events.is_empty() {
+                q.signal(&mut state);
+            }
+        }
+        Poll::<()>::Pending
+    })
+    .await
+}
+
+/// Leaves `queue`'s signal to this thread's batch signaller; false when
+/// this is not an I/O thread (signal now).
+fn defer_signal(queue: &Arc<EventQueue>) -> bool {
+    TO_SIGNAL.with(|t| {
+        let mut t = t.borrow_mut();
+        let Some(waker) = t.1.clone() else { return false };
+        if t.0.is_empty() {
+            waker.wake();
+        }
+        t.0.push(queue.clone());
+        true
+    })
 }
 
 /// A bounded queue of events with an eventfd that is readable while
@@ -142,7 +191,13 @@ impl EventQueue {
             return Err(Error::Io(format!("eventfd: {}", std::io::Error::last_os_error())));
         }
         Ok(EventQueue {
-            queue: Mutex::new(Queue { events: VecDeque::new(), bytes: 0, finished: false }),
+            queue: Mutex::new(Queue {
+                events: VecDeque::new(),
+                bytes: 0,
+                finished: false,
+                signalled: false,
+                deferred: false,
+            }),
             arrived: Condvar::new(),
             // SAFETY: `fd` is a new descriptor that nothing else owns.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
@@ -157,31 +212,42 @@ impl EventQueue {
         self.fd.as_raw_fd()
     }
 
-    /// Makes the fd readable (called under the queue lock, so that a taker
-    /// that empties the queue and resets the fd cannot interleave).
-    fn signal(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64 to our own eventfd.
-        unsafe { libc::write(self.fd.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+    /// Makes the fd readable and wakes a blocked taker (under the queue
+    /// lock, so that a taker that empties the queue and resets the fd
+    /// cannot interleave).
+    fn signal(&self, q: &mut Queue) {
+        if !q.signalled {
+            q.signalled = true;
+            let one: u64 = 1;
+            // SAFETY: writes 8 bytes from a live u64 to our own eventfd.
+            unsafe { libc::write(self.fd.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+        }
+        self.arrived.notify_one();
     }
 
     /// Resets the fd to not readable (under the queue lock).
-    fn unsignal(&self) {
-        let mut n: u64 = 0;
-        // SAFETY: reads 8 bytes into a live u64 from our own eventfd.
-        unsafe { libc::read(self.fd.as_raw_fd(), &mut n as *mut u64 as *mut libc::c_void, 8) };
+    fn unsignal(&self, q: &mut Queue) {
+        if q.signalled {
+            q.signalled = false;
+            let mut n: u64 = 0;
+            // SAFETY: reads 8 bytes into a live u64 from our own eventfd.
+            unsafe { libc::read(self.fd.as_raw_fd(), &mut n as *mut u64 as *mut libc::c_void, 8) };
+        }
     }
 
-    fn push(&self, event: Event, conn: Option<Arc<ConnShared>>) {
+    fn push(self: &Arc<Self>, event: Event, conn: Option<Arc<ConnShared>>) {
         let mut q = self.queue.lock();
         if q.finished {
             return;
         }
         q.bytes += event.cost();
         q.events.push_back((event, conn));
-        if q.events.len() == 1 {
-            self.signal();
-            self.arrived.notify_one();
+        if !q.signalled && !q.deferred {
+            if defer_signal(self) {
+                q.deferred = true;
+            } else {
+                self.signal(&mut q);
+            }
         }
         if q.bytes >= self.max_bytes || q.events.len() >= self.max_events {
             self.full.store(true, Ordering::Release);
@@ -214,7 +280,7 @@ impl EventQueue {
             if let Some((event, conn)) = q.events.pop_front() {
                 q.bytes -= event.cost();
                 if q.events.is_empty() && !q.finished {
-                    self.unsignal(); // once finished it stays readable: poll says "closed"
+                    self.unsignal(&mut q); // once finished it stays readable: poll says "closed"
                 }
                 let room = q.bytes < self.max_bytes && q.events.len() < self.max_events;
                 drop(q);
@@ -242,11 +308,16 @@ impl EventQueue {
         }
     }
 
+    /// Whether events wait to be taken.
+    pub fn has_waiting(&self) -> bool {
+        !self.queue.lock().events.is_empty()
+    }
+
     /// No more events will come: takers get what is left, then `Err`.
     pub fn finish(&self) {
         let mut q = self.queue.lock();
         q.finished = true;
-        self.signal();
+        self.signal(&mut q);
         self.arrived.notify_all();
     }
 }
@@ -353,7 +424,7 @@ mod tests {
 
     #[test]
     fn fd_is_readable_exactly_while_events_wait() {
-        let q = EventQueue::new(1 << 20, 100).unwrap();
+        let q = Arc::new(EventQueue::new(1 << 20, 100).unwrap());
         let readable = || {
             let mut p = libc::pollfd { fd: q.fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: one live pollfd.

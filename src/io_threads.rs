@@ -3,9 +3,11 @@
 //! per thread keeps scheduling FIFO and fair (a work-stealing scheduler with
 //! a bounded local queue starved some of 1,000 busy connections) and needs
 //! no cross-thread synchronisation on the hot path.
+use crate::wakes::RemoteWakes;
 use crate::Error;
 use std::cell::Cell;
 use std::sync::mpsc;
+use std::sync::Arc;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
@@ -35,6 +37,7 @@ fn block_sigpipe() {
 
 struct Thread {
     handle: Handle,
+    wakes: Arc<RemoteWakes>,
     stop: oneshot::Sender<()>,
     join: std::thread::JoinHandle<()>,
 }
@@ -60,9 +63,10 @@ impl IoThreads {
         Ok(io)
     }
 
-    /// The threads' runtimes, for spawning work on them (never empty).
-    pub fn handles(&self) -> Vec<Handle> {
-        self.threads.iter().map(|t| t.handle.clone()).collect()
+    /// The threads' runtimes, for spawning work on them (never empty),
+    /// each with its list for waking its connections from other threads.
+    pub fn handles(&self) -> Vec<(Handle, Arc<RemoteWakes>)> {
+        self.threads.iter().map(|t| (t.handle.clone(), t.wakes.clone())).collect()
     }
 
     /// Stops every thread and waits for it: tasks still there are dropped
@@ -84,6 +88,8 @@ impl Drop for IoThreads {
 fn spawn_one(owner: usize) -> Result<Thread, Error> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let (stop, stop_rx) = oneshot::channel::<()>();
+    let wakes = Arc::new(RemoteWakes::new(owner));
+    let drainer = wakes.clone();
     let join = std::thread::Builder::new()
         .name("wsserver-io".into())
         .spawn(move || {
@@ -98,12 +104,14 @@ fn spawn_one(owner: usize) -> Result<Thread, Error> {
             };
             let _ = ready_tx.send(Ok(rt.handle().clone()));
             rt.block_on(async {
+                tokio::spawn(drainer.drain());
+                tokio::spawn(crate::events::signal_batches());
                 let _ = stop_rx.await;
             });
         })
         .map_err(|e| Error::Io(format!("cannot start an I/O thread: {e}")))?;
     match ready_rx.recv() {
-        Ok(Ok(handle)) => Ok(Thread { handle, stop, join }),
+        Ok(Ok(handle)) => Ok(Thread { handle, wakes, stop, join }),
         Ok(Err(e)) => Err(Error::Io(format!("cannot start an I/O runtime: {e}"))),
         Err(_) => Err(Error::Io("an I/O thread died while starting".into())),
     }

@@ -20,7 +20,10 @@ mod outbox;
 mod registry;
 mod request;
 mod server;
+mod stats;
 mod tls;
+mod topics;
+mod wakes;
 
 pub mod ffi;
 
@@ -30,6 +33,7 @@ pub use events::{Event, Polled};
 pub use handler::{ConnId, Handler, Kind, LogLevel};
 pub use request::Request;
 pub use server::{SendStatus, Server, ServerHandle};
+pub use stats::Stats;
 pub use tls::{Tls, TlsBuilder};
 
 /// The library version, from Cargo.toml.

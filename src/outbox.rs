@@ -4,6 +4,7 @@
 //! The connection's own task is the only writer to the socket.
 use crate::config::OverflowPolicy;
 use crate::events::Verdict;
+use crate::wakes::RemoteWakes;
 use crate::{frame, ConnId, Error};
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
@@ -57,6 +58,10 @@ pub(crate) struct Outbox {
     /// A refused send was logged; not again until the queue drains.
     drop_logged: bool,
     command: Option<Command>,
+    /// The topics this connection is subscribed to (see topics.rs).
+    topics: Vec<Arc<str>>,
+    /// The connection is over (`shut`): it may join no topic any more.
+    ended: bool,
     /// While the host has not answered the open (event mode): what it may
     /// choose from, and its answer once given.
     pending_open: Option<Box<PendingOpen>>,
@@ -191,10 +196,12 @@ pub(crate) struct ConnShared {
     has_command: AtomicBool,
     /// The host's pointer for this connection (`ws_conn_set_user_data`).
     user_data: AtomicUsize,
+    /// How to wake the task from another thread (its I/O thread's list).
+    wakes: Arc<RemoteWakes>,
 }
 
 impl ConnShared {
-    pub fn new(id: ConnId, now: u64) -> ConnShared {
+    pub fn new(id: ConnId, now: u64, wakes: Arc<RemoteWakes>) -> ConnShared {
         ConnShared {
             id,
             outbox: Mutex::new(Outbox::default()),
@@ -203,6 +210,7 @@ impl ConnShared {
             last_ping: AtomicU64::new(now),
             has_command: AtomicBool::new(false),
             user_data: AtomicUsize::new(0),
+            wakes,
         }
     }
 
@@ -217,7 +225,7 @@ impl ConnShared {
     /// Wakes the connection's task unless it is the one running here.
     pub fn wake(&self) {
         if CURRENT.with(|c| c.get().0) != self.id {
-            self.waker.wake();
+            self.wakes.wake(&self.waker);
         }
     }
 
@@ -339,7 +347,7 @@ impl ConnShared {
         }
         pending.answer = Some(verdict);
         drop(ob);
-        self.waker.wake();
+        self.wakes.wake(&self.waker);
         Ok(())
     }
 
@@ -369,12 +377,30 @@ impl ConnShared {
         self.outbox.lock().command.take()
     }
 
-    /// Refuses further sends and forgets the queue (the connection is over).
-    pub fn shut(&self) {
+    /// Refuses further sends and forgets the queue (the connection is
+    /// over); returns its topics, to unsubscribe from.
+    pub fn shut(&self) -> Vec<Arc<str>> {
         let mut ob = self.outbox.lock();
         ob.closed = true;
+        ob.ended = true;
         ob.frames = VecDeque::new();
         ob.bytes = 0;
+        ob.pending_open = None;
+        std::mem::take(&mut ob.topics)
+    }
+
+    /// Lists `topic` as one of ours; fails once the connection has ended.
+    pub fn add_topic(&self, topic: Arc<str>) -> Result<(), Error> {
+        let mut ob = self.outbox.lock();
+        if ob.ended {
+            return Err(Error::Closed(self.id));
+        }
+        ob.topics.push(topic);
+        Ok(())
+    }
+
+    pub fn remove_topic(&self, topic: &str) {
+        self.outbox.lock().topics.retain(|t| &**t != topic);
     }
 
     pub fn is_closed(&self) -> bool {

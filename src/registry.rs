@@ -70,13 +70,18 @@ impl Registry {
         self.shard(id).lock().get(&id).map(|c| f(c))
     }
 
+    /// The connection `id`, if live.
+    pub fn get(&self, id: ConnId) -> Option<Arc<ConnShared>> {
+        self.shard(id).lock().get(&id).cloned()
+    }
+
     pub fn stop_accepting(&self) {
         self.accepting.store(false, Ordering::SeqCst);
     }
 
     /// Calls `f` on every connection, one shard lock at a time. `f` must not
     /// call into the host (no callbacks under a shard lock).
-    pub fn for_each(&self, mut f: impl FnMut(&Arc<ConnShared>)) {
+    pub fn for_each(&self, f: &mut dyn FnMut(&Arc<ConnShared>)) {
         for shard in self.shards.iter() {
             for conn in shard.lock().values() {
                 f(conn);

@@ -8,6 +8,9 @@ use crate::handshake::{self, Refusal};
 use crate::io_threads::IoThreads;
 use crate::outbox::{ConnShared, CurrentConn, Limits};
 use crate::registry::Registry;
+use crate::stats::{Counters, Stats};
+use crate::topics::Topics;
+use crate::wakes::RemoteWakes;
 use crate::{Config, ConnId, Error, Handler, Kind, LogLevel, Tls};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -33,6 +36,8 @@ pub(crate) struct Inner {
     config: OnceLock<Config>,
     pending_config: Mutex<Config>,
     pub registry: Registry,
+    pub topics: Topics,
+    pub counters: Counters,
     next_id: AtomicU64,
     /// Sockets accepted and not yet finished (handshakes included).
     slots: AtomicUsize,
@@ -58,7 +63,7 @@ impl Inner {
 
     /// Takes a connection out of service: no more sends, no more lookups.
     pub fn forget(&self, conn: &ConnShared) {
-        conn.shut();
+        self.topics.forget(conn.id, conn.shut());
         self.registry.remove(conn.id);
     }
 
@@ -155,6 +160,9 @@ impl ServerHandle {
         let limits = self.limits();
         let mut refused = None;
         let result = self.with_conn(conn, |c| c.send(frame, limits, &mut refused))?;
+        if result.is_ok() {
+            Counters::add(&self.inner.counters.messages_out, 1);
+        }
         if let Some(queued) = refused {
             self.log(
                 LogLevel::Warn,
@@ -175,25 +183,86 @@ impl ServerHandle {
     /// (those over their hard limit, or closing, do not).
     pub fn broadcast(&self, data: &[u8], kind: Kind, except: Option<ConnId>) -> Result<usize, Error> {
         let frame = encode_message(data, kind)?;
+        Ok(self.send_to_each(&frame, except, "broadcast", |f| self.inner.registry.for_each(f)))
+    }
+
+    /// Queues `frame` on every connection `each` yields but `except`;
+    /// counts, and logs the first refusals (after `each`'s locks are gone).
+    fn send_to_each(
+        &self,
+        frame: &Bytes,
+        except: Option<ConnId>,
+        what: &str,
+        each: impl FnOnce(&mut dyn FnMut(&Arc<ConnShared>)),
+    ) -> usize {
         let limits = self.limits();
         let (mut queued, mut refused) = (0, 0);
-        self.inner.registry.for_each(|c| {
+        each(&mut |c: &Arc<ConnShared>| {
             let mut first_refusal = None;
             if Some(c.id) != except && c.send(frame.clone(), limits, &mut first_refusal).is_ok() {
                 queued += 1;
             }
             refused += first_refusal.is_some() as usize;
         });
+        Counters::add(&self.inner.counters.messages_out, queued as u64);
         if refused > 0 {
             self.log(
                 LogLevel::Warn,
                 &format!(
-                    "broadcast of {} bytes dropped for {refused} connections over their send-queue limits",
-                    data.len()
+                    "{what} of {} bytes dropped for {refused} connections over their send-queue limits",
+                    frame.len()
                 ),
             );
         }
-        Ok(queued)
+        queued
+    }
+
+    /// Subscribes `conn` to `topic` (1..=1024 bytes); true if it was not
+    /// subscribed yet. The subscription ends with the connection.
+    pub fn subscribe(&self, conn: ConnId, topic: &str) -> Result<bool, Error> {
+        let shared = self.shared(conn)?;
+        self.inner.topics.subscribe(&shared, topic)
+    }
+
+    /// Unsubscribes `conn` from `topic`; true if it was subscribed.
+    pub fn unsubscribe(&self, conn: ConnId, topic: &str) -> Result<bool, Error> {
+        let shared = self.shared(conn)?;
+        Ok(self.inner.topics.unsubscribe(&shared, topic))
+    }
+
+    /// Queues one message for every subscriber of `topic` but `except`:
+    /// encoded once, the frame shared. An unknown or empty topic is fine
+    /// (0). Publishes from one thread reach each subscriber in order.
+    pub fn publish(&self, topic: &str, data: &[u8], kind: Kind, except: Option<ConnId>) -> Result<usize, Error> {
+        crate::topics::check_topic(topic)?;
+        let frame = encode_message(data, kind)?;
+        Ok(self.send_to_each(&frame, except, "publish", |f| self.inner.topics.for_each(topic, f)))
+    }
+
+    /// Subscribers of `topic` now.
+    pub fn subscribers(&self, topic: &str) -> usize {
+        self.inner.topics.subscribers(topic)
+    }
+
+    /// The server's counters and gauges; cheap (one pass over the
+    /// connections for the queued bytes), from any thread.
+    pub fn stats(&self) -> Stats {
+        let inner = &self.inner;
+        let mut stats = inner.counters.read();
+        stats.open_connections = *inner.open.lock() as u64;
+        inner.registry.for_each(&mut |c| stats.queued_bytes += c.queued_bytes() as u64);
+        let (topics, subscriptions) = inner.topics.totals();
+        (stats.topics, stats.subscriptions) = (topics as u64, subscriptions as u64);
+        stats
+    }
+
+    /// The shared state of live connection `conn`.
+    fn shared(&self, conn: ConnId) -> Result<Arc<ConnShared>, Error> {
+        match self.inner.registry.get(conn) {
+            Some(c) => Ok(c),
+            None if conn != 0 && conn < self.inner.next_id.load(Ordering::Relaxed) => Err(Error::Closed(conn)),
+            None => Err(Error::NoSuchConn(conn)),
+        }
     }
 
     /// Starts the close handshake with `conn`: queued messages go out
@@ -255,7 +324,16 @@ impl ServerHandle {
     /// forever). `Ok(None)` when none came in time; [`Error::Closed`] once
     /// the server is closed and every event has been taken.
     pub fn poll_event(&self, timeout: Option<Duration>) -> Result<Option<Polled>, Error> {
-        self.queue()?.take(timeout)
+        let queue = self.queue()?;
+        let polled = queue.take(timeout);
+        if matches!(polled, Ok(Some(_))) && queue.has_waiting() {
+            // Sure to poll again (the fd stays readable): the I/O threads
+            // are woken for the sends made until then once, at the last.
+            crate::wakes::hold(Arc::as_ptr(&self.inner) as usize);
+        } else {
+            crate::wakes::release_held();
+        }
+        polled
     }
 
     /// A file descriptor that is readable while events wait (level
@@ -346,6 +424,8 @@ impl Server {
             config: OnceLock::new(),
             pending_config: Mutex::new(config),
             registry: Registry::new(),
+            topics: Topics::default(),
+            counters: Counters::default(),
             next_id: AtomicU64::new(1),
             slots: AtomicUsize::new(0),
             open: Mutex::new(0),
@@ -410,7 +490,7 @@ impl Server {
         let _ = inner.config.set(config.clone());
         let _ = inner.local_addr.set(local);
         let threads = io.handles();
-        let main = threads[0].clone();
+        let main = threads[0].0.clone();
         let listener = {
             let _enter = main.enter();
             TcpListener::from_std(std_listener).map_err(|e| Error::Io(e.to_string()))?
@@ -439,6 +519,7 @@ impl Server {
     /// fine. Called from one of this server's callbacks, it only starts the
     /// close and returns; the rest happens when the `Server` is dropped.
     pub fn close(&self, grace: Duration) {
+        crate::wakes::release_held();
         let inner = &self.inner;
         start_close(inner);
         if !inner.on_io_thread() {
@@ -459,7 +540,7 @@ fn start_close(inner: &Arc<Inner>) {
     for task in inner.background.lock().drain(..) {
         task.abort();
     }
-    inner.registry.for_each(|c| {
+    inner.registry.for_each(&mut |c| {
         let _ = c.close(1001, "server shutting down");
     });
 }
@@ -483,7 +564,9 @@ fn finish_close(inner: &Arc<Inner>, grace: Duration) {
         *open == 0
     };
     if !wait(grace) {
-        inner.registry.for_each(|c| c.kill(Error::Timeout("server closed before the close handshake finished".into())));
+        inner
+            .registry
+            .for_each(&mut |c| c.kill(Error::Timeout("server closed before the close handshake finished".into())));
         wait(Duration::from_secs(10));
     }
     let io = inner.io.lock().take();
@@ -498,6 +581,7 @@ fn finish_close(inner: &Arc<Inner>, grace: Duration) {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        crate::wakes::release_held();
         let inner = self.inner.clone();
         start_close(&inner);
         if inner.on_io_thread() {
@@ -510,7 +594,21 @@ impl Drop for Server {
 }
 
 /// Accepts clients and deals them out to the I/O threads in turn.
-async fn accept_loop(server: ServerHandle, listener: TcpListener, threads: Vec<tokio::runtime::Handle>) {
+/// What the accept loop hands a new connection's task.
+struct Accepted {
+    slot: Slot,
+    peer: SocketAddr,
+    /// Over max_connections: answer the handshake with 503.
+    over_limit: bool,
+    /// The wake list of the I/O thread it runs on.
+    wakes: Arc<RemoteWakes>,
+}
+
+async fn accept_loop(
+    server: ServerHandle,
+    listener: TcpListener,
+    threads: Vec<(tokio::runtime::Handle, Arc<RemoteWakes>)>,
+) {
     let mut turn = 0usize;
     loop {
         match listener.accept().await {
@@ -526,7 +624,7 @@ async fn accept_loop(server: ServerHandle, listener: TcpListener, threads: Vec<t
                 let _ = stream.set_nodelay(true);
                 let index = turn % threads.len();
                 turn = turn.wrapping_add(1);
-                let thread = &threads[index];
+                let (thread, wakes) = &threads[index];
                 let stream = if index == 0 {
                     stream // the accept loop's own thread
                 } else {
@@ -540,10 +638,10 @@ async fn accept_loop(server: ServerHandle, listener: TcpListener, threads: Vec<t
                         }
                     }
                 };
-                let over = taken > max;
+                let accepted = Accepted { slot, peer, over_limit: taken > max, wakes: wakes.clone() };
                 match inner.tls.read().clone() {
-                    None => thread.spawn(serve_plain(slot, stream, peer, over)),
-                    Some(tls) => thread.spawn(serve_tls(tls, slot, stream, peer, over)),
+                    None => thread.spawn(serve_plain(accepted, stream)),
+                    Some(tls) => thread.spawn(serve_tls(tls, accepted, stream)),
                 };
             }
             Err(e) => {
@@ -557,16 +655,17 @@ async fn accept_loop(server: ServerHandle, listener: TcpListener, threads: Vec<t
 /// A plain ws:// connection's task. The handshake runs in its own boxed
 /// future, so an open connection's task holds only the small `Connection`
 /// (memory per idle connection is a design target).
-async fn serve_plain(slot: Slot, stream: TcpStream, peer: SocketAddr, over_limit: bool) {
-    let deadline = tokio::time::Instant::now() + slot.server().config().handshake_timeout;
-    if let Some(conn) = Box::pin(open_websocket(slot, stream, peer, over_limit, deadline, None)).await {
+async fn serve_plain(accepted: Accepted, stream: TcpStream) {
+    let deadline = tokio::time::Instant::now() + accepted.slot.server().config().handshake_timeout;
+    if let Some(conn) = Box::pin(open_websocket(accepted, stream, deadline, None)).await {
         conn.await
     }
 }
 
 /// A wss:// connection's task: TLS, then as `serve_plain`.
-async fn serve_tls(tls: Tls, slot: Slot, stream: TcpStream, peer: SocketAddr, over_limit: bool) {
-    let server = slot.server().clone();
+async fn serve_tls(tls: Tls, accepted: Accepted, stream: TcpStream) {
+    let server = accepted.slot.server().clone();
+    let peer = accepted.peer;
     let deadline = tokio::time::Instant::now() + server.config().handshake_timeout;
     let stream = match tokio::time::timeout_at(deadline, tls.acceptor.accept(stream)).await {
         Err(_) => return server.log(LogLevel::Info, &format!("{peer}: TLS handshake timed out")),
@@ -574,7 +673,7 @@ async fn serve_tls(tls: Tls, slot: Slot, stream: TcpStream, peer: SocketAddr, ov
         Ok(Ok(stream)) => stream,
     };
     let subject = crate::tls::client_subject(stream.get_ref().1);
-    if let Some(conn) = Box::pin(open_websocket(slot, stream, peer, over_limit, deadline, subject)).await {
+    if let Some(conn) = Box::pin(open_websocket(accepted, stream, deadline, subject)).await {
         conn.await
     }
 }
@@ -582,13 +681,12 @@ async fn serve_tls(tls: Tls, slot: Slot, stream: TcpStream, peer: SocketAddr, ov
 /// The WebSocket handshake over TCP or TLS; the open connection, or None
 /// when the handshake failed or was refused.
 async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
-    slot: Slot,
+    accepted: Accepted,
     mut stream: S,
-    peer: SocketAddr,
-    over_limit: bool,
     deadline: tokio::time::Instant,
     client_subject: Option<String>,
 ) -> Option<Connection<S>> {
+    let Accepted { slot, peer, over_limit, wakes } = accepted;
     let server = slot.server().clone();
     let cfg = server.config();
     let read = tokio::time::timeout_at(deadline, handshake::read_request(&mut stream, peer, &cfg.subprotocols)).await;
@@ -603,12 +701,12 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
         }
         Ok(Err(Refusal::Status(status, why))) => {
             server.log(LogLevel::Warn, &format!("{peer}: handshake refused with {status}: {why}"));
-            refuse(&mut stream, status, why, cfg.close_timeout).await;
+            refuse(&server, &mut stream, status, why, cfg.close_timeout).await;
             return None;
         }
         Ok(Ok(_)) if over_limit => {
             server.log(LogLevel::Warn, &format!("{peer}: refused with 503: max_connections reached"));
-            refuse(&mut stream, 503, "too many connections", cfg.close_timeout).await;
+            refuse(&server, &mut stream, 503, "too many connections", cfg.close_timeout).await;
             return None;
         }
         Ok(Ok(mut up)) => {
@@ -618,11 +716,11 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let inner = &server.inner;
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-    let shared = Arc::new(ConnShared::new(id, inner.now_ms()));
+    let shared = Arc::new(ConnShared::new(id, inner.now_ms(), wakes));
     *inner.open.lock() += 1;
     if !inner.registry.insert(shared.clone()) {
         inner.connection_ended();
-        refuse(&mut stream, 503, "server is shutting down", cfg.close_timeout).await;
+        refuse(&server, &mut stream, 503, "server is shutting down", cfg.close_timeout).await;
         return None;
     }
     let verdict = {
@@ -638,7 +736,7 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
                 inner.forget(&shared);
                 inner.events.close(&server, &shared, 1006, why);
                 inner.connection_ended();
-                refuse(&mut stream, 503, why, cfg.close_timeout).await;
+                refuse(&server, &mut stream, 503, why, cfg.close_timeout).await;
                 return None;
             }
         },
@@ -652,10 +750,11 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
             inner.connection_ended();
             let status = if (400..=599).contains(&status) { status } else { 500 };
             server.log(LogLevel::Info, &format!("{peer}: refused by the host with {status}"));
-            refuse(&mut stream, status, "refused", cfg.close_timeout).await;
+            refuse(&server, &mut stream, status, "refused", cfg.close_timeout).await;
             return None;
         }
     }
+    Counters::add(&inner.counters.handshakes_accepted, 1);
     shared.queue_handshake_answer(Bytes::from(handshake::accept_response(&upgrade)));
     Some(Connection::new(stream, shared, slot, upgrade.leftover))
 }
@@ -670,7 +769,14 @@ async fn await_answer(conn: &ConnShared, deadline: tokio::time::Instant) -> Resu
     }
 }
 
-async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, status: u16, why: &str, limit: Duration) {
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    server: &ServerHandle,
+    stream: &mut S,
+    status: u16,
+    why: &str,
+    limit: Duration,
+) {
+    Counters::add(&server.inner.counters.handshakes_refused, 1);
     let answer = handshake::error_response(status, why);
     let _ = tokio::time::timeout(limit, async {
         stream.write_all(&answer).await?;
@@ -692,7 +798,7 @@ async fn sweeper(server: ServerHandle, tick: Duration) {
         let inner = &server.inner;
         let now = inner.started.elapsed().as_millis() as u64;
         inner.clock_ms.store(now, Ordering::Relaxed);
-        inner.registry.for_each(|c| {
+        inner.registry.for_each(&mut |c| {
             let quiet = now.saturating_sub(c.last_rx.load(Ordering::Relaxed));
             if idle_ms > 0 && quiet >= idle_ms {
                 c.kill(Error::Timeout(format!("nothing received for {idle_ms} ms")));

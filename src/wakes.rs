@@ -1,0 +1,83 @@
+//! Waking connections from outside their I/O thread, batched. A send from
+//! the host's thread must wake the connection's task; waking a tokio task
+//! from another thread costs a write to the runtime's eventfd each time.
+//! Instead the waker goes on its thread's list, and only the first one of
+//! a batch wakes the thread's drainer task, which then wakes the rest from
+//! inside the runtime (no system call). A host answering 100 events sends
+//! 100 messages for one wake-up of the I/O thread.
+use atomic_waker::AtomicWaker;
+use parking_lot::Mutex;
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+
+thread_local! {
+    /// The wake list of the I/O thread this is, if it is one.
+    static OWN: Cell<*const RemoteWakes> = const { Cell::new(std::ptr::null()) };
+    /// The server (its `owner` id) whose wakes this thread holds, or 0.
+    static HOLDING: Cell<usize> = const { Cell::new(0) };
+    /// The lists whose drainers this thread owes a wake.
+    static HELD: RefCell<Vec<Arc<RemoteWakes>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One I/O thread's list of connection wakers to wake.
+pub(crate) struct RemoteWakes {
+    /// The server whose thread this is (the address of its state).
+    owner: usize,
+    pending: Mutex<Vec<Waker>>,
+    drainer: AtomicWaker,
+}
+
+/// From now on, hold this thread's wakes for server `owner`'s threads
+/// until [`release_held`].
+pub(crate) fn hold(owner: usize) {
+    HOLDING.with(|h| h.set(owner));
+}
+
+/// Sends the wakes this thread held, and stops holding.
+pub(crate) fn release_held() {
+    HOLDING.with(|h| h.set(0));
+    let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
+    held.iter().for_each(|w| w.drainer.wake());
+}
+
+impl RemoteWakes {
+    pub fn new(owner: usize) -> RemoteWakes {
+        RemoteWakes { owner, pending: Mutex::new(Vec::new()), drainer: AtomicWaker::new() }
+    }
+
+    /// Wakes the task registered in `task`: directly on its own thread,
+    /// batched from any other.
+    pub fn wake(self: &Arc<Self>, task: &AtomicWaker) {
+        if OWN.with(|o| o.get()) == Arc::as_ptr(self) {
+            return task.wake();
+        }
+        if let Some(waker) = task.take() {
+            let mut pending = self.pending.lock();
+            pending.push(waker);
+            let first = pending.len() == 1;
+            drop(pending);
+            if !first {
+                return;
+            }
+            if HOLDING.with(|h| h.get()) == self.owner {
+                HELD.with(|h| h.borrow_mut().push(self.clone()));
+            } else {
+                self.drainer.wake();
+            }
+        }
+    }
+
+    /// The drainer: runs on the I/O thread for its whole life (spawned by
+    /// io_threads), marking the thread as this list's owner.
+    pub async fn drain(self: Arc<Self>) {
+        OWN.with(|o| o.set(Arc::as_ptr(&self)));
+        std::future::poll_fn(|cx| {
+            self.drainer.register(cx.waker());
+            let batch = std::mem::take(&mut *self.pending.lock());
+            batch.into_iter().for_each(Waker::wake);
+            Poll::<()>::Pending
+        })
+        .await
+    }
+}
