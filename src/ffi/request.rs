@@ -76,7 +76,7 @@ pub unsafe extern "C" fn ws_request_header(req: *const ws_request, name: *const 
 /// How many header lines the request has (repeated names count each time).
 /// NULL `req` → 0. Thread: as `ws_request_path`.
 #[no_mangle]
-pub extern "C" fn ws_request_header_count(req: *const ws_request) -> usize {
+pub unsafe extern "C" fn ws_request_header_count(req: *const ws_request) -> usize {
     guard(0, || {
         // SAFETY: as in `with`: a request handed to the host and still valid.
         unsafe { req.as_ref() }.map_or(0, |r| unsafe { &*r.request }.headers().count())
