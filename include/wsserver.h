@@ -121,6 +121,12 @@
 
 
 /**
+ * Returned by `on_open`: the host answers later (`ws_conn_accept`,
+ * `ws_conn_refuse`).
+ */
+#define WS_OPEN_DEFER 1
+
+/**
  * The result of every fallible call. Numbers are stable: new codes are
  * appended, retired ones stay reserved. Non-negative means success.
  */
@@ -314,9 +320,14 @@ typedef struct ws_callbacks {
   /**
    * A client's handshake request arrived. `request` is valid only during
    * the call (read it with `ws_request_*`). Return 0 to accept the
-   * connection, or an HTTP status 400..599 to refuse it with that status
-   * (any other value refuses with 500). Messages sent from here go out
-   * right after the handshake response.
+   * connection, an HTTP status 400..599 to refuse it with that status
+   * (any other value refuses with 500), or WS_OPEN_DEFER to answer later
+   * with `ws_conn_accept` / `ws_conn_refuse` from any thread, within
+   * WS_OPT_HANDSHAKE_TIMEOUT_MS (else 503). During the call
+   * `ws_conn_add_header` adds headers to the answer, and
+   * `ws_conn_accept` (to choose the subprotocol) or `ws_conn_refuse*`
+   * answer at once, taking precedence over a return value of 0.
+   * Messages sent from here go out right after the handshake response.
    */
   int (*on_open)(void *user_data, uint64_t conn, const struct ws_request *request);
   /**
@@ -363,6 +374,59 @@ typedef struct ws_callbacks {
  * default; `ws_option_info` gives the same at run time).
  */
 typedef uint32_t ws_option;
+
+/**
+ * A snapshot of a server's statistics. Counters count since listen;
+ * `open_connections`, `queued_bytes`, `topics` and `subscriptions` are
+ * values now. Members are only ever appended: fill one with the
+ * `ws_server_stats(srv, &stats)` macro, which passes its size.
+ */
+typedef struct ws_stats {
+  /**
+   * Connections open now (handshake done, close not yet delivered).
+   */
+  uint64_t open_connections;
+  /**
+   * WebSocket handshakes answered with 101.
+   */
+  uint64_t handshakes_accepted;
+  /**
+   * Handshakes refused (bad request, by the host, limits, origin, path).
+   */
+  uint64_t handshakes_refused;
+  /**
+   * Whole messages received from clients.
+   */
+  uint64_t messages_in;
+  /**
+   * Messages queued to clients (a broadcast or publish counts once per recipient).
+   */
+  uint64_t messages_out;
+  /**
+   * Payload bytes of the messages received.
+   */
+  uint64_t bytes_in;
+  /**
+   * Bytes written to client sockets (frames and handshakes).
+   */
+  uint64_t bytes_out;
+  /**
+   * Bytes queued for clients and not yet written, over all connections.
+   */
+  uint64_t queued_bytes;
+  /**
+   * Topics with at least one subscriber.
+   */
+  uint64_t topics;
+  /**
+   * Subscriptions over all topics.
+   */
+  uint64_t subscriptions;
+  /**
+   * Plain HTTP requests answered.
+   */
+  uint64_t http_requests;
+} ws_stats;
 
 /**
  * UTF-8 text (validated when sent and when received).
@@ -434,8 +498,9 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Accepts connection `conn`, whose WS_EVENT_OPEN is waiting for the host
- * (event mode without WS_OPT_AUTO_ACCEPT). `subprotocol`: NULL keeps the
+ * Accepts connection `conn`, whose open is waiting for the host (a
+ * WS_EVENT_OPEN without WS_OPT_AUTO_ACCEPT, or `on_open` returned or is
+ * running before WS_OPEN_DEFER). `subprotocol`: NULL keeps the
  * server's own choice (`ws_server_set_subprotocols`); otherwise one of
  * the subprotocols the client offered (`ws_request_offered_subprotocol`).
  * Messages sent before the answer go out right after the 101 response.
@@ -455,6 +520,38 @@ enum ws_result ws_conn_accept(const struct ws_server *srv, uint64_t conn, const 
  * as `ws_conn_accept`. Thread: any.
  */
 enum ws_result ws_conn_refuse(const struct ws_server *srv, uint64_t conn, uint16_t status);
+
+/**
+ * Refuses connection `conn`'s waiting open with HTTP status `status`
+ * (400..599) and `body` (`len` bytes, at most 64 KiB; NULL with 0 for
+ * none). Its Content-Type is text/plain unless set with
+ * `ws_conn_add_header`. No close event follows.
+ *
+ * Errors: as `ws_conn_refuse`, and WS_ERR_INVALID_ARGUMENT for a body over
+ * 64 KiB. Ownership: `body` is copied. Thread: any.
+ */
+enum ws_result ws_conn_refuse_with_body(const struct ws_server *srv,
+                                        uint64_t conn,
+                                        uint16_t status,
+                                        const uint8_t *body,
+                                        size_t len);
+
+/**
+ * Adds the header `name: value` to the answer to connection `conn`'s open
+ * (the 101, or the refusal), e.g. `Set-Cookie`; while that open waits for
+ * its answer (in `on_open`, after WS_OPEN_DEFER, or after WS_EVENT_OPEN).
+ *
+ * Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (a name that is not a token,
+ * a value with CR, LF or NUL, or a header the server sets itself:
+ * Content-Length, Transfer-Encoding, Connection, Upgrade,
+ * Sec-WebSocket-Accept, Sec-WebSocket-Extensions), WS_ERR_INVALID_UTF8,
+ * WS_ERR_STATE (already answered), WS_ERR_CLOSED, WS_ERR_NO_SUCH_CONN.
+ * Ownership: both strings are copied. Thread: any.
+ */
+enum ws_result ws_conn_add_header(const struct ws_server *srv,
+                                  uint64_t conn,
+                                  const char *name,
+                                  const char *value);
 
 /**
  * Stores `user_data` for connection `conn`; the library hands it back in
@@ -696,6 +793,29 @@ enum ws_result ws_server_set_subprotocols(struct ws_server *srv,
                                           size_t count);
 
 /**
+ * Sets the origins allowed to open a WebSocket (e.g.
+ * "https://example.com"; compared ignoring ASCII case): a handshake whose
+ * Origin header is another gets 403. A request without Origin (not from
+ * a browser) passes. `count` 0 (the default) allows every origin. Before
+ * `ws_server_listen`. Ownership, errors and thread: as
+ * `ws_server_set_subprotocols` (WS_ERR_INVALID_ARGUMENT for an empty
+ * name).
+ */
+enum ws_result ws_server_set_allowed_origins(struct ws_server *srv,
+                                             const char *const *origins,
+                                             size_t count);
+
+/**
+ * Sets the paths that take WebSocket upgrades (e.g. "/chat", compared
+ * exactly, without the query): an upgrade to any other path gets 404.
+ * `count` 0 (the default) takes upgrades on every path. Before
+ * `ws_server_listen`. Ownership, errors and thread: as
+ * `ws_server_set_subprotocols` (WS_ERR_INVALID_ARGUMENT for a path not
+ * starting with '/').
+ */
+enum ws_result ws_server_set_paths(struct ws_server *srv, const char *const *paths, size_t count);
+
+/**
  * Binds `host:port` and starts serving; returns once the socket listens,
  * so address errors come back from this call. `host`: an IPv4 or IPv6
  * literal ("0.0.0.0", "::", "[::1]") or "localhost" (127.0.0.1). Port 0
@@ -820,6 +940,20 @@ enum ws_result ws_server_set_tls(struct ws_server *srv, const struct ws_tls_conf
 enum ws_result ws_server_reload_tls(const struct ws_server *srv, const struct ws_tls_config *cfg);
 
 /**
+ * Fills the first `stats_size` bytes of `*out_stats` (pass
+ * `sizeof(ws_stats)`, as the `ws_server_stats` macro does; a program
+ * built against an older, shorter `ws_stats` gets just its members).
+ * Cheap enough to call every second from any thread: one pass over the
+ * connections for `queued_bytes`, no lock held across them.
+ *
+ * Errors: WS_ERR_NULL. Ownership: `out_stats` is the caller's. Thread: any,
+ * callbacks included.
+ */
+enum ws_result ws_server_stats_sized(const struct ws_server *srv,
+                                     struct ws_stats *out_stats,
+                                     size_t stats_size);
+
+/**
  * An empty TLS configuration. The caller owns it and frees it with
  * `ws_tls_config_free` (servers copy what they need). Thread: any.
  */
@@ -881,6 +1015,53 @@ enum ws_result ws_tls_config_set_ca_file(struct ws_tls_config *cfg, const char *
  */
 enum ws_result ws_tls_config_set_ca_pem(struct ws_tls_config *cfg, const uint8_t *pem, size_t len);
 
+/**
+ * Subscribes connection `conn` to `topic` (UTF-8, 1..1024 bytes); already
+ * subscribed is fine. The subscription ends when the connection does.
+ *
+ * Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (topic empty or too long),
+ * WS_ERR_INVALID_UTF8, WS_ERR_CLOSED, WS_ERR_NO_SUCH_CONN. Ownership:
+ * `topic` is copied. Thread: any, callbacks included.
+ */
+enum ws_result ws_conn_subscribe(const struct ws_server *srv, uint64_t conn, const char *topic);
+
+/**
+ * Unsubscribes connection `conn` from `topic`; not subscribed is fine.
+ * Errors, ownership and thread: as `ws_conn_subscribe`.
+ */
+enum ws_result ws_conn_unsubscribe(const struct ws_server *srv, uint64_t conn, const char *topic);
+
+/**
+ * Queues one message for every subscriber of `topic` except `except` (0:
+ * none). The frame is encoded once and shared by all subscribers; a topic
+ * nobody subscribes to is fine (0 queued). Messages published from one
+ * thread reach each subscriber in the order they were published.
+ * Subscribers over their send-queue limits are skipped (as in
+ * `ws_server_broadcast`). `*out_queued` (may be NULL) receives how many
+ * connections queued it.
+ *
+ * Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (bad topic or kind),
+ * WS_ERR_INVALID_UTF8. Ownership: `topic` and `data` are copied. Thread:
+ * any, callbacks included.
+ */
+enum ws_result ws_server_publish(const struct ws_server *srv,
+                                 const char *topic,
+                                 const uint8_t *data,
+                                 size_t len,
+                                 ws_kind kind_,
+                                 uint64_t except,
+                                 size_t *out_queued);
+
+/**
+ * Writes to `*out_count` how many connections are subscribed to `topic`
+ * now (0 for a topic never used).
+ *
+ * Errors: WS_ERR_NULL, WS_ERR_INVALID_UTF8. Thread: any.
+ */
+enum ws_result ws_server_subscribers(const struct ws_server *srv,
+                                     const char *topic,
+                                     size_t *out_count);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
@@ -890,3 +1071,5 @@ enum ws_result ws_tls_config_set_ca_pem(struct ws_tls_config *cfg, const uint8_t
 /* Programs compiled against this header pass the size of their callback
  * table, so the table can grow without breaking them. */
 #define ws_server_new(callbacks, user_data) ws_server_new_sized((callbacks), sizeof(ws_callbacks), (user_data))
+/* Likewise for the statistics a program reads. */
+#define ws_server_stats(srv, out_stats) ws_server_stats_sized((srv), (out_stats), sizeof(ws_stats))

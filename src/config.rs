@@ -58,6 +58,13 @@ pub struct Config {
     pub subprotocols: Vec<String>,
     /// Most verbose log level delivered to [`crate::Handler::on_log`].
     pub log_level: LogLevel,
+    /// Origins allowed to open a WebSocket (e.g. `https://example.com`),
+    /// compared ASCII-case-insensitively; others get 403. Empty (the
+    /// default): any. A request without Origin (not a browser) passes.
+    pub allowed_origins: Vec<String>,
+    /// Paths that take WebSocket upgrades (e.g. `/chat`); others get 404.
+    /// Empty (the default): every path.
+    pub paths: Vec<String>,
     /// Queue events for [`crate::ServerHandle::poll_event`] instead of
     /// calling the handler (which then gets nothing).
     pub event_queue: bool,
@@ -90,6 +97,8 @@ impl Default for Config {
             threads: 0,
             subprotocols: Vec::new(),
             log_level: LogLevel::Info,
+            allowed_origins: Vec::new(),
+            paths: Vec::new(),
             event_queue: false,
             event_queue_bytes: 0,
             event_queue_events: 0,
@@ -150,6 +159,24 @@ impl Config {
             Key::EventQueueEvents => self.event_queue_events as u64,
             Key::AutoAccept => self.auto_accept as u64,
         })
+    }
+
+    /// The status a handshake is refused with by the path and origin
+    /// rules, if any: 404 for a path not taking upgrades, 403 for an
+    /// origin not allowed.
+    pub(crate) fn refuses(&self, request: &crate::Request) -> Option<u16> {
+        if !self.paths.is_empty() && !self.paths.iter().any(|p| p == request.path()) {
+            return Some(404);
+        }
+        match request.header("Origin") {
+            Some(o)
+                if !self.allowed_origins.is_empty()
+                    && !self.allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(o.trim())) =>
+            {
+                Some(403)
+            }
+            _ => None,
+        }
     }
 
     /// Stores a value already checked against its spec.

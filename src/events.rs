@@ -366,10 +366,15 @@ impl Events {
                     Verdict::Later
                 }
             }
-            None => match self.handler.on_open(server, conn.id, request) {
-                Ok(()) => Verdict::Accept(None),
-                Err(status) => Verdict::Refuse(status),
-            },
+            None => {
+                // Open for answers during the call too: the handler may add
+                // headers, answer at once, or defer the answer.
+                conn.await_answer(request.offered_subprotocols().map(str::to_string).collect());
+                match self.handler.on_open(server, conn.id, request) {
+                    Ok(()) => conn.answer_after_open(),
+                    Err(status) => Verdict::Refuse(status),
+                }
+            }
         }
     }
 

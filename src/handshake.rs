@@ -1,5 +1,6 @@
 //! The HTTP/1.1 opening handshake (RFC 6455 §4.2): read and check the
 //! client's request, then build the 101 answer or an HTTP error status.
+use crate::http::response::Response;
 use crate::Request;
 use std::net::SocketAddr;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -121,46 +122,28 @@ fn parse(buf: &[u8], peer: SocketAddr, subprotocols: &[String]) -> Result<Option
     }))
 }
 
-/// The 101 Switching Protocols answer.
-pub(crate) fn accept_response(up: &Upgrade) -> Vec<u8> {
-    let mut r = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
-        up.accept_key
-    );
+/// The 101 Switching Protocols answer, with the host's extra headers.
+pub(crate) fn accept_response(up: &Upgrade, extra: &[(String, String)]) -> Vec<u8> {
+    let mut r = Response::new(101)
+        .header("Upgrade", "websocket")
+        .header("Connection", "Upgrade")
+        .header("Sec-WebSocket-Accept", &up.accept_key);
     if let Some(p) = &up.request.subprotocol {
-        r.push_str("Sec-WebSocket-Protocol: ");
-        r.push_str(p);
-        r.push_str("\r\n");
+        r = r.header("Sec-WebSocket-Protocol", p);
     }
-    r.push_str("\r\n");
-    r.into_bytes()
+    r.headers.extend(extra.iter().cloned());
+    r.encode(true, false)
 }
 
-/// An HTTP error answer with a one-line plain-text body.
-pub(crate) fn error_response(status: u16, why: &str) -> Vec<u8> {
-    let phrase = match status {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        426 => "Upgrade Required",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Error",
-    };
-    let extra = match status {
-        426 => "Sec-WebSocket-Version: 13\r\n",
-        405 => "Allow: GET\r\n",
-        _ => "",
-    };
-    format!(
-        "HTTP/1.1 {status} {phrase}\r\n{extra}Connection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{why}\n",
-        why.len() + 1
-    )
-    .into_bytes()
+/// A refused handshake: `status` with a one-line plain-text reason (and
+/// the headers RFC 6455 asks for with 426 and RFC 9110 with 405).
+pub(crate) fn refusal(status: u16, why: &str) -> Response {
+    let r = Response::text(status, why);
+    match status {
+        426 => r.header("Sec-WebSocket-Version", "13"),
+        405 => r.header("Allow", "GET"),
+        _ => r,
+    }
 }
 
 #[cfg(test)]

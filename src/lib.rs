@@ -14,6 +14,7 @@ mod events;
 mod frame;
 mod handler;
 mod handshake;
+mod http;
 mod io_threads;
 mod options;
 mod outbox;

@@ -62,8 +62,8 @@ pub(crate) struct Outbox {
     topics: Vec<Arc<str>>,
     /// The connection is over (`shut`): it may join no topic any more.
     ended: bool,
-    /// While the host has not answered the open (event mode): what it may
-    /// choose from, and its answer once given.
+    /// While the host has not answered the open: what it may choose
+    /// from, what it added to the answer, and its answer once given.
     pending_open: Option<Box<PendingOpen>>,
 }
 
@@ -71,6 +71,17 @@ pub(crate) struct Outbox {
 struct PendingOpen {
     offered: Vec<String>,
     answer: Option<Verdict>,
+    /// The host will answer later (`ServerHandle::defer`).
+    deferred: bool,
+    extra: AnswerExtra,
+}
+
+/// What the host adds to its answer to an open: headers for the 101 or
+/// the refusal, and the refusal's body.
+#[derive(Debug, Default)]
+pub(crate) struct AnswerExtra {
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
 }
 
 impl Outbox {
@@ -325,28 +336,73 @@ impl ConnShared {
         self.command(ob, Command::Kill(error));
     }
 
-    /// Marks the open as waiting for the host's answer (event mode).
+    /// Marks the open as waiting for the host's answer.
     pub fn await_answer(&self, offered: Vec<String>) {
-        self.outbox.lock().pending_open = Some(Box::new(PendingOpen { offered, answer: None }));
+        let pending = PendingOpen { offered, answer: None, deferred: false, extra: AnswerExtra::default() };
+        self.outbox.lock().pending_open = Some(Box::new(pending));
     }
 
-    /// Records the host's answer to the open and wakes the handshake.
-    pub fn answer(&self, verdict: Verdict) -> Result<(), Error> {
+    /// Runs `f` on the open still waiting for an answer.
+    fn with_pending<R>(&self, f: impl FnOnce(&mut PendingOpen) -> Result<R, Error>) -> Result<R, Error> {
         let mut ob = self.outbox.lock();
         if ob.closed {
             return Err(Error::Closed(self.id));
         }
-        let pending = match ob.pending_open.as_mut() {
-            Some(p) if p.answer.is_none() => p,
-            _ => return Err(Error::State(format!("connection {} was already answered", self.id))),
-        };
-        if let Verdict::Accept(Some(sub)) = &verdict {
-            if !pending.offered.iter().any(|o| o == sub) {
-                return Err(Error::InvalidArgument(format!("subprotocol '{sub}' was not offered by the client")));
-            }
+        match ob.pending_open.as_deref_mut() {
+            Some(p) if p.answer.is_none() => f(p),
+            _ => Err(Error::State(format!("connection {} is not waiting for an answer to its open", self.id))),
         }
-        pending.answer = Some(verdict);
-        drop(ob);
+    }
+
+    /// The host will answer the open later (from on_open, callback mode).
+    pub fn defer_answer(&self) -> Result<(), Error> {
+        self.with_pending(|p| {
+            p.deferred = true;
+            Ok(())
+        })
+    }
+
+    /// Adds a header to the answer (101 or refusal) not given yet.
+    pub fn add_answer_header(&self, name: &str, value: &str) -> Result<(), Error> {
+        crate::http::response::check_header(name, value).map_err(Error::InvalidArgument)?;
+        self.with_pending(|p| {
+            p.extra.headers.push((name.to_string(), value.to_string()));
+            Ok(())
+        })
+    }
+
+    /// After on_open returned "accept": the answer it gave meanwhile, or
+    /// `Later` if it deferred, or a plain accept.
+    pub fn answer_after_open(&self) -> Verdict {
+        let mut ob = self.outbox.lock();
+        match ob.pending_open.as_deref_mut() {
+            Some(p) if p.answer.is_some() => p.answer.take().unwrap_or(Verdict::Accept(None)),
+            Some(p) if p.deferred => Verdict::Later,
+            _ => Verdict::Accept(None),
+        }
+    }
+
+    /// Ends the wait for an answer, handing over what the host added.
+    pub fn finish_answer(&self) -> AnswerExtra {
+        self.outbox.lock().pending_open.take().map(|p| p.extra).unwrap_or_default()
+    }
+
+    /// Records the host's answer to the open and wakes the handshake.
+    /// A refusal may carry a short body (at most 64 KiB).
+    pub fn answer(&self, verdict: Verdict, body: Option<Vec<u8>>) -> Result<(), Error> {
+        if body.as_ref().is_some_and(|b| b.len() > 64 << 10) {
+            return Err(Error::InvalidArgument("a refusal body is at most 64 KiB".into()));
+        }
+        self.with_pending(|pending| {
+            if let Verdict::Accept(Some(sub)) = &verdict {
+                if !pending.offered.iter().any(|o| o == sub) {
+                    return Err(Error::InvalidArgument(format!("subprotocol '{sub}' was not offered by the client")));
+                }
+            }
+            pending.answer = Some(verdict);
+            pending.extra.body = body;
+            Ok(())
+        })?;
         self.wakes.wake(&self.waker);
         Ok(())
     }
@@ -357,14 +413,10 @@ impl ConnShared {
         self.waker.register(cx.waker());
         let mut ob = self.outbox.lock();
         if ob.closed {
-            ob.pending_open = None;
             return std::task::Poll::Ready(Verdict::Refuse(503));
         }
         match ob.pending_open.as_mut().and_then(|p| p.answer.take()) {
-            Some(v) => {
-                ob.pending_open = None;
-                std::task::Poll::Ready(v)
-            }
+            Some(v) => std::task::Poll::Ready(v),
             None => std::task::Poll::Pending,
         }
     }

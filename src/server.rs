@@ -5,6 +5,7 @@ use crate::connection::Connection;
 use crate::events::{EventQueue, Events, Polled, Verdict};
 use crate::frame::{self, OpCode};
 use crate::handshake::{self, Refusal};
+use crate::http::response::Response;
 use crate::io_threads::IoThreads;
 use crate::outbox::{ConnShared, CurrentConn, Limits};
 use crate::registry::Registry;
@@ -291,16 +292,36 @@ impl ServerHandle {
     /// client offered) instead of the server's own choice.
     pub fn accept(&self, conn: ConnId, subprotocol: Option<&str>) -> Result<(), Error> {
         let verdict = Verdict::Accept(subprotocol.map(str::to_string));
-        self.with_conn(conn, |c| c.answer(verdict))?
+        self.with_conn(conn, |c| c.answer(verdict, None))?
     }
 
     /// Refuses a connection whose open is waiting for the host, with an
     /// HTTP status 400..=599.
     pub fn refuse(&self, conn: ConnId, status: u16) -> Result<(), Error> {
+        self.refuse_with_body(conn, status, None)
+    }
+
+    /// As [`ServerHandle::refuse`], with a short body (at most 64 KiB; its
+    /// Content-Type may be set with [`ServerHandle::add_answer_header`],
+    /// text/plain otherwise).
+    pub fn refuse_with_body(&self, conn: ConnId, status: u16, body: Option<&[u8]>) -> Result<(), Error> {
         if !(400..=599).contains(&status) {
             return Err(Error::InvalidArgument(format!("HTTP status {status} is not 400..599")));
         }
-        self.with_conn(conn, |c| c.answer(Verdict::Refuse(status)))?
+        self.with_conn(conn, |c| c.answer(Verdict::Refuse(status), body.map(<[u8]>::to_vec)))?
+    }
+
+    /// From inside `on_open` (callback mode): the host will answer with
+    /// [`ServerHandle::accept`] or [`ServerHandle::refuse`] later, from any
+    /// thread, within the handshake timeout (else 503).
+    pub fn defer(&self, conn: ConnId) -> Result<(), Error> {
+        self.with_conn(conn, |c| c.defer_answer())?
+    }
+
+    /// Adds a header (`Set-Cookie`, ...) to the answer to `conn`'s open,
+    /// the 101 or the refusal, while that answer is not given yet.
+    pub fn add_answer_header(&self, conn: ConnId, name: &str, value: &str) -> Result<(), Error> {
+        self.with_conn(conn, |c| c.add_answer_header(name, value))?
     }
 
     /// Sets the host's value for `conn`, handed back with its events.
@@ -701,15 +722,21 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
         }
         Ok(Err(Refusal::Status(status, why))) => {
             server.log(LogLevel::Warn, &format!("{peer}: handshake refused with {status}: {why}"));
-            refuse(&server, &mut stream, status, why, cfg.close_timeout).await;
+            refuse(&server, &mut stream, handshake::refusal(status, why), cfg.close_timeout).await;
             return None;
         }
         Ok(Ok(_)) if over_limit => {
             server.log(LogLevel::Warn, &format!("{peer}: refused with 503: max_connections reached"));
-            refuse(&server, &mut stream, 503, "too many connections", cfg.close_timeout).await;
+            refuse(&server, &mut stream, handshake::refusal(503, "too many connections"), cfg.close_timeout).await;
             return None;
         }
         Ok(Ok(mut up)) => {
+            if let Some(status) = cfg.refuses(&up.request) {
+                let why = if status == 404 { "no WebSocket at this path" } else { "origin not allowed" };
+                server.log(LogLevel::Info, &format!("{peer}: refused with {status}: {why}"));
+                refuse(&server, &mut stream, handshake::refusal(status, why), cfg.close_timeout).await;
+                return None;
+            }
             up.request.client_subject = client_subject;
             up
         }
@@ -720,7 +747,7 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     *inner.open.lock() += 1;
     if !inner.registry.insert(shared.clone()) {
         inner.connection_ended();
-        refuse(&server, &mut stream, 503, "server is shutting down", cfg.close_timeout).await;
+        refuse(&server, &mut stream, handshake::refusal(503, "server is shutting down"), cfg.close_timeout).await;
         return None;
     }
     let verdict = {
@@ -736,7 +763,7 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
                 inner.forget(&shared);
                 inner.events.close(&server, &shared, 1006, why);
                 inner.connection_ended();
-                refuse(&server, &mut stream, 503, why, cfg.close_timeout).await;
+                refuse(&server, &mut stream, handshake::refusal(503, why), cfg.close_timeout).await;
                 return None;
             }
         },
@@ -746,16 +773,26 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
         Verdict::Accept(Some(sub)) => upgrade.request.subprotocol = Some(sub),
         Verdict::Accept(None) | Verdict::Later => {}
         Verdict::Refuse(status) => {
+            let extra = shared.finish_answer();
             inner.forget(&shared);
             inner.connection_ended();
             let status = if (400..=599).contains(&status) { status } else { 500 };
             server.log(LogLevel::Info, &format!("{peer}: refused by the host with {status}"));
-            refuse(&server, &mut stream, status, "refused", cfg.close_timeout).await;
+            let mut answer = match extra.body {
+                Some(body) => Response { status, headers: Vec::new(), body },
+                None => handshake::refusal(status, "refused"),
+            };
+            answer.headers.extend(extra.headers);
+            if !answer.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("Content-Type")) {
+                answer.headers.push(("Content-Type".into(), "text/plain; charset=utf-8".into()));
+            }
+            refuse(&server, &mut stream, answer, cfg.close_timeout).await;
             return None;
         }
     }
+    let extra = shared.finish_answer();
     Counters::add(&inner.counters.handshakes_accepted, 1);
-    shared.queue_handshake_answer(Bytes::from(handshake::accept_response(&upgrade)));
+    shared.queue_handshake_answer(Bytes::from(handshake::accept_response(&upgrade, &extra.headers)));
     Some(Connection::new(stream, shared, slot, upgrade.leftover))
 }
 
@@ -772,12 +809,11 @@ async fn await_answer(conn: &ConnShared, deadline: tokio::time::Instant) -> Resu
 async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
     server: &ServerHandle,
     stream: &mut S,
-    status: u16,
-    why: &str,
+    answer: Response,
     limit: Duration,
 ) {
     Counters::add(&server.inner.counters.handshakes_refused, 1);
-    let answer = handshake::error_response(status, why);
+    let answer = answer.encode(false, false);
     let _ = tokio::time::timeout(limit, async {
         stream.write_all(&answer).await?;
         stream.shutdown().await

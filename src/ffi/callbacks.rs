@@ -45,9 +45,14 @@ pub const WS_LOG_DEBUG: ws_log_level = 4;
 pub struct ws_callbacks {
     /// A client's handshake request arrived. `request` is valid only during
     /// the call (read it with `ws_request_*`). Return 0 to accept the
-    /// connection, or an HTTP status 400..599 to refuse it with that status
-    /// (any other value refuses with 500). Messages sent from here go out
-    /// right after the handshake response.
+    /// connection, an HTTP status 400..599 to refuse it with that status
+    /// (any other value refuses with 500), or WS_OPEN_DEFER to answer later
+    /// with `ws_conn_accept` / `ws_conn_refuse` from any thread, within
+    /// WS_OPT_HANDSHAKE_TIMEOUT_MS (else 503). During the call
+    /// `ws_conn_add_header` adds headers to the answer, and
+    /// `ws_conn_accept` (to choose the subprotocol) or `ws_conn_refuse*`
+    /// answer at once, taking precedence over a return value of 0.
+    /// Messages sent from here go out right after the handshake response.
     pub on_open: Option<unsafe extern "C" fn(user_data: *mut c_void, conn: u64, request: *const ws_request) -> c_int>,
     /// A whole message arrived. `data` (`len` bytes; for WS_TEXT valid UTF-8,
     /// not NUL-terminated) is valid only during the call.
@@ -77,6 +82,10 @@ pub struct ws_callbacks {
     /// calling `ws_server_listen`.
     pub on_log: Option<unsafe extern "C" fn(user_data: *mut c_void, level: ws_log_level, message: *const c_char)>,
 }
+
+/// Returned by `on_open`: the host answers later (`ws_conn_accept`,
+/// `ws_conn_refuse`).
+pub const WS_OPEN_DEFER: c_int = 1;
 
 /// The size of the first `ws_callbacks` (six members, on_open..on_log):
 /// what the `ws_server_new` symbol reads, forever.
@@ -126,12 +135,13 @@ pub(crate) fn kind_to_c(kind: Kind) -> ws_kind {
 }
 
 impl Handler for CHandler {
-    fn on_open(&self, _server: &ServerHandle, conn: ConnId, request: &Request) -> Result<(), u16> {
+    fn on_open(&self, server: &ServerHandle, conn: ConnId, request: &Request) -> Result<(), u16> {
         let Some(f) = self.callbacks.on_open else { return Ok(()) };
         let req = ws_request::new(request);
         // SAFETY: a host callback with the pointers the header promises.
         match unsafe { f(self.user_data, conn, &req) } {
             0 => Ok(()),
+            WS_OPEN_DEFER => server.defer(conn).or(Ok(())),
             s @ 400..=599 => Err(s as u16),
             _ => Err(500),
         }

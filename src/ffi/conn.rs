@@ -1,13 +1,14 @@
 //! `ws_conn_*`: per-connection calls that are not about sending — the
 //! host's answer to an open, and the host's pointer for a connection.
-use super::args::{opt_str, out, run};
+use super::args::{bytes, opt_str, out, run, str_arg};
 use super::error::{done, ws_result};
 use super::server::{server, ws_server};
 use std::ffi::{c_char, c_void};
 use ws_result::*;
 
-/// Accepts connection `conn`, whose WS_EVENT_OPEN is waiting for the host
-/// (event mode without WS_OPT_AUTO_ACCEPT). `subprotocol`: NULL keeps the
+/// Accepts connection `conn`, whose open is waiting for the host (a
+/// WS_EVENT_OPEN without WS_OPT_AUTO_ACCEPT, or `on_open` returned or is
+/// running before WS_OPEN_DEFER). `subprotocol`: NULL keeps the
 /// server's own choice (`ws_server_set_subprotocols`); otherwise one of
 /// the subprotocols the client offered (`ws_request_offered_subprotocol`).
 /// Messages sent before the answer go out right after the 101 response.
@@ -33,6 +34,53 @@ pub unsafe extern "C" fn ws_conn_accept(srv: *const ws_server, conn: u64, subpro
 #[no_mangle]
 pub unsafe extern "C" fn ws_conn_refuse(srv: *const ws_server, conn: u64, status: u16) -> ws_result {
     run(|| done(server(srv)?.refuse(conn, status)))
+}
+
+/// Refuses connection `conn`'s waiting open with HTTP status `status`
+/// (400..599) and `body` (`len` bytes, at most 64 KiB; NULL with 0 for
+/// none). Its Content-Type is text/plain unless set with
+/// `ws_conn_add_header`. No close event follows.
+///
+/// Errors: as `ws_conn_refuse`, and WS_ERR_INVALID_ARGUMENT for a body over
+/// 64 KiB. Ownership: `body` is copied. Thread: any.
+#[no_mangle]
+pub unsafe extern "C" fn ws_conn_refuse_with_body(
+    srv: *const ws_server,
+    conn: u64,
+    status: u16,
+    body: *const u8,
+    len: usize,
+) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        let body = bytes(body, len, "body")?;
+        done(s.refuse_with_body(conn, status, Some(body)))
+    })
+}
+
+/// Adds the header `name: value` to the answer to connection `conn`'s open
+/// (the 101, or the refusal), e.g. `Set-Cookie`; while that open waits for
+/// its answer (in `on_open`, after WS_OPEN_DEFER, or after WS_EVENT_OPEN).
+///
+/// Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (a name that is not a token,
+/// a value with CR, LF or NUL, or a header the server sets itself:
+/// Content-Length, Transfer-Encoding, Connection, Upgrade,
+/// Sec-WebSocket-Accept, Sec-WebSocket-Extensions), WS_ERR_INVALID_UTF8,
+/// WS_ERR_STATE (already answered), WS_ERR_CLOSED, WS_ERR_NO_SUCH_CONN.
+/// Ownership: both strings are copied. Thread: any.
+#[no_mangle]
+pub unsafe extern "C" fn ws_conn_add_header(
+    srv: *const ws_server,
+    conn: u64,
+    name: *const c_char,
+    value: *const c_char,
+) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        let name = str_arg(name, "name", WS_ERR_INVALID_UTF8)?;
+        let value = str_arg(value, "value", WS_ERR_INVALID_UTF8)?;
+        done(s.add_answer_header(conn, name, value))
+    })
 }
 
 /// Stores `user_data` for connection `conn`; the library hands it back in

@@ -18,7 +18,9 @@ mod event;
 mod panic;
 mod request;
 mod server;
+mod stats;
 mod tls;
+mod topics;
 
 pub use callbacks::*;
 pub use conn::*;
@@ -26,4 +28,6 @@ pub use error::*;
 pub use event::*;
 pub use request::*;
 pub use server::*;
+pub use stats::*;
 pub use tls::*;
+pub use topics::*;

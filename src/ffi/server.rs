@@ -37,7 +37,7 @@ pub(crate) fn server<'a>(srv: *const ws_server) -> Result<&'a Server, ws_result>
     wrapper(srv).map(|w| &w.server)
 }
 
-fn kind(k: ws_kind) -> Result<Kind, ws_result> {
+pub(crate) fn kind(k: ws_kind) -> Result<Kind, ws_result> {
     match k {
         WS_TEXT => Ok(Kind::Text),
         WS_BINARY => Ok(Kind::Binary),
@@ -212,19 +212,82 @@ pub unsafe extern "C" fn ws_server_set_subprotocols(
     names: *const *const c_char,
     count: usize,
 ) -> ws_result {
+    // SAFETY: as the caller promises.
+    unsafe {
+        set_list(srv, names, count, "a subprotocol name", crate::config::check_subprotocol, |c, l| c.subprotocols = l)
+    }
+}
+
+/// Sets the origins allowed to open a WebSocket (e.g.
+/// "https://example.com"; compared ignoring ASCII case): a handshake whose
+/// Origin header is another gets 403. A request without Origin (not from
+/// a browser) passes. `count` 0 (the default) allows every origin. Before
+/// `ws_server_listen`. Ownership, errors and thread: as
+/// `ws_server_set_subprotocols` (WS_ERR_INVALID_ARGUMENT for an empty
+/// name).
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_set_allowed_origins(
+    srv: *mut ws_server,
+    origins: *const *const c_char,
+    count: usize,
+) -> ws_result {
+    // SAFETY: as the caller promises.
+    unsafe { set_list(srv, origins, count, "an origin", non_empty, |c, l| c.allowed_origins = l) }
+}
+
+/// Sets the paths that take WebSocket upgrades (e.g. "/chat", compared
+/// exactly, without the query): an upgrade to any other path gets 404.
+/// `count` 0 (the default) takes upgrades on every path. Before
+/// `ws_server_listen`. Ownership, errors and thread: as
+/// `ws_server_set_subprotocols` (WS_ERR_INVALID_ARGUMENT for a path not
+/// starting with '/').
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_set_paths(
+    srv: *mut ws_server,
+    paths: *const *const c_char,
+    count: usize,
+) -> ws_result {
+    let check = |p: &str| match p.starts_with('/') {
+        true => Ok(()),
+        false => Err(Error::InvalidArgument(format!("path '{p}' does not start with '/'"))),
+    };
+    // SAFETY: as the caller promises.
+    unsafe { set_list(srv, paths, count, "a path", check, |c, l| c.paths = l) }
+}
+
+fn non_empty(s: &str) -> Result<(), Error> {
+    match s.is_empty() {
+        true => Err(Error::InvalidArgument("an empty string is not allowed here".into())),
+        false => Ok(()),
+    }
+}
+
+/// Reads `count` C strings at `items`, checks each, and stores the list
+/// with `store` (before listen).
+///
+/// # Safety
+/// `items` is NULL (with `count` 0) or points to `count` string pointers.
+unsafe fn set_list(
+    srv: *mut ws_server,
+    items: *const *const c_char,
+    count: usize,
+    what: &str,
+    check: impl Fn(&str) -> Result<(), Error>,
+    store: impl FnOnce(&mut Config, Vec<String>),
+) -> ws_result {
     run(|| {
         let s = server(srv)?;
-        if names.is_null() && count > 0 {
-            return Err(null("names"));
+        if items.is_null() && count > 0 {
+            return Err(null("the list"));
         }
         let mut list = Vec::with_capacity(count);
         for i in 0..count {
             // SAFETY: the caller passes `count` string pointers.
-            let name = str_arg(unsafe { *names.add(i) }, "a subprotocol name", WS_ERR_INVALID_ARGUMENT)?;
-            crate::config::check_subprotocol(name).map_err(fail)?;
-            list.push(name.to_string());
+            let item = str_arg(unsafe { *items.add(i) }, what, WS_ERR_INVALID_ARGUMENT)?;
+            check(item).map_err(fail)?;
+            list.push(item.to_string());
         }
-        done(s.update_config(|c| c.subprotocols = list))
+        done(s.update_config(|c| store(c, list)))
     })
 }
 

@@ -1,0 +1,2 @@
+//! Plain HTTP: responses (shared with the handshake's refusals).
+pub(crate) mod response;
