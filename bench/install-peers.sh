@@ -18,7 +18,8 @@ step() { # step NAME CMD...
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
 
 need_apt=()
-for pkg in libwebsockets-dev libboost-dev g++ gcc nodejs npm python3-pip; do
+# cmake and Qt 6 (base + websockets): the wsserver-qt and qtwebsockets rows.
+for pkg in libwebsockets-dev libboost-dev g++ gcc cmake qt6-base-dev qt6-websockets-dev nodejs npm python3-pip; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 # nodejs/npm/pip may come from elsewhere than apt (pyenv, nodesource): only ask apt when missing.

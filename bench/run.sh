@@ -82,7 +82,28 @@ if command -v npm >/dev/null && [[ ! -f bench/node/node_modules/ws/package.json 
 fi
 command -v node >/dev/null || skip node-ws "node not installed"
 
-# 6. Python peers (pip installs are done by bench/install-peers.sh).
+# 6. The Qt rows: wsserver-qt (examples-qt/echo_server.cpp on bindings/qt) and
+#    qtwebsockets (bench/peers/qtwebsockets_echo.cpp on QWebSocketServer), one
+#    CMake project (bench/peers/qt) with one Qt for both: 6 when found, else 5.
+#    cmake --build only recompiles what changed.
+qt_why=""
+if ! command -v cmake >/dev/null; then
+  qt_why="cmake not installed (bench/install-peers.sh)"
+elif ! pkg-config --exists Qt6WebSockets 2>/dev/null && ! pkg-config --exists Qt5WebSockets 2>/dev/null; then
+  qt_why="Qt WebSockets not installed: qt6-base-dev qt6-websockets-dev or qtbase5-dev libqt5websockets5-dev (bench/install-peers.sh)"
+else
+  say "building the Qt rows (cmake, bench/peers/qt)"
+  if ! { cmake -S bench/peers/qt -B "$out/qt" -DCMAKE_BUILD_TYPE=Release -DCMAKE_RUNTIME_OUTPUT_DIRECTORY="$out/bin" &&
+    cmake --build "$out/qt" -j2; } >"$out/logs/build-qt.log" 2>&1; then
+    qt_why="bench/peers/qt did not build: $(last_line "$out/logs/build-qt.log") (log: build/bench/logs/build-qt.log)"
+  fi
+fi
+if [[ -n $qt_why ]]; then
+  skip wsserver-qt "$qt_why"
+  skip qtwebsockets "$qt_why"
+fi
+
+# 7. Python peers (pip installs are done by bench/install-peers.sh).
 python3 -c 'import websockets' 2>/dev/null || skip python-websockets "python package websockets not installed (pip install websockets)"
 python3 -c 'import picows' 2>/dev/null || skip python-picows "python package picows not installed (pip install picows)"
 

@@ -139,6 +139,13 @@ pub fn all(p: &Paths) -> Vec<Spec> {
         ),
         row(
             p,
+            ("wsserver-qt", Wsserver, "wsserver's Qt binding: examples-qt/echo_server.cpp (QtServer on a QCoreApplication loop)"),
+            vec![s(&bin("qt_echo_server")), local(), port()],
+            Bcast::None("echo only: examples-qt/echo_server has no broadcast mode"),
+            missing(&bin("qt_echo_server"), "qt_echo_server (bench/run.sh builds bench/peers/qt)"),
+        ),
+        row(
+            p,
             ("wsserver-rust", Wsserver, "wsserver through its Rust API (bench/src/bin/wsserver_echo.rs)"),
             vec![s(&rust("wsserver_echo")), port()],
             Bcast::Flag,
@@ -164,6 +171,13 @@ pub fn all(p: &Paths) -> Vec<Spec> {
             vec![s(&bin("beast_echo")), port()],
             Bcast::Flag,
             missing(&bin("beast_echo"), "beast_echo"),
+        ),
+        row(
+            p,
+            ("qtwebsockets", Peer, "QtWebSockets' QWebSocketServer, default settings, one Qt event loop, bench/peers/qtwebsockets_echo.cpp"),
+            vec![s(&bin("qtwebsockets_echo")), port()],
+            Bcast::Flag,
+            missing(&bin("qtwebsockets_echo"), "qtwebsockets_echo (bench/run.sh builds bench/peers/qt)"),
         ),
         row(
             p,

@@ -1,5 +1,5 @@
-//! Issue 4's targets (and issue 9's for the event-queue example), checked
-//! against one run's figures: printed after the table and written to
+//! Issue 4's targets (and issue 9's for the event-queue example, issue 11's
+//! for the Qt binding), checked against one run's figures: printed after the table and written to
 //! results.json. Reported, never asserted: nothing here changes the exit
 //! code.
 
@@ -14,6 +14,8 @@ const RUST: &str = "wsserver-rust";
 const POLL: &str = "wsserver-poll";
 const RAW: &str = "raw-tcp";
 const TT: &str = "tokio-tungstenite";
+const QT: &str = "wsserver-qt";
+const QTWS: &str = "qtwebsockets";
 
 pub enum Verdict {
     Met,
@@ -309,6 +311,33 @@ pub fn evaluate(r: &Report) -> Vec<Target> {
         0.15,
     ));
 
+    // 4b. The Qt binding against QtWebSockets (issue 11): 3x the echo
+    //     throughput on every echo row, a tenth of the memory per idle
+    //     connection on every memory row (QtWebSockets' over the binding's).
+    t.push(c.at_least(
+        format!("Qt binding (issue 11): {QT} echo throughput >= 3x {QTWS}'s on each echo row"),
+        (QT, QTWS),
+        &c.echo.iter().map(|id| (id.clone(), 3.0)).collect::<Vec<_>>(),
+        THROUGHPUT,
+        |_| String::new(),
+    ));
+    let mem: Vec<(String, f64)> = r.plan.mem_steps.iter().map(|n| (format!("mem_{}k", n / 1000), 10.0)).collect();
+    let kib = |id: &str| match (c.fig(QT, id, THROUGHPUT), c.fig(QTWS, id, THROUGHPUT)) {
+        (Some(a), Some(b)) => format!(" ({:.2} against {:.2} KiB/conn)", a / 1024.0, b / 1024.0),
+        _ => String::new(),
+    };
+    let mut m = c.at_least(
+        format!("Qt binding (issue 11): {QT} memory per idle connection <= 1/10 of {QTWS}'s"),
+        (QTWS, QT),
+        &mem,
+        THROUGHPUT,
+        kib,
+    );
+    if !m.measured.is_empty() {
+        m.measured = format!("{QTWS} / {QT}: {}", m.measured);
+    }
+    t.push(m);
+
     // 5. Idle memory.
     t.push(memory(&c, 10_000, "idle memory: <= 2 KiB RSS per connection at 10,000 connections"));
     t.push(memory(&c, 100_000, "100,000 idle connections held without error, <= 2 KiB each"));
@@ -396,7 +425,7 @@ mod tests {
     fn spec(name: &'static str) -> Spec {
         let launch = || Launch { argv: Vec::new(), raw: false };
         let family = match name {
-            WS | RUST | POLL => Family::Wsserver,
+            WS | RUST | POLL | QT => Family::Wsserver,
             RAW => Family::Ceiling,
             _ => Family::Peer,
         };
@@ -411,7 +440,7 @@ mod tests {
 
     fn verdicts(rows: &[Row]) -> Vec<(String, &'static str)> {
         let plan = Plan::new(false, Some(1));
-        let specs: Vec<Spec> = [WS, POLL, RUST, TT, "libwebsockets", RAW].into_iter().map(spec).collect();
+        let specs: Vec<Spec> = [WS, POLL, RUST, QT, TT, QTWS, "libwebsockets", RAW].into_iter().map(spec).collect();
         let report = Report {
             plan: &plan,
             specs: &specs,
@@ -482,5 +511,35 @@ mod tests {
         // Not in the run: n/a, not a miss.
         let rows: Vec<Row> = ids.iter().map(|id| row(WS, id, 100.0, 10.0)).collect();
         assert_eq!(verdict(&verdicts(&rows), what), "n/a");
+    }
+    #[test]
+    fn the_qt_binding_needs_3x_qtwebsockets_throughput_and_a_tenth_of_its_memory() {
+        let ids = ["echo_16b_100c", "echo_16k_100c", "echo_16b_1000c"];
+        let run = |qtws: [f64; 3], mem: Option<(f64, f64)>| {
+            let mut rows = Vec::new();
+            for (id, q) in ids.iter().zip(qtws) {
+                rows.push(row(WS, id, 100.0, 10.0));
+                rows.push(row(QT, id, 90.0, 11.0));
+                rows.push(row(QTWS, id, q, 40.0));
+            }
+            if let Some((qt, qtws)) = mem {
+                rows.push(row(QT, "mem_10k", qt, 0.0));
+                rows.push(row(QTWS, "mem_10k", qtws, 0.0));
+            }
+            verdicts(&rows)
+        };
+        let (tp, mem) = ("Qt binding (issue 11): wsserver-qt echo", "Qt binding (issue 11): wsserver-qt memory");
+        let v = run([30.0, 20.0, 29.0], Some((1500.0, 20_000.0)));
+        assert_eq!(verdict(&v, tp), "met");
+        assert_eq!(verdict(&v, mem), "met");
+        // One echo row under 3x; memory only 5x lower.
+        let v = run([30.0, 31.0, 29.0], Some((1500.0, 7_500.0)));
+        assert_eq!(verdict(&v, tp), "MISSED");
+        assert_eq!(verdict(&v, mem), "MISSED");
+        // No memory rows measured: n/a. The Qt binding is wsserver, not a
+        // peer: slower than wsserver-c, it misses nothing of issue 4's.
+        let v = run([30.0, 20.0, 29.0], None);
+        assert_eq!(verdict(&v, mem), "n/a");
+        assert_eq!(verdict(&v, "echo and broadcast: wsserver-c throughput"), "met");
     }
 }
