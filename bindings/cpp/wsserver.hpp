@@ -11,10 +11,18 @@
 //   ...
 //   // ~Server closes (1 s grace) and frees
 //
-// Errors: set-up (options, TLS, listen, event fd) throws wsserver::Error,
-// which carries the ws_result and the C message. Calls on the hot path
-// (send, broadcast, disconnect, accept, refuse, poll) never throw: they
-// return a SendResult or a ws_result.
+// Errors: set-up (options, TLS, listen, event fd, stats) throws
+// wsserver::Error, which carries the ws_result and the C message. Calls on
+// the hot path (send, broadcast, publish, subscribe, disconnect, accept,
+// refuse, add_header, poll) never throw: they return a SendResult, a count
+// or a ws_result.
+//
+// Topics: server.subscribe(conn, "room"), server.publish("room", data)
+// (encoded once for every subscriber), server.subscribers("room").
+// Handshake control: on_open returns accept(), refuse(status) or defer()
+// and answers later, from any thread, with server.accept(conn) /
+// server.refuse(conn, status) / server.refuse_with_body(conn, status, body);
+// server.add_header(conn, "Set-Cookie", "...") adds to whichever answer.
 //
 // Handlers run on the server's I/O thread (see ws_callbacks). An exception
 // thrown by a handler is caught before it reaches C and reported through
@@ -120,6 +128,12 @@ struct Options {
     uint64_t auto_accept = default_of(WS_OPT_AUTO_ACCEPT);
     /// Subprotocols the server speaks, in preference order.
     std::vector<std::string> subprotocols;
+    /// Origins allowed to open a WebSocket (others get 403); empty: all
+    /// (ws_server_set_allowed_origins).
+    std::vector<std::string> allowed_origins;
+    /// Paths that take upgrades (others get 404); empty: all
+    /// (ws_server_set_paths).
+    std::vector<std::string> paths;
     /// Grace given to clients by ~Server (ws_server_close).
     uint32_t close_grace_ms = 1000;
 
@@ -197,6 +211,12 @@ private:
     std::unique_ptr<ws_tls_config, Free> cfg_;
 };
 
+/// One header line of a request (views into the library's memory).
+struct Header {
+    std::string_view name;
+    std::string_view value;
+};
+
 /// A view of a client's handshake request, valid as long as the C request
 /// is (during on_open, or until its Event is destroyed). Every string_view
 /// points into the library's memory.
@@ -209,6 +229,18 @@ public:
     /// The first header called `name` (case-insensitive), if any.
     std::optional<std::string_view> header(const char *name) const { return detail::opt(ws_request_header(req_, name)); }
     std::optional<std::string_view> header(const std::string &name) const { return header(name.c_str()); }
+    /// Every header line, in the client's order (repeated names each time).
+    std::vector<Header> headers() const {
+        std::vector<Header> out;
+        size_t n = ws_request_header_count(req_);
+        out.reserve(n);
+        for (size_t i = 0; i < n; ++i) {
+            const char *name = nullptr, *value = nullptr;
+            if (ws_request_header_at(req_, i, &name, &value) != WS_OK) break;
+            out.push_back({detail::view(name), detail::view(value)});
+        }
+        return out;
+    }
     /// The subprotocol the server chose, if any.
     std::optional<std::string_view> subprotocol() const { return detail::opt(ws_request_subprotocol(req_)); }
     /// The subprotocols the client offered, in its order.
@@ -229,12 +261,19 @@ private:
     const ws_request *req_;
 };
 
-/// The answer of an open handler: accept, or refuse with an HTTP status.
+/// The answer of an open handler: accept, refuse with an HTTP status, or
+/// defer (answer later with Server::accept / refuse / refuse_with_body,
+/// from any thread, within Options::handshake_timeout_ms, else 503).
 struct OpenAnswer {
-    int status = 0; ///< 0: accept; 400..599: refuse with that status
+    int status = 0; ///< 0: accept; 400..599: refuse with that status; WS_OPEN_DEFER: later
 };
 inline OpenAnswer accept() noexcept { return {0}; }
 inline OpenAnswer refuse(int http_status) noexcept { return {http_status}; }
+inline OpenAnswer defer() noexcept { return {WS_OPEN_DEFER}; }
+
+/// Server statistics (ws_stats): counters since listen, and
+/// open_connections, queued_bytes, topics, subscriptions now.
+using Stats = ws_stats;
 
 /// One connection of a server: an id plus the server it belongs to. A
 /// cheap value; valid while its Server lives. After the connection ended
@@ -256,9 +295,29 @@ public:
     ws_result close(uint16_t code = 1000, const char *reason = nullptr) const noexcept {
         return ws_server_disconnect(srv_, id_, code, reason);
     }
-    /// Event mode without auto-accept: answer the WS_EVENT_OPEN.
+    /// Answers an open that waits (deferred on_open, or a WS_EVENT_OPEN
+    /// without auto-accept); any thread. `subprotocol`: nullptr keeps the
+    /// server's choice, else one the client offered.
     ws_result accept(const char *subprotocol = nullptr) const noexcept { return ws_conn_accept(srv_, id_, subprotocol); }
     ws_result refuse(uint16_t http_status) const noexcept { return ws_conn_refuse(srv_, id_, http_status); }
+    /// Refuses with `status` and a body (at most 64 KiB; text/plain unless
+    /// a Content-Type is added with add_header).
+    ws_result refuse_with_body(uint16_t http_status, std::string_view body) const noexcept {
+        return ws_conn_refuse_with_body(srv_, id_, http_status, detail::bytes(body), body.size());
+    }
+    /// Adds `name: value` to the answer of an open that waits (the 101 or
+    /// the refusal), e.g. Set-Cookie.
+    ws_result add_header(const char *name, const char *value) const noexcept {
+        return ws_conn_add_header(srv_, id_, name, value);
+    }
+    ws_result add_header(const std::string &name, const std::string &value) const noexcept {
+        return add_header(name.c_str(), value.c_str());
+    }
+    /// Topics: ends with the connection (ws_conn_subscribe / unsubscribe).
+    ws_result subscribe(const char *topic) const noexcept { return ws_conn_subscribe(srv_, id_, topic); }
+    ws_result subscribe(const std::string &topic) const noexcept { return subscribe(topic.c_str()); }
+    ws_result unsubscribe(const char *topic) const noexcept { return ws_conn_unsubscribe(srv_, id_, topic); }
+    ws_result unsubscribe(const std::string &topic) const noexcept { return unsubscribe(topic.c_str()); }
 
     ws_result set_user_data(void *p) const noexcept { return ws_conn_set_user_data(srv_, id_, p); }
     /// The pointer set with set_user_data (nullptr if none, or when gone).
@@ -349,12 +408,9 @@ public:
         state_->srv = ws_server_new(&cb, state_.get());
         if (!state_->srv) throw Error(WS_ERR_PANIC, "ws_server_new", ws_last_error());
         options.each([this](ws_option opt, uint64_t v) { set_option(opt, v); });
-        if (!options.subprotocols.empty()) {
-            std::vector<const char *> names;
-            for (const auto &s : options.subprotocols) names.push_back(s.c_str());
-            detail::check(ws_server_set_subprotocols(state_->srv, names.data(), names.size()),
-                          "ws_server_set_subprotocols");
-        }
+        set_list(ws_server_set_subprotocols, options.subprotocols, "ws_server_set_subprotocols");
+        set_list(ws_server_set_allowed_origins, options.allowed_origins, "ws_server_set_allowed_origins");
+        set_list(ws_server_set_paths, options.paths, "ws_server_set_paths");
     }
     Server(Server &&) noexcept = default;
     Server &operator=(Server &&) noexcept = default;
@@ -405,6 +461,61 @@ public:
         return SendResult::from(
             ws_server_broadcast(handle(), detail::bytes(data), data.size(), static_cast<ws_kind>(kind), except, queued));
     }
+
+    // ---- handshake control: answers to an open that waits (any thread) ----
+
+    ws_result accept(uint64_t id, const char *subprotocol = nullptr) const noexcept {
+        return connection(id).accept(subprotocol);
+    }
+    ws_result refuse(uint64_t id, uint16_t http_status) const noexcept { return connection(id).refuse(http_status); }
+    ws_result refuse_with_body(uint64_t id, uint16_t http_status, std::string_view body) const noexcept {
+        return connection(id).refuse_with_body(http_status, body);
+    }
+    ws_result add_header(uint64_t id, const char *name, const char *value) const noexcept {
+        return connection(id).add_header(name, value);
+    }
+    ws_result add_header(uint64_t id, const std::string &name, const std::string &value) const noexcept {
+        return connection(id).add_header(name, value);
+    }
+
+    // ---- topics ----
+
+    ws_result subscribe(uint64_t id, const char *topic) const noexcept { return connection(id).subscribe(topic); }
+    ws_result subscribe(uint64_t id, const std::string &topic) const noexcept { return connection(id).subscribe(topic); }
+    ws_result unsubscribe(uint64_t id, const char *topic) const noexcept { return connection(id).unsubscribe(topic); }
+    ws_result unsubscribe(uint64_t id, const std::string &topic) const noexcept {
+        return connection(id).unsubscribe(topic);
+    }
+    /// To every subscriber of `topic` but `except` (encoded once); returns
+    /// how many connections queued it (0 for a topic nobody subscribes to,
+    /// and on an error, whose ws_result goes to `*result` when given).
+    size_t publish(const char *topic, std::string_view data, Kind kind = Kind::Text, uint64_t except = 0,
+                   ws_result *result = nullptr) const noexcept {
+        size_t n = 0;
+        ws_result r =
+            ws_server_publish(handle(), topic, detail::bytes(data), data.size(), static_cast<ws_kind>(kind), except, &n);
+        if (result) *result = r;
+        return r < 0 ? 0 : n;
+    }
+    size_t publish(const std::string &topic, std::string_view data, Kind kind = Kind::Text, uint64_t except = 0,
+                   ws_result *result = nullptr) const noexcept {
+        return publish(topic.c_str(), data, kind, except, result);
+    }
+    /// Connections subscribed to `topic` now (0 on an error).
+    size_t subscribers(const char *topic) const noexcept {
+        size_t n = 0;
+        if (ws_server_subscribers(handle(), topic, &n) != WS_OK) return 0;
+        return n;
+    }
+    size_t subscribers(const std::string &topic) const noexcept { return subscribers(topic.c_str()); }
+    /// A snapshot of the statistics (cheap; any thread). Throws Error for
+    /// a moved-from Server.
+    Stats stats() const {
+        Stats st{};
+        detail::check(ws_server_stats(handle(), &st), "ws_server_stats");
+        return st;
+    }
+
     /// Graceful close (ws_server_close); the destructor also does it.
     ws_result close(uint32_t grace_ms = 1000) noexcept { return ws_server_close(handle(), grace_ms); }
 
@@ -459,6 +570,14 @@ private:
     std::unique_ptr<State> state_;
 
     ws_server *handle() const noexcept { return state_ ? state_->srv : nullptr; }
+
+    template <typename Set> void set_list(Set set, const std::vector<std::string> &items, const char *call) {
+        if (items.empty()) return;
+        std::vector<const char *> p;
+        p.reserve(items.size());
+        for (const auto &s : items) p.push_back(s.c_str());
+        detail::check(set(state_->srv, p.data(), p.size()), call);
+    }
 
     // Trampolines: noexcept, and every exception stops here.
     static void report(State *s, const char *handler, const char *what) noexcept {

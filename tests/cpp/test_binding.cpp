@@ -8,7 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -460,6 +462,330 @@ static void test_websocket_facade() {
     CHECK(!server.poll(event, id, message), "poll after stop: false");
 }
 
+// The HTTP body after a non-101 answer's head (Content-Length bytes).
+static std::string answer_body(Client &c) {
+    char cl[32];
+    if (!wsc_answer_header(&c.c, "Content-Length", cl, sizeof cl)) return "<no Content-Length>";
+    size_t want = std::strtoul(cl, nullptr, 10);
+    if (c.c.len < want) wsc_read_some(&c.c, want - c.c.len, 5000);
+    if (c.c.len < want) return "<short body>";
+    return std::string(reinterpret_cast<char *>(c.c.buf), want);
+}
+
+// Ids of the connections opened, by request path ("/a" -> id).
+struct Opened {
+    std::mutex mu;
+    std::vector<std::pair<std::string, uint64_t>> ids;
+    uint64_t get(const std::string &path) {
+        uint64_t id = 0;
+        wait_until([&] {
+            std::lock_guard<std::mutex> g(mu);
+            for (auto &p : ids)
+                if (p.first == path) id = p.second;
+            return id != 0;
+        });
+        return id;
+    }
+};
+
+static void test_topics() {
+    Opened opened;
+    std::atomic<uint64_t> closed{0};
+    wsserver::Handlers h;
+    h.on_open = [&](wsserver::Connection c, const wsserver::Request &r) {
+        std::lock_guard<std::mutex> g(opened.mu);
+        opened.ids.emplace_back(std::string(r.path()), c.id());
+        return wsserver::accept();
+    };
+    h.on_message = [](wsserver::Connection c, std::string_view d, wsserver::Kind) {
+        // Subscribing from inside a callback.
+        if (d.substr(0, 5) == "join ") c.subscribe(std::string(d.substr(5)));
+        if (d.substr(0, 6) == "leave ") c.unsubscribe(std::string(d.substr(6)));
+        c.send("ok " + std::string(d));
+    };
+    h.on_close = [&](wsserver::Connection c, uint16_t, std::string_view) { closed = c.id(); };
+    wsserver::Server s(std::move(h));
+    s.listen("127.0.0.1", 0);
+    Client a(s.port(), "/a"), b(s.port(), "/b");
+    auto c = std::make_unique<Client>(s.port(), "/c");
+    CHECK(a.status == 101 && b.status == 101 && c->status == 101, "three clients");
+    uint64_t ia = opened.get("/a"), ib = opened.get("/b"), ic = opened.get("/c");
+    CHECK(ia && ib && ic, "their ids");
+    CHECK(s.subscribers("news") == 0, "no subscribers before subscribing");
+    CHECK(s.subscribe(ia, "news") == WS_OK && s.subscribe(ib, "news") == WS_OK, "subscribe from the host thread");
+    CHECK(s.subscribe(ib, "news") == WS_OK, "subscribing twice is fine");
+    wsc_send_text(&c->c, "join news");
+    CHECK(c->recv().second == "ok join news", "subscribed from inside on_message");
+    CHECK(s.subscribers("news") == 3, "subscribers: 3");
+    CHECK(s.publish("news", "headline", wsserver::Kind::Text, ia) == 2, "publish except a: queued for 2");
+    auto mb = b.recv(), mc = c->recv();
+    CHECK(mb.first == WSC_TEXT && mb.second == "headline", "b got the publication");
+    CHECK(mc.first == WSC_TEXT && mc.second == "headline", "c got the publication");
+    CHECK(s.send(ia, "direct").result == WS_OK && a.recv().second == "direct",
+          "a got nothing published before its next direct message");
+    const std::string bin("\0\1\2", 3);
+    CHECK(s.publish(std::string("news"), bin, wsserver::Kind::Binary) == 3, "binary publish to all 3");
+    for (Client *cl : {&a, &b, c.get()}) {
+        auto m = cl->recv();
+        CHECK(m.first == WSC_BINARY && m.second == bin, "binary publication received");
+    }
+    ws_result r = WS_ERR_PANIC;
+    CHECK(s.publish("nobody-here", "x", wsserver::Kind::Text, 0, &r) == 0 && r == WS_OK,
+          "publish to an unknown topic: 0 queued, WS_OK");
+    CHECK(s.publish("", "x", wsserver::Kind::Text, 0, &r) == 0 && r == WS_ERR_INVALID_ARGUMENT,
+          "publish to an empty topic: WS_ERR_INVALID_ARGUMENT");
+    CHECK(s.connection(ia).subscribe("") == WS_ERR_INVALID_ARGUMENT, "subscribe to an empty topic refused");
+    CHECK(s.unsubscribe(ib, "news") == WS_OK && s.subscribers("news") == 2, "unsubscribe: 2 left");
+    CHECK(s.unsubscribe(ib, "never") == WS_OK, "unsubscribe from a topic not subscribed: fine");
+    wsc_send_close(&c->c, 1000, nullptr);
+    CHECK(wait_until([&] { return closed == ic; }), "c closed");
+    c.reset();
+    CHECK(s.subscribers("news") == 1, "c's subscription ended with it: 1 left");
+    CHECK(s.subscribe(ic, "news") == WS_ERR_CLOSED, "subscribe a closed connection: WS_ERR_CLOSED");
+    CHECK(s.subscribe(ic + 1000, "news") == WS_ERR_NO_SUCH_CONN, "subscribe an id never issued");
+    CHECK(s.publish("news", "last") == 1 && a.recv().second == "last", "publish reaches the one left");
+}
+
+static void test_stats() {
+    std::atomic<uint64_t> opened{0};
+    wsserver::Handlers h = echo_handlers();
+    h.on_open = [&](wsserver::Connection c, const wsserver::Request &r) {
+        if (r.path() == "/no") return wsserver::refuse(403);
+        opened = c.id();
+        return wsserver::accept();
+    };
+    wsserver::Server s(std::move(h));
+    s.listen("127.0.0.1", 0);
+    wsserver::Stats z = s.stats();
+    CHECK(z.open_connections == 0 && z.handshakes_accepted == 0 && z.messages_in == 0 && z.topics == 0,
+          "stats start at zero");
+    Client c(s.port());
+    CHECK(c.status == 101, "connected");
+    CHECK(wait_until([&] { return s.stats().open_connections == 1; }), "open_connections: 1");
+    wsc_send_text(&c.c, "12345");
+    CHECK(c.recv().second == "12345", "echo");
+    wsserver::Stats st = s.stats();
+    CHECK(st.handshakes_accepted == 1, "handshakes_accepted: 1");
+    CHECK(st.messages_in == 1 && st.bytes_in == 5, "messages_in 1, bytes_in 5");
+    CHECK(st.messages_out >= 1 && st.bytes_out > z.bytes_out, "messages_out and bytes_out moved");
+    Client no(s.port(), "/no");
+    CHECK(no.status == 403, "refused");
+    CHECK(wait_until([&] { return s.stats().handshakes_refused == 1; }), "handshakes_refused: 1");
+    uint64_t id = opened;
+    s.subscribe(id, "t1");
+    s.subscribe(id, "t2");
+    st = s.stats();
+    CHECK(st.topics == 2 && st.subscriptions == 2, "topics 2, subscriptions 2");
+    wsc_send_close(&c.c, 1000, nullptr);
+    CHECK(wait_until([&] { return s.stats().open_connections == 0; }), "open_connections back to 0");
+    st = s.stats();
+    CHECK(st.topics == 0 && st.subscriptions == 0, "topics and subscriptions gone with the connection");
+}
+
+static void test_handshake_control() {
+    // The open handler defers; a worker thread answers (accept with a
+    // cookie, refuse with a body, refuse with a status).
+    std::mutex mu;
+    std::vector<std::pair<std::string, wsserver::Connection>> waiting;
+    std::atomic<int> answer_errors{0};
+    wsserver::Handlers h = echo_handlers();
+    h.on_open = [&](wsserver::Connection c, const wsserver::Request &r) {
+        if (r.path() == "/now") { // answered inside on_open
+            c.add_header("Set-Cookie", "early=1");
+            return wsserver::accept();
+        }
+        if (r.path() == "/now-refused") {
+            c.add_header("WWW-Authenticate", "Bearer");
+            c.refuse_with_body(401, "no token");
+            return wsserver::accept(); // the refusal above takes precedence
+        }
+        std::lock_guard<std::mutex> g(mu);
+        waiting.emplace_back(std::string(r.path()), c);
+        return wsserver::defer();
+    };
+    wsserver::Server s(std::move(h));
+    s.listen("127.0.0.1", 0);
+    std::atomic<bool> stop{false};
+    std::thread worker([&] {
+        while (!stop) {
+            std::vector<std::pair<std::string, wsserver::Connection>> batch;
+            {
+                std::lock_guard<std::mutex> g(mu);
+                batch.swap(waiting);
+            }
+            for (auto &[path, c] : batch) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(20)); // "checking a token elsewhere"
+                if (path == "/login") {
+                    if (s.add_header(c.id(), "Set-Cookie", "session=abc123; HttpOnly") != WS_OK) ++answer_errors;
+                    if (s.accept(c.id()) != WS_OK) ++answer_errors;
+                    if (s.accept(c.id()) != WS_ERR_STATE) ++answer_errors; // answered already
+                } else if (path == "/secret") {
+                    if (s.refuse_with_body(c.id(), 401, "token required") != WS_OK) ++answer_errors;
+                } else {
+                    if (s.refuse(c.id(), 403) != WS_OK) ++answer_errors;
+                }
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    });
+    {
+        Client c(s.port(), "/login");
+        CHECK(c.status == 101, "deferred open accepted from another thread");
+        char v[128];
+        CHECK(wsc_answer_header(&c.c, "Set-Cookie", v, sizeof v) && std::string(v) == "session=abc123; HttpOnly",
+              "Set-Cookie on the 101");
+        wsc_send_text(&c.c, "after defer");
+        CHECK(c.recv().second == "after defer", "the deferred connection works");
+    }
+    {
+        Client c(s.port(), "/secret");
+        CHECK(c.status == 401, "deferred open refused with 401");
+        CHECK(answer_body(c) == "token required", "the refusal's body");
+        char v[64];
+        CHECK(wsc_answer_header(&c.c, "Content-Type", v, sizeof v) && std::string(v).rfind("text/plain", 0) == 0,
+              "text/plain body");
+    }
+    {
+        Client c(s.port(), "/else");
+        CHECK(c.status == 403, "deferred open refused with a status");
+    }
+    {
+        Client c(s.port(), "/now");
+        char v[64];
+        CHECK(c.status == 101 && wsc_answer_header(&c.c, "Set-Cookie", v, sizeof v) && std::string(v) == "early=1",
+              "add_header inside on_open, then accept()");
+    }
+    {
+        Client c(s.port(), "/now-refused");
+        char v[64];
+        CHECK(c.status == 401 && answer_body(c) == "no token", "refuse_with_body inside on_open");
+        CHECK(wsc_answer_header(&c.c, "WWW-Authenticate", v, sizeof v) && std::string(v) == "Bearer",
+              "an added header on the refusal");
+    }
+    stop = true;
+    worker.join();
+    CHECK(answer_errors == 0, "every answer call returned what the C ABI documents");
+    CHECK(s.add_header(12345, "X-A", "b") == WS_ERR_NO_SUCH_CONN, "add_header on an id never issued");
+}
+
+static void test_handshake_event_mode() {
+    wsserver::Options o;
+    o.event_queue = 1;
+    wsserver::Server s({}, o);
+    s.listen("127.0.0.1", 0);
+    std::atomic<bool> stop{false};
+    std::thread loop([&] {
+        while (!stop) {
+            auto ev = s.poll(std::chrono::milliseconds(20));
+            if (!ev || ev->type() != wsserver::EventType::Open) continue;
+            auto c = ev->connection();
+            if (ev->request()->path() == "/ok") {
+                c.add_header("Set-Cookie", "ev=1");
+                c.accept();
+            } else {
+                c.add_header("Content-Type", "application/json");
+                c.refuse_with_body(429, "{\"retry\":1}");
+            }
+        }
+    });
+    {
+        Client c(s.port(), "/ok");
+        char v[64];
+        CHECK(c.status == 101 && wsc_answer_header(&c.c, "Set-Cookie", v, sizeof v) && std::string(v) == "ev=1",
+              "event mode: accept with a header");
+    }
+    {
+        Client c(s.port(), "/busy");
+        char v[64];
+        CHECK(c.status == 429 && answer_body(c) == "{\"retry\":1}", "event mode: refuse with a body");
+        CHECK(wsc_answer_header(&c.c, "Content-Type", v, sizeof v) && std::string(v) == "application/json",
+              "the body's Content-Type set with add_header");
+    }
+    stop = true;
+    loop.join();
+}
+
+static void test_origins_and_paths() {
+    wsserver::Options o;
+    o.allowed_origins = {"https://good.example", "http://localhost:8080"};
+    o.paths = {"/chat", "/feed"};
+    wsserver::Server s(echo_handlers(), o);
+    s.listen("127.0.0.1", 0);
+    {
+        Client c(s.port(), "/chat", "Origin: https://good.example\r\n");
+        CHECK(c.status == 101, "allowed origin on an allowed path: 101");
+    }
+    {
+        Client c(s.port(), "/feed?x=1", "Origin: HTTPS://GOOD.EXAMPLE\r\n");
+        CHECK(c.status == 101, "origin compared ignoring case; path without the query");
+    }
+    {
+        Client c(s.port(), "/chat", "Origin: https://evil.example\r\n");
+        CHECK(c.status == 403, "another origin: 403");
+    }
+    {
+        Client c(s.port(), "/chat");
+        CHECK(c.status == 101, "no Origin (not a browser): 101");
+    }
+    {
+        Client c(s.port(), "/other", "Origin: https://good.example\r\n");
+        CHECK(c.status == 404, "a path not configured: 404");
+    }
+    {
+        Client c(s.port(), "/");
+        CHECK(c.status == 404, "/ not configured: 404");
+    }
+    try {
+        wsserver::Options bad;
+        bad.paths = {"no-slash"};
+        wsserver::Server b({}, bad);
+        CHECK(false, "a path without '/' throws");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_INVALID_ARGUMENT, "path without '/': WS_ERR_INVALID_ARGUMENT");
+    }
+    try {
+        wsserver::Options bad;
+        bad.allowed_origins = {""};
+        wsserver::Server b({}, bad);
+        CHECK(false, "an empty origin throws");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_INVALID_ARGUMENT, "empty origin: WS_ERR_INVALID_ARGUMENT");
+    }
+}
+
+static void test_request_headers() {
+    std::mutex mu;
+    std::vector<std::pair<std::string, std::string>> seen;
+    size_t c_count = 0;
+    wsserver::Handlers h;
+    h.on_open = [&](wsserver::Connection, const wsserver::Request &r) {
+        std::lock_guard<std::mutex> g(mu);
+        for (const auto &hd : r.headers()) seen.emplace_back(std::string(hd.name), std::string(hd.value));
+        c_count = ws_request_header_count(r.native_handle());
+        return wsserver::accept();
+    };
+    wsserver::Server s(std::move(h));
+    s.listen("127.0.0.1", 0);
+    Client c(s.port(), "/", "X-First: 1\r\nX-Custom-Thing: hello world\r\nX-First: 2\r\n");
+    CHECK(c.status == 101, "accepted");
+    std::lock_guard<std::mutex> g(mu);
+    CHECK(seen.size() == c_count && c_count >= 8, "headers(): as many as ws_request_header_count");
+    auto index = [&](const std::string &name, const std::string &value) {
+        for (size_t i = 0; i < seen.size(); ++i)
+            if (seen[i].first == name && seen[i].second == value) return int(i);
+        return -1;
+    };
+    int f1 = index("X-First", "1"), f2 = index("X-First", "2"), xc = index("X-Custom-Thing", "hello world");
+    CHECK(f1 >= 0 && xc > f1 && f2 > xc, "repeated and custom headers, in the client's order");
+    bool host = false, upgrade = false, key = false;
+    for (auto &p : seen) {
+        host |= p.first == "Host";
+        upgrade |= p.first == "Upgrade" && p.second == "websocket";
+        key |= p.first == "Sec-WebSocket-Key";
+    }
+    CHECK(host && upgrade && key, "the standard handshake headers are listed too");
+}
+
 int main() {
     struct {
         const char *name;
@@ -474,6 +800,12 @@ int main() {
         {"event queue", test_event_queue},
         {"move and destruction", test_move_and_destruction},
         {"websocket.hpp facade (seed 004)", test_websocket_facade},
+        {"topics", test_topics},
+        {"stats", test_stats},
+        {"handshake control (deferred, headers, bodies)", test_handshake_control},
+        {"handshake control in event mode", test_handshake_event_mode},
+        {"allowed origins and paths", test_origins_and_paths},
+        {"request headers()", test_request_headers},
     };
     for (auto &t : tests) {
         int f0 = failed;
