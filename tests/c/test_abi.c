@@ -299,13 +299,14 @@ static const struct {
     OPT(WS_OPT_CLOSE_TIMEOUT_MS),   OPT(WS_OPT_SEND_QUEUE_LIMIT),   OPT(WS_OPT_SEND_QUEUE_HARD_LIMIT),
     OPT(WS_OPT_OVERFLOW_POLICY),    OPT(WS_OPT_THREADS),            OPT(WS_OPT_LOG_LEVEL),
     OPT(WS_OPT_EVENT_QUEUE),        OPT(WS_OPT_EVENT_QUEUE_BYTES),  OPT(WS_OPT_EVENT_QUEUE_EVENTS),
-    OPT(WS_OPT_AUTO_ACCEPT),
+    OPT(WS_OPT_AUTO_ACCEPT),        OPT(WS_OPT_HTTP_HANDLER),       OPT(WS_OPT_HTTP_MAX_REQUESTS),
+    OPT(WS_OPT_HTTP_IDLE_TIMEOUT_MS), OPT(WS_OPT_HTTP_MAX_BODY),
 #undef OPT
 };
 enum { NOPTIONS = sizeof OPTIONS / sizeof OPTIONS[0] };
 
 static void test_option_info(void) {
-    CHECK_INT(NOPTIONS, 16);
+    CHECK_INT(NOPTIONS, 20);
     ws_server *fresh = ws_server_new(NULL, NULL);
     for (int i = 0; i < NOPTIONS; i++) {
         ws_option id = OPTIONS[i].id;
