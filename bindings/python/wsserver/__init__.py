@@ -23,8 +23,8 @@ from ._errors import (
 )
 from .events import Event, EventType, Kind
 from .options import OPTIONS, OptionInfo
-from .request import DEFAULT_HEADERS, Request
-from .server import LogLevel, SendStatus, Server
+from .request import Request
+from .server import DEFER, Headers, LogLevel, OpenAnswer, SendStatus, Server, Stats
 from .tls import TlsConfig
 
 __version__: str = _lib.ws_version().decode()
@@ -38,9 +38,10 @@ __all__ = [
     "BadCloseCodeError",
     "BadHostError",
     "ClosedError",
-    "DEFAULT_HEADERS",
+    "DEFER",
     "DroppedError",
     "Event",
+    "Headers",
     "EventType",
     "InvalidArgumentError",
     "InvalidUtf8Error",
@@ -50,6 +51,7 @@ __all__ = [
     "NoSuchConnError",
     "NullError",
     "OPTIONS",
+    "OpenAnswer",
     "OptionInfo",
     "PanicError",
     "ProtocolError",
@@ -58,6 +60,7 @@ __all__ = [
     "SendStatus",
     "Server",
     "StateError",
+    "Stats",
     "TlsConfig",
     "TlsError",
     "TooBigError",

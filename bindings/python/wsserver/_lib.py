@@ -90,6 +90,25 @@ class ws_event(ctypes.Structure):
     ]
 
 
+class ws_stats(ctypes.Structure):
+    """The members this package knows; passed with its own size to
+    ws_server_stats_sized (the library fills just these)."""
+
+    _fields_ = [
+        ("open_connections", c_uint64),
+        ("handshakes_accepted", c_uint64),
+        ("handshakes_refused", c_uint64),
+        ("messages_in", c_uint64),
+        ("messages_out", c_uint64),
+        ("bytes_in", c_uint64),
+        ("bytes_out", c_uint64),
+        ("queued_bytes", c_uint64),
+        ("topics", c_uint64),
+        ("subscriptions", c_uint64),
+        ("http_requests", c_uint64),
+    ]
+
+
 def _fn(name: str, restype: Any, *argtypes: Any) -> Any:
     f = getattr(lib, name, None)
     if f is None:
@@ -115,6 +134,10 @@ ws_request_peer = _fn("ws_request_peer", c_char_p, req_p)
 ws_request_subprotocol = _fn("ws_request_subprotocol", c_char_p, req_p)
 ws_request_client_subject = _fn("ws_request_client_subject", c_char_p, req_p)
 ws_request_offered_subprotocol = _fn("ws_request_offered_subprotocol", c_char_p, req_p, c_size_t)
+ws_request_header_count = _fn("ws_request_header_count", c_size_t, req_p)
+ws_request_header_at = _fn(
+    "ws_request_header_at", c_int, req_p, c_size_t, POINTER(c_char_p), POINTER(c_char_p)
+)
 
 ws_server_new_sized = _fn("ws_server_new_sized", srv_p, POINTER(ws_callbacks), c_size_t, c_void_p)
 ws_server_free = _fn("ws_server_free", None, srv_p)
@@ -124,6 +147,8 @@ ws_option_info = _fn(
     "ws_option_info", c_int, c_uint32, POINTER(c_char_p), u64_p, u64_p, u64_p, POINTER(c_char_p)
 )
 ws_server_set_subprotocols = _fn("ws_server_set_subprotocols", c_int, srv_p, POINTER(c_char_p), c_size_t)
+ws_server_set_allowed_origins = _fn("ws_server_set_allowed_origins", c_int, srv_p, POINTER(c_char_p), c_size_t)
+ws_server_set_paths = _fn("ws_server_set_paths", c_int, srv_p, POINTER(c_char_p), c_size_t)
 ws_server_listen = _fn("ws_server_listen", c_int, srv_p, c_char_p, c_uint16)
 ws_server_port = _fn("ws_server_port", c_int, srv_p, POINTER(c_uint16))
 ws_server_send = _fn("ws_server_send", c_int, srv_p, c_uint64, c_char_p, c_size_t, c_uint32)
@@ -136,6 +161,15 @@ ws_server_close = _fn("ws_server_close", c_int, srv_p, c_uint32)
 
 ws_conn_accept = _fn("ws_conn_accept", c_int, srv_p, c_uint64, c_char_p)
 ws_conn_refuse = _fn("ws_conn_refuse", c_int, srv_p, c_uint64, c_uint16)
+ws_conn_refuse_with_body = _fn("ws_conn_refuse_with_body", c_int, srv_p, c_uint64, c_uint16, c_char_p, c_size_t)
+ws_conn_add_header = _fn("ws_conn_add_header", c_int, srv_p, c_uint64, c_char_p, c_char_p)
+ws_conn_subscribe = _fn("ws_conn_subscribe", c_int, srv_p, c_uint64, c_char_p)
+ws_conn_unsubscribe = _fn("ws_conn_unsubscribe", c_int, srv_p, c_uint64, c_char_p)
+ws_server_publish = _fn(
+    "ws_server_publish", c_int, srv_p, c_char_p, c_char_p, c_size_t, c_uint32, c_uint64, POINTER(c_size_t)
+)
+ws_server_subscribers = _fn("ws_server_subscribers", c_int, srv_p, c_char_p, POINTER(c_size_t))
+ws_server_stats_sized = _fn("ws_server_stats_sized", c_int, srv_p, POINTER(ws_stats), c_size_t)
 ws_server_poll = _fn("ws_server_poll", c_int, srv_p, c_int32, POINTER(POINTER(ws_event)))
 ws_event_free = _fn("ws_event_free", None, POINTER(ws_event))
 ws_server_event_fd = _fn("ws_server_event_fd", c_int, srv_p, POINTER(c_int))
@@ -155,6 +189,7 @@ ws_tls_config_set_ca_pem = _fn("ws_tls_config_set_ca_pem", c_int, tls_p, c_char_
 WS_TEXT = 1
 WS_BINARY = 2
 WS_OK = 0
+WS_OPEN_DEFER = 1
 WS_BACKPRESSURE = 1
 WS_ERR_CLOSED = -8
 WS_ERR_TIMEOUT = -15

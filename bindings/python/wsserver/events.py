@@ -13,7 +13,7 @@ from ._errors import WsError, error_for
 from .request import Request, copy_request
 
 if TYPE_CHECKING:
-    from .server import Server
+    from .server import Headers, Server
 
 
 class Kind(enum.IntEnum):
@@ -56,7 +56,7 @@ class Event:
         self._server = server
 
     @classmethod
-    def copy(cls, server: "Server", ev: _lib.ws_event, header_names: "tuple[str, ...]") -> "Event":
+    def copy(cls, server: "Server", ev: _lib.ws_event) -> "Event":
         """Copies a live ws_event (the caller frees it afterwards)."""
         raw = ctypes.string_at(ev.data, ev.len) if ev.len else b""
         try:
@@ -66,7 +66,7 @@ class Event:
         data: Union[str, bytes] = raw
         if kind != EventType.MESSAGE or ev.kind == _lib.WS_TEXT:
             data = raw.decode("utf-8", "replace")
-        request = copy_request(ev.request, header_names) if ev.request else None
+        request = copy_request(ev.request) if ev.request else None
         return cls(server, kind, ev.conn, data, ev.code, request)
 
     @property
@@ -89,14 +89,18 @@ class Event:
             return None
         return error_for(self.code, self.text)
 
-    def accept(self, subprotocol: Optional[str] = None) -> None:
+    def accept(self, subprotocol: Optional[str] = None, headers: Optional["Headers"] = None) -> None:
         """Accepts an OPEN (ws_conn_accept). subprotocol: None for the
-        server's own choice, else one the client offered."""
-        self._server.accept(self.conn, subprotocol)
+        server's own choice, else one the client offered; headers (e.g.
+        {"Set-Cookie": ...}) go on the 101 (ws_conn_add_header)."""
+        self._server.accept(self.conn, subprotocol, headers)
 
-    def refuse(self, status: int = 403) -> None:
-        """Refuses an OPEN with an HTTP status 400..599 (ws_conn_refuse)."""
-        self._server.refuse(self.conn, status)
+    def refuse(
+        self, status: int = 403, body: Optional[Union[str, bytes]] = None, headers: Optional["Headers"] = None
+    ) -> None:
+        """Refuses an OPEN with an HTTP status 400..599 (ws_conn_refuse), with
+        a body (ws_conn_refuse_with_body) and extra headers when given."""
+        self._server.refuse(self.conn, status, body, headers)
 
     def __repr__(self) -> str:
         name = self.type.name if isinstance(self.type, EventType) else self.type

@@ -2,27 +2,11 @@
 valid (during on_open, or until ws_event_free), into a plain object."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Tuple
+import ctypes
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
 
 from . import _lib
-
-DEFAULT_HEADERS: Tuple[str, ...] = (
-    "host",
-    "origin",
-    "user-agent",
-    "cookie",
-    "authorization",
-    "sec-websocket-protocol",
-    "sec-websocket-extensions",
-    "sec-websocket-version",
-    "x-forwarded-for",
-    "x-real-ip",
-    "forwarded",
-)
-"""Headers copied into Request.headers. The C API looks headers up by name
-(it cannot list them), so a server copies these plus the names given in
-Server(request_headers=...)."""
 
 
 @dataclass(frozen=True)
@@ -35,18 +19,24 @@ class Request:
     subprotocol: Optional[str]  # the server's choice, None when none agreed
     client_subject: Optional[str]  # mutual TLS: e.g. "CN=alice,O=Example"
     offered_subprotocols: Tuple[str, ...]
-    headers: Dict[str, str] = field(default_factory=dict)  # lower-case names, the copied ones that were present
+    headers: Tuple[Tuple[str, str], ...] = ()
+    """Every header line as (name, value), names as the client sent them, in
+    its order; a repeated name appears each time (ws_request_header_at)."""
 
     def header(self, name: str) -> Optional[str]:
-        """A copied header's value (case-insensitive), None when absent or not copied."""
-        return self.headers.get(name.lower())
+        """The first header called `name` (case-insensitive), None when absent."""
+        folded = name.lower()
+        for key, value in self.headers:
+            if key.lower() == folded:
+                return value
+        return None
 
 
 def _text(raw: Optional[bytes]) -> Optional[str]:
     return None if raw is None else raw.decode("utf-8", "replace")
 
 
-def copy_request(req: int, header_names: Iterable[str]) -> Request:
+def copy_request(req: int) -> Request:
     """Reads every field of a live `const ws_request *` into a Request."""
     offered: List[str] = []
     while True:
@@ -54,11 +44,12 @@ def copy_request(req: int, header_names: Iterable[str]) -> Request:
         if name is None:
             break
         offered.append(name.decode("utf-8", "replace"))
-    headers: Dict[str, str] = {}
-    for name in header_names:
-        value = _lib.ws_request_header(req, name.encode())
-        if value is not None:
-            headers[name.lower()] = value.decode("utf-8", "replace")
+    headers: List[Tuple[str, str]] = []
+    name_p, value_p = ctypes.c_char_p(), ctypes.c_char_p()
+    for i in range(_lib.ws_request_header_count(req)):
+        if _lib.ws_request_header_at(req, i, ctypes.byref(name_p), ctypes.byref(value_p)) != _lib.WS_OK:
+            break
+        headers.append((_text(name_p.value) or "", _text(value_p.value) or ""))
     return Request(
         path=_text(_lib.ws_request_path(req)) or "",
         query=_text(_lib.ws_request_query(req)) or "",
@@ -66,5 +57,5 @@ def copy_request(req: int, header_names: Iterable[str]) -> Request:
         subprotocol=_text(_lib.ws_request_subprotocol(req)),
         client_subject=_text(_lib.ws_request_client_subject(req)),
         offered_subprotocols=tuple(offered),
-        headers=headers,
+        headers=tuple(headers),
     )

@@ -13,18 +13,21 @@ import logging
 import threading
 import traceback
 import weakref
-from typing import Any, AsyncIterator, Callable, Dict, Iterable, List, Optional, Tuple, TypeVar, Union
+from dataclasses import dataclass, fields
+from typing import Any, AsyncIterator, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, TypeVar, Union
 
 from . import _lib
 from ._errors import ClosedError, WsError, check, error_for
 from .events import Event, EventType, Pump, iterate
 from .options import OPTIONS, get_option, option_ids
-from .request import DEFAULT_HEADERS, Request, copy_request
+from .request import Request, copy_request
 from .tls import TlsConfig
 
 logger = logging.getLogger("wsserver")
 
 Data = Union[str, bytes, bytearray, memoryview]
+Headers = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
+"""Extra response headers: a mapping, or (name, value) pairs (a name may repeat)."""
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -43,6 +46,58 @@ class LogLevel(enum.IntEnum):
     WARN = 2
     INFO = 3
     DEBUG = 4
+
+
+class OpenAnswer(enum.IntEnum):
+    """What on_open may return besides None (accept) or an HTTP status:
+    DEFER answers later, from any thread, with server.accept(conn) or
+    server.refuse(conn, status) (WS_OPEN_DEFER), within handshake_timeout_ms
+    (else the client gets 503)."""
+
+    DEFER = _lib.WS_OPEN_DEFER
+
+
+DEFER = OpenAnswer.DEFER
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A snapshot of the server's statistics (ws_stats). Counters count
+    since listen; open_connections, queued_bytes, topics and subscriptions
+    are values now."""
+
+    open_connections: int
+    handshakes_accepted: int
+    handshakes_refused: int  # bad request, by the host, limits, origin, path
+    messages_in: int
+    messages_out: int  # a broadcast or publish counts once per recipient
+    bytes_in: int  # payload bytes received
+    bytes_out: int  # bytes written to sockets (frames and handshakes)
+    queued_bytes: int
+    topics: int  # topics with at least one subscriber
+    subscriptions: int
+    http_requests: int
+
+
+_STATS_FIELDS = tuple(f.name for f in fields(Stats))
+assert _STATS_FIELDS == tuple(f[0] for f in _lib.ws_stats._fields_)
+
+
+def _pairs(headers: Optional[Headers]) -> List[Tuple[str, str]]:
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        return list(headers.items())
+    return list(headers)
+
+
+def _body(body: Union[str, bytes, bytearray, memoryview]) -> bytes:
+    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
+
+
+def _strings(items: Iterable[str]) -> Tuple["ctypes.Array[ctypes.c_char_p]", int]:
+    names = [s.encode() for s in items]
+    return (ctypes.c_char_p * len(names))(*names), len(names)
 
 
 _PY_LEVEL = {1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
@@ -174,7 +229,8 @@ class Server:
         on_log: Optional[Callable[[int, str], Any]] = None,
         subprotocols: Iterable[str] = (),
         tls: Optional[TlsConfig] = None,
-        request_headers: Iterable[str] = (),
+        allowed_origins: Iterable[str] = (),
+        paths: Iterable[str] = (),
         **options: int,
     ) -> None:
         self._ptr: Optional[int] = None
@@ -190,7 +246,6 @@ class Server:
         self._event_mode = bool(options.get("event_queue"))
         for name, fn in self._handlers.items():
             self._check_handler(name, fn)
-        self._header_names = tuple(dict.fromkeys(h.lower() for h in (*DEFAULT_HEADERS, *request_headers)))
         self._id = next(_ids)
         self._poll_lock = threading.Lock()
         self._waiters: Dict[int, List[Tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]]] = {}
@@ -206,9 +261,14 @@ class Server:
         try:
             for option, value in ids.items():
                 check(_lib.ws_server_set_option(ptr, option, value))
-            names = [s.encode() for s in subprotocols]
-            if names:
-                check(_lib.ws_server_set_subprotocols(ptr, (ctypes.c_char_p * len(names))(*names), len(names)))
+            for setter, items in (
+                (_lib.ws_server_set_subprotocols, subprotocols),
+                (_lib.ws_server_set_allowed_origins, allowed_origins),
+                (_lib.ws_server_set_paths, paths),
+            ):
+                array, count = _strings(items)
+                if count:
+                    check(setter(ptr, array, count))
             if tls is not None:
                 check(_lib.ws_server_set_tls(ptr, tls.pointer))
         except BaseException:
@@ -227,7 +287,7 @@ class Server:
         set_handler.__doc__ = f"Sets the {name} handler; usable as a decorator (@server.{name})."
         return set_handler
 
-    on_open = _setter("on_open")  # (conn, request) -> None/0 to accept, or an HTTP status 400..599
+    on_open = _setter("on_open")  # (conn, request) -> None/0 to accept, an HTTP status 400..599, or DEFER
     on_message = _setter("on_message")  # (conn, data: str | bytes)
     on_close = _setter("on_close")  # (conn, code, reason)
     on_error = _setter("on_error")  # (conn, WsError); on_close follows
@@ -263,15 +323,19 @@ class Server:
         if fn is None:
             return 0
         try:
-            answer = fn(conn, copy_request(req, self._header_names))
+            answer = fn(conn, copy_request(req))
         except Exception as e:
             self._report("on_open", e)
             return 500
+        if answer is DEFER:
+            return _lib.WS_OPEN_DEFER
         if answer is None or answer == 0:
             return 0
         if isinstance(answer, int) and 400 <= answer <= 599:
             return answer
-        self._report("on_open", ValueError(f"on_open returned {answer!r}, not None/0 or an HTTP status 400..599"))
+        self._report(
+            "on_open", ValueError(f"on_open returned {answer!r}, not None/0, an HTTP status 400..599 or DEFER")
+        )
         return 500
 
     def _log_line(self, level: int, message: str) -> None:
@@ -455,7 +519,7 @@ class Server:
                 return None
             check(rc)
             try:
-                ev = Event.copy(self, out.contents, self._header_names)
+                ev = Event.copy(self, out.contents)
             finally:
                 _lib.ws_event_free(out)
         if ev.type in (EventType.CLOSE, EventType.DRAIN):
@@ -477,13 +541,77 @@ class Server:
         event.refuse(status) unless auto_accept=True."""
         return iterate(self._pump_for(asyncio.get_running_loop()))
 
-    def accept(self, conn: int, subprotocol: Optional[str] = None) -> None:
-        """Accepts an opening connection (event mode, ws_conn_accept)."""
+    # --- handshake control (an open that waits: event mode, DEFER, or inside on_open) ---
+
+    def add_header(self, conn: int, name: str, value: str) -> None:
+        """Adds `name: value` (e.g. Set-Cookie) to the answer to conn's
+        waiting open, the 101 or the refusal (ws_conn_add_header). Any thread."""
+        check(_lib.ws_conn_add_header(self._handle, conn, name.encode(), value.encode("utf-8", "surrogatepass")))
+
+    def accept(self, conn: int, subprotocol: Optional[str] = None, headers: Optional[Headers] = None) -> None:
+        """Accepts an open that waits for its answer (ws_conn_accept): an
+        OPEN event, an on_open that returned DEFER, or from inside on_open.
+        subprotocol: None for the server's own choice, else one the client
+        offered. headers: added first (add_header). Any thread."""
+        for name, value in _pairs(headers):
+            self.add_header(conn, name, value)
         check(_lib.ws_conn_accept(self._handle, conn, None if subprotocol is None else subprotocol.encode()))
 
-    def refuse(self, conn: int, status: int = 403) -> None:
-        """Refuses an opening connection with an HTTP status (ws_conn_refuse)."""
-        check(_lib.ws_conn_refuse(self._handle, conn, status))
+    def refuse(
+        self,
+        conn: int,
+        status: int = 403,
+        body: Optional[Union[str, bytes]] = None,
+        headers: Optional[Headers] = None,
+    ) -> None:
+        """Refuses an open that waits for its answer with an HTTP status
+        400..599 (ws_conn_refuse), and a body (str: UTF-8; at most 64 KiB,
+        text/plain unless a Content-Type header is given) when `body` is not
+        None (ws_conn_refuse_with_body). headers: added first. Any thread."""
+        for name, value in _pairs(headers):
+            self.add_header(conn, name, value)
+        if body is None:
+            check(_lib.ws_conn_refuse(self._handle, conn, status))
+        else:
+            raw = _body(body)
+            check(_lib.ws_conn_refuse_with_body(self._handle, conn, status, raw, len(raw)))
+
+    # --- topics and statistics -----------------------------------------------
+
+    def subscribe(self, conn: int, topic: str) -> None:
+        """Subscribes `conn` to `topic` (1..1024 bytes of UTF-8); already
+        subscribed is fine; ends with the connection. Any thread."""
+        check(_lib.ws_conn_subscribe(self._handle, conn, topic.encode("utf-8", "surrogatepass")))
+
+    def unsubscribe(self, conn: int, topic: str) -> None:
+        """Unsubscribes `conn` from `topic`; not subscribed is fine."""
+        check(_lib.ws_conn_unsubscribe(self._handle, conn, topic.encode("utf-8", "surrogatepass")))
+
+    def publish(self, topic: str, data: Data, except_: Optional[int] = None) -> int:
+        """Queues one message (str: text, bytes: binary) for every subscriber
+        of `topic` but `except_`, encoded once. Returns how many connections
+        queued it (0 for a topic nobody subscribes to)."""
+        raw, kind = _payload(data)
+        n = ctypes.c_size_t()
+        check(
+            _lib.ws_server_publish(
+                self._handle, topic.encode("utf-8", "surrogatepass"), raw, len(raw), kind, except_ or 0,
+                ctypes.byref(n),
+            )
+        )
+        return n.value
+
+    def subscribers(self, topic: str) -> int:
+        """How many connections are subscribed to `topic` now."""
+        n = ctypes.c_size_t()
+        check(_lib.ws_server_subscribers(self._handle, topic.encode("utf-8", "surrogatepass"), ctypes.byref(n)))
+        return n.value
+
+    def stats(self) -> Stats:
+        """A snapshot of the statistics (ws_server_stats); cheap, any thread."""
+        out = _lib.ws_stats()
+        check(_lib.ws_server_stats_sized(self._handle, ctypes.byref(out), ctypes.sizeof(out)))
+        return Stats(*(int(getattr(out, name)) for name in _STATS_FIELDS))
 
 
 def _resolve(fut: "asyncio.Future[None]") -> None:
