@@ -119,6 +119,30 @@
  */
 #define WS_OPT_AUTO_ACCEPT 16
 
+/**
+ * 1 hands plain HTTP requests (no upgrade) that no static file or health path answers to the host: on_http, or WS_EVENT_HTTP in event mode; answered with ws_http_respond.
+ * Default 0 (404): a WebSocket server answers only what it was told to serve. Values: 0..1.
+ */
+#define WS_OPT_HTTP_HANDLER 17
+
+/**
+ * Plain HTTP requests answered on one keep-alive connection before it is closed.
+ * Default 100: keep-alive for a page and its assets, without a client holding a connection forever. Values: 1..1000000.
+ */
+#define WS_OPT_HTTP_MAX_REQUESTS 18
+
+/**
+ * Milliseconds a keep-alive HTTP connection may wait for its next request.
+ * Default 5,000: long enough for a browser's next request, short enough to free idle sockets. Values: 1..86400000.
+ */
+#define WS_OPT_HTTP_IDLE_TIMEOUT_MS 19
+
+/**
+ * Largest plain HTTP request body (Content-Length) accepted, in bytes; bigger ones get 413.
+ * Default 64 KiB: forms and small JSON posts; uploads belong to a real HTTP server. Values: 0..281474976710656.
+ */
+#define WS_OPT_HTTP_MAX_BODY 20
+
 
 /**
  * Returned by `on_open`: the host answers later (`ws_conn_accept`,
@@ -285,8 +309,8 @@ typedef struct ws_event {
    */
   int32_t code;
   /**
-   * WS_EVENT_OPEN: the request (read with `ws_request_*`), valid until
-   * `ws_event_free`; NULL otherwise.
+   * WS_EVENT_OPEN and WS_EVENT_HTTP: the request (read with
+   * `ws_request_*`), valid until `ws_event_free`; NULL otherwise.
    */
   const struct ws_request *request;
 } ws_event;
@@ -366,6 +390,16 @@ typedef struct ws_callbacks {
    * calling `ws_server_listen`.
    */
   void (*on_log)(void *user_data, ws_log_level level, const char *message);
+  /**
+   * Added in 0.1 (after the first six): a plain HTTP request (no
+   * upgrade) that no static file or health path answered, when
+   * WS_OPT_HTTP_HANDLER is 1. `request` (method, path, query, headers,
+   * `ws_request_body`) is valid only during the call. Return an HTTP
+   * status (100..599) to answer now with it and no body, or 0 after
+   * answering with `ws_http_respond` — or to answer later, from any
+   * thread, within WS_OPT_HANDSHAKE_TIMEOUT_MS (else 503). NULL: 404.
+   */
+  int (*on_http)(void *user_data, uint64_t id, const struct ws_request *request);
 } ws_callbacks;
 
 /**
@@ -493,6 +527,14 @@ typedef struct ws_stats {
  */
 #define WS_EVENT_LOG 6
 
+/**
+ * A plain HTTP request for the host (WS_OPT_HTTP_HANDLER): `conn` is its
+ * id, `request` the request (method, path, headers, `ws_request_body`).
+ * Answer with `ws_http_respond` within WS_OPT_HANDSHAKE_TIMEOUT_MS (else
+ * 503). No other event comes for this id.
+ */
+#define WS_EVENT_HTTP 7
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -540,6 +582,7 @@ enum ws_result ws_conn_refuse_with_body(const struct ws_server *srv,
  * Adds the header `name: value` to the answer to connection `conn`'s open
  * (the 101, or the refusal), e.g. `Set-Cookie`; while that open waits for
  * its answer (in `on_open`, after WS_OPEN_DEFER, or after WS_EVENT_OPEN).
+ * Also for a plain HTTP request `conn` waiting for `ws_http_respond`.
  *
  * Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (a name that is not a token,
  * a value with CR, LF or NUL, or a header the server sets itself:
@@ -552,6 +595,26 @@ enum ws_result ws_conn_add_header(const struct ws_server *srv,
                                   uint64_t conn,
                                   const char *name,
                                   const char *value);
+
+/**
+ * Answers plain HTTP request `id` (from `on_http` or a WS_EVENT_HTTP)
+ * with `status` (100..599), `content_type` (NULL: none) and `body` (`len`
+ * bytes; NULL with 0 for none). Headers added before with
+ * `ws_conn_add_header(srv, id, ...)` go along. Keep-alive and HEAD are
+ * handled by the server.
+ *
+ * Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (status out of range, a
+ * content type with CR/LF), WS_ERR_STATE (already answered),
+ * WS_ERR_CLOSED (no longer waiting: answered late, after the timeout's
+ * 503), WS_ERR_NO_SUCH_CONN (never issued). Ownership: everything is
+ * copied. Thread: any, callbacks included.
+ */
+enum ws_result ws_http_respond(const struct ws_server *srv,
+                               uint64_t id,
+                               uint16_t status,
+                               const char *content_type,
+                               const uint8_t *body,
+                               size_t len);
 
 /**
  * Stores `user_data` for connection `conn`; the library hands it back in
@@ -644,6 +707,20 @@ enum ws_result ws_server_event_fd(const struct ws_server *srv, int *out_fd);
  * reading the request. NULL `req` → NULL.
  */
 const char *ws_request_path(const struct ws_request *req);
+
+/**
+ * The method, e.g. "GET" (always "GET" for an upgrade). Ownership and
+ * thread: as `ws_request_path`.
+ */
+const char *ws_request_method(const struct ws_request *req);
+
+/**
+ * A plain HTTP request's body (its Content-Length bytes; empty for
+ * upgrades): writes its length to `*out_len` and returns a pointer to it
+ * (not NUL-terminated; non-NULL even when empty). NULL `req` or
+ * `out_len` → NULL. Ownership and thread: as `ws_request_path`.
+ */
+const uint8_t *ws_request_body(const struct ws_request *req, size_t *out_len);
 
 /**
  * The query string after '?', without it; "" when there is none.
@@ -814,6 +891,27 @@ enum ws_result ws_server_set_allowed_origins(struct ws_server *srv,
  * starting with '/').
  */
 enum ws_result ws_server_set_paths(struct ws_server *srv, const char *const *paths, size_t count);
+
+/**
+ * Serves plain HTTP GET and HEAD requests from directory `dir`: content
+ * types by extension, ETag / If-None-Match (304), `index.html` for a
+ * directory; no request leaves `dir` (`..`, encoded dots or slashes, NUL,
+ * symlinks out: 404). NULL turns it off. Before `ws_server_listen`.
+ *
+ * Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (not a readable directory),
+ * WS_ERR_INVALID_UTF8, WS_ERR_STATE. Ownership: `dir` is copied. Thread:
+ * any, not concurrently with listen.
+ */
+enum ws_result ws_server_set_static_dir(struct ws_server *srv, const char *dir);
+
+/**
+ * Answers GET `path` (e.g. "/healthz") with 200 "ok", for load balancers;
+ * NULL turns it off. Before `ws_server_listen`. Errors: WS_ERR_NULL,
+ * WS_ERR_INVALID_ARGUMENT (not starting with '/'), WS_ERR_INVALID_UTF8,
+ * WS_ERR_STATE. Ownership: copied. Thread: any, not concurrently with
+ * listen.
+ */
+enum ws_result ws_server_set_health_path(struct ws_server *srv, const char *path);
 
 /**
  * Binds `host:port` and starts serving; returns once the socket listens,

@@ -65,6 +65,20 @@ pub struct Config {
     /// Paths that take WebSocket upgrades (e.g. `/chat`); others get 404.
     /// Empty (the default): every path.
     pub paths: Vec<String>,
+    /// Serve plain HTTP GET/HEAD requests from this directory (canonical
+    /// path; see [`Config::set_static_dir`]). Default none.
+    pub static_dir: Option<std::path::PathBuf>,
+    /// Answer GET on this path with 200 "ok" (a load balancer's health
+    /// check). Default none.
+    pub health_path: Option<String>,
+    /// Hand plain HTTP requests nothing else answers to the host.
+    pub http_handler: bool,
+    /// Plain HTTP requests per keep-alive connection.
+    pub http_max_requests: usize,
+    /// How long a keep-alive HTTP connection may wait for its next request.
+    pub http_idle_timeout: Duration,
+    /// Largest plain HTTP request body.
+    pub http_max_body: usize,
     /// Queue events for [`crate::ServerHandle::poll_event`] instead of
     /// calling the handler (which then gets nothing).
     pub event_queue: bool,
@@ -99,6 +113,12 @@ impl Default for Config {
             log_level: LogLevel::Info,
             allowed_origins: Vec::new(),
             paths: Vec::new(),
+            static_dir: None,
+            health_path: None,
+            http_handler: false,
+            http_max_requests: 0,
+            http_idle_timeout: Duration::ZERO,
+            http_max_body: 0,
             event_queue: false,
             event_queue_bytes: 0,
             event_queue_events: 0,
@@ -158,7 +178,29 @@ impl Config {
             Key::EventQueueBytes => self.event_queue_bytes as u64,
             Key::EventQueueEvents => self.event_queue_events as u64,
             Key::AutoAccept => self.auto_accept as u64,
+            Key::HttpHandler => self.http_handler as u64,
+            Key::HttpMaxRequests => self.http_max_requests as u64,
+            Key::HttpIdleTimeout => ms(self.http_idle_timeout),
+            Key::HttpMaxBody => self.http_max_body as u64,
         })
+    }
+
+    /// Serves static files from `dir`, which must be a readable directory
+    /// (kept as its canonical path, so symlinks out of it can be told).
+    pub fn set_static_dir(&mut self, dir: &str) -> Result<(), Error> {
+        let canonical = std::fs::canonicalize(dir)
+            .map_err(|e| Error::InvalidArgument(format!("static files directory '{dir}': {e}")))?;
+        if !canonical.is_dir() {
+            return Err(Error::InvalidArgument(format!("static files directory '{dir}' is not a directory")));
+        }
+        self.static_dir = Some(canonical);
+        Ok(())
+    }
+
+    /// Whether plain HTTP requests are answered (else they get 400 as a
+    /// bad upgrade).
+    pub(crate) fn serves_http(&self) -> bool {
+        self.static_dir.is_some() || self.health_path.is_some() || self.http_handler
     }
 
     /// The status a handshake is refused with by the path and origin
@@ -209,6 +251,10 @@ impl Config {
             Key::EventQueueBytes => self.event_queue_bytes = size,
             Key::EventQueueEvents => self.event_queue_events = size,
             Key::AutoAccept => self.auto_accept = v != 0,
+            Key::HttpHandler => self.http_handler = v != 0,
+            Key::HttpMaxRequests => self.http_max_requests = size,
+            Key::HttpIdleTimeout => self.http_idle_timeout = ms,
+            Key::HttpMaxBody => self.http_max_body = size,
         }
     }
 

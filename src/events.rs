@@ -56,6 +56,14 @@ pub enum Event {
         /// The connection.
         conn: ConnId,
     },
+    /// A plain HTTP request for the host (`http_handler`): answer with
+    /// [`ServerHandle::respond`] within the handshake timeout (else 503).
+    Http {
+        /// The request's id (from the connections' sequence).
+        id: ConnId,
+        /// The request, with its body.
+        request: Request,
+    },
     /// A log line.
     Log {
         /// Its severity.
@@ -74,6 +82,7 @@ impl Event {
             | Event::Close { conn, .. }
             | Event::Error { conn, .. }
             | Event::Drain { conn } => *conn,
+            Event::Http { id, .. } => *id,
             Event::Log { .. } => 0,
         }
     }
@@ -83,7 +92,9 @@ impl Event {
         const BASE: usize = 64;
         BASE + match self {
             Event::Message { data, .. } => data.len(),
-            Event::Open { request, .. } => request.headers().map(|(n, v)| n.len() + v.len() + 32).sum(),
+            Event::Open { request, .. } | Event::Http { request, .. } => {
+                request.body().len() + request.headers().map(|(n, v)| n.len() + v.len() + 32).sum::<usize>()
+            }
             Event::Close { reason, .. } => reason.len(),
             Event::Log { message, .. } => message.len(),
             Event::Error { .. } | Event::Drain { .. } => 0,
@@ -408,6 +419,18 @@ impl Events {
         match self.queue.get() {
             Some(q) => q.push(Event::Drain { conn: conn.id }, Some(conn.clone())),
             None => self.handler.on_drain(server, conn.id),
+        }
+    }
+
+    /// A plain HTTP request for the host; `Some(status)` when it answered
+    /// at once with just a status.
+    pub fn http(&self, server: &ServerHandle, id: ConnId, request: &Request) -> Option<u16> {
+        match self.queue.get() {
+            Some(q) => {
+                q.push(Event::Http { id, request: request.clone() }, None);
+                None
+            }
+            None => self.handler.on_http(server, id, request),
         }
     }
 

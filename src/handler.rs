@@ -59,6 +59,16 @@ pub trait Handler: Send + Sync + 'static {
     fn on_drain(&self, server: &ServerHandle, conn: ConnId) {
         let _ = (server, conn);
     }
+    /// A plain HTTP request (no upgrade) that no static file or health
+    /// path answered, with `http_handler` on. Return `Some(status)` to
+    /// answer now with that status and no body, or `None` after answering
+    /// (or to answer later, from any thread, within the handshake timeout)
+    /// with [`ServerHandle::respond`]. Headers may be added with
+    /// [`ServerHandle::add_answer_header`]. Default: 404.
+    fn on_http(&self, server: &ServerHandle, id: ConnId, request: &Request) -> Option<u16> {
+        let _ = (server, id, request);
+        Some(404)
+    }
     /// A log line for the host (failed handshakes, dropped connections...).
     /// The library never prints to stderr itself.
     fn on_log(&self, level: LogLevel, message: &str) {

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 /// The client's handshake request, valid during [`crate::Handler::on_open`].
 #[derive(Debug, Clone)]
 pub struct Request {
+    pub(crate) method: String,
     pub(crate) path: String,
     pub(crate) query: String,
     pub(crate) headers: Vec<(String, String)>,
@@ -11,9 +12,35 @@ pub struct Request {
     pub(crate) subprotocol: Option<String>,
     pub(crate) offered: Vec<String>,
     pub(crate) client_subject: Option<String>,
+    /// A plain HTTP request's body (empty for upgrades).
+    pub(crate) body: Vec<u8>,
+}
+
+impl Default for Request {
+    fn default() -> Request {
+        Request {
+            method: "GET".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: Vec::new(),
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+            subprotocol: None,
+            offered: Vec::new(),
+            client_subject: None,
+            body: Vec::new(),
+        }
+    }
 }
 
 impl Request {
+    /// The method: `GET` for upgrades; any for plain HTTP requests.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+    /// A plain HTTP request's body (Content-Length bytes); empty otherwise.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
     /// The request path without the query, e.g. `/chat`.
     pub fn path(&self) -> &str {
         &self.path

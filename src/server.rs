@@ -4,7 +4,7 @@
 use crate::connection::Connection;
 use crate::events::{EventQueue, Events, Polled, Verdict};
 use crate::frame::{self, OpCode};
-use crate::handshake::{self, Refusal};
+use crate::handshake::{self, Incoming, Refusal};
 use crate::http::response::Response;
 use crate::io_threads::IoThreads;
 use crate::outbox::{ConnShared, CurrentConn, Limits};
@@ -39,6 +39,8 @@ pub(crate) struct Inner {
     pub registry: Registry,
     pub topics: Topics,
     pub counters: Counters,
+    /// Plain HTTP requests waiting for the host's answer.
+    pub http: crate::http::serve::HostRequests,
     next_id: AtomicU64,
     /// Sockets accepted and not yet finished (handshakes included).
     slots: AtomicUsize,
@@ -66,6 +68,11 @@ impl Inner {
     pub fn forget(&self, conn: &ConnShared) {
         self.topics.forget(conn.id, conn.shut());
         self.registry.remove(conn.id);
+    }
+
+    /// A new id for a connection or a host-answered HTTP request.
+    pub fn new_id(&self) -> ConnId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Called once per opened connection, after its `on_close`.
@@ -320,8 +327,32 @@ impl ServerHandle {
 
     /// Adds a header (`Set-Cookie`, ...) to the answer to `conn`'s open,
     /// the 101 or the refusal, while that answer is not given yet.
+    /// Also for a plain HTTP request waiting for [`ServerHandle::respond`].
     pub fn add_answer_header(&self, conn: ConnId, name: &str, value: &str) -> Result<(), Error> {
+        if self.inner.http.waiting(conn) {
+            return self.inner.http.add_header(conn, name, value);
+        }
         self.with_conn(conn, |c| c.add_answer_header(name, value))?
+    }
+
+    /// Answers plain HTTP request `id` (given to [`Handler::on_http`] or as
+    /// [`crate::Event::Http`]) with `status` (100..=599), a Content-Type
+    /// and a body. Headers added with [`ServerHandle::add_answer_header`]
+    /// before it go along.
+    pub fn respond(&self, id: ConnId, status: u16, content_type: Option<&str>, body: &[u8]) -> Result<(), Error> {
+        if !(100..=599).contains(&status) {
+            return Err(Error::InvalidArgument(format!("HTTP status {status} is not 100..599")));
+        }
+        let mut response = crate::http::response::Response::new(status);
+        if let Some(t) = content_type {
+            crate::http::response::check_header("Content-Type", t).map_err(Error::InvalidArgument)?;
+            response.headers.push(("Content-Type".into(), t.into()));
+        }
+        response.body = body.to_vec();
+        self.inner.http.respond(id, response).map_err(|e| match e {
+            Error::Closed(_) if id == 0 || id >= self.inner.next_id.load(Ordering::Relaxed) => Error::NoSuchConn(id),
+            e => e,
+        })
     }
 
     /// Sets the host's value for `conn`, handed back with its events.
@@ -447,6 +478,7 @@ impl Server {
             registry: Registry::new(),
             topics: Topics::default(),
             counters: Counters::default(),
+            http: Default::default(),
             next_id: AtomicU64::new(1),
             slots: AtomicUsize::new(0),
             open: Mutex::new(0),
@@ -710,39 +742,49 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     let Accepted { slot, peer, over_limit, wakes } = accepted;
     let server = slot.server().clone();
     let cfg = server.config();
-    let read = tokio::time::timeout_at(deadline, handshake::read_request(&mut stream, peer, &cfg.subprotocols)).await;
-    let mut upgrade = match read {
-        Err(_) => {
-            server.log(LogLevel::Info, &format!("{peer}: handshake timed out"));
-            return None;
-        }
-        Ok(Err(Refusal::Io(e))) => {
-            server.log(LogLevel::Debug, &format!("{peer}: connection lost during handshake: {e}"));
-            return None;
-        }
-        Ok(Err(Refusal::Status(status, why))) => {
-            server.log(LogLevel::Warn, &format!("{peer}: handshake refused with {status}: {why}"));
-            refuse(&server, &mut stream, handshake::refusal(status, why), cfg.close_timeout).await;
-            return None;
-        }
-        Ok(Ok(_)) if over_limit => {
-            server.log(LogLevel::Warn, &format!("{peer}: refused with 503: max_connections reached"));
-            refuse(&server, &mut stream, handshake::refusal(503, "too many connections"), cfg.close_timeout).await;
-            return None;
-        }
-        Ok(Ok(mut up)) => {
-            if let Some(status) = cfg.refuses(&up.request) {
-                let why = if status == 404 { "no WebSocket at this path" } else { "origin not allowed" };
-                server.log(LogLevel::Info, &format!("{peer}: refused with {status}: {why}"));
+    let (http, mut buffered, mut served, mut deadline) = (cfg.serves_http(), Vec::new(), 0, deadline);
+    let mut upgrade = loop {
+        let read = handshake::read_request(&mut stream, peer, &cfg.subprotocols, http, std::mem::take(&mut buffered));
+        match tokio::time::timeout_at(deadline, read).await {
+            Err(_) if served > 0 => return None, // a keep-alive connection left idle
+            Err(_) => {
+                server.log(LogLevel::Info, &format!("{peer}: handshake timed out"));
+                return None;
+            }
+            Ok(Err(Refusal::Io(e))) => {
+                server.log(LogLevel::Debug, &format!("{peer}: connection lost during handshake: {e}"));
+                return None;
+            }
+            Ok(Err(Refusal::Status(status, why))) => {
+                server.log(LogLevel::Warn, &format!("{peer}: handshake refused with {status}: {why}"));
                 refuse(&server, &mut stream, handshake::refusal(status, why), cfg.close_timeout).await;
                 return None;
             }
-            up.request.client_subject = client_subject;
-            up
+            Ok(Ok(Incoming::Http(request))) => {
+                served += 1;
+                let last = served >= cfg.http_max_requests;
+                buffered = crate::http::serve::answer(&server, &mut stream, request, last).await?;
+                deadline = tokio::time::Instant::now() + cfg.http_idle_timeout;
+            }
+            Ok(Ok(Incoming::Upgrade(_))) if over_limit => {
+                server.log(LogLevel::Warn, &format!("{peer}: refused with 503: max_connections reached"));
+                refuse(&server, &mut stream, handshake::refusal(503, "too many connections"), cfg.close_timeout).await;
+                return None;
+            }
+            Ok(Ok(Incoming::Upgrade(mut up))) => {
+                if let Some(status) = cfg.refuses(&up.request) {
+                    let why = if status == 404 { "no WebSocket at this path" } else { "origin not allowed" };
+                    server.log(LogLevel::Info, &format!("{peer}: refused with {status}: {why}"));
+                    refuse(&server, &mut stream, handshake::refusal(status, why), cfg.close_timeout).await;
+                    return None;
+                }
+                up.request.client_subject = client_subject;
+                break up;
+            }
         }
     };
     let inner = &server.inner;
-    let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+    let id = inner.new_id();
     let shared = Arc::new(ConnShared::new(id, inner.now_ms(), wakes));
     *inner.open.lock() += 1;
     if !inner.registry.insert(shared.clone()) {

@@ -81,6 +81,14 @@ pub struct ws_callbacks {
     /// `message` is valid only during the call. May also run on the thread
     /// calling `ws_server_listen`.
     pub on_log: Option<unsafe extern "C" fn(user_data: *mut c_void, level: ws_log_level, message: *const c_char)>,
+    /// Added in 0.1 (after the first six): a plain HTTP request (no
+    /// upgrade) that no static file or health path answered, when
+    /// WS_OPT_HTTP_HANDLER is 1. `request` (method, path, query, headers,
+    /// `ws_request_body`) is valid only during the call. Return an HTTP
+    /// status (100..599) to answer now with it and no body, or 0 after
+    /// answering with `ws_http_respond` — or to answer later, from any
+    /// thread, within WS_OPT_HANDSHAKE_TIMEOUT_MS (else 503). NULL: 404.
+    pub on_http: Option<unsafe extern "C" fn(user_data: *mut c_void, id: u64, request: *const ws_request) -> c_int>,
 }
 
 /// Returned by `on_open`: the host answers later (`ws_conn_accept`,
@@ -175,6 +183,17 @@ impl Handler for CHandler {
         if let Some(f) = self.callbacks.on_drain {
             // SAFETY: as above.
             unsafe { f(self.user_data, conn) }
+        }
+    }
+
+    fn on_http(&self, _server: &ServerHandle, id: ConnId, request: &Request) -> Option<u16> {
+        let Some(f) = self.callbacks.on_http else { return Some(404) };
+        let req = ws_request::new(request);
+        // SAFETY: a host callback with the pointers the header promises.
+        match unsafe { f(self.user_data, id, &req) } {
+            0 => None,
+            s @ 100..=599 => Some(s as u16),
+            _ => Some(500),
         }
     }
 

@@ -61,6 +61,7 @@ pub unsafe extern "C" fn ws_conn_refuse_with_body(
 /// Adds the header `name: value` to the answer to connection `conn`'s open
 /// (the 101, or the refusal), e.g. `Set-Cookie`; while that open waits for
 /// its answer (in `on_open`, after WS_OPEN_DEFER, or after WS_EVENT_OPEN).
+/// Also for a plain HTTP request `conn` waiting for `ws_http_respond`.
 ///
 /// Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (a name that is not a token,
 /// a value with CR, LF or NUL, or a header the server sets itself:
@@ -80,6 +81,34 @@ pub unsafe extern "C" fn ws_conn_add_header(
         let name = str_arg(name, "name", WS_ERR_INVALID_UTF8)?;
         let value = str_arg(value, "value", WS_ERR_INVALID_UTF8)?;
         done(s.add_answer_header(conn, name, value))
+    })
+}
+
+/// Answers plain HTTP request `id` (from `on_http` or a WS_EVENT_HTTP)
+/// with `status` (100..599), `content_type` (NULL: none) and `body` (`len`
+/// bytes; NULL with 0 for none). Headers added before with
+/// `ws_conn_add_header(srv, id, ...)` go along. Keep-alive and HEAD are
+/// handled by the server.
+///
+/// Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (status out of range, a
+/// content type with CR/LF), WS_ERR_STATE (already answered),
+/// WS_ERR_CLOSED (no longer waiting: answered late, after the timeout's
+/// 503), WS_ERR_NO_SUCH_CONN (never issued). Ownership: everything is
+/// copied. Thread: any, callbacks included.
+#[no_mangle]
+pub unsafe extern "C" fn ws_http_respond(
+    srv: *const ws_server,
+    id: u64,
+    status: u16,
+    content_type: *const c_char,
+    body: *const u8,
+    len: usize,
+) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        let content_type = opt_str(content_type, "content_type", WS_ERR_INVALID_UTF8)?;
+        let body = bytes(body, len, "body")?;
+        done(s.respond(id, status, content_type, body))
     })
 }
 

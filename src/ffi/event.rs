@@ -30,6 +30,11 @@ pub const WS_EVENT_ERROR: ws_event_type = 4;
 pub const WS_EVENT_DRAIN: ws_event_type = 5;
 /// A log line: `conn` 0, `code` the ws_log_level, `data`/`len` the text.
 pub const WS_EVENT_LOG: ws_event_type = 6;
+/// A plain HTTP request for the host (WS_OPT_HTTP_HANDLER): `conn` is its
+/// id, `request` the request (method, path, headers, `ws_request_body`).
+/// Answer with `ws_http_respond` within WS_OPT_HANDSHAKE_TIMEOUT_MS (else
+/// 503). No other event comes for this id.
+pub const WS_EVENT_HTTP: ws_event_type = 7;
 
 /// One event, allocated by the library and owned by the caller of
 /// `ws_server_poll` until `ws_event_free`. Read its members; never
@@ -57,8 +62,8 @@ pub struct ws_event {
     /// WS_EVENT_CLOSE: the close code; WS_EVENT_ERROR: a ws_result;
     /// WS_EVENT_LOG: a ws_log_level; 0 otherwise.
     pub code: i32,
-    /// WS_EVENT_OPEN: the request (read with `ws_request_*`), valid until
-    /// `ws_event_free`; NULL otherwise.
+    /// WS_EVENT_OPEN and WS_EVENT_HTTP: the request (read with
+    /// `ws_request_*`), valid until `ws_event_free`; NULL otherwise.
     pub request: *const ws_request,
 }
 
@@ -82,6 +87,7 @@ fn to_c(polled: Polled) -> *mut ws_event {
     let conn = event.conn();
     let (type_, kind, code, bytes, request) = match event {
         Event::Open { request, .. } => (WS_EVENT_OPEN, 0, 0, Vec::new(), Some(request)),
+        Event::Http { request, .. } => (WS_EVENT_HTTP, 0, 0, Vec::new(), Some(request)),
         Event::Message { data, kind, .. } => (WS_EVENT_MESSAGE, kind_to_c(kind), 0, data, None),
         Event::Close { code, reason, .. } => (WS_EVENT_CLOSE, 0, code as i32, reason.into_bytes(), None),
         Event::Error { error, .. } => (WS_EVENT_ERROR, 0, code_of(&error) as i32, error.to_string().into_bytes(), None),

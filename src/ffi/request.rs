@@ -53,6 +53,34 @@ pub extern "C" fn ws_request_path(req: *const ws_request) -> *const c_char {
     with(req, |r, q| r.keep(q.path()))
 }
 
+/// The method, e.g. "GET" (always "GET" for an upgrade). Ownership and
+/// thread: as `ws_request_path`.
+#[no_mangle]
+pub extern "C" fn ws_request_method(req: *const ws_request) -> *const c_char {
+    with(req, |r, q| r.keep(q.method()))
+}
+
+/// A plain HTTP request's body (its Content-Length bytes; empty for
+/// upgrades): writes its length to `*out_len` and returns a pointer to it
+/// (not NUL-terminated; non-NULL even when empty). NULL `req` or
+/// `out_len` → NULL. Ownership and thread: as `ws_request_path`.
+#[no_mangle]
+pub unsafe extern "C" fn ws_request_body(req: *const ws_request, out_len: *mut usize) -> *const u8 {
+    guard(std::ptr::null(), || {
+        // SAFETY: as in `with`; `out_len` is NULL or writable.
+        let (Some(r), Some(out_len)) = (unsafe { req.as_ref() }, unsafe { out_len.as_mut() }) else {
+            return std::ptr::null();
+        };
+        // SAFETY: as in `with`.
+        let body = unsafe { &*r.request }.body();
+        *out_len = body.len();
+        if body.is_empty() {
+            return c"".as_ptr() as *const u8;
+        }
+        body.as_ptr()
+    })
+}
+
 /// The query string after '?', without it; "" when there is none.
 /// Ownership and thread: as `ws_request_path`.
 #[no_mangle]

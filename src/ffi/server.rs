@@ -255,6 +255,47 @@ pub unsafe extern "C" fn ws_server_set_paths(
     unsafe { set_list(srv, paths, count, "a path", check, |c, l| c.paths = l) }
 }
 
+/// Serves plain HTTP GET and HEAD requests from directory `dir`: content
+/// types by extension, ETag / If-None-Match (304), `index.html` for a
+/// directory; no request leaves `dir` (`..`, encoded dots or slashes, NUL,
+/// symlinks out: 404). NULL turns it off. Before `ws_server_listen`.
+///
+/// Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (not a readable directory),
+/// WS_ERR_INVALID_UTF8, WS_ERR_STATE. Ownership: `dir` is copied. Thread:
+/// any, not concurrently with listen.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_set_static_dir(srv: *mut ws_server, dir: *const c_char) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        let dir = opt_str(dir, "dir", WS_ERR_INVALID_UTF8)?;
+        let r = s.update_config(|c| match dir {
+            Some(d) => c.set_static_dir(d),
+            None => {
+                c.static_dir = None;
+                Ok(())
+            }
+        });
+        done(r.and_then(|r| r))
+    })
+}
+
+/// Answers GET `path` (e.g. "/healthz") with 200 "ok", for load balancers;
+/// NULL turns it off. Before `ws_server_listen`. Errors: WS_ERR_NULL,
+/// WS_ERR_INVALID_ARGUMENT (not starting with '/'), WS_ERR_INVALID_UTF8,
+/// WS_ERR_STATE. Ownership: copied. Thread: any, not concurrently with
+/// listen.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_set_health_path(srv: *mut ws_server, path: *const c_char) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        let path = opt_str(path, "path", WS_ERR_INVALID_UTF8)?;
+        if path.is_some_and(|p| !p.starts_with('/')) {
+            return Err(fail(Error::InvalidArgument("the health path must start with '/'".into())));
+        }
+        done(s.update_config(|c| c.health_path = path.map(str::to_string)))
+    })
+}
+
 fn non_empty(s: &str) -> Result<(), Error> {
     match s.is_empty() {
         true => Err(Error::InvalidArgument("an empty string is not allowed here".into())),

@@ -459,6 +459,13 @@ impl RawClient {
         f
     }
     /// The server must end the TCP connection with nothing more sent.
+    /// Reads exactly `n` bytes (after what is buffered).
+    pub fn read_exact_bytes(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            self.fill().unwrap_or_else(|e| panic!("wanted {n} bytes, got {}: {e:?}", self.buf.len()));
+        }
+        self.buf.drain(..n).collect()
+    }
     pub fn expect_end(&mut self) {
         loop {
             if !self.buf.is_empty() {
