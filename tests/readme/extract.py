@@ -5,9 +5,11 @@ Usage: python3 extract.py README.md OUTDIR
 Writes each block to OUTDIR/NNN.<ext> and prints one line per block:
 "LINE<TAB>LANG<TAB>MODE<TAB>PATH", where LINE is the README line of the
 block's first code line, LANG the fence's first word ("" when unlabeled),
-MODE "program" or "fragment" (a block right after a line holding only
-"<!-- fragment -->" or "<!-- fragment: remark -->"; C and C++ only) and PATH the file written. A "<!-- fragment -->"
-that is not followed by a fence, or an unclosed fence, is an error (exit 1).
+MODE "program", "fragment" (a block right after a line holding only
+"<!-- fragment -->" or "<!-- fragment: remark -->"; C and C++ only) or "qt"
+(after "<!-- qt -->" or "<!-- qt: remark -->": C++ and CMake blocks built
+against the Qt binding) and PATH the file written. A marker that is not
+followed by a fence, or an unclosed fence, is an error (exit 1).
 """
 
 import os
@@ -15,28 +17,28 @@ import re
 import sys
 
 FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([^\s`]*)(.*)$")
-MARK = "<!-- fragment -->"
-# The marker, optionally with a remark: "<!-- fragment: ... -->".
-MARK_RE = re.compile(r"^<!-- fragment(:.*)? -->$")
+# The markers, optionally with a remark: "<!-- fragment: ... -->", "<!-- qt: ... -->".
+MARK_RE = re.compile(r"^<!-- (fragment|qt)(:.*)? -->$")
 
 
 def blocks(lines):
     """Yields (first_code_line, lang, info, mode, body)."""
-    i, pending = 0, None
+    i, pending, marked = 0, None, None
     while i < len(lines):
         line = lines[i]
-        if MARK_RE.match(line.strip()):
-            pending = i + 1
+        mark = MARK_RE.match(line.strip())
+        if mark:
+            pending, marked = i + 1, mark.group(1)
             i += 1
             continue
         m = FENCE.match(line)
         if not m:
             if line.strip() and pending is not None:
-                raise SystemExit(f"README.md:{pending}: {MARK} is not followed by a code block")
+                raise SystemExit(f"README.md:{pending}: <!-- {marked} --> is not followed by a code block")
             i += 1
             continue
         indent, fence, lang, rest = m.groups()
-        mode = "fragment" if pending is not None else "program"
+        mode = marked if pending is not None else "program"
         pending = None
         body, start = [], i + 2
         i += 1
@@ -48,7 +50,7 @@ def blocks(lines):
         i += 1
         yield start, lang, (lang + rest).strip(), mode, "".join(body)
     if pending is not None:
-        raise SystemExit(f"README.md:{pending}: {MARK} at the end of the file")
+        raise SystemExit(f"README.md:{pending}: <!-- {marked} --> at the end of the file")
 
 
 EXT = {"c": "c", "cpp": "cpp", "cmake": "cmake", "rust": "rs", "python": "py", "sh": "sh", "bash": "sh"}

@@ -18,6 +18,20 @@
 #              create a server); configured with CMAKE_PREFIX_PATH on a
 #              temporary `make install`, built, and every executable it
 #              made is run (they must start without LD_LIBRARY_PATH).
+#   After "<!-- qt -->" (C++ and CMake blocks only), against the Qt binding,
+#   with Qt 6 when found, else Qt 5 (pkg-config Qt6Core/Qt5Core); without
+#   Qt the blocks are listed as skipped, with the reason:
+#   ```cpp     a complete C++17 Qt program: one executable each in a CMake
+#              project that takes bindings/qt through add_subdirectory (as
+#              a user's project would), linked with wsserver::qt_libwebsocket
+#              (so both <wsserver/QtServer.h> and seed 000's
+#              "WebsocketServer.h"... are there), the same warnings
+#              (-Werror); built in build/tests/readme/qt, kept between runs.
+#   ```cmake   a whole CMakeLists.txt of a project whose sources are app.cpp
+#              (a wsserver::QtServer program) and chat.cpp (a seed-000
+#              program on WebsocketServer), stubs written here; configured
+#              against a temporary `make install-qt`, built, and every
+#              executable run without LD_LIBRARY_PATH. Needs Qt 6.
 #   ```rust    a doctest: src/lib.rs includes README.md as the doc of
 #              ReadmeDoctests; `cargo test --doc` compiles and runs it.
 #   ```python  py_compile; a block that imports wsserver must also use only
@@ -105,33 +119,135 @@ check_cpp() {
     fi
 }
 
-# CMake: configure, build and run one block against $tmp/prefix. $1 line, $2 file.
+# The Qt the Qt blocks use: 6 when found, else 5; "" when neither is.
+qt_major() {
+    local v
+    for v in 6 5; do
+        if pkg-config --exists "Qt${v}Core" "Qt${v}Network" 2>/dev/null; then
+            echo "$v"
+            return
+        fi
+    done
+}
+QTV=$(qt_major)
+
+# CMake: configure, build and run one block against $tmp/prefix. $1 line,
+# $2 file, $3 mode (qt: against `make install-qt`, Qt stubs).
 check_cmake() {
-    local line=$1 file=$2 dir="$tmp/cmake$1" out bin ran=0
+    local line=$1 file=$2 mode=${3:-program} dir="$tmp/cmake$1" out bin ran=0 what=cmake
+    [ "$mode" = qt ] && what="cmake qt"
     if ! command -v cmake >/dev/null; then
-        fail "README.md:$line cmake: cmake is not installed"
+        fail "README.md:$line $what: cmake is not installed"
+        return
+    fi
+    if [ "$mode" = qt ] && ! pkg-config --exists Qt6Core Qt6Network 2>/dev/null; then
+        printf 'skip  README.md:%s %s: Qt 6 (Core, Network) not found by pkg-config\n' "$line" "$what"
         return
     fi
     if [ ! -d "$tmp/prefix" ] && ! out=$(make -s install PREFIX="$tmp/prefix" 2>&1); then
-        fail "README.md:$line cmake: make install PREFIX=$tmp/prefix failed" "$out"
+        fail "README.md:$line $what: make install PREFIX=$tmp/prefix failed" "$out"
+        return
+    fi
+    if [ "$mode" = qt ] && [ ! -f "$tmp/prefix/lib/cmake/wsserver_qt/wsserver_qt-config.cmake" ] &&
+        ! out=$(make -s install-qt PREFIX="$tmp/prefix" 2>&1); then
+        fail "README.md:$line $what: make install-qt PREFIX=$tmp/prefix failed" "$(tail -n 15 <<<"$out")"
         return
     fi
     mkdir -p "$dir"
     cp "$file" "$dir/CMakeLists.txt"
-    printf '#include <wsserver.hpp>\n#include <iostream>\nint main() { wsserver::Server s; std::cout << wsserver::version() << "\\n"; }\n' >"$dir/app.cpp"
-    printf '#include <wsserver.h>\n#include <stdio.h>\nint main(void) { ws_server *s = ws_server_new(NULL, NULL); puts(ws_version()); ws_server_free(s); return 0; }\n' >"$dir/app.c"
+    if [ "$mode" = qt ]; then
+        cat >"$dir/app.cpp" <<'QTAPP'
+#include <wsserver/QtServer.h>
+#include <QCoreApplication>
+#include <cstdio>
+int main(int argc, char **argv) {
+    QCoreApplication app(argc, argv);
+    wsserver::QtServer server;
+    if (!server.listen(QHostAddress::LocalHost, 0)) return 1;
+    server.close();
+    printf("QtServer on Qt %s, wsserver %s\n", qVersion(), ws_version());
+    return 0;
+}
+QTAPP
+        cat >"$dir/chat.cpp" <<'QTCHAT'
+#include "SslHandler.h"
+#include "WebsocketServer.h"
+#include <QCoreApplication>
+#include <cstdio>
+int main(int argc, char **argv) {
+    QCoreApplication app(argc, argv);
+    WebsocketServer server;
+    if (!server.listen(QHostAddress("127.0.0.1"), 0)) return 1;
+    server.close();
+    printf("WebsocketServer on Qt %s\n", qVersion());
+    return 0;
+}
+QTCHAT
+    else
+        printf '#include <wsserver.hpp>\n#include <iostream>\nint main() { wsserver::Server s; std::cout << wsserver::version() << "\\n"; }\n' >"$dir/app.cpp"
+        printf '#include <wsserver.h>\n#include <stdio.h>\nint main(void) { ws_server *s = ws_server_new(NULL, NULL); puts(ws_version()); ws_server_free(s); return 0; }\n' >"$dir/app.c"
+    fi
     if ! out=$(cmake -S "$dir" -B "$dir/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" 2>&1 && cmake --build "$dir/build" 2>&1); then
-        fail "README.md:$line cmake: does not configure or build" "$(tail -n 15 <<<"$out")"
+        fail "README.md:$line $what: does not configure or build" "$(tail -n 15 <<<"$out")"
         return
     fi
     for bin in $(find "$dir/build" -maxdepth 1 -type f -executable); do
-        if ! out=$(env -u LD_LIBRARY_PATH "$bin" 2>&1); then
-            fail "README.md:$line cmake: $(basename "$bin") does not run" "$out"
+        if ! out=$(env -u LD_LIBRARY_PATH QT_QPA_PLATFORM=offscreen timeout 30 "$bin" 2>&1); then
+            fail "README.md:$line $what: $(basename "$bin") does not run" "$out"
             return
         fi
         ran=$((ran + 1))
     done
-    pass "README.md:$line cmake: configured against an installed prefix, built, $ran program(s) ran"
+    pass "README.md:$line $what: configured against an installed prefix, built, $ran program(s) ran"
+}
+
+# Qt C++ blocks: collected by the main loop, then built together (one
+# executable each) against bindings/qt in build/tests/readme/qt.
+qt_lines=() qt_files=()
+check_qt_cpp() {
+    local dir=build/tests/readme/qt line out i
+    if [ ${#qt_lines[@]} -eq 0 ]; then
+        return
+    fi
+    if [ -z "$QTV" ] || ! command -v cmake >/dev/null; then
+        for line in "${qt_lines[@]}"; do
+            printf 'skip  README.md:%s cpp qt: %s\n' "$line" \
+                "$(command -v cmake >/dev/null && echo 'no Qt 6 or Qt 5 (Core, Network) found by pkg-config' || echo 'cmake is not installed')"
+        done
+        return
+    fi
+    mkdir -p "$dir/src"
+    rm -f "$dir"/src/*.cpp
+    {
+        echo 'cmake_minimum_required(VERSION 3.16)'
+        echo 'project(readme_qt CXX)'
+        echo 'set(CMAKE_CXX_STANDARD 17)'
+        echo 'set(CMAKE_CXX_STANDARD_REQUIRED ON)'
+        echo "add_subdirectory(\"$PWD/bindings/qt\" wsserver_qt)"
+    } >"$dir/src/CMakeLists.txt"
+    for i in "${!qt_lines[@]}"; do
+        line=${qt_lines[$i]}
+        { printf '#line %d "README.md"\n' "$line"; cat "${qt_files[$i]}"; } >"$dir/src/readme_$line.cpp"
+        {
+            echo "add_executable(readme_$line readme_$line.cpp)"
+            echo "target_compile_options(readme_$line PRIVATE ${CXXFLAGS[*]:1})"
+            echo "target_link_libraries(readme_$line PRIVATE wsserver::qt_libwebsocket)"
+        } >>"$dir/src/CMakeLists.txt"
+    done
+    if ! out=$(cmake -S "$dir/src" -B "$dir/build" -DQT_MAJOR_VERSION="$QTV" -DCMAKE_BUILD_TYPE=Debug 2>&1) ||
+        ! out=$(cmake --build "$dir/build" --target wsserver_qt${QTV}_libwebsocket -j2 2>&1); then
+        for line in "${qt_lines[@]}"; do
+            fail "README.md:$line cpp qt: bindings/qt does not configure or build with Qt $QTV" "$(tail -n 15 <<<"$out")"
+        done
+        return
+    fi
+    for line in "${qt_lines[@]}"; do
+        if out=$(cmake --build "$dir/build" --target "readme_$line" 2>&1); then
+            pass "README.md:$line cpp qt: compiled and linked against bindings/qt (Qt $QTV)"
+        else
+            fail "README.md:$line cpp qt: does not compile or link (Qt $QTV)" "$(grep -E 'error|Error' <<<"$out" | head -n 15)"
+        fi
+    done
 }
 
 rust_lines=()
@@ -141,10 +257,20 @@ while IFS=$'\t' read -r line lang mode file; do
         fail "README.md:$line $lang: <!-- fragment --> is for C and C++ blocks only"
         continue
     fi
+    if [ "$mode" = qt ] && [ "$base" != cpp ] && [ "$base" != cmake ]; then
+        fail "README.md:$line $lang: <!-- qt --> is for C++ and CMake blocks only"
+        continue
+    fi
     case $base in
         c) check_c "$line" "$mode" "$file" ;;
-        cpp) check_cpp "$line" "$mode" "$file" ;;
-        cmake) check_cmake "$line" "$file" ;;
+        cpp)
+            if [ "$mode" = qt ]; then
+                qt_lines+=("$line")
+                qt_files+=("$file")
+            else
+                check_cpp "$line" "$mode" "$file"
+            fi ;;
+        cmake) check_cmake "$line" "$file" "$mode" ;;
         rust)
             case ",$lang," in
                 *,ignore,* | *,compile_fail,* | *,text,*)
@@ -175,6 +301,8 @@ while IFS=$'\t' read -r line lang mode file; do
         *) fail "README.md:$line $lang: no checker for this language" ;;
     esac
 done <"$tmp/blocks.tsv"
+
+check_qt_cpp
 
 # Rust: the doctests of ReadmeDoctests, one per ```rust block, in order.
 if [ ${#rust_lines[@]} -gt 0 ]; then
