@@ -45,7 +45,7 @@ static ws_server *srv;
 /* What on_open saw and got back (under ev_mu). */
 #define NRES 32
 static struct {
-    uint64_t defer_id, forever_id, chat_id, cookie_id;
+    uint64_t defer_id, forever_id, chat_id, cookie_id, defer_refuse_id;
     int cookie_res[NRES];
     int chat_res[NRES];
     int login_res[NRES];
@@ -132,6 +132,10 @@ static int on_open(void *ud, uint64_t conn, const ws_request *req) {
     if (strcmp(path, "/defer") == 0) {
         G.defer_id = conn;
         ret = WS_OPEN_DEFER;
+    } else if (strcmp(path, "/defer-refuse") == 0) {
+        G.defer_refuse_id = conn;
+        ret = WS_OPEN_DEFER;
+        accepted = 0; /* refused later: no on_close may follow */
     } else if (strcmp(path, "/forever") == 0) {
         G.forever_id = conn;
         ret = WS_OPEN_DEFER;
@@ -303,6 +307,30 @@ static void test_callback_mode(void) {
         CHECK_INT(wsc_recv_close(&o.c, scaled(3000), NULL, NULL, 0), 1000);
         CHECK(ev_wait_closed(id, scaled(3000)), "/defer closed");
         CHECK_INT(ev_get(id).messages, 1);
+    } else {
+        opener_join(&o);
+    }
+    wsc_free(&o.c);
+
+    /* ---- deferred, refused later with a body (exactly 64 KiB) from this thread ---- */
+    opener_start(&o, port, "/defer-refuse", NULL);
+    uint64_t rid = get_id(&G.defer_refuse_id);
+    if (CHECK(rid != 0, "on_open for /defer-refuse")) {
+        static uint8_t body64[64 * 1024];
+        for (size_t i = 0; i < sizeof body64; i++) body64[i] = (uint8_t)('A' + i % 26);
+        CHECK_RES(ws_conn_add_header(srv, rid, "Content-Type", "application/octet-stream"), WS_OK);
+        CHECK_RES(ws_conn_refuse_with_body(srv, rid, 403, body64, sizeof body64), WS_OK);
+        int st = opener_join(&o);
+        CHECK(st == 403, "/defer-refuse: 403 (%d) %s", st, o.c.why);
+        char buf[64];
+        CHECK_STR(hdr(&o.c, "Content-Type", buf, sizeof buf), "application/octet-stream");
+        CHECK_STR(hdr(&o.c, "Content-Length", buf, sizeof buf), "65536");
+        if (o.c.len < sizeof body64) wsc_read_some(&o.c, sizeof body64 - o.c.len, scaled(3000));
+        CHECK(o.c.len == sizeof body64 && memcmp(o.c.buf, body64, sizeof body64) == 0, "the 64 KiB body arrives whole (%zu bytes)",
+              o.c.len);
+        CHECK(wsc_wait_eof(&o.c, scaled(3000)), "closed after the refusal");
+        int r = ws_conn_accept(srv, rid, NULL);
+        CHECK(r == WS_ERR_STATE || r == WS_ERR_CLOSED, "accept after the refusal: %s", ws_result_name(r));
     } else {
         opener_join(&o);
     }
