@@ -59,6 +59,39 @@ QByteArray rawStatus(quint16 port, const QByteArray &path) {
     while (!s.canReadLine() && t.elapsed() < 5000) QTest::qWait(5); // the server runs on this thread
     return s.readLine().trimmed();
 }
+// Raw HTTP upgrade with `extra` header lines: the whole answer, head and
+// body (Content-Length bytes), or "" when none came in time.
+QByteArray rawAnswer(quint16 port, const QByteArray &path, const QByteArray &extra = QByteArray()) {
+    QTcpSocket s;
+    s.connectToHost(QHostAddress::LocalHost, port);
+    if (!s.waitForConnected(3000)) return QByteArray();
+    s.write("GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + extra + "\r\n");
+    QByteArray got;
+    QElapsedTimer t;
+    t.start();
+    while (t.elapsed() < 5000) {
+        QTest::qWait(5); // the server runs on this thread
+        got += s.readAll();
+        const int end = got.indexOf("\r\n\r\n");
+        if (end < 0) continue;
+        qint64 length = 0;
+        for (const QByteArray &line : got.left(end).split('\n'))
+            if (line.toLower().startsWith("content-length:")) length = line.mid(15).trimmed().toLongLong();
+        if (got.size() >= end + 4 + length) return got;
+    }
+    return QByteArray();
+}
+// The value of header `name` in a raw answer's head (null when absent).
+QByteArray answerHeader(const QByteArray &answer, const QByteArray &name) {
+    const QByteArray head = answer.left(answer.indexOf("\r\n\r\n"));
+    for (const QByteArray &line : head.split('\n')) {
+        const int colon = line.indexOf(':');
+        if (colon > 0 && line.left(colon).trimmed().toLower() == name.toLower()) return line.mid(colon + 1).trimmed();
+    }
+    return QByteArray();
+}
+QByteArray answerBody(const QByteArray &answer) { return answer.mid(answer.indexOf("\r\n\r\n") + 4); }
 } // namespace
 
 class TestQtServer : public QObject {
@@ -401,6 +434,215 @@ private slots:
         QWebSocket mallory;
         mallory.setSslConfiguration(other);
         QVERIFY(!open(mallory, url(s, "/", "wss", "localhost")));
+    }
+
+    // Topics: three clients, publish with an exception, counts after a close.
+    void topics() {
+        QtServer s;
+        QList<quint64> ids;
+        connect(&s, &QtServer::newConnection, &s,
+                [&](quint64 id, const QString &, const wsserver::QtHeaders &, const QString &) { ids.append(id); });
+        // Subscribing from a slot, as a chat room's "join" would.
+        connect(&s, &QtServer::textMessageReceived, &s, [&](quint64 id, const QString &t) {
+            if (t.startsWith("join ")) QCOMPARE(s.subscribe(id, t.mid(5)), WS_OK);
+            s.sendText(id, "ok " + t);
+        });
+        QSignalSpy gone(&s, &QtServer::disconnected);
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        QWebSocket a, b;
+        auto c = std::make_unique<QWebSocket>();
+        QVERIFY(open(a, url(s)) && open(b, url(s)) && open(*c, url(s)));
+        QCOMPARE(ids.size(), 3);
+        QSignalSpy ga(&a, &QWebSocket::textMessageReceived), gb(&b, &QWebSocket::textMessageReceived),
+            gc(c.get(), &QWebSocket::textMessageReceived);
+        QSignalSpy bb(&b, &QWebSocket::binaryMessageReceived);
+        QCOMPARE(s.subscribers("news"), qint64(0));
+        QCOMPARE(s.subscribe(ids[0], "news"), WS_OK);
+        QCOMPARE(s.subscribe(ids[1], "news"), WS_OK);
+        QCOMPARE(s.subscribe(ids[1], "news"), WS_OK); // twice is fine
+        c->sendTextMessage("join news");
+        QTRY_COMPARE_WITH_TIMEOUT(gc.size(), 1, 5000);
+        QCOMPARE(s.subscribers("news"), qint64(3));
+        QCOMPARE(s.publishText("news", "headline", ids[0]), qint64(2));
+        QTRY_COMPARE_WITH_TIMEOUT(gb.size(), 1, 5000);
+        QTRY_COMPARE_WITH_TIMEOUT(gc.size(), 2, 5000);
+        QCOMPARE(gb.at(0).at(0).toString(), QString("headline"));
+        QCOMPARE(gc.at(1).at(0).toString(), QString("headline"));
+        s.sendText(ids[0], "direct");
+        QTRY_COMPARE_WITH_TIMEOUT(ga.size(), 1, 5000);
+        QCOMPARE(ga.at(0).at(0).toString(), QString("direct")); // nothing published reached a
+        QCOMPARE(s.publishBinary("news", QByteArray("\0\1", 2)), qint64(3));
+        QTRY_COMPARE_WITH_TIMEOUT(bb.size(), 1, 5000);
+        QCOMPARE(bb.at(0).at(0).toByteArray(), QByteArray("\0\1", 2));
+        QCOMPARE(s.publishText("nobody", "x"), qint64(0));
+        QCOMPARE(s.publishText("", "x"), qint64(WS_ERR_INVALID_ARGUMENT));
+        QCOMPARE(s.subscribe(ids[0], ""), WS_ERR_INVALID_ARGUMENT);
+        QCOMPARE(s.unsubscribe(ids[1], "news"), WS_OK);
+        QCOMPARE(s.subscribers("news"), qint64(2));
+        c->close();
+        QTRY_COMPARE_WITH_TIMEOUT(gone.size(), 1, 5000);
+        QCOMPARE(gone.at(0).at(0).toULongLong(), ids[2]);
+        QCOMPARE(s.subscribers("news"), qint64(1)); // c's subscription ended with it
+        QCOMPARE(s.subscribe(ids[2], "news"), WS_ERR_CLOSED);
+        QCOMPARE(s.publishText("news", "last"), qint64(1));
+        QTRY_COMPARE_WITH_TIMEOUT(ga.size(), 2, 5000);
+        QCOMPARE(ga.at(1).at(0).toString(), QString("last"));
+    }
+
+    void stats() {
+        QtServer s;
+        echo(s);
+        quint64 last = 0;
+        connect(&s, &QtServer::newConnection, &s,
+                [&](quint64 id, const QString &path, const wsserver::QtHeaders &, const QString &) {
+                    if (path == "/no") s.refuse(id, 403);
+                    else last = id;
+                });
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        const wsserver::QtStats zero = s.stats();
+        QCOMPARE(zero.open_connections, quint64(0));
+        QCOMPARE(zero.handshakes_accepted, quint64(0));
+        QCOMPARE(zero.messages_in, quint64(0));
+        {
+            QWebSocket ws;
+            QVERIFY(open(ws, url(s)));
+            QSignalSpy got(&ws, &QWebSocket::textMessageReceived);
+            ws.sendTextMessage("12345");
+            QVERIFY(got.wait(5000));
+            wsserver::QtStats st = s.stats();
+            QCOMPARE(st.open_connections, quint64(1));
+            QCOMPARE(st.handshakes_accepted, quint64(1));
+            QCOMPARE(st.messages_in, quint64(1));
+            QCOMPARE(st.bytes_in, quint64(5));
+            QVERIFY(st.messages_out >= 1 && st.bytes_out > zero.bytes_out);
+            s.subscribe(last, "t1");
+            s.subscribe(last, "t2");
+            st = s.stats();
+            QCOMPARE(st.topics, quint64(2));
+            QCOMPARE(st.subscriptions, quint64(2));
+            QCOMPARE(rawStatus(s.serverPort(), "/no"), QByteArray("HTTP/1.1 403 Forbidden"));
+            ws.close();
+            QTRY_COMPARE_WITH_TIMEOUT(s.stats().open_connections, quint64(0), 5000);
+        }
+        const wsserver::QtStats st = s.stats();
+        QCOMPARE(st.handshakes_refused, quint64(1));
+        QCOMPARE(st.topics, quint64(0));
+        QCOMPARE(st.subscriptions, quint64(0));
+    }
+
+    // Origins: QWebSocket sends the Origin set on its QNetworkRequest.
+    void allowedOriginsAndPaths() {
+        QtServer s;
+        echo(s);
+        QVERIFY(s.setAllowedOrigins({"https://good.example", "http://localhost:8080"}));
+        QVERIFY(s.setPaths({"/chat", "/feed"}));
+        QVERIFY(!s.setPaths({"no-slash"}));
+        QCOMPARE(s.lastResult(), WS_ERR_INVALID_ARGUMENT);
+        QVERIFY(!s.setAllowedOrigins({""}));
+        QVERIFY(s.setPaths({"/chat", "/feed"}));
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        auto withOrigin = [&](const QString &path, const QByteArray &origin) {
+            QNetworkRequest req(url(s, path));
+            if (!origin.isEmpty()) req.setRawHeader("Origin", origin);
+            QWebSocket ws;
+            QSignalSpy connected(&ws, &QWebSocket::connected);
+            QSignalSpy gone(&ws, &QWebSocket::disconnected);
+            ws.open(req);
+            QElapsedTimer t;
+            t.start();
+            while (connected.isEmpty() && gone.isEmpty() && t.elapsed() < 5000) QTest::qWait(5);
+            return !connected.isEmpty();
+        };
+        QVERIFY(withOrigin("/chat", "https://good.example"));
+        QVERIFY(withOrigin("/feed?x=1", "HTTPS://GOOD.EXAMPLE")); // ignoring case; path without the query
+        QVERIFY(!withOrigin("/chat", "https://evil.example"));
+        QVERIFY(!withOrigin("/other", "https://good.example"));
+        const quint16 port = s.serverPort();
+        QVERIFY(rawStatus(port, "/chat").startsWith("HTTP/1.1 101")); // no Origin passes
+        QVERIFY(rawAnswer(port, "/chat", "Origin: https://evil.example\r\n").startsWith("HTTP/1.1 403"));
+        QVERIFY(rawAnswer(port, "/other").startsWith("HTTP/1.1 404"));
+        QVERIFY(rawAnswer(port, "/").startsWith("HTTP/1.1 404"));
+    }
+
+    // Extra headers and refusal bodies, seen on a raw TCP handshake (QWebSocket
+    // shows no response headers): from newConnection, and later in Manual mode.
+    void answerHeadersAndBodies() {
+        QtServer s;
+        QList<quint64> waiting;
+        connect(&s, &QtServer::newConnection, &s,
+                [&](quint64 id, const QString &path, const wsserver::QtHeaders &, const QString &) {
+                    if (path == "/cookie") {
+                        QCOMPARE(s.addHeader(id, "Set-Cookie", "session=abc123; HttpOnly"), WS_OK);
+                        QCOMPARE(s.accept(id), WS_OK);
+                    } else if (path == "/auto") {
+                        s.addHeader(id, "Set-Cookie", "auto=1"); // then accepted when the signal returns
+                    } else if (path == "/secret") {
+                        s.addHeader(id, "WWW-Authenticate", "Bearer");
+                        QCOMPARE(s.refuse(id, 401, "token required"), WS_OK);
+                    } else if (path == "/bad") {
+                        QCOMPARE(s.addHeader(id, "Content-Length", "5"), WS_ERR_INVALID_ARGUMENT);
+                        QCOMPARE(s.addHeader(id, "X-A", "a\r\nb"), WS_ERR_INVALID_ARGUMENT);
+                        s.refuse(id, 400);
+                    } else {
+                        waiting.append(id);
+                    }
+                });
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        const quint16 port = s.serverPort();
+        QByteArray a = rawAnswer(port, "/cookie");
+        QVERIFY2(a.startsWith("HTTP/1.1 101"), a.constData());
+        QCOMPARE(answerHeader(a, "Set-Cookie"), QByteArray("session=abc123; HttpOnly"));
+        a = rawAnswer(port, "/auto");
+        QVERIFY2(a.startsWith("HTTP/1.1 101"), a.constData());
+        QCOMPARE(answerHeader(a, "Set-Cookie"), QByteArray("auto=1"));
+        a = rawAnswer(port, "/secret");
+        QVERIFY2(a.startsWith("HTTP/1.1 401"), a.constData());
+        QCOMPARE(answerBody(a), QByteArray("token required"));
+        QCOMPARE(answerHeader(a, "WWW-Authenticate"), QByteArray("Bearer"));
+        QVERIFY(answerHeader(a, "Content-Type").startsWith("text/plain"));
+        QVERIFY(rawAnswer(port, "/bad").startsWith("HTTP/1.1 400"));
+        QCOMPARE(s.addHeader(12345, "X-A", "b"), WS_ERR_NO_SUCH_CONN);
+
+        // Manual: the answer comes later, from a timer, with a header and a body.
+        QtServer m;
+        m.setAcceptMode(QtServer::Manual);
+        connect(&m, &QtServer::newConnection, &m,
+                [&](quint64 id, const QString &path, const wsserver::QtHeaders &, const QString &) {
+                    QTimer::singleShot(30, &m, [&m, id, path] {
+                        m.addHeader(id, "Content-Type", "application/json");
+                        if (path == "/later-ok") {
+                            m.addHeader(id, "Set-Cookie", "later=1");
+                            m.accept(id);
+                        } else {
+                            m.refuse(id, 429, "{\"retry\":1}");
+                        }
+                    });
+                });
+        QVERIFY(m.listen(QHostAddress::LocalHost, 0));
+        a = rawAnswer(m.serverPort(), "/later-ok");
+        QVERIFY2(a.startsWith("HTTP/1.1 101"), a.constData());
+        QCOMPARE(answerHeader(a, "Set-Cookie"), QByteArray("later=1"));
+        a = rawAnswer(m.serverPort(), "/later-no");
+        QVERIFY2(a.startsWith("HTTP/1.1 429"), a.constData());
+        QCOMPARE(answerBody(a), QByteArray("{\"retry\":1}"));
+        QCOMPARE(answerHeader(a, "Content-Type"), QByteArray("application/json"));
+    }
+
+    // newConnection's headers: every line, in the client's order, repeats kept.
+    void everyHeaderListed() {
+        QtServer s;
+        wsserver::QtHeaders seen;
+        connect(&s, &QtServer::newConnection, &s,
+                [&](quint64, const QString &, const wsserver::QtHeaders &headers, const QString &) { seen = headers; });
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        QByteArray a = rawAnswer(s.serverPort(), "/", "X-First: 1\r\nX-Custom-Thing: hello world\r\nX-First: 2\r\n");
+        QVERIFY2(a.startsWith("HTTP/1.1 101"), a.constData());
+        QCOMPARE(seen.size(), 8); // the 5 of rawAnswer and these 3
+        QCOMPARE(seen.at(0), qMakePair(QByteArray("Host"), QByteArray("127.0.0.1")));
+        QCOMPARE(seen.at(1), qMakePair(QByteArray("Upgrade"), QByteArray("websocket")));
+        QCOMPARE(seen.at(5), qMakePair(QByteArray("X-First"), QByteArray("1")));
+        QCOMPARE(seen.at(6), qMakePair(QByteArray("X-Custom-Thing"), QByteArray("hello world")));
+        QCOMPARE(seen.at(7), qMakePair(QByteArray("X-First"), QByteArray("2")));
     }
 
     // The owning thread never blocks: a 10 ms timer keeps ticking while 100

@@ -125,13 +125,19 @@ quint64 QtServer::option(ws_option option) const {
     return v;
 }
 
-bool QtServer::setSubprotocols(const QStringList &names) {
+bool QtServer::setList(ws_result (*set)(ws_server *, const char *const *, size_t), const QStringList &items) {
     QList<QByteArray> utf8;
     std::vector<const char *> ptrs;
-    for (const auto &n : names) utf8.append(n.toUtf8());
+    for (const auto &n : items) utf8.append(n.toUtf8());
     for (const auto &n : utf8) ptrs.push_back(n.constData());
-    return check(ws_server_set_subprotocols(srv_, ptrs.data(), ptrs.size()));
+    return check(set(srv_, ptrs.data(), ptrs.size()));
 }
+
+bool QtServer::setSubprotocols(const QStringList &names) { return setList(ws_server_set_subprotocols, names); }
+bool QtServer::setAllowedOrigins(const QStringList &origins) {
+    return setList(ws_server_set_allowed_origins, origins);
+}
+bool QtServer::setPaths(const QStringList &paths) { return setList(ws_server_set_paths, paths); }
 
 void QtServer::setAcceptMode(AcceptMode mode) {
     if (check(ws_server_set_option(srv_, WS_OPT_AUTO_ACCEPT, mode == Immediate ? 1 : 0))) mode_ = mode;
@@ -190,6 +196,18 @@ qint64 QtServer::queuedBytes(quint64 id) const {
     return ws_server_queued_bytes(srv_, id, &n) == WS_OK ? qint64(n) : -1;
 }
 
+qint64 QtServer::subscribers(const QString &topic) const {
+    size_t n = 0;
+    ws_result r = ws_server_subscribers(srv_, topic.toUtf8().constData(), &n);
+    return r < 0 ? qint64(r) : qint64(n);
+}
+
+QtStats QtServer::stats() const {
+    QtStats st{};
+    if (ws_server_stats(srv_, &st) != WS_OK) st = QtStats{};
+    return st;
+}
+
 ws_result QtServer::sendText(quint64 id, const QString &text) {
     const QByteArray u = text.toUtf8();
     return ws_server_send(srv_, id, bytes(u), size_t(u.size()), WS_TEXT);
@@ -230,6 +248,40 @@ ws_result QtServer::refuse(quint64 id, int httpStatus) {
     if (httpStatus >= 0 && httpStatus <= 65535) r = ws_conn_refuse(srv_, id, uint16_t(httpStatus));
     if (id == current_.id && r != WS_ERR_INVALID_ARGUMENT) answered_ = true;
     return r;
+}
+
+ws_result QtServer::refuse(quint64 id, int httpStatus, const QByteArray &body) {
+    ws_result r = WS_ERR_INVALID_ARGUMENT;
+    if (httpStatus >= 0 && httpStatus <= 65535)
+        r = ws_conn_refuse_with_body(srv_, id, uint16_t(httpStatus), bytes(body), size_t(body.size()));
+    if (id == current_.id && r != WS_ERR_INVALID_ARGUMENT) answered_ = true;
+    return r;
+}
+
+ws_result QtServer::addHeader(quint64 id, const QByteArray &name, const QByteArray &value) {
+    return ws_conn_add_header(srv_, id, name.constData(), value.constData());
+}
+
+ws_result QtServer::subscribe(quint64 id, const QString &topic) {
+    return ws_conn_subscribe(srv_, id, topic.toUtf8().constData());
+}
+
+ws_result QtServer::unsubscribe(quint64 id, const QString &topic) {
+    return ws_conn_unsubscribe(srv_, id, topic.toUtf8().constData());
+}
+
+qint64 QtServer::publishText(const QString &topic, const QString &text, quint64 except) {
+    const QByteArray t = topic.toUtf8(), u = text.toUtf8();
+    size_t n = 0;
+    ws_result r = ws_server_publish(srv_, t.constData(), bytes(u), size_t(u.size()), WS_TEXT, except, &n);
+    return r < 0 ? qint64(r) : qint64(n);
+}
+
+qint64 QtServer::publishBinary(const QString &topic, const QByteArray &data, quint64 except) {
+    const QByteArray t = topic.toUtf8();
+    size_t n = 0;
+    ws_result r = ws_server_publish(srv_, t.constData(), bytes(data), size_t(data.size()), WS_BINARY, except, &n);
+    return r < 0 ? qint64(r) : qint64(n);
 }
 
 void QtServer::close() {

@@ -16,7 +16,13 @@
 // signal returns, the connection is accepted (AcceptAfterSignal, the
 // default). Manual leaves the answer to the host, at any later time within
 // WS_OPT_HANDSHAKE_TIMEOUT_MS; Immediate accepts in the I/O thread
-// (WS_OPT_AUTO_ACCEPT) and newConnection is news only.
+// (WS_OPT_AUTO_ACCEPT) and newConnection is news only. While an answer is
+// awaited, addHeader(id, name, value) adds to it (e.g. Set-Cookie on the
+// 101), and refuse(id, status, body) refuses with a body.
+//
+// Topics: subscribe(id, topic), publishText/publishBinary(topic, ...)
+// (encoded once for every subscriber), subscribers(topic); stats() gives
+// the server's counters (ws_stats).
 #ifndef WSSERVER_QTSERVER_H
 #define WSSERVER_QTSERVER_H
 
@@ -55,6 +61,10 @@ struct QtRequest {
     /// The first header called `name` (case-insensitive), or a null QByteArray.
     QByteArray header(const QByteArray &name) const;
 };
+
+/// A snapshot of the server's statistics (ws_stats: counters since listen;
+/// open_connections, queued_bytes, topics and subscriptions are values now).
+using QtStats = ws_stats;
 
 /// Certificate, key and optional client CA (a CA turns on mutual TLS:
 /// clients must present a certificate issued by it). Either PEM taken
@@ -98,6 +108,13 @@ public:
     bool setOption(ws_option option, quint64 value);
     quint64 option(ws_option option) const;
     bool setSubprotocols(const QStringList &names);
+    /// Origins allowed to open a WebSocket ("https://example.com", compared
+    /// ignoring case); others get 403, a request without Origin passes.
+    /// Empty (the default): every origin. Before listen.
+    bool setAllowedOrigins(const QStringList &origins);
+    /// Paths that take upgrades ("/chat", without the query); others get
+    /// 404. Empty (the default): every path. Before listen.
+    bool setPaths(const QStringList &paths);
     /// Before listen.
     void setAcceptMode(AcceptMode mode);
     AcceptMode acceptMode() const { return mode_; }
@@ -130,6 +147,11 @@ public:
 
     /// Bytes queued for `id` and not yet written; -1 when gone.
     qint64 queuedBytes(quint64 id) const;
+    /// Connections subscribed to `topic` now, or a negative ws_result.
+    qint64 subscribers(const QString &topic) const;
+    /// The server's statistics now (all zero before listen or on failure);
+    /// cheap enough for a one-second timer.
+    QtStats stats() const;
 
     /// The underlying server, for C calls the binding does not wrap.
     ws_server *nativeHandle() const { return srv_; }
@@ -148,6 +170,20 @@ public slots:
     /// Answer a waiting handshake (see AcceptMode).
     ws_result accept(quint64 id, const QString &subprotocol = QString());
     ws_result refuse(quint64 id, int httpStatus);
+    /// Refuses with a body (at most 64 KiB; text/plain unless a
+    /// Content-Type is added with addHeader). An overload: connect to it
+    /// with qOverload<quint64, int, const QByteArray &>(&QtServer::refuse).
+    ws_result refuse(quint64 id, int httpStatus, const QByteArray &body);
+    /// Adds `name: value` to the answer of a waiting handshake (the 101 or
+    /// the refusal), e.g. Set-Cookie; in newConnection or later in Manual.
+    ws_result addHeader(quint64 id, const QByteArray &name, const QByteArray &value);
+    /// Topics (1..1024 bytes of UTF-8); a subscription ends with its connection.
+    ws_result subscribe(quint64 id, const QString &topic);
+    ws_result unsubscribe(quint64 id, const QString &topic);
+    /// To every subscriber of `topic` but `except`: how many queued it (0
+    /// for a topic nobody subscribes to), or a negative ws_result.
+    qint64 publishText(const QString &topic, const QString &text, quint64 except = 0);
+    qint64 publishBinary(const QString &topic, const QByteArray &data, quint64 except = 0);
     /// Stops accepting, 1001 to every client, waits up to closeGraceMs()
     /// on this thread, then emits the last disconnected() signals and
     /// closed(). Safe from a slot of this server.
@@ -173,6 +209,7 @@ private:
     void onEventFd();
     bool dispatch(ws_event *ev); // false: stop (closed or deleted)
     bool check(ws_result r);
+    bool setList(ws_result (*set)(ws_server *, const char *const *, size_t), const QStringList &items);
     void finish();
 
     ws_server *srv_ = nullptr;
