@@ -126,6 +126,13 @@ struct Options {
     uint64_t event_queue_bytes = default_of(WS_OPT_EVENT_QUEUE_BYTES);
     uint64_t event_queue_events = default_of(WS_OPT_EVENT_QUEUE_EVENTS);
     uint64_t auto_accept = default_of(WS_OPT_AUTO_ACCEPT);
+    /// Plain HTTP for the host: this binding does not wrap on_http or
+    /// ws_http_respond yet (event mode: a WS_EVENT_HTTP Event, answered with
+    /// ws_http_respond(server.native_handle(), ...)).
+    uint64_t http_handler = default_of(WS_OPT_HTTP_HANDLER);
+    uint64_t http_max_requests = default_of(WS_OPT_HTTP_MAX_REQUESTS);
+    uint64_t http_idle_timeout_ms = default_of(WS_OPT_HTTP_IDLE_TIMEOUT_MS);
+    uint64_t http_max_body = default_of(WS_OPT_HTTP_MAX_BODY);
     /// Subprotocols the server speaks, in preference order.
     std::vector<std::string> subprotocols;
     /// Origins allowed to open a WebSocket (others get 403); empty: all
@@ -155,6 +162,10 @@ struct Options {
         f(WS_OPT_EVENT_QUEUE_BYTES, event_queue_bytes);
         f(WS_OPT_EVENT_QUEUE_EVENTS, event_queue_events);
         f(WS_OPT_AUTO_ACCEPT, auto_accept);
+        f(WS_OPT_HTTP_HANDLER, http_handler);
+        f(WS_OPT_HTTP_MAX_REQUESTS, http_max_requests);
+        f(WS_OPT_HTTP_IDLE_TIMEOUT_MS, http_idle_timeout_ms);
+        f(WS_OPT_HTTP_MAX_BODY, http_max_body);
     }
 };
 
