@@ -234,6 +234,11 @@ int wsc_open(wsc *c, const char *host, uint16_t port, const char *target, const 
         snprintf(c->why, sizeof c->why, "connect to %s:%u failed: %s", host, (unsigned)port, strerror(errno));
         return -1;
     }
+    return wsc_handshake(c, host, port, target, extra_headers, timeout_ms);
+}
+
+int wsc_handshake(wsc *c, const char *host, uint16_t port, const char *target, const char *extra_headers,
+                  int timeout_ms) {
     unsigned char nonce[16];
     static unsigned counter;
     unsigned seed = (unsigned)mono_ms() ^ (unsigned)getpid() ^ (__atomic_add_fetch(&counter, 1, __ATOMIC_SEQ_CST) * 2654435761u);

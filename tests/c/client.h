@@ -56,6 +56,12 @@ int wsc_tcp_connect(const char *host, uint16_t port, int rcvbuf);
 int wsc_open(wsc *c, const char *host, uint16_t port, const char *target, const char *extra_headers,
              int rcvbuf, int timeout_ms);
 
+/* The opening handshake (as wsc_open) on a connection already open, e.g.
+ * after plain HTTP requests on it; bytes already buffered in c->buf are
+ * read first. */
+int wsc_handshake(wsc *c, const char *host, uint16_t port, const char *target, const char *extra_headers,
+                  int timeout_ms);
+
 /* Wraps an fd that already has a handshake done (or not): for raw tests. */
 void wsc_init(wsc *c, int fd);
 
