@@ -17,7 +17,7 @@
  * Then the four workflows:
  *   echo     {"type":"echo","text":..} -> the sender gets {"type":"echo","text":..}
  *   routed   {"type":"routed","to":"alice","text":..} -> alice gets
- *            {"type":"routed","from":"bob","text":..}; bob {"type":"routed-sent","to":"alice"}
+ *            {"type":"routed","from":"bob","text":..}; bob {"type":"routed-sent","to":"alice","text":..}
  *   group    {"type":"join","group":"g"} / {"type":"leave","group":"g"}
  *            (-> {"type":"group-joined","group":"g","members":N} / "group-left"),
  *            {"type":"publish","group":"g","text":..} -> every member of g
@@ -421,8 +421,14 @@ static void do_routed(uint64_t conn, const char *me, const char *to, const char 
     sb_json(&b, text, n);
     sb_add(&b, "}", 1);
     send_buf(dest, &b);
+    b.len = 0;
+    sb_str(&b, "{\"type\":\"routed-sent\",\"to\":");
+    sb_json(&b, to, strlen(to));
+    sb_str(&b, ",\"text\":");
+    sb_json(&b, text, n);
+    sb_add(&b, "}", 1);
+    send_buf(conn, &b);
     free(b.p);
-    send_reply(conn, "routed-sent", "to", to, strlen(to));
 }
 
 /* Workflow 3, group: a topic per group, "group/NAME". */

@@ -19,6 +19,8 @@ if ((${#need[@]})); then
 fi
 python3 -c "import websockets" 2>/dev/null ||
     python3 -m pip install -q --disable-pip-version-check websockets
+# tests/browser: Playwright for Python, driving Debian's chromium (no `playwright install`)
+python3 -c "import playwright" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check playwright
 # tests/python_pkg: pytest, and venv (pip install ./bindings/python goes into one)
 python3 -c "import pytest" 2>/dev/null ||
     python3 -m pip install -q --disable-pip-version-check pytest

@@ -21,6 +21,7 @@ suite "C++ binding" bash tests/cpp/run.sh
 suite "Qt binding (Qt 5 and Qt 6)" bash tests/qt/run.sh
 suite "python websockets vs C examples (echo, chat, TLS, poll)" bash tests/python/run.sh
 suite "python package (ctypes)" bash tests/python_pkg/run.sh
+suite "browser (headless Chromium)" bash tests/browser/run.sh
 suite "README code samples compile" bash tests/readme/run.sh
 suite "TLS through the C ABI" bash tests/tls/run.sh
 suite "install + pkg-config" bash tests/install/run.sh

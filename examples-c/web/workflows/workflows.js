@@ -84,7 +84,7 @@
       case "people": showPeople(msg.people); break;
       case "echo": log("echo-log", "echo:", msg.text); break;
       case "routed": log("routed-log", msg.from + " →", msg.text); break;
-      case "routed-sent": log("routed-log", null, "delivered to " + msg.to, "note"); break;
+      case "routed-sent": log("routed-log", "me → " + msg.to + ":", msg.text); break;
       case "group-joined": $("group-members").textContent = "member of " + msg.group + " (" + msg.members + ")";
         log("group-log", null, "joined " + msg.group + ": " + msg.members + " member(s)", "note"); break;
       case "group-left": $("group-members").textContent = "";
@@ -127,10 +127,7 @@
     const to = $("routed-to").value.trim();
     const text = $("routed-text").value;
     if (!to) { $("error").textContent = "say to whom"; return; }
-    if (send({ type: "routed", to: to, text: text })) {
-      log("routed-log", "me → " + to + ":", text);
-      $("routed-text").value = "";
-    }
+    if (send({ type: "routed", to: to, text: text })) $("routed-text").value = "";
   });
   $("group-join").addEventListener("click", () => send({ type: "join", group: $("group-name").value.trim() }));
   $("group-leave").addEventListener("click", () => send({ type: "leave", group: $("group-name").value.trim() }));
