@@ -313,6 +313,8 @@ static int on_http(void *ud, uint64_t id, const ws_request *req) {
         H.hdr_after_res = ws_conn_add_header(s, id, "X-After", "1");
     } else if (strcmp(path, "/api/teapot") == 0) {
         ret = 418;
+    } else if (strcmp(path, "/api/notype") == 0) {
+        ws_http_respond(s, id, 200, NULL, (const uint8_t *)"raw", 3);
     } else if (strcmp(path, "/later") == 0) {
         H.later_id = id;
     } else if (strcmp(path, "/never") == 0) {
@@ -762,6 +764,13 @@ static void test_handler(void) {
         CHECK_STR(H.xtest, "(NULL)");
         pthread_mutex_unlock(&ev_mu);
 
+        /* content_type NULL: no Content-Type */
+        http_send(&c, "GET /api/notype HTTP/1.1\r\nHost: t\r\n\r\n");
+        st = http_read(&c, &r, 0, scaled(5000));
+        CHECK(st == 200 && body_is(&r, "raw", 3), "content_type NULL: answered (%d)", st);
+        CHECK_INT(rh_count(&r, "Content-Type"), 0);
+        hresp_free(&r);
+
         /* ---- a status returned from on_http ---- */
         http_send(&c, "GET /api/teapot HTTP/1.1\r\nHost: t\r\n\r\n");
         st = http_read(&c, &r, 0, scaled(5000));
@@ -1082,6 +1091,9 @@ static void test_event_mode(void) {
             size_t blen = 0;
             const uint8_t *b = ws_request_body(ev->request, &blen);
             CHECK(b && blen == 7 && memcmp(b, "payload", 7) == 0, "event request body (%zu bytes)", blen);
+            CHECK(ws_request_body(ev->request, NULL) == NULL, "ws_request_body with NULL out_len: NULL");
+            blen = 99;
+            CHECK(ws_request_body(NULL, &blen) == NULL, "ws_request_body(NULL): NULL");
             CHECK(!fd_readable_or_eof(&c, 20), "nothing sent before the host answers");
             CHECK_RES(ws_conn_add_header(s, id, "X-Ev", "1"), WS_OK);
             CHECK_RES(ws_conn_add_header(s, id, "Connection", "close"), WS_ERR_INVALID_ARGUMENT);
