@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs the Python tests of the C examples (build/examples/echo_server,
 # chat_server, tls_echo_server: test_echo_example.py; poll_server:
-# test_poll_example.py) with the third-party `websockets` client.
+# test_poll_example.py; chat_server's page and JSON chat:
+# test_chat_page_example.py; workflows_server: test_workflows_example.py)
+# with the third-party `websockets` client.
 # Last line: "N passed, M failed". Exit status non-zero on any failure.
 set -u
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
 
-EXAMPLES=(echo_server chat_server poll_server)
+EXAMPLES=(echo_server chat_server poll_server workflows_server)
 missing() { for e in "${EXAMPLES[@]}"; do [ -x "build/examples/$e" ] || return 0; done; return 1; }
 if missing; then
     make -s >/dev/null 2>&1 || true
@@ -29,7 +31,7 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 passed=0 failed=0 rc_all=0
-for test in test_echo_example.py test_poll_example.py; do
+for test in test_echo_example.py test_poll_example.py test_chat_page_example.py test_workflows_example.py; do
     timeout -k 5 180 "$PY" "tests/python/$test" >"$log" 2>&1
     rc=$?
     cat "$log"
