@@ -588,7 +588,9 @@ enum ws_result ws_conn_refuse_with_body(const struct ws_server *srv,
  * a value with CR, LF or NUL, or a header the server sets itself:
  * Content-Length, Transfer-Encoding, Connection, Upgrade,
  * Sec-WebSocket-Accept, Sec-WebSocket-Extensions), WS_ERR_INVALID_UTF8,
- * WS_ERR_STATE (already answered), WS_ERR_CLOSED, WS_ERR_NO_SUCH_CONN.
+ * WS_ERR_STATE (already answered), WS_ERR_CLOSED (gone: refused, timed
+ * out, or the server closed — after a refusal the connection may already
+ * be gone, so either of these two comes back), WS_ERR_NO_SUCH_CONN.
  * Ownership: both strings are copied. Thread: any.
  */
 enum ws_result ws_conn_add_header(const struct ws_server *srv,

@@ -30,6 +30,8 @@ const LINGER: Duration = Duration::from_secs(2);
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_SIZE]);
+    /// The frames being written, outside the outbox lock (kept for reuse).
+    static BATCH: std::cell::Cell<Vec<bytes::Bytes>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// A fragmented message being reassembled; text is checked for UTF-8 as
@@ -344,27 +346,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let soft = self.slot.server().config().send_queue_limit;
         loop {
-            let mut ob = self.shared.outbox.lock();
-            if ob.is_empty() {
-                break;
-            }
-            let stream = Pin::new(&mut self.stream);
-            // One frame (the common case) goes out with send(2), cheaper
-            // than writev(2); several are gathered into one writev.
-            let n = ready!(match ob.single() {
-                Some(frame) => stream.poll_write(cx, frame),
-                None => {
-                    let mut slices = [IoSlice::new(&[]); 32];
-                    let count = ob.slices(&mut slices);
-                    stream.poll_write_vectored(cx, &slices[..count])
+            let written = BATCH.with(|cell| {
+                let mut batch = cell.take();
+                let mut ob = self.shared.outbox.lock();
+                if ob.is_empty() {
+                    return None;
                 }
-            })?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            let drained = ob.advance(n, soft);
+                ob.take_batch(&mut batch, 32);
+                drop(ob);
+                let stream = Pin::new(&mut self.stream);
+                // One frame (the common case) goes out with send(2), cheaper
+                // than writev(2); several are gathered into one writev.
+                let n = match batch.as_slice() {
+                    [frame] => stream.poll_write(cx, frame),
+                    frames => {
+                        let mut slices = [IoSlice::new(&[]); 32];
+                        frames.iter().zip(slices.iter_mut()).for_each(|(f, s)| *s = IoSlice::new(f));
+                        stream.poll_write_vectored(cx, &slices[..frames.len()])
+                    }
+                };
+                batch.clear();
+                cell.set(batch);
+                Some(n)
+            });
+            let n = match written {
+                None => break,
+                Some(Poll::Pending) => {
+                    self.shared.outbox.lock().unwritten();
+                    return Poll::Pending;
+                }
+                Some(Poll::Ready(Err(e))) => return Poll::Ready(Err(e)),
+                Some(Poll::Ready(Ok(0))) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Some(Poll::Ready(Ok(n))) => n,
+            };
+            let drained = self.shared.outbox.lock().advance(n, soft);
             Counters::add(&self.slot.server().inner.counters.bytes_out, n as u64);
-            drop(ob);
             if drained && !self.reported {
                 let server = self.slot.server();
                 server.inner.events.drain(server, &self.shared);

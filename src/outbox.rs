@@ -11,7 +11,6 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::io::IoSlice;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -49,6 +48,11 @@ pub(crate) struct Outbox {
     frames: VecDeque<Bytes>,
     /// Bytes of the front frame already written.
     front_written: usize,
+    /// Front frames the connection's task is writing right now, with the
+    /// lock released (they may not be discarded meanwhile).
+    in_flight: usize,
+    /// Their bytes: being written, so no longer counted as queued.
+    in_flight_bytes: usize,
     /// Bytes queued and not yet written.
     pub bytes: usize,
     /// A send reported backpressure; fire drain when under the limit again.
@@ -85,30 +89,31 @@ pub(crate) struct AnswerExtra {
 }
 
 impl Outbox {
-    /// Fills `out` with the unwritten bytes, front first; returns how many.
-    pub fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
-        let mut n = 0;
-        for (i, f) in self.frames.iter().enumerate().take(out.len()) {
-            let start = if i == 0 { self.front_written } else { 0 };
-            out[i] = IoSlice::new(&f[start..]);
-            n += 1;
+    /// Puts (shared handles to) the unwritten bytes of up to `max` front
+    /// frames into `out`, so they can be written without the lock: senders
+    /// on other threads never wait for a system call. They stay queued,
+    /// marked in flight, until [`Outbox::advance`].
+    pub fn take_batch(&mut self, out: &mut Vec<Bytes>, max: usize) {
+        for (i, f) in self.frames.iter().take(max).enumerate() {
+            out.push(if i == 0 { f.slice(self.front_written..) } else { f.clone() });
         }
-        n
-    }
-
-    /// The unwritten bytes when exactly one frame is queued.
-    pub fn single(&self) -> Option<&[u8]> {
-        match self.frames.len() {
-            1 => Some(&self.frames[0][self.front_written..]),
-            _ => None,
-        }
+        self.in_flight = out.len();
+        self.in_flight_bytes = out.iter().map(Bytes::len).sum();
     }
 
     /// Records that `n` bytes were written. Returns true when the queue just
     /// fell under `soft` after a send reported backpressure (time to drain).
+    /// The batch from [`Outbox::take_batch`] was not written (the socket
+    /// is full): its frames may be discarded again.
+    pub fn unwritten(&mut self) {
+        (self.in_flight, self.in_flight_bytes) = (0, 0);
+    }
+
     pub fn advance(&mut self, mut n: usize, soft: usize) -> bool {
-        self.bytes -= n;
-        while n > 0 {
+        (self.in_flight, self.in_flight_bytes) = (0, 0);
+        self.bytes = self.bytes.saturating_sub(n);
+        // (The queue may have been shut meanwhile: nothing left to advance.)
+        while n > 0 && !self.frames.is_empty() {
             let left = self.frames[0].len() - self.front_written;
             if n >= left {
                 n -= left;
@@ -152,7 +157,7 @@ impl Outbox {
 
     /// Drops every frame not yet started, so a close can go out next.
     fn discard_unsent(&mut self) {
-        let keep = if self.front_written > 0 { 1 } else { 0 };
+        let keep = self.in_flight.max((self.front_written > 0) as usize);
         while self.frames.len() > keep {
             let f = self.frames.pop_back().unwrap_or_default();
             self.bytes -= f.len();
@@ -459,8 +464,11 @@ impl ConnShared {
         self.outbox.lock().closed
     }
 
+    /// Bytes queued and not yet handed to the socket (a batch being
+    /// written right now no longer counts).
     pub fn queued_bytes(&self) -> usize {
-        self.outbox.lock().bytes
+        let ob = self.outbox.lock();
+        ob.bytes - ob.in_flight_bytes.min(ob.bytes)
     }
 
     pub fn touch(&self, now: u64) {

@@ -234,6 +234,7 @@ impl ServerHandle {
 
     /// Unsubscribes `conn` from `topic`; true if it was subscribed.
     pub fn unsubscribe(&self, conn: ConnId, topic: &str) -> Result<bool, Error> {
+        crate::topics::check_topic(topic)?;
         let shared = self.shared(conn)?;
         Ok(self.inner.topics.unsubscribe(&shared, topic))
     }

@@ -14,7 +14,13 @@ use std::task::Poll;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Headers added so far, and the answer once given.
-type Answer = (Vec<(String, String)>, Option<Response>);
+#[derive(Default)]
+struct Answer {
+    headers: Vec<(String, String)>,
+    response: Option<Response>,
+    /// Set with the first answer, never cleared: a second one is refused.
+    given: bool,
+}
 
 /// A request handed to the host, until it answers.
 #[derive(Default)]
@@ -44,10 +50,10 @@ impl HostRequests {
     pub fn respond(&self, id: ConnId, response: Response) -> Result<(), Error> {
         let pending = self.get(id).ok_or(Error::Closed(id))?;
         let mut state = pending.state.lock();
-        if state.1.is_some() {
+        if state.given {
             return Err(Error::State(format!("request {id} was already answered")));
         }
-        state.1 = Some(response);
+        (state.response, state.given) = (Some(response), true);
         drop(state);
         pending.waker.wake();
         Ok(())
@@ -57,10 +63,10 @@ impl HostRequests {
         super::response::check_header(name, value).map_err(Error::InvalidArgument)?;
         let pending = self.get(id).ok_or(Error::Closed(id))?;
         let mut state = pending.state.lock();
-        if state.1.is_some() {
+        if state.given {
             return Err(Error::State(format!("request {id} was already answered")));
         }
-        state.0.push((name.to_string(), value.to_string()));
+        state.headers.push((name.to_string(), value.to_string()));
         Ok(())
     }
 }
@@ -146,7 +152,7 @@ async fn ask_host(server: &ServerHandle, request: &Request) -> Response {
     let answered_now = inner.events.http(server, id, request);
     let wait = std::future::poll_fn(|cx| {
         pending.waker.register(cx.waker());
-        match pending.state.lock().1.take() {
+        match pending.state.lock().response.take() {
             Some(r) => Poll::Ready(r),
             None => Poll::Pending,
         }
@@ -162,8 +168,8 @@ async fn ask_host(server: &ServerHandle, request: &Request) -> Response {
             }
         },
     };
-    let (headers, _) = std::mem::take(&mut *pending.state.lock());
     inner.http.map.lock().remove(&id);
+    let headers = std::mem::take(&mut pending.state.lock().headers);
     let mut response = response;
     response.headers.extend(headers);
     response
