@@ -549,7 +549,9 @@ extern "C" {
  *
  * Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (a subprotocol the client
  * did not offer), WS_ERR_STATE (already answered, or not waiting for an
- * answer), WS_ERR_CLOSED (gone: the open timed out or the server closed),
+ * answer), WS_ERR_CLOSED (gone: refused, timed out, or the server closed;
+ * right after a refusal either this or WS_ERR_STATE comes back, depending
+ * on whether the I/O thread has already let the connection go),
  * WS_ERR_NO_SUCH_CONN. Ownership: `subprotocol` is copied. Thread: any.
  */
 enum ws_result ws_conn_accept(const struct ws_server *srv, uint64_t conn, const char *subprotocol);

@@ -4,6 +4,7 @@
 /// The reason phrase for `status` (RFC 9110), or a generic one.
 pub(crate) fn reason(status: u16) -> &'static str {
     match status {
+        101 => "Switching Protocols",
         200 => "OK",
         204 => "No Content",
         301 => "Moved Permanently",
@@ -128,6 +129,11 @@ mod tests {
         assert!(head.ends_with("Content-Length: 5\r\n\r\n"), "{head}");
         let not_modified = String::from_utf8(Response::new(304).encode(true, false)).unwrap();
         assert!(!not_modified.contains("Content-Length"), "{not_modified}");
+    }
+
+    #[test]
+    fn switching_protocols_has_its_phrase() {
+        assert!(Response::new(101).encode(true, false).starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
     }
 
     #[test]

@@ -20,6 +20,8 @@ struct Answer {
     response: Option<Response>,
     /// Set with the first answer, never cleared: a second one is refused.
     given: bool,
+    /// No answer is awaited any more (it came too late: 503 was sent).
+    closed: bool,
 }
 
 /// A request handed to the host, until it answers.
@@ -50,6 +52,9 @@ impl HostRequests {
     pub fn respond(&self, id: ConnId, response: Response) -> Result<(), Error> {
         let pending = self.get(id).ok_or(Error::Closed(id))?;
         let mut state = pending.state.lock();
+        if state.closed {
+            return Err(Error::Closed(id));
+        }
         if state.given {
             return Err(Error::State(format!("request {id} was already answered")));
         }
@@ -162,6 +167,7 @@ async fn ask_host(server: &ServerHandle, request: &Request) -> Response {
         None => match tokio::time::timeout(server.config().handshake_timeout, wait).await {
             Ok(r) => r,
             Err(_) => {
+                pending.state.lock().closed = true;
                 server
                     .log(LogLevel::Warn, &format!("HTTP request {id} for {}: no answer in time, 503", request.path()));
                 Response::text(503, "the server did not answer in time")
