@@ -393,7 +393,7 @@ impl Events {
         match self.queue.get() {
             Some(q) => {
                 // One spare byte, so the C layer can NUL-terminate in place.
-                let mut copy = Vec::with_capacity(data.len() + 1);
+                let mut copy = crate::pool::take(data.len() + 1);
                 copy.extend_from_slice(data);
                 q.push(Event::Message { conn: conn.id, data: copy, kind }, Some(conn.clone()))
             }

@@ -131,8 +131,8 @@ pub(crate) fn encode(opcode: OpCode, payload: &[u8]) -> Bytes {
         _ => 10,
     };
     // Exact capacity: `Bytes::from` then takes the buffer without a copy or
-    // a second allocation.
-    let mut out = Vec::with_capacity(header + len);
+    // a second allocation. Large frames come from (and go back to) the pool.
+    let mut out = crate::pool::take(header + len);
     out.push(0x80 | opcode as u8);
     if len < 126 {
         out.push(len as u8);
@@ -144,7 +144,11 @@ pub(crate) fn encode(opcode: OpCode, payload: &[u8]) -> Bytes {
         out.extend_from_slice(&(len as u64).to_be_bytes());
     }
     out.extend_from_slice(payload);
-    Bytes::from(out)
+    if out.capacity() >= 4096 {
+        Bytes::from_owner(crate::pool::Pooled(out))
+    } else {
+        Bytes::from(out)
+    }
 }
 
 /// Encodes a close frame with `code` and `reason` (the caller checked both).

@@ -18,6 +18,7 @@ mod http;
 mod io_threads;
 mod options;
 mod outbox;
+mod pool;
 mod registry;
 mod request;
 mod server;

@@ -162,8 +162,14 @@ pub unsafe extern "C" fn ws_server_poll(
 /// pointers point to. NULL is ignored. Thread: any.
 #[no_mangle]
 pub unsafe extern "C" fn ws_event_free(event: *mut ws_event) {
-    // SAFETY: the header requires NULL or an event from ws_server_poll, freed once.
-    guard((), || unsafe { super::args::free_boxed(event as *mut Owned) })
+    guard((), || {
+        if event.is_null() {
+            return;
+        }
+        // SAFETY: the header requires NULL or an event from ws_server_poll, freed once.
+        let owned = unsafe { Box::from_raw(event as *mut Owned) };
+        crate::pool::give(owned.bytes); // a message's buffer serves the next one
+    })
 }
 
 /// Writes to `*out_fd` a file descriptor that is readable while events
