@@ -410,10 +410,10 @@ typedef struct ws_callbacks {
 typedef uint32_t ws_option;
 
 /**
- * A snapshot of a server's statistics. Counters count since listen;
- * `open_connections`, `queued_bytes`, `topics` and `subscriptions` are
- * values now. Members are only ever appended: fill one with the
- * `ws_server_stats(srv, &stats)` macro, which passes its size.
+ * A snapshot of a server's counters (all since `listen`, except the
+ * gauges `open_connections`, `queued_bytes`, `topics`, `subscriptions`).
+ * In C this is `ws_stats`: members are only ever appended; fill one with
+ * the `ws_server_stats(srv, &stats)` macro, which passes its size.
  */
 typedef struct ws_stats {
   /**
@@ -425,7 +425,7 @@ typedef struct ws_stats {
    */
   uint64_t handshakes_accepted;
   /**
-   * Handshakes refused (bad request, by the host, limits, origin, path).
+   * Handshakes refused (bad request, by the host, by limits, origin, path).
    */
   uint64_t handshakes_refused;
   /**
@@ -433,7 +433,7 @@ typedef struct ws_stats {
    */
   uint64_t messages_in;
   /**
-   * Messages queued to clients (a broadcast or publish counts once per recipient).
+   * Messages queued to clients (a broadcast counts once per recipient).
    */
   uint64_t messages_out;
   /**
@@ -441,7 +441,7 @@ typedef struct ws_stats {
    */
   uint64_t bytes_in;
   /**
-   * Bytes written to client sockets (frames and handshakes).
+   * Bytes written to client sockets (frames, handshakes and HTTP included).
    */
   uint64_t bytes_out;
   /**
@@ -457,7 +457,7 @@ typedef struct ws_stats {
    */
   uint64_t subscriptions;
   /**
-   * Plain HTTP requests answered.
+   * Plain HTTP requests answered (static files, health, the host's handler).
    */
   uint64_t http_requests;
 } ws_stats;
@@ -608,7 +608,8 @@ enum ws_result ws_conn_add_header(const struct ws_server *srv,
  * handled by the server.
  *
  * Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (status out of range, a
- * content type with CR/LF), WS_ERR_STATE (already answered),
+ * content type with CR/LF), WS_ERR_INVALID_UTF8 (a content type that is
+ * not UTF-8), WS_ERR_STATE (already answered),
  * WS_ERR_CLOSED (no longer waiting: answered late, after the timeout's
  * 503), WS_ERR_NO_SUCH_CONN (never issued). Ownership: everything is
  * copied. Thread: any, callbacks included.
@@ -909,7 +910,8 @@ enum ws_result ws_server_set_paths(struct ws_server *srv, const char *const *pat
 enum ws_result ws_server_set_static_dir(struct ws_server *srv, const char *dir);
 
 /**
- * Answers GET `path` (e.g. "/healthz") with 200 "ok", for load balancers;
+ * Answers GET and HEAD `path` (e.g. "/healthz") with 200 "ok" (other
+ * methods: 405), for load balancers;
  * NULL turns it off. Before `ws_server_listen`. Errors: WS_ERR_NULL,
  * WS_ERR_INVALID_ARGUMENT (not starting with '/'), WS_ERR_INVALID_UTF8,
  * WS_ERR_STATE. Ownership: copied. Thread: any, not concurrently with

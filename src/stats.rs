@@ -4,6 +4,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A snapshot of a server's counters (all since `listen`, except the
 /// gauges `open_connections`, `queued_bytes`, `topics`, `subscriptions`).
+/// In C this is `ws_stats`: members are only ever appended; fill one with
+/// the `ws_server_stats(srv, &stats)` macro, which passes its size.
+#[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Connections open now (handshake done, close not yet delivered).

@@ -279,7 +279,8 @@ pub unsafe extern "C" fn ws_server_set_static_dir(srv: *mut ws_server, dir: *con
     })
 }
 
-/// Answers GET `path` (e.g. "/healthz") with 200 "ok", for load balancers;
+/// Answers GET and HEAD `path` (e.g. "/healthz") with 200 "ok" (other
+/// methods: 405), for load balancers;
 /// NULL turns it off. Before `ws_server_listen`. Errors: WS_ERR_NULL,
 /// WS_ERR_INVALID_ARGUMENT (not starting with '/'), WS_ERR_INVALID_UTF8,
 /// WS_ERR_STATE. Ownership: copied. Thread: any, not concurrently with

@@ -129,7 +129,10 @@ async fn respond_to(server: &ServerHandle, request: &Request) -> Response {
     let cfg = server.config();
     let read_only = matches!(request.method(), "GET" | "HEAD");
     if cfg.health_path.as_deref() == Some(request.path()) {
-        return Response::text(200, "ok");
+        return match read_only {
+            true => Response::text(200, "ok"),
+            false => Response::text(405, "only GET and HEAD here").header("Allow", "GET, HEAD"),
+        };
     }
     if let Some(root) = &cfg.static_dir {
         if read_only {
