@@ -24,6 +24,14 @@
 // server.refuse(conn, status) / server.refuse_with_body(conn, status, body);
 // server.add_header(conn, "Set-Cookie", "...") adds to whichever answer.
 //
+// Plain HTTP on the same port: Options::static_dir and Options::health_path
+// answer on their own; Handlers::on_http gets the other requests (an
+// HttpRequest: method, path, query, headers, body) and returns a status to
+// answer now with no body, or wsserver::Handled after answering with
+// request.respond(status, content_type, body) — or to answer later, from
+// any thread, with server.respond(id, status, content_type, body). In
+// event mode the request comes as an EventType::Http Event.
+//
 // Handlers run on the server's I/O thread (see ws_callbacks). An exception
 // thrown by a handler is caught before it reaches C and reported through
 // on_log (level WS_LOG_ERROR); an on_open that throws refuses the handshake
@@ -126,9 +134,9 @@ struct Options {
     uint64_t event_queue_bytes = default_of(WS_OPT_EVENT_QUEUE_BYTES);
     uint64_t event_queue_events = default_of(WS_OPT_EVENT_QUEUE_EVENTS);
     uint64_t auto_accept = default_of(WS_OPT_AUTO_ACCEPT);
-    /// Plain HTTP for the host: this binding does not wrap on_http or
-    /// ws_http_respond yet (event mode: a WS_EVENT_HTTP Event, answered with
-    /// ws_http_respond(server.native_handle(), ...)).
+    /// 1 hands plain HTTP requests to the host (Handlers::on_http, or an
+    /// EventType::Http Event in event mode). A Server given an on_http
+    /// handler turns it on itself.
     uint64_t http_handler = default_of(WS_OPT_HTTP_HANDLER);
     uint64_t http_max_requests = default_of(WS_OPT_HTTP_MAX_REQUESTS);
     uint64_t http_idle_timeout_ms = default_of(WS_OPT_HTTP_IDLE_TIMEOUT_MS);
@@ -141,6 +149,12 @@ struct Options {
     /// Paths that take upgrades (others get 404); empty: all
     /// (ws_server_set_paths).
     std::vector<std::string> paths;
+    /// Serves GET/HEAD from this directory (ws_server_set_static_dir);
+    /// empty: off.
+    std::string static_dir;
+    /// Answers GET on this path (e.g. "/healthz") with 200 "ok"
+    /// (ws_server_set_health_path); empty: off.
+    std::string health_path;
     /// Grace given to clients by ~Server (ws_server_close).
     uint32_t close_grace_ms = 1000;
 
@@ -237,6 +251,14 @@ public:
     std::string_view path() const { return detail::view(ws_request_path(req_)); }
     std::string_view query() const { return detail::view(ws_request_query(req_)); }
     std::string_view peer() const { return detail::view(ws_request_peer(req_)); }
+    /// "GET" for an upgrade; a plain HTTP request's own method.
+    std::string_view method() const { return detail::view(ws_request_method(req_)); }
+    /// A plain HTTP request's body (Content-Length bytes); empty for upgrades.
+    std::string_view body() const {
+        size_t n = 0;
+        const uint8_t *p = ws_request_body(req_, &n);
+        return p ? std::string_view(reinterpret_cast<const char *>(p), n) : std::string_view();
+    }
     /// The first header called `name` (case-insensitive), if any.
     std::optional<std::string_view> header(const char *name) const { return detail::opt(ws_request_header(req_, name)); }
     std::optional<std::string_view> header(const std::string &name) const { return header(name.c_str()); }
@@ -281,6 +303,45 @@ struct OpenAnswer {
 inline OpenAnswer accept() noexcept { return {0}; }
 inline OpenAnswer refuse(int http_status) noexcept { return {http_status}; }
 inline OpenAnswer defer() noexcept { return {WS_OPEN_DEFER}; }
+
+/// A plain HTTP request waiting for its answer: the request (valid during
+/// on_http, or while its Event lives) plus its id and server, so it can be
+/// answered here; the id stays valid after, for Server::respond from any
+/// thread (within Options::handshake_timeout_ms, else 503).
+class HttpRequest : public Request {
+public:
+    HttpRequest(const ws_request *req, const ws_server *srv, uint64_t id) noexcept : Request(req), srv_(srv), id_(id) {}
+    uint64_t id() const noexcept { return id_; }
+    /// ws_http_respond: `content_type` nullptr sends none. Once only
+    /// (WS_ERR_STATE after). Any thread.
+    ws_result respond(uint16_t status, const char *content_type = nullptr, std::string_view body = {}) const noexcept {
+        return ws_http_respond(srv_, id_, status, content_type, detail::bytes(body), body.size());
+    }
+    ws_result respond(uint16_t status, const std::string &content_type, std::string_view body) const noexcept {
+        return respond(status, content_type.c_str(), body);
+    }
+    /// A header for the answer (before respond), e.g. Cache-Control.
+    ws_result add_header(const char *name, const char *value) const noexcept {
+        return ws_conn_add_header(srv_, id_, name, value);
+    }
+    ws_result add_header(const std::string &name, const std::string &value) const noexcept {
+        return add_header(name.c_str(), value.c_str());
+    }
+
+private:
+    const ws_server *srv_;
+    uint64_t id_;
+};
+
+/// The answer of an HTTP handler: a status (100..599) answers now with no
+/// body; Handled (0) says the request was answered with respond(), or will
+/// be, later. An int converts, so `return 404;` works in a handler declared
+/// `-> wsserver::HttpAnswer`.
+struct HttpAnswer {
+    int status = 0;
+    constexpr HttpAnswer(int s = 0) noexcept : status(s) {}
+};
+inline constexpr HttpAnswer Handled{0};
 
 /// Server statistics (ws_stats): counters since listen, and
 /// open_connections, queued_bytes, topics, subscriptions now.
@@ -358,6 +419,10 @@ struct Handlers {
     std::function<void(Connection, ws_result error, std::string_view message)> on_error;
     std::function<void(Connection)> on_drain;
     std::function<void(LogLevel, std::string_view message)> on_log;
+    /// A plain HTTP request (no upgrade) that no static file or health path
+    /// answered. Returns a status, or Handled (see HttpAnswer). A handler
+    /// that throws answers 500 (and on_log hears of it).
+    std::function<HttpAnswer(const HttpRequest &)> on_http;
 };
 
 enum class EventType : ws_event_type {
@@ -367,6 +432,7 @@ enum class EventType : ws_event_type {
     Error = WS_EVENT_ERROR,
     Drain = WS_EVENT_DRAIN,
     Log = WS_EVENT_LOG,
+    Http = WS_EVENT_HTTP, ///< a plain HTTP request: http_request(), answered with Event::respond
 };
 
 /// One event from Server::poll, owned (ws_event_free on destruction).
@@ -386,10 +452,20 @@ public:
     /// Close code, ws_result (Error) or log level (Log).
     int32_t code() const noexcept { return ev_->code; }
     void *user_data() const noexcept { return ev_->user_data; }
-    /// For an Open event, the request (valid while the Event lives).
+    /// For an Open or Http event, the request (valid while the Event lives).
     std::optional<Request> request() const noexcept {
         if (!ev_->request) return std::nullopt;
         return Request(ev_->request);
+    }
+    /// For an Http event, the request with its id (the request's views are
+    /// valid while the Event lives; its respond() works after).
+    std::optional<HttpRequest> http_request() const noexcept {
+        if (ev_->type != WS_EVENT_HTTP || !ev_->request) return std::nullopt;
+        return HttpRequest(ev_->request, srv_, ev_->conn);
+    }
+    /// Answers an Http event (ws_http_respond); any thread.
+    ws_result respond(uint16_t status, const char *content_type = nullptr, std::string_view body = {}) const noexcept {
+        return ws_http_respond(srv_, ev_->conn, status, content_type, detail::bytes(body), body.size());
     }
     const ws_event *native_handle() const noexcept { return ev_.get(); }
 
@@ -416,9 +492,16 @@ public:
         if (h.on_error) cb.on_error = &Server::error_cb;
         if (h.on_drain) cb.on_drain = &Server::drain_cb;
         if (h.on_log) cb.on_log = &Server::log_cb;
+        if (h.on_http) cb.on_http = &Server::http_cb;
         state_->srv = ws_server_new(&cb, state_.get());
         if (!state_->srv) throw Error(WS_ERR_PANIC, "ws_server_new", ws_last_error());
         options.each([this](ws_option opt, uint64_t v) { set_option(opt, v); });
+        if (h.on_http && !options.http_handler) set_option(WS_OPT_HTTP_HANDLER, 1);
+        if (!options.static_dir.empty())
+            detail::check(ws_server_set_static_dir(state_->srv, options.static_dir.c_str()), "ws_server_set_static_dir");
+        if (!options.health_path.empty())
+            detail::check(ws_server_set_health_path(state_->srv, options.health_path.c_str()),
+                          "ws_server_set_health_path");
         set_list(ws_server_set_subprotocols, options.subprotocols, "ws_server_set_subprotocols");
         set_list(ws_server_set_allowed_origins, options.allowed_origins, "ws_server_set_allowed_origins");
         set_list(ws_server_set_paths, options.paths, "ws_server_set_paths");
@@ -487,6 +570,19 @@ public:
     }
     ws_result add_header(uint64_t id, const std::string &name, const std::string &value) const noexcept {
         return connection(id).add_header(name, value);
+    }
+
+    // ---- plain HTTP: answers to a request that waits (any thread) ----
+
+    /// ws_http_respond: answers request `id` (from on_http or an Http
+    /// event) with `status`, `content_type` (nullptr: none) and `body`.
+    ws_result respond(uint64_t id, uint16_t status, const char *content_type = nullptr,
+                      std::string_view body = {}) const noexcept {
+        return ws_http_respond(handle(), id, status, content_type, detail::bytes(body), body.size());
+    }
+    ws_result respond(uint64_t id, uint16_t status, const std::string &content_type,
+                      std::string_view body) const noexcept {
+        return respond(id, status, content_type.c_str(), body);
     }
 
     // ---- topics ----
@@ -634,6 +730,12 @@ private:
     static void drain_cb(void *ud, uint64_t conn) noexcept {
         State *s = static_cast<State *>(ud);
         guard(s, "on_drain", [&] { s->handlers.on_drain(Connection(s->srv, conn)); });
+    }
+    static int http_cb(void *ud, uint64_t id, const ws_request *req) noexcept {
+        State *s = static_cast<State *>(ud);
+        int status = 500; // a handler that threw answers 500
+        guard(s, "on_http", [&] { status = s->handlers.on_http(HttpRequest(req, s->srv, id)).status; });
+        return status;
     }
     static void log_cb(void *ud, ws_log_level level, const char *message) noexcept {
         State *s = static_cast<State *>(ud);

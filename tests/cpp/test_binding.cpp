@@ -5,6 +5,13 @@
 
 #include <sstream>
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -786,6 +793,347 @@ static void test_request_headers() {
     CHECK(host && upgrade && key, "the standard handshake headers are listed too");
 }
 
+
+// ---- plain HTTP ----
+
+// A minimal HTTP/1.1 client on one TCP socket (keep-alive: several
+// requests in turn), every read bounded by a timeout.
+struct HttpClient {
+    int fd = -1;
+    std::string buf;
+    explicit HttpClient(uint16_t port) { fd = wsc_tcp_connect("127.0.0.1", port, 0); }
+    ~HttpClient() {
+        if (fd >= 0) ::close(fd);
+    }
+    bool send_raw(const std::string &s) { return ::send(fd, s.data(), s.size(), MSG_NOSIGNAL) == ssize_t(s.size()); }
+    bool fill(int timeout_ms) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, timeout_ms) <= 0) return false;
+        char tmp[4096];
+        ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+        if (n <= 0) return false;
+        buf.append(tmp, size_t(n));
+        return true;
+    }
+    struct Response {
+        int status = -1;
+        std::string head, body;
+        std::string header(const std::string &name) const {
+            std::istringstream in(head);
+            std::string line;
+            while (std::getline(in, line)) {
+                if (!line.empty() && line.back() == '\r') line.pop_back();
+                auto colon = line.find(':');
+                if (colon == std::string::npos || colon != name.size()) continue;
+                bool same = true;
+                for (size_t i = 0; i < colon; ++i)
+                    same &= std::tolower(static_cast<unsigned char>(line[i])) == std::tolower(static_cast<unsigned char>(name[i]));
+                if (!same) continue;
+                size_t v = colon + 1;
+                while (v < line.size() && line[v] == ' ') ++v;
+                return line.substr(v);
+            }
+            return "<none>";
+        }
+    };
+    // Reads one response (head, then Content-Length bytes of body unless HEAD).
+    Response read(bool head_only = false, int timeout_ms = 5000) {
+        Response r;
+        size_t end;
+        while ((end = buf.find("\r\n\r\n")) == std::string::npos)
+            if (!fill(timeout_ms)) return r;
+        r.head = buf.substr(0, end + 2);
+        buf.erase(0, end + 4);
+        if (r.head.rfind("HTTP/1.1 ", 0) == 0) r.status = std::atoi(r.head.c_str() + 9);
+        std::string cl = r.header("Content-Length");
+        size_t len = head_only || cl == "<none>" ? 0 : std::strtoul(cl.c_str(), nullptr, 10);
+        while (buf.size() < len)
+            if (!fill(timeout_ms)) return r;
+        r.body = buf.substr(0, len);
+        buf.erase(0, len);
+        return r;
+    }
+    Response request(const std::string &method, const std::string &target, const std::string &body = {},
+                     const std::string &extra = {}) {
+        std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra;
+        if (!body.empty() || method == "POST") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+        req += "\r\n" + body;
+        if (!send_raw(req)) return {};
+        return read(method == "HEAD");
+    }
+    // True when the server closes the connection within timeout_ms.
+    bool closed_by_server(int timeout_ms) {
+        auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+        while (std::chrono::steady_clock::now() < end) {
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, 50) > 0) {
+                char tmp[256];
+                if (::recv(fd, tmp, sizeof tmp, 0) <= 0) return true;
+            }
+        }
+        return false;
+    }
+};
+
+// A directory for static files: www/ (index.html, hello.txt, js/app.js)
+// and, beside it, secret.txt that no request may reach.
+struct Site {
+    std::string base, root;
+    Site() {
+        char tmpl[] = "/tmp/wsserver-cpp-http.XXXXXX";
+        base = mkdtemp(tmpl);
+        root = base + "/www";
+        mkdir(root.c_str(), 0755);
+        mkdir((root + "/js").c_str(), 0755);
+        write(root + "/index.html", "<!doctype html><p>hello</p>");
+        write(root + "/hello.txt", "hello, file");
+        write(root + "/js/app.js", "console.log(1)");
+        write(base + "/secret.txt", "SECRET");
+    }
+    ~Site() {
+        std::string cmd = "rm -rf '" + base + "'";
+        if (std::system(cmd.c_str()) != 0) std::printf("note: could not remove %s\n", base.c_str());
+    }
+    static void write(const std::string &path, const std::string &text) {
+        FILE *f = std::fopen(path.c_str(), "wb");
+        if (!f) return;
+        std::fwrite(text.data(), 1, text.size(), f);
+        std::fclose(f);
+    }
+};
+
+// Runs a shell command, returns its standard output.
+static std::string run_command(const std::string &cmd) {
+    std::string out;
+    FILE *p = popen(cmd.c_str(), "r");
+    if (!p) return out;
+    char tmp[4096];
+    size_t n;
+    while ((n = std::fread(tmp, 1, sizeof tmp, p)) > 0) out.append(tmp, n);
+    pclose(p);
+    return out;
+}
+
+static void test_http_static_and_health() {
+    Site site;
+    wsserver::Options o;
+    o.static_dir = site.root;
+    o.health_path = "/healthz";
+    wsserver::Server s(echo_handlers(), o);
+    s.listen("127.0.0.1", 0);
+    const std::string base = "http://127.0.0.1:" + std::to_string(s.port());
+    {
+        HttpClient c(s.port());
+        auto r = c.request("GET", "/hello.txt");
+        CHECK(r.status == 200 && r.body == "hello, file", "static file served");
+        CHECK(r.header("Content-Type").rfind("text/plain", 0) == 0, "static file: text/plain by its extension");
+        r = c.request("GET", "/js/app.js");
+        CHECK(r.status == 200 && r.header("Content-Type").rfind("text/javascript", 0) == 0,
+              "static .js: text/javascript, on the same connection");
+        r = c.request("GET", "/");
+        CHECK(r.status == 200 && r.body == "<!doctype html><p>hello</p>" &&
+                  r.header("Content-Type").rfind("text/html", 0) == 0,
+              "/ serves index.html as text/html");
+        std::string etag = r.header("ETag");
+        r = c.request("GET", "/index.html", {}, "If-None-Match: " + etag + "\r\n");
+        CHECK(r.status == 304, "If-None-Match with the ETag: 304");
+        r = c.request("HEAD", "/hello.txt");
+        CHECK(r.status == 200 && r.header("Content-Length") == "11", "HEAD: the length, no body");
+        for (const char *evil : {"/..%2fsecret.txt", "/js/..%2f..%2fsecret.txt", "/%2e%2e/secret.txt", "/../secret.txt"}) {
+            r = c.request("GET", evil);
+            std::string what = std::string("traversal ") + evil + ": 404, not the secret";
+            CHECK(r.status == 404 && r.body.find("SECRET") == std::string::npos, what.c_str());
+        }
+        r = c.request("GET", "/healthz");
+        CHECK(r.status == 200 && r.body == "ok\n", "health path: 200 ok");
+        r = c.request("GET", "/missing.txt");
+        CHECK(r.status == 404, "no file, no handler: 404");
+    }
+    {
+        Client ws(s.port(), "/chat");
+        CHECK(ws.status == 101, "WebSocket upgrades still work beside static files");
+    }
+    if (std::system("command -v curl >/dev/null 2>&1") == 0) {
+        std::string out = run_command("curl -s -S -m 5 -o - -w ' %{http_code} %{content_type}' " + base + "/hello.txt");
+        CHECK(out.rfind("hello, file 200 text/plain", 0) == 0, ("curl gets the static file: " + out).c_str());
+        out = run_command("curl -s -m 5 -o /dev/null -w '%{http_code}' --path-as-is " + base + "/..%2fsecret.txt");
+        CHECK(out == "404", ("curl: ..%2f traversal is 404: " + out).c_str());
+        out = run_command("curl -s -m 5 " + base + "/healthz");
+        CHECK(out == "ok\n", "curl: health");
+    } else {
+        std::printf("note: no curl; the static file was checked with the test's own client only\n");
+    }
+    try {
+        wsserver::Options bad;
+        bad.static_dir = site.base + "/no-such-dir";
+        wsserver::Server b({}, bad);
+        CHECK(false, "a static_dir that is no directory throws");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_INVALID_ARGUMENT, "static_dir not a directory: WS_ERR_INVALID_ARGUMENT");
+    }
+    try {
+        wsserver::Options bad;
+        bad.health_path = "healthz";
+        wsserver::Server b({}, bad);
+        CHECK(false, "a health_path without '/' throws");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_INVALID_ARGUMENT, "health_path without '/': WS_ERR_INVALID_ARGUMENT");
+    }
+}
+
+static void test_http_handler() {
+    std::mutex mu;
+    std::vector<std::thread> workers;
+    std::string seen_query, seen_header, seen_method;
+    std::atomic<int> answer_errors{0};
+    wsserver::Handlers h = echo_handlers();
+    wsserver::Server *srv = nullptr;
+    h.on_http = [&](const wsserver::HttpRequest &r) -> wsserver::HttpAnswer {
+        if (r.path() == "/teapot") return 418;
+        if (r.path() == "/throw") throw std::runtime_error("handler failed");
+        if (r.path() == "/echo") {
+            {
+                std::lock_guard<std::mutex> g(mu);
+                seen_query = std::string(r.query());
+                seen_header = std::string(r.header("X-Token").value_or("<none>"));
+                seen_method = std::string(r.method());
+            }
+            r.add_header("X-Seen", std::string(r.method()));
+            std::string body = std::string(r.method()) + " " + std::string(r.path()) + " " + std::string(r.body());
+            if (r.respond(200, "text/plain", body) != WS_OK) ++answer_errors;
+            if (r.respond(200, "text/plain", "twice") != WS_ERR_STATE) ++answer_errors;
+            return wsserver::Handled;
+        }
+        if (r.path() == "/later") {
+            uint64_t id = r.id();
+            std::lock_guard<std::mutex> g(mu);
+            workers.emplace_back([&, id] {
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                if (srv->add_header(id, "Cache-Control", "no-store") != WS_OK) ++answer_errors;
+                if (srv->respond(id, 200, "application/json", "{\"later\":true}") != WS_OK) ++answer_errors;
+            });
+            return wsserver::Handled;
+        }
+        return 404;
+    };
+    std::atomic<int> logged_throw{0};
+    h.on_log = [&](wsserver::LogLevel, std::string_view m) {
+        if (m.find("on_http handler threw") != std::string_view::npos) ++logged_throw;
+    };
+    wsserver::Options o;
+    o.health_path = "/healthz";
+    wsserver::Server s(std::move(h), o);
+    srv = &s;
+    CHECK(s.get_option(WS_OPT_HTTP_HANDLER) == 1, "an on_http handler turns WS_OPT_HTTP_HANDLER on");
+    s.listen("127.0.0.1", 0);
+    {
+        HttpClient c(s.port());
+        auto r = c.request("POST", "/echo?x=1", "hello body", "X-Token: t0k\r\n");
+        CHECK(r.status == 200 && r.body == "POST /echo hello body", "handler echoes the POST body");
+        CHECK(r.header("X-Seen") == "POST", "HttpRequest::add_header on the answer");
+        {
+            std::lock_guard<std::mutex> g(mu);
+            CHECK(seen_query == "x=1" && seen_header == "t0k" && seen_method == "POST",
+                  "HttpRequest: method, query, header");
+        }
+        r = c.request("GET", "/teapot");
+        CHECK(r.status == 418 && r.body.empty(), "a returned status answers at once, no body");
+        r = c.request("GET", "/later");
+        CHECK(r.status == 200 && r.body == "{\"later\":true}" && r.header("Content-Type") == "application/json",
+              "answered later from another thread (Server::respond)");
+        CHECK(r.header("Cache-Control") == "no-store", "Server::add_header before a later respond");
+        r = c.request("GET", "/healthz");
+        CHECK(r.status == 200 && r.body == "ok\n", "health beside the handler");
+        r = c.request("GET", "/throw");
+        CHECK(r.status == 500, "a handler that throws answers 500");
+        CHECK(wait_until([&] { return logged_throw > 0; }), "... and on_log hears of it");
+        r = c.request("GET", "/other");
+        CHECK(r.status == 404, "a handler's 404; six requests on one keep-alive connection");
+        // The same connection then upgrades.
+        wsc w;
+        wsc_init(&w, c.fd);
+        c.fd = -1;
+        int st = wsc_handshake(&w, "127.0.0.1", s.port(), "/chat", nullptr, 5000);
+        CHECK(st == 101, "after HTTP requests, the connection upgrades");
+        wsc_send_text(&w, "still here");
+        wsc_frame f{};
+        CHECK(wsc_recv(&w, &f, 5000) == WSC_OK && std::string(reinterpret_cast<char *>(f.data), f.len) == "still here",
+              "and echoes");
+        wsc_frame_free(&f);
+        wsc_free(&w);
+    }
+    {
+        // keep-alive: two requests on one socket, the second one pipelined.
+        HttpClient c(s.port());
+        c.send_raw("GET /teapot HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+        auto a = c.read(), b = c.read();
+        CHECK(a.status == 418 && b.status == 200 && b.body == "POST /echo hi", "two pipelined requests, in order");
+        c.send_raw("GET /teapot HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        CHECK(c.read().status == 418 && c.closed_by_server(3000), "Connection: close ends it");
+    }
+    CHECK(s.respond(987654, 200) == WS_ERR_NO_SUCH_CONN, "respond to an id never issued: WS_ERR_NO_SUCH_CONN");
+    {
+        std::lock_guard<std::mutex> g(mu);
+        for (auto &t : workers) t.join();
+    }
+    CHECK(answer_errors == 0, "every respond/add_header returned what the C ABI documents");
+}
+
+static void test_http_event_mode() {
+    Site site;
+    wsserver::Options o;
+    o.event_queue = 1;
+    o.auto_accept = 1;
+    o.http_handler = 1;
+    o.static_dir = site.root;
+    wsserver::Server s({}, o);
+    s.listen("127.0.0.1", 0);
+    std::atomic<bool> stop{false};
+    std::atomic<int> errors{0};
+    std::vector<std::thread> later;
+    std::thread loop([&] {
+        while (!stop) {
+            auto ev = s.poll(std::chrono::milliseconds(20));
+            if (!ev || ev->type() != wsserver::EventType::Http) continue;
+            auto r = ev->http_request();
+            if (!r) {
+                ++errors;
+                continue;
+            }
+            if (r->path() == "/api") {
+                r->add_header("X-Mode", "event");
+                std::string body = std::string(r->method()) + ":" + std::string(r->body());
+                if (ev->respond(201, "text/plain", body) != WS_OK) ++errors;
+            } else if (r->path() == "/later") {
+                uint64_t id = r->id(); // the Event (and its request) is freed; the id lives on
+                later.emplace_back([&, id] {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+                    if (s.respond(id, 200, nullptr, "late") != WS_OK) ++errors;
+                });
+            } else {
+                if (r->respond(404) != WS_OK) ++errors;
+            }
+        }
+    });
+    {
+        HttpClient c(s.port());
+        auto r = c.request("POST", "/api", "data");
+        CHECK(r.status == 201 && r.body == "POST:data" && r.header("X-Mode") == "event",
+              "event mode: an Http event answered with Event::respond and a header");
+        r = c.request("GET", "/hello.txt");
+        CHECK(r.status == 200 && r.body == "hello, file", "event mode: static files need no event");
+        r = c.request("GET", "/later");
+        CHECK(r.status == 200 && r.body == "late" && r.header("Content-Type") == "<none>",
+              "event mode: answered later from a thread, no content type");
+        r = c.request("GET", "/nope");
+        CHECK(r.status == 404, "event mode: HttpRequest::respond(404)");
+    }
+    stop = true;
+    loop.join();
+    for (auto &t : later) t.join();
+    CHECK(errors == 0, "event mode: every respond returned WS_OK");
+}
+
 int main() {
     struct {
         const char *name;
@@ -806,6 +1154,9 @@ int main() {
         {"handshake control in event mode", test_handshake_event_mode},
         {"allowed origins and paths", test_origins_and_paths},
         {"request headers()", test_request_headers},
+        {"HTTP: static files, traversal, health", test_http_static_and_health},
+        {"HTTP: on_http handler, respond from a thread, keep-alive", test_http_handler},
+        {"HTTP: event mode", test_http_event_mode},
     };
     for (auto &t : tests) {
         int f0 = failed;
