@@ -21,10 +21,10 @@ from ._errors import (
     WsError,
     WsTimeoutError,
 )
-from .events import Event, EventType, Kind
+from .events import Event, EventType, HttpEvent, Kind
 from .options import OPTIONS, OptionInfo
-from .request import Request
-from .server import DEFER, Headers, LogLevel, OpenAnswer, SendStatus, Server, Stats
+from .request import HttpRequest, Request
+from .server import DEFER, Headers, HttpAnswer, LogLevel, OpenAnswer, SendStatus, Server, Stats
 from .tls import TlsConfig
 
 __version__: str = _lib.ws_version().decode()
@@ -42,6 +42,9 @@ __all__ = [
     "DroppedError",
     "Event",
     "Headers",
+    "HttpAnswer",
+    "HttpEvent",
+    "HttpRequest",
     "EventType",
     "InvalidArgumentError",
     "InvalidUtf8Error",

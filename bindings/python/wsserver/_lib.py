@@ -53,8 +53,9 @@ lib, path = _load()
 
 
 class ws_callbacks(ctypes.Structure):
-    """The six original members; passed with its own size to
-    ws_server_new_sized, so later members stay NULL for us."""
+    """The members this package knows (the six original ones and on_http);
+    passed with its own size to ws_server_new_sized, so later members stay
+    NULL for us."""
 
 
 ON_OPEN = ctypes.CFUNCTYPE(c_int, c_void_p, c_uint64, c_void_p)
@@ -63,6 +64,7 @@ ON_CLOSE = ctypes.CFUNCTYPE(None, c_void_p, c_uint64, c_uint16, c_void_p, c_size
 ON_ERROR = ctypes.CFUNCTYPE(None, c_void_p, c_uint64, c_int, c_char_p)
 ON_DRAIN = ctypes.CFUNCTYPE(None, c_void_p, c_uint64)
 ON_LOG = ctypes.CFUNCTYPE(None, c_void_p, c_uint32, c_char_p)
+ON_HTTP = ctypes.CFUNCTYPE(c_int, c_void_p, c_uint64, c_void_p)
 
 ws_callbacks._fields_ = [
     ("on_open", ON_OPEN),
@@ -71,6 +73,7 @@ ws_callbacks._fields_ = [
     ("on_error", ON_ERROR),
     ("on_drain", ON_DRAIN),
     ("on_log", ON_LOG),
+    ("on_http", ON_HTTP),
 ]
 
 
@@ -134,6 +137,8 @@ ws_request_peer = _fn("ws_request_peer", c_char_p, req_p)
 ws_request_subprotocol = _fn("ws_request_subprotocol", c_char_p, req_p)
 ws_request_client_subject = _fn("ws_request_client_subject", c_char_p, req_p)
 ws_request_offered_subprotocol = _fn("ws_request_offered_subprotocol", c_char_p, req_p, c_size_t)
+ws_request_method = _fn("ws_request_method", c_char_p, req_p)
+ws_request_body = _fn("ws_request_body", c_void_p, req_p, POINTER(c_size_t))
 ws_request_header_count = _fn("ws_request_header_count", c_size_t, req_p)
 ws_request_header_at = _fn(
     "ws_request_header_at", c_int, req_p, c_size_t, POINTER(c_char_p), POINTER(c_char_p)
@@ -149,6 +154,9 @@ ws_option_info = _fn(
 ws_server_set_subprotocols = _fn("ws_server_set_subprotocols", c_int, srv_p, POINTER(c_char_p), c_size_t)
 ws_server_set_allowed_origins = _fn("ws_server_set_allowed_origins", c_int, srv_p, POINTER(c_char_p), c_size_t)
 ws_server_set_paths = _fn("ws_server_set_paths", c_int, srv_p, POINTER(c_char_p), c_size_t)
+ws_server_set_static_dir = _fn("ws_server_set_static_dir", c_int, srv_p, c_char_p)
+ws_server_set_health_path = _fn("ws_server_set_health_path", c_int, srv_p, c_char_p)
+ws_http_respond = _fn("ws_http_respond", c_int, srv_p, c_uint64, c_uint16, c_char_p, c_char_p, c_size_t)
 ws_server_listen = _fn("ws_server_listen", c_int, srv_p, c_char_p, c_uint16)
 ws_server_port = _fn("ws_server_port", c_int, srv_p, POINTER(c_uint16))
 ws_server_send = _fn("ws_server_send", c_int, srv_p, c_uint64, c_char_p, c_size_t, c_uint32)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Deque, Optional, Union
 
 from . import _lib
 from ._errors import WsError, error_for
-from .request import Request, copy_request
+from .request import HttpRequest, Request, copy_http_request, copy_request
 
 if TYPE_CHECKING:
     from .server import Headers, Server
@@ -32,6 +32,7 @@ class EventType(enum.IntEnum):
     ERROR = 4  # code: ws_result, data: message; a CLOSE follows
     DRAIN = 5  # the send queue fell back under send_queue_limit
     LOG = 6  # conn 0, code: LogLevel, data: message
+    HTTP = 7  # an HttpEvent: a plain HTTP request (http_handler=True); answer with event.respond()
 
 
 class Event:
@@ -66,6 +67,8 @@ class Event:
         data: Union[str, bytes] = raw
         if kind != EventType.MESSAGE or ev.kind == _lib.WS_TEXT:
             data = raw.decode("utf-8", "replace")
+        if kind == EventType.HTTP and ev.request:
+            return HttpEvent(server, kind, ev.conn, data, ev.code, copy_http_request(ev.conn, ev.request))
         request = copy_request(ev.request) if ev.request else None
         return cls(server, kind, ev.conn, data, ev.code, request)
 
@@ -106,6 +109,25 @@ class Event:
         name = self.type.name if isinstance(self.type, EventType) else self.type
         data = self.data if len(self.data) <= 40 else self.data[:40]
         return f"<Event {name} conn={self.conn} code={self.code} data={data!r}>"
+
+
+class HttpEvent(Event):
+    """An HTTP event: `request` is the HttpRequest (method, path, query,
+    headers, body), `conn` its id. Answer it with respond(), now or later,
+    from any thread, within handshake_timeout_ms (else the client gets 503)."""
+
+    __slots__ = ()
+    request: HttpRequest
+
+    def respond(
+        self,
+        status: int,
+        body: Union[str, bytes] = b"",
+        content_type: Optional[str] = None,
+        headers: Optional["Headers"] = None,
+    ) -> None:
+        """server.respond(self.conn, ...): see Server.respond."""
+        self._server.respond(self.conn, status, body, content_type, headers)
 
 
 class Pump:

@@ -10,6 +10,7 @@ import enum
 import inspect
 import itertools
 import logging
+import os
 import threading
 import traceback
 import weakref
@@ -20,7 +21,7 @@ from . import _lib
 from ._errors import ClosedError, WsError, check, error_for
 from .events import Event, EventType, Pump, iterate
 from .options import OPTIONS, get_option, option_ids
-from .request import Request, copy_request
+from .request import HttpRequest, Request, copy_http_request, copy_request
 from .tls import TlsConfig
 
 logger = logging.getLogger("wsserver")
@@ -29,6 +30,11 @@ Data = Union[str, bytes, bytearray, memoryview]
 Headers = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
 """Extra response headers: a mapping, or (name, value) pairs (a name may repeat)."""
 F = TypeVar("F", bound=Callable[..., Any])
+HttpAnswer = Union[None, int, Tuple[int, Optional[str], Union[str, bytes]]]
+"""What an on_http handler returns: a status (100..599) answers now with no
+body; (status, content_type, body) answers now with that body (str: UTF-8;
+content_type None: none); None means the handler answered with
+server.respond(request.id, ...) — or will, later, from any thread."""
 
 
 class SendStatus(enum.IntEnum):
@@ -171,6 +177,11 @@ def _on_drain(srv: "Server", conn: int) -> None:
     srv._dispatch("on_drain", conn)
 
 
+@_trampoline(500)
+def _on_http(srv: "Server", id: int, req: int) -> int:
+    return srv._dispatch_http(id, req)
+
+
 @_trampoline(None)
 def _on_log(srv: "Server", level: int, message: Optional[bytes]) -> None:
     srv._log_line(level, (message or b"").decode("utf-8", "replace"))
@@ -183,6 +194,7 @@ _CALLBACKS = _lib.ws_callbacks(
     _lib.ON_ERROR(_on_error),
     _lib.ON_DRAIN(_on_drain),
     _lib.ON_LOG(_on_log),
+    _lib.ON_HTTP(_on_http),
 )
 
 
@@ -205,8 +217,13 @@ class Server:
     Options are keyword arguments named after WS_OPT_* without the prefix,
     lower case (max_message_size=..., send_queue_limit=...); their defaults,
     ranges and reasons come from the library (wsserver.OPTIONS). Handlers
-    (on_open, on_message, on_close, on_error, on_drain, on_log) may be
-    given here or set with the decorators of the same name.
+    (on_open, on_message, on_close, on_error, on_drain, on_log, on_http)
+    may be given here or set with the decorators of the same name.
+
+    Plain HTTP on the same port: static_dir serves files, health_path
+    answers 200 "ok"; other requests go to on_http (which turns
+    http_handler on) or, with event_queue=True and http_handler=True, come
+    as HttpEvent events. Without any of these a plain request gets 404.
 
     Handler style: handlers run on the server's I/O thread. ctypes takes the
     GIL for each call, so a slow handler stalls every connection of that
@@ -227,6 +244,9 @@ class Server:
         on_error: Optional[Callable[[int, WsError], Any]] = None,
         on_drain: Optional[Callable[[int], Any]] = None,
         on_log: Optional[Callable[[int, str], Any]] = None,
+        on_http: Optional[Callable[[HttpRequest], HttpAnswer]] = None,
+        static_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
+        health_path: Optional[str] = None,
         subprotocols: Iterable[str] = (),
         tls: Optional[TlsConfig] = None,
         allowed_origins: Iterable[str] = (),
@@ -242,7 +262,9 @@ class Server:
             "on_error": on_error,
             "on_drain": on_drain,
             "on_log": on_log,
+            "on_http": on_http,
         }
+        self._http_option_given = "http_handler" in options
         self._event_mode = bool(options.get("event_queue"))
         for name, fn in self._handlers.items():
             self._check_handler(name, fn)
@@ -271,6 +293,10 @@ class Server:
                     check(setter(ptr, array, count))
             if tls is not None:
                 check(_lib.ws_server_set_tls(ptr, tls.pointer))
+            if static_dir is not None:
+                check(_lib.ws_server_set_static_dir(ptr, os.fsencode(static_dir)))
+            if health_path is not None:
+                check(_lib.ws_server_set_health_path(ptr, health_path.encode()))
         except BaseException:
             self._free()
             raise
@@ -293,6 +319,7 @@ class Server:
     on_error = _setter("on_error")  # (conn, WsError); on_close follows
     on_drain = _setter("on_drain")  # (conn): sending may resume
     on_log = _setter("on_log")  # (level, message); replaces the "wsserver" logger for library lines
+    on_http = _setter("on_http")  # (HttpRequest) -> HttpAnswer: a status, (status, content_type, body) or None
     del _setter
 
     def _check_handler(self, name: str, fn: Optional[Callable[..., Any]]) -> None:
@@ -338,6 +365,27 @@ class Server:
         )
         return 500
 
+    def _dispatch_http(self, id: int, req: int) -> int:
+        fn = self._handlers.get("on_http")
+        if fn is None:
+            return 404
+        try:
+            answer = fn(copy_http_request(id, req))
+            if answer is None:
+                return 0
+            if isinstance(answer, tuple) and len(answer) == 3 and isinstance(answer[0], int):
+                status, content_type, body = answer
+                self.respond(id, status, body, content_type)
+                return 0
+            if isinstance(answer, int) and not isinstance(answer, bool) and 100 <= answer <= 599:
+                return answer
+            raise ValueError(
+                f"on_http returned {answer!r}, not a status 100..599, (status, content_type, body) or None"
+            )
+        except Exception as e:
+            self._report("on_http", e)
+            return 500
+
     def _log_line(self, level: int, message: str) -> None:
         """A library log line: to on_log if set, else to logger "wsserver"."""
         log = self._handlers.get("on_log")
@@ -360,6 +408,8 @@ class Server:
     def listen(self, host: str, port: int) -> None:
         """Binds host:port and starts serving; returns once it listens.
         host: an IPv4/IPv6 literal or "localhost"; port 0 picks a free one."""
+        if self._handlers.get("on_http") is not None and not self._http_option_given:
+            check(_lib.ws_server_set_option(self._handle, OPTIONS["http_handler"].id, 1))
         check(_lib.ws_server_listen(self._handle, host.encode(), port))
         self._soft_limit = get_option(self._handle, "send_queue_limit")
 
@@ -545,7 +595,8 @@ class Server:
 
     def add_header(self, conn: int, name: str, value: str) -> None:
         """Adds `name: value` (e.g. Set-Cookie) to the answer to conn's
-        waiting open, the 101 or the refusal (ws_conn_add_header). Any thread."""
+        waiting open, the 101 or the refusal, or to the answer to a plain HTTP
+        request `conn` before respond() (ws_conn_add_header). Any thread."""
         check(_lib.ws_conn_add_header(self._handle, conn, name.encode(), value.encode("utf-8", "surrogatepass")))
 
     def accept(self, conn: int, subprotocol: Optional[str] = None, headers: Optional[Headers] = None) -> None:
@@ -575,6 +626,27 @@ class Server:
         else:
             raw = _body(body)
             check(_lib.ws_conn_refuse_with_body(self._handle, conn, status, raw, len(raw)))
+
+    # --- plain HTTP ------------------------------------------------------------
+
+    def respond(
+        self,
+        id: int,
+        status: int,
+        body: Union[str, bytes, bytearray, memoryview] = b"",
+        content_type: Optional[str] = None,
+        headers: Optional[Headers] = None,
+    ) -> None:
+        """Answers plain HTTP request `id` (HttpRequest.id, HttpEvent.conn)
+        with `status` (100..599), `body` (str: UTF-8) and `content_type`
+        (None: none), after adding `headers` (ws_http_respond). Once only
+        (StateError after); ClosedError once the request timed out (503).
+        Any thread, handlers included."""
+        for name, value in _pairs(headers):
+            self.add_header(id, name, value)
+        raw = _body(body)
+        ctype = None if content_type is None else content_type.encode()
+        check(_lib.ws_http_respond(self._handle, id, status, ctype, raw, len(raw)))
 
     # --- topics and statistics -----------------------------------------------
 
