@@ -50,6 +50,19 @@ fi
 if [[ ! -x build/examples/echo_server ]]; then
   skip wsserver-c "build/examples/echo_server not built (run make first)"
 fi
+#    Its broadcast row: bench/peers/wsserver_publish.c (topics), on the same
+#    library. Without it only that row is skipped (skip/wsserver-c-publish.txt).
+so="$target_dir/release/libwsserver.so"
+if [[ ! -f $so ]]; then
+  skip wsserver-c-publish "$so not built (run make first)"
+elif { stale "$out/bin/wsserver_publish" bench/peers/wsserver_publish.c || stale "$out/bin/wsserver_publish" "$so" ||
+  stale "$out/bin/wsserver_publish" include/wsserver.h; } &&
+  ! gcc -O2 -g -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L -Iinclude -o "$out/bin/wsserver_publish" \
+    bench/peers/wsserver_publish.c -L"$target_dir/release" -lwsserver -Wl,-rpath,"$target_dir/release" -lpthread \
+    2>"$out/logs/build-wsserver_publish.log"; then
+  rm -f "$out/bin/wsserver_publish"
+  skip wsserver-c-publish "wsserver_publish.c did not build: $(last_line "$out/logs/build-wsserver_publish.log")"
+fi
 
 # 3. libwebsockets peer.
 say "building the C and C++ peers"

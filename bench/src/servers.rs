@@ -23,9 +23,10 @@ pub struct Spec {
     pub about: &'static str,
     pub family: Family,
     pub echo: Launch,
-    /// Broadcast mode (every text message relayed to every client), or why
-    /// the server has none.
-    pub broadcast: Result<Launch, &'static str>,
+    /// Broadcast mode (every text message relayed to every client; for
+    /// wsserver, published to a topic every client subscribed to), or why
+    /// the server has none or it cannot run here.
+    pub broadcast: Result<Launch, String>,
     /// Why it cannot run here, if it cannot.
     pub skip: Option<String>,
 }
@@ -43,8 +44,9 @@ pub struct Paths<'a> {
 enum Bcast {
     /// The echo command line plus `--broadcast`.
     Flag,
-    /// Another program (its arguments, `{port}` included).
-    Program(Vec<String>),
+    /// Another program (its arguments, `{port}` included), or why it
+    /// cannot run here.
+    Program(Vec<String>, Option<String>),
     /// No broadcast mode; the reason (the broadcast row says so).
     None(&'static str),
 }
@@ -97,8 +99,9 @@ fn row(
             argv.push("--broadcast".into());
             Ok(Launch { argv, raw })
         }
-        Bcast::Program(argv) => Ok(Launch { argv, raw }),
-        Bcast::None(why) => Err(why),
+        Bcast::Program(_, Some(why)) => Err(why),
+        Bcast::Program(argv, None) => Ok(Launch { argv, raw }),
+        Bcast::None(why) => Err(why.to_string()),
     };
     Spec {
         name,
@@ -121,13 +124,23 @@ pub fn all(p: &Paths) -> Vec<Spec> {
     let node = p.root.join("bench/node");
     let python = |script: &str| vec!["python3".to_string(), s(&py.join(script)), port()];
 
-    let (echo_c, chat_c, poll_c) = (example("echo_server"), example("chat_server"), example("poll_server"));
+    let (echo_c, poll_c) = (example("echo_server"), example("poll_server"));
+    let publish_c = bin("wsserver_publish");
     vec![
         row(
             p,
-            ("wsserver-c", Wsserver, "wsserver through its C API (build/examples/echo_server, chat_server)"),
+            (
+                "wsserver-c",
+                Wsserver,
+                "wsserver through its C API: build/examples/echo_server; broadcast on topics \
+                 (ws_conn_subscribe, ws_server_publish), bench/peers/wsserver_publish.c",
+            ),
             vec![s(&echo_c), local(), port()],
-            Bcast::Program(vec![s(&chat_c), local(), port()]),
+            Bcast::Program(
+                vec![s(&publish_c), local(), port()],
+                recorded_skip(p.out, "wsserver-c-publish")
+                    .or_else(|| missing(&publish_c, "wsserver_publish (bench/run.sh builds bench/peers/wsserver_publish.c)")),
+            ),
             missing(&echo_c, "build/examples/echo_server (run make)"),
         ),
         row(
@@ -146,7 +159,11 @@ pub fn all(p: &Paths) -> Vec<Spec> {
         ),
         row(
             p,
-            ("wsserver-rust", Wsserver, "wsserver through its Rust API (bench/src/bin/wsserver_echo.rs)"),
+            (
+                "wsserver-rust",
+                Wsserver,
+                "wsserver through its Rust API (bench/src/bin/wsserver_echo.rs; broadcast on topics: subscribe, publish)",
+            ),
             vec![s(&rust("wsserver_echo")), port()],
             Bcast::Flag,
             missing(&rust("wsserver_echo"), "wsserver_echo"),

@@ -1,5 +1,5 @@
 //! Issue 4's targets (and issue 9's for the event-queue example, issue 11's
-//! for the Qt binding), checked against one run's figures: printed after the table and written to
+//! for the Qt binding, issue 12's for broadcast through topics), checked against one run's figures: printed after the table and written to
 //! results.json. Reported, never asserted: nothing here changes the exit
 //! code.
 
@@ -338,6 +338,12 @@ pub fn evaluate(r: &Report) -> Vec<Target> {
     }
     t.push(m);
 
+    // 4c. Broadcast through topics (issue 12): wsserver-c's broadcast row
+    //     publishes to a topic every receiver subscribed to
+    //     (bench/peers/wsserver_publish.c); its deliveries per second at
+    //     least the best peer's own broadcast.
+    t.push(topics(&c));
+
     // 5. Idle memory.
     t.push(memory(&c, 10_000, "idle memory: <= 2 KiB RSS per connection at 10,000 connections"));
     t.push(memory(&c, 100_000, "100,000 idle connections held without error, <= 2 KiB each"));
@@ -374,6 +380,31 @@ pub fn evaluate(r: &Report) -> Vec<Target> {
     }
     t.push(g);
     t
+}
+
+/// Issue 12's target: wsserver-c's broadcast through topics at least the
+/// best peer's deliveries per second; wsserver-rust's figure beside it.
+fn topics(c: &Ctx) -> Target {
+    let id = c.bcast.as_str();
+    let what = format!("broadcast through topics (issue 12): {WS} deliveries/s >= the best peer's on {id}");
+    let na = |why: String| Target { what: what.clone(), measured: String::new(), verdict: Verdict::NotApplicable(why) };
+    if !c.ran(id) {
+        return na(format!("{id} not run"));
+    }
+    let Some(ws) = c.fig(WS, id, THROUGHPUT) else { return na(format!("{WS} {}", c.why_none(WS, id))) };
+    let best = c.peers.iter().filter_map(|p| Some((*p, c.fig(p, id, THROUGHPUT)?))).max_by(|a, b| a.1.total_cmp(&b.1));
+    let Some((peer, pv)) = best else {
+        return na(format!("no peer measured on {id} (peers: {})", c.peers.join(", ")));
+    };
+    let mut measured = format!("{WS} {}/s, best peer {peer} {}/s: {}", crate::fmt_count(ws), crate::fmt_count(pv), x(ws / pv));
+    if let Some((_, true)) = c.ratio(WS, peer, id, THROUGHPUT) {
+        measured.push_str(" (within the rounds' spread)");
+    }
+    if let Some(rust) = c.fig(RUST, id, THROUGHPUT) {
+        let _ = write!(measured, "; {RUST} (publish through the Rust API) {}/s", crate::fmt_count(rust));
+    }
+    let verdict = if ws >= pv { Verdict::Met } else { Verdict::Missed };
+    Target { what, measured, verdict }
 }
 
 /// The idle-memory target at `n` connections.
@@ -439,6 +470,11 @@ mod tests {
     }
 
     fn verdicts(rows: &[Row]) -> Vec<(String, &'static str)> {
+        all_targets(rows).into_iter().map(|t| (t.what, t.verdict.word())).collect()
+    }
+
+    /// Every target of a full single-round plan over `rows`.
+    fn all_targets(rows: &[Row]) -> Vec<Target> {
         let plan = Plan::new(false, Some(1));
         let specs: Vec<Spec> = [WS, POLL, RUST, QT, TT, QTWS, "libwebsockets", RAW].into_iter().map(spec).collect();
         let report = Report {
@@ -450,7 +486,7 @@ mod tests {
             elapsed: Duration::ZERO,
             server_cpu: Some(0),
         };
-        evaluate(&report).into_iter().map(|t| (t.what, t.verdict.word())).collect()
+        evaluate(&report)
     }
 
     fn verdict<'a>(all: &'a [(String, &'static str)], starts: &str) -> &'a str {
@@ -541,5 +577,45 @@ mod tests {
         let v = run([30.0, 20.0, 29.0], None);
         assert_eq!(verdict(&v, mem), "n/a");
         assert_eq!(verdict(&v, "echo and broadcast: wsserver-c throughput"), "met");
+    }
+
+    #[test]
+    fn broadcast_through_topics_needs_the_best_peers_deliveries() {
+        let id = "broadcast_1000c";
+        let run = |ws: f64, lws: f64| {
+            let rows = vec![
+                row(WS, id, ws, 5.0),
+                row(RUST, id, 2.0 * ws, 4.0), // wsserver itself: never the best peer
+                row(TT, id, 300.0, 9.0),
+                row(QTWS, id, 200.0, 12.0),
+                row("libwebsockets", id, lws, 6.0),
+                row(RAW, id, 10_000.0, 1.0), // the ceiling is no peer either
+            ];
+            let what = "broadcast through topics (issue 12)";
+            let v = verdicts(&rows);
+            let t = evaluate_one(&rows, what);
+            (verdict(&v, what).to_string(), t)
+        };
+        let (v, measured) = run(1000.0, 900.0);
+        assert_eq!(v, "met");
+        assert!(measured.contains("best peer libwebsockets 900/s: 1.11x"), "{measured}");
+        assert!(measured.contains("wsserver-rust (publish through the Rust API) 2,000/s"), "{measured}");
+        // Equal is enough; one peer ahead is a miss, whichever it is.
+        assert_eq!(run(900.0, 900.0).0, "met");
+        let (v, measured) = run(850.0, 900.0);
+        assert_eq!(v, "MISSED");
+        assert!(measured.contains("0.94x"), "{measured}");
+        // wsserver-c not measured, or no peer: n/a, never a miss.
+        let rows = vec![row(TT, id, 300.0, 9.0)];
+        assert_eq!(verdict(&verdicts(&rows), "broadcast through topics"), "n/a");
+        let rows = vec![row(WS, id, 1000.0, 5.0), row(RUST, id, 900.0, 5.0), row(RAW, id, 5000.0, 1.0)];
+        assert_eq!(verdict(&verdicts(&rows), "broadcast through topics"), "n/a");
+        let rows = vec![row(WS, "echo_16b_100c", 100.0, 10.0)];
+        assert_eq!(verdict(&verdicts(&rows), "broadcast through topics"), "n/a");
+    }
+
+    /// What one target measured, by the start of its description.
+    fn evaluate_one(rows: &[Row], starts: &str) -> String {
+        all_targets(rows).into_iter().find(|t| t.what.starts_with(starts)).map(|t| t.measured).expect(starts)
     }
 }

@@ -1,5 +1,9 @@
 //! wsserver through its Rust API: echo every message with the same kind, or
-//! with `--broadcast`, relay every message to every client.
+//! with `--broadcast`, relay every text message to every other client
+//! through a topic: each client is subscribed to "all" when it opens
+//! (`ServerHandle::subscribe`), and what it sends is published there
+//! except to itself (`ServerHandle::publish`), as
+//! bench/peers/wsserver_publish.c does through the C API.
 //!
 //! Usage: wsserver_echo PORT [--broadcast]
 
@@ -7,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wsserver::{Config, ConnId, Handler, Kind, Server, ServerHandle};
+use wsserver::{Config, ConnId, Handler, Kind, Request, Server, ServerHandle};
 
 struct Echo;
 
@@ -17,11 +21,23 @@ impl Handler for Echo {
     }
 }
 
+/// The topic every client joins in broadcast mode.
+const TOPIC: &str = "all";
+
 struct Relay;
 
 impl Handler for Relay {
-    fn on_message(&self, server: &ServerHandle, _conn: ConnId, data: &[u8], kind: Kind) {
-        let _ = server.broadcast(data, kind, None);
+    fn on_open(&self, server: &ServerHandle, conn: ConnId, _request: &Request) -> Result<(), u16> {
+        if let Err(e) = server.subscribe(conn, TOPIC) {
+            eprintln!("wsserver_echo: subscribe {conn:?}: {e}");
+        }
+        Ok(())
+    }
+
+    fn on_message(&self, server: &ServerHandle, conn: ConnId, data: &[u8], kind: Kind) {
+        if kind == Kind::Text {
+            let _ = server.publish(TOPIC, data, kind, Some(conn));
+        }
     }
 }
 
@@ -40,8 +56,7 @@ fn main() {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
     }
-    let mut cfg = Config::default();
-    cfg.max_connections = 1_000_000;
+    let cfg = Config { max_connections: 1_000_000, ..Config::default() };
     let handler: Arc<dyn Handler> = if broadcast { Arc::new(Relay) } else { Arc::new(Echo) };
     let server = Server::new(cfg, handler);
     let addr = server.listen("127.0.0.1", port).expect("listen");
