@@ -4,6 +4,7 @@
 // starves the rest of that thread's event loop.
 #include "wsserver/QtServer.h"
 
+#include <QMetaMethod>
 #include <QMetaType>
 #include <QPointer>
 #include <QSocketNotifier>
@@ -19,6 +20,30 @@ const uint8_t *bytes(const QByteArray &b) { return reinterpret_cast<const uint8_
 QString str(const char *s) { return s ? QString::fromUtf8(s) : QString(); }
 QString lastError() { return QString::fromUtf8(ws_last_error()); }
 } // namespace
+
+static QtRequest copyRequest(quint64 id, const ws_request *req) {
+    QtRequest rq;
+    rq.id = id;
+    if (!req) return rq;
+    rq.path = str(ws_request_path(req));
+    rq.query = str(ws_request_query(req));
+    rq.peer = str(ws_request_peer(req));
+    rq.method = str(ws_request_method(req));
+    rq.subprotocol = str(ws_request_subprotocol(req));
+    rq.clientSubject = str(ws_request_client_subject(req));
+    for (size_t i = 0; const char *s = ws_request_offered_subprotocol(req, i); ++i)
+        rq.offeredSubprotocols.append(QString::fromUtf8(s));
+    const size_t n = ws_request_header_count(req);
+    for (size_t i = 0; i < n; ++i) {
+        const char *name = nullptr, *value = nullptr;
+        if (ws_request_header_at(req, i, &name, &value) == WS_OK)
+            rq.headers.append(qMakePair(QByteArray(name), QByteArray(value)));
+    }
+    size_t len = 0;
+    const uint8_t *body = ws_request_body(req, &len);
+    if (body && len) rq.body = QByteArray(reinterpret_cast<const char *>(body), int(len));
+    return rq;
+}
 
 QByteArray QtRequest::header(const QByteArray &name) const {
     for (const auto &h : headers)
@@ -111,6 +136,7 @@ bool QtServer::setOption(ws_option option, quint64 value) {
         error_ = QStringLiteral("QtServer runs in event-queue mode only (WS_OPT_EVENT_QUEUE = 1)");
         return false;
     }
+    if (option == WS_OPT_HTTP_HANDLER) httpOptionSet_ = true;
     if (option == WS_OPT_AUTO_ACCEPT) {
         if (!check(ws_server_set_option(srv_, option, value))) return false;
         mode_ = value ? Immediate : (mode_ == Immediate ? AcceptAfterSignal : mode_);
@@ -138,6 +164,16 @@ bool QtServer::setAllowedOrigins(const QStringList &origins) {
     return setList(ws_server_set_allowed_origins, origins);
 }
 bool QtServer::setPaths(const QStringList &paths) { return setList(ws_server_set_paths, paths); }
+
+bool QtServer::setStaticDir(const QString &dir) {
+    const QByteArray u = dir.toUtf8();
+    return check(ws_server_set_static_dir(srv_, dir.isEmpty() ? nullptr : u.constData()));
+}
+
+bool QtServer::setHealthPath(const QString &path) {
+    const QByteArray u = path.toUtf8();
+    return check(ws_server_set_health_path(srv_, path.isEmpty() ? nullptr : u.constData()));
+}
 
 void QtServer::setAcceptMode(AcceptMode mode) {
     if (check(ws_server_set_option(srv_, WS_OPT_AUTO_ACCEPT, mode == Immediate ? 1 : 0))) mode_ = mode;
@@ -178,6 +214,9 @@ bool QtServer::listen(const QHostAddress &address, quint16 port) {
         a.setScopeId(QString()); // the C API takes plain literals
         host = a.toString();
     }
+    if (!httpOptionSet_ && isSignalConnected(QMetaMethod::fromSignal(&QtServer::httpRequest)) &&
+        !check(ws_server_set_option(srv_, WS_OPT_HTTP_HANDLER, 1)))
+        return false;
     if (!check(ws_server_listen(srv_, host.toUtf8().constData(), port))) return false;
     int fd = -1;
     if (!check(ws_server_event_fd(srv_, &fd))) return false;
@@ -262,6 +301,12 @@ ws_result QtServer::addHeader(quint64 id, const QByteArray &name, const QByteArr
     return ws_conn_add_header(srv_, id, name.constData(), value.constData());
 }
 
+ws_result QtServer::respond(quint64 id, int status, const QByteArray &contentType, const QByteArray &body) {
+    if (status < 0 || status > 65535) return WS_ERR_INVALID_ARGUMENT;
+    return ws_http_respond(srv_, id, uint16_t(status), contentType.isEmpty() ? nullptr : contentType.constData(),
+                           bytes(body), size_t(body.size()));
+}
+
 ws_result QtServer::subscribe(quint64 id, const QString &topic) {
     return ws_conn_subscribe(srv_, id, topic.toUtf8().constData());
 }
@@ -325,28 +370,26 @@ bool QtServer::dispatch(ws_event *ev) {
     const int len = int(ev->len);
     switch (ev->type) {
     case WS_EVENT_OPEN: {
-        const ws_request *req = ev->request;
-        QtRequest rq;
-        rq.id = id;
-        rq.path = str(ws_request_path(req));
-        rq.query = str(ws_request_query(req));
-        rq.peer = str(ws_request_peer(req));
-        rq.subprotocol = str(ws_request_subprotocol(req));
-        rq.clientSubject = str(ws_request_client_subject(req));
-        for (size_t i = 0; const char *s = ws_request_offered_subprotocol(req, i); ++i)
-            rq.offeredSubprotocols.append(QString::fromUtf8(s));
-        const size_t n = ws_request_header_count(req);
-        for (size_t i = 0; i < n; ++i) {
-            const char *name = nullptr, *value = nullptr;
-            if (ws_request_header_at(req, i, &name, &value) == WS_OK)
-                rq.headers.append(qMakePair(QByteArray(name), QByteArray(value)));
-        }
+        QtRequest rq = copyRequest(id, ev->request);
         ws_event_free(ev);
         current_ = rq;
         answered_ = false;
         emit newConnection(id, rq.path, rq.headers, rq.peer);
         if (!self) return false;
         if (mode_ == AcceptAfterSignal && !answered_ && !closing_) ws_conn_accept(srv_, id, nullptr);
+        current_ = QtRequest();
+        break;
+    }
+    case WS_EVENT_HTTP: {
+        QtRequest rq = copyRequest(id, ev->request);
+        ws_event_free(ev);
+        if (!isSignalConnected(QMetaMethod::fromSignal(&QtServer::httpRequest))) {
+            ws_http_respond(srv_, id, 404, nullptr, nullptr, 0); // nobody to answer it
+            break;
+        }
+        current_ = rq;
+        emit httpRequest(id, rq.method, rq.path, rq.headers, rq.body);
+        if (!self) return false;
         current_ = QtRequest();
         break;
     }

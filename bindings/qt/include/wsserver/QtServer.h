@@ -20,6 +20,15 @@
 // awaited, addHeader(id, name, value) adds to it (e.g. Set-Cookie on the
 // 101), and refuse(id, status, body) refuses with a body.
 //
+// Plain HTTP on the same port: setStaticDir(dir) serves files,
+// setHealthPath("/healthz") answers 200 "ok"; every other plain request
+// (no upgrade) is emitted as httpRequest(id, method, path, headers, body)
+// (currentRequest() has the rest during the signal: query, peer), and a
+// slot answers it with respond(id, status, contentType, body) — during the
+// signal or later, within WS_OPT_HANDSHAKE_TIMEOUT_MS (else 503). A
+// connected httpRequest turns WS_OPT_HTTP_HANDLER on at listen; with no
+// slot connected such requests get 404.
+//
 // Topics: subscribe(id, topic), publishText/publishBinary(topic, ...)
 // (encoded once for every subscriber), subscribers(topic); stats() gives
 // the server's counters (ws_stats).
@@ -58,6 +67,8 @@ struct QtRequest {
     QString subprotocol;            ///< the server's choice, "" when none
     QStringList offeredSubprotocols;
     QString clientSubject;          ///< mutual TLS: RFC 4514 subject, else ""
+    QString method;                 ///< "GET" for an upgrade; a plain HTTP request's own
+    QByteArray body;                ///< a plain HTTP request's body (Content-Length bytes)
     /// The first header called `name` (case-insensitive), or a null QByteArray.
     QByteArray header(const QByteArray &name) const;
 };
@@ -115,6 +126,12 @@ public:
     /// Paths that take upgrades ("/chat", without the query); others get
     /// 404. Empty (the default): every path. Before listen.
     bool setPaths(const QStringList &paths);
+    /// Serves plain GET/HEAD from `dir` (types by extension, ETag/304,
+    /// index.html; no path leaves it); empty: off. Before listen.
+    bool setStaticDir(const QString &dir);
+    /// Answers GET `path` (e.g. "/healthz") with 200 "ok"; empty: off.
+    /// Before listen.
+    bool setHealthPath(const QString &path);
     /// Before listen.
     void setAcceptMode(AcceptMode mode);
     AcceptMode acceptMode() const { return mode_; }
@@ -141,8 +158,9 @@ public:
     void setCloseGraceMs(quint32 ms) { grace_ = ms; }
     quint32 closeGraceMs() const { return grace_; }
 
-    /// During newConnection: the whole request (query, subprotocols, client
-    /// certificate subject). Outside it: an empty request (id 0).
+    /// During newConnection or httpRequest: the whole request (query,
+    /// subprotocols, client certificate subject, method, body). Outside
+    /// them: an empty request (id 0).
     const QtRequest &currentRequest() const { return current_; }
 
     /// Bytes queued for `id` and not yet written; -1 when gone.
@@ -177,6 +195,11 @@ public slots:
     /// Adds `name: value` to the answer of a waiting handshake (the 101 or
     /// the refusal), e.g. Set-Cookie; in newConnection or later in Manual.
     ws_result addHeader(quint64 id, const QByteArray &name, const QByteArray &value);
+    /// Answers plain HTTP request `id` (from httpRequest) with `status`
+    /// (100..599), `contentType` (empty: none) and `body`; headers added
+    /// before with addHeader(id, ...) go along (ws_http_respond). Once.
+    ws_result respond(quint64 id, int status, const QByteArray &contentType = QByteArray(),
+                      const QByteArray &body = QByteArray());
     /// Topics (1..1024 bytes of UTF-8); a subscription ends with its connection.
     ws_result subscribe(quint64 id, const QString &topic);
     ws_result unsubscribe(quint64 id, const QString &topic);
@@ -200,6 +223,10 @@ signals:
     void errorOccurred(quint64 id, int error, const QString &message);
     /// The send queue fell back under its limit after WS_BACKPRESSURE.
     void drained(quint64 id);
+    /// A plain HTTP request (no upgrade) that no static file or health path
+    /// answered: answer it with respond(id, ...), now or later.
+    void httpRequest(quint64 id, const QString &method, const QString &path, const wsserver::QtHeaders &headers,
+                     const QByteArray &body);
     /// A library log line (WS_LOG_* level).
     void logMessage(int level, const QString &message);
     /// The server is closed and every event has been delivered.
@@ -219,6 +246,7 @@ private:
     bool answered_ = false;
     bool closing_ = false;
     bool done_ = false;
+    bool httpOptionSet_ = false; // the host set WS_OPT_HTTP_HANDLER itself
     quint32 grace_ = 1000;
     QString error_;
     ws_result result_ = WS_OK;
