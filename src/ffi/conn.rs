@@ -96,9 +96,9 @@ pub unsafe extern "C" fn ws_conn_add_header(
 ///
 /// Errors: WS_ERR_NULL, WS_ERR_INVALID_ARGUMENT (status out of range, a
 /// content type with CR/LF), WS_ERR_INVALID_UTF8 (a content type that is
-/// not UTF-8), WS_ERR_STATE (already answered),
-/// WS_ERR_CLOSED (no longer waiting: answered late, after the timeout's
-/// 503), WS_ERR_NO_SUCH_CONN (never issued). Ownership: everything is
+/// not UTF-8), WS_ERR_STATE (already answered, the answer not sent yet),
+/// WS_ERR_CLOSED (no longer waiting: already answered and sent, or too
+/// late, after the timeout's 503), WS_ERR_NO_SUCH_CONN (never issued). Ownership: everything is
 /// copied. Thread: any, callbacks included.
 #[no_mangle]
 pub unsafe extern "C" fn ws_http_respond(
