@@ -103,6 +103,13 @@ impl Outbox {
 
     /// Records that `n` bytes were written. Returns true when the queue just
     /// fell under `soft` after a send reported backpressure (time to drain).
+    /// Bytes queued and not yet handed to the socket: a batch being
+    /// written right now no longer counts (once written, a client may have
+    /// read it before the writer gets back to `advance`).
+    fn queued(&self) -> usize {
+        self.bytes - self.in_flight_bytes.min(self.bytes)
+    }
+
     /// The batch from [`Outbox::take_batch`] was not written (the socket
     /// is full): its frames may be discarded again.
     pub fn unwritten(&mut self) {
@@ -255,8 +262,8 @@ impl ConnShared {
         if ob.closed {
             return Err(Error::Closed(self.id));
         }
-        if ob.bytes >= limits.soft && ob.bytes + frame.len() > limits.hard {
-            let queued = ob.bytes;
+        let queued = ob.queued();
+        if queued >= limits.soft && queued + frame.len() > limits.hard {
             let first = !std::mem::replace(&mut ob.drop_logged, true);
             if let OverflowPolicy::Close(code) = limits.overflow {
                 let reason = "send queue overflow";
@@ -272,7 +279,7 @@ impl ConnShared {
             return Err(Error::Dropped(self.id));
         }
         let was_empty = ob.push(frame);
-        let status = if ob.bytes >= limits.soft {
+        let status = if ob.queued() >= limits.soft {
             ob.backpressured = true;
             SendStatus::Backpressure
         } else {
@@ -467,8 +474,7 @@ impl ConnShared {
     /// Bytes queued and not yet handed to the socket (a batch being
     /// written right now no longer counts).
     pub fn queued_bytes(&self) -> usize {
-        let ob = self.outbox.lock();
-        ob.bytes - ob.in_flight_bytes.min(ob.bytes)
+        self.outbox.lock().queued()
     }
 
     pub fn touch(&self, now: u64) {
