@@ -396,7 +396,8 @@ fn topics(c: &Ctx) -> Target {
     let Some((peer, pv)) = best else {
         return na(format!("no peer measured on {id} (peers: {})", c.peers.join(", ")));
     };
-    let mut measured = format!("{WS} {}/s, best peer {peer} {}/s: {}", crate::fmt_count(ws), crate::fmt_count(pv), x(ws / pv));
+    let mut measured =
+        format!("{WS} {}/s, best peer {peer} {}/s: {}", crate::fmt_count(ws), crate::fmt_count(pv), x(ws / pv));
     if let Some((_, true)) = c.ratio(WS, peer, id, THROUGHPUT) {
         measured.push_str(" (within the rounds' spread)");
     }
