@@ -346,6 +346,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let soft = self.slot.server().config().send_queue_limit;
         loop {
+            // Held until the count is right again, never across a callback.
+            let writing = self.shared.writing.lock();
             let written = BATCH.with(|cell| {
                 let mut batch = cell.take();
                 let mut ob = self.shared.outbox.lock();
@@ -380,6 +382,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Some(Poll::Ready(Ok(n))) => n,
             };
             let drained = self.shared.outbox.lock().advance(n, soft);
+            drop(writing);
             Counters::add(&self.slot.server().inner.counters.bytes_out, n as u64);
             if drained && !self.reported {
                 let server = self.slot.server();

@@ -51,8 +51,6 @@ pub(crate) struct Outbox {
     /// Front frames the connection's task is writing right now, with the
     /// lock released (they may not be discarded meanwhile).
     in_flight: usize,
-    /// Their bytes: being written, so no longer counted as queued.
-    in_flight_bytes: usize,
     /// Bytes queued and not yet written.
     pub bytes: usize,
     /// A send reported backpressure; fire drain when under the limit again.
@@ -98,26 +96,18 @@ impl Outbox {
             out.push(if i == 0 { f.slice(self.front_written..) } else { f.clone() });
         }
         self.in_flight = out.len();
-        self.in_flight_bytes = out.iter().map(Bytes::len).sum();
     }
 
     /// Records that `n` bytes were written. Returns true when the queue just
     /// fell under `soft` after a send reported backpressure (time to drain).
-    /// Bytes queued and not yet handed to the socket: a batch being
-    /// written right now no longer counts (once written, a client may have
-    /// read it before the writer gets back to `advance`).
-    fn queued(&self) -> usize {
-        self.bytes - self.in_flight_bytes.min(self.bytes)
-    }
-
     /// The batch from [`Outbox::take_batch`] was not written (the socket
     /// is full): its frames may be discarded again.
     pub fn unwritten(&mut self) {
-        (self.in_flight, self.in_flight_bytes) = (0, 0);
+        self.in_flight = 0;
     }
 
     pub fn advance(&mut self, mut n: usize, soft: usize) -> bool {
-        (self.in_flight, self.in_flight_bytes) = (0, 0);
+        self.in_flight = 0;
         self.bytes = self.bytes.saturating_sub(n);
         // (The queue may have been shut meanwhile: nothing left to advance.)
         while n > 0 && !self.frames.is_empty() {
@@ -221,6 +211,9 @@ pub(crate) struct ConnShared {
     user_data: AtomicUsize,
     /// How to wake the task from another thread (its I/O thread's list).
     wakes: Arc<RemoteWakes>,
+    /// Held by the task while it writes a batch with the outbox unlocked:
+    /// senders never wait for that system call, `queued_bytes` does.
+    pub writing: Mutex<()>,
 }
 
 impl ConnShared {
@@ -234,6 +227,7 @@ impl ConnShared {
             has_command: AtomicBool::new(false),
             user_data: AtomicUsize::new(0),
             wakes,
+            writing: Mutex::new(()),
         }
     }
 
@@ -262,7 +256,7 @@ impl ConnShared {
         if ob.closed {
             return Err(Error::Closed(self.id));
         }
-        let queued = ob.queued();
+        let queued = ob.bytes;
         if queued >= limits.soft && queued + frame.len() > limits.hard {
             let first = !std::mem::replace(&mut ob.drop_logged, true);
             if let OverflowPolicy::Close(code) = limits.overflow {
@@ -279,7 +273,7 @@ impl ConnShared {
             return Err(Error::Dropped(self.id));
         }
         let was_empty = ob.push(frame);
-        let status = if ob.queued() >= limits.soft {
+        let status = if ob.bytes >= limits.soft {
             ob.backpressured = true;
             SendStatus::Backpressure
         } else {
@@ -473,8 +467,17 @@ impl ConnShared {
 
     /// Bytes queued and not yet handed to the socket (a batch being
     /// written right now no longer counts).
+    /// As `queued_bytes`, without waiting for a write in progress (for the
+    /// statistics, summed under a registry lock).
+    pub fn queued_bytes_now(&self) -> usize {
+        self.outbox.lock().bytes
+    }
+
+    /// Bytes queued and not yet written. Waits for a write in progress, so
+    /// that bytes a client may already have read are not counted.
     pub fn queued_bytes(&self) -> usize {
-        self.outbox.lock().queued()
+        let _writer = self.writing.lock();
+        self.outbox.lock().bytes
     }
 
     pub fn touch(&self, now: u64) {

@@ -259,7 +259,7 @@ impl ServerHandle {
         let inner = &self.inner;
         let mut stats = inner.counters.read();
         stats.open_connections = *inner.open.lock() as u64;
-        inner.registry.for_each(&mut |c| stats.queued_bytes += c.queued_bytes() as u64);
+        inner.registry.for_each(&mut |c| stats.queued_bytes += c.queued_bytes_now() as u64);
         let (topics, subscriptions) = inner.topics.totals();
         (stats.topics, stats.subscriptions) = (topics as u64, subscriptions as u64);
         stats

@@ -558,10 +558,7 @@ fn fill(h: &ServerHandle, id: ConnId) -> (u32, bool, usize) {
             }
             Err(Error::Dropped(d)) => {
                 assert_eq!(d, id);
-                // A batch the I/O thread is writing (trying to, into the
-                // socket) does not count while it is in flight: take the
-                // largest of a few readings at once.
-                let queued = (0..3).map(|_| h.queued_bytes(id).unwrap_or(0)).max().unwrap_or(0);
+                let queued = h.queued_bytes(id).unwrap();
                 return (i, saw_backpressure, queued);
             }
             Err(e) => panic!("send {i}: {e}"),
