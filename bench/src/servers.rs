@@ -205,6 +205,17 @@ pub fn all(p: &Paths) -> Vec<Spec> {
         ),
         row(
             p,
+            (
+                "wsserver-python",
+                Wsserver,
+                "wsserver's Python package, asyncio on the event fd (bench/python/wsserver_echo.py)",
+            ),
+            python("wsserver_echo.py"),
+            Bcast::Flag,
+            missing(&p.root.join("target/release/libwsserver.so"), "target/release/libwsserver.so (run make)"),
+        ),
+        row(
+            p,
             ("python-websockets", Peer, "Python websockets (asyncio), bench/python/websockets_echo.py"),
             python("websockets_echo.py"),
             Bcast::Flag,
