@@ -12,6 +12,8 @@ use crate::workloads::Measure;
 const WS: &str = "wsserver-c";
 const RUST: &str = "wsserver-rust";
 const POLL: &str = "wsserver-poll";
+const PYWS_OURS: &str = "wsserver-python";
+const PYWS: &str = "python-websockets";
 const RAW: &str = "raw-tcp";
 const TT: &str = "tokio-tungstenite";
 const QT: &str = "wsserver-qt";
@@ -309,6 +311,16 @@ pub fn evaluate(r: &Report) -> Vec<Target> {
         format!("event queue costs < 15% (issue 9): {POLL} CPU µs/op <= 1.15x {WS}'s on each echo row"),
         (POLL, WS),
         0.15,
+    ));
+
+    // 4a. The Python package (issue 9, asyncio on the event fd): 1.5x the
+    //     echo throughput of Python websockets on every echo row.
+    t.push(c.at_least(
+        format!("Python package (issue 9): {PYWS_OURS} echo throughput >= 1.5x {PYWS}'s on each echo row"),
+        (PYWS_OURS, PYWS),
+        &c.echo.iter().map(|id| (id.clone(), 1.5)).collect::<Vec<_>>(),
+        THROUGHPUT,
+        |_| String::new(),
     ));
 
     // 4b. The Qt binding against QtWebSockets (issue 11): 3x the echo
