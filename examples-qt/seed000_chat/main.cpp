@@ -1,14 +1,17 @@
 // Seed 000's chat server on the WebsocketServer facade (bindings/qt):
 //   seed000_chat IP PORT                        ws://
 //   seed000_chat IP PORT CERT KEY [CA]          wss:// (CA: clients need a certificate from it)
-// The key's password, if any, comes from $WSSERVER_KEY_PASSWORD. Open
-// chat.html (next to this file) in a browser to chat. SIGINT/SIGTERM close
-// the server (1001 to every client) and exit 0.
+// The key's password, if any, comes from $WSSERVER_KEY_PASSWORD. The chat
+// page (chat.html, next to this file; $WSSERVER_WEB names another
+// directory) is served from the same port: open the "page:" address it
+// prints. SIGINT/SIGTERM close the server (1001 to every client) and exit 0.
 #include <QCoreApplication>
 
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+
+#include <wsserver/QtServer.h>
 
 #include "ClientSocketHandler.h"
 #include "SslHandler.h"
@@ -35,6 +38,11 @@ int main(int argc, char *argv[]) {
         if (argc == 6) server.setCaCert(SslHandler::retrieveveCaCertListFromFile(argv[5]));
     }
     server.addClientEventListener(clientHandler);
+    // The page and the WebSocket share the port (the library serves plain HTTP).
+    const char *web = getenv("WSSERVER_WEB");
+    const QString pages = web ? QString::fromUtf8(web) : QStringLiteral(SEED000_CHAT_WEB);
+    const bool page = server.qtServer().setStaticDir(pages);
+    if (!page) std::cerr << "no chat page: " << server.qtServer().errorString().toStdString() << std::endl;
 
     bool success = server.listen(QHostAddress(ip), quint16(port));
     if (!success) {
@@ -42,6 +50,7 @@ int main(int argc, char *argv[]) {
         return 1;
     }
     std::cout << "listening on " << (ssl ? "wss" : "ws") << "://" << ip << ":" << server.serverPort() << std::endl;
+    if (page) std::cout << "page: " << (ssl ? "https" : "http") << "://" << ip << ":" << server.serverPort() << "/chat.html" << std::endl;
     installStopOnSignal(app);
     int rc = app.exec();
     server.close();

@@ -11,6 +11,7 @@
 #include <QSslConfiguration>
 #include <QWebSocket>
 #include <QtTest>
+#include <QTcpSocket>
 
 #include <string>
 #include <vector>
@@ -211,6 +212,18 @@ private slots:
             b.setSslConfiguration(trustingCa());
         }
         const char *scheme = tls ? "wss" : "ws";
+        if (!tls) {
+            // The page comes from the same port, over plain HTTP.
+            QTcpSocket http;
+            http.connectToHost(QHostAddress::LocalHost, chat.port);
+            QVERIFY(http.waitForConnected(5000));
+            http.write("GET /chat.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+            QByteArray page;
+            while (http.waitForReadyRead(5000)) page += http.readAll();
+            QVERIFY2(page.startsWith("HTTP/1.1 200"), page.left(200).constData());
+            QVERIFY2(page.contains("Content-Type: text/html"), page.left(300).constData());
+            QVERIFY2(page.contains("new WebSocket("), "the chat page's script");
+        }
         QVERIFY(open(a, url(chat.port, scheme, "localhost")));
         QVERIFY(open(b, url(chat.port, scheme, "localhost")));
         QSignalSpy ga(&a, &QWebSocket::textMessageReceived), gb(&b, &QWebSocket::textMessageReceived);
