@@ -28,7 +28,7 @@ $(SO) $(A) &: $(RUST_SRC)
 
 examples: $(EXAMPLE_BINS)
 
-build/examples/%: examples-c/%.c examples-c/example_common.h include/wsserver.h $(SO)
+build/examples/%: examples-c/%.c examples-c/example_common.h examples-c/example_web.h include/wsserver.h $(SO)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -Iinclude -o $@ $< -L$(RELEASE) -lwsserver -Wl,-rpath,$(CURDIR)/$(RELEASE) -lpthread
 
@@ -94,13 +94,13 @@ install: lib $(INSTALL_SO) $(INSTALL_A)
 	    -e 's|@RPATH@|$(if $(filter 1,$(RPATH)),-Wl$(comma)-rpath$(comma)$${libdir} ,)|' \
 	    wsserver.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/wsserver.pc
 	install -d $(DESTDIR)$(PREFIX)/include/wsserver $(DESTDIR)$(PREFIX)/lib/cmake/wsserver
-	install -m 644 bindings/cpp/wsserver.hpp bindings/cpp/websocket.hpp examples-c/example_common.h \
+	install -m 644 bindings/cpp/wsserver.hpp bindings/cpp/websocket.hpp examples-c/example_common.h examples-c/example_web.h \
 	    $(DESTDIR)$(PREFIX)/include/wsserver/
 	for f in wsserver-config wsserver-config-version; do sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' \
 	    -e 's|@MINOR@|$(word 2,$(subst ., ,$(VERSION)))|g' \
 	    bindings/cpp/cmake/$$f.cmake.in > $(DESTDIR)$(PREFIX)/lib/cmake/wsserver/$$f.cmake; done
 	install -d $(DESTDIR)$(PREFIX)/share/wsserver/examples/c $(DESTDIR)$(PREFIX)/share/wsserver/examples/cpp
-	install -m 644 $(EXAMPLES:%=examples-c/%.c) examples-c/example_common.h $(DESTDIR)$(PREFIX)/share/wsserver/examples/c/
+	install -m 644 $(EXAMPLES:%=examples-c/%.c) examples-c/example_common.h examples-c/example_web.h $(DESTDIR)$(PREFIX)/share/wsserver/examples/c/
 	install -m 644 examples-cpp/*.cpp $(DESTDIR)$(PREFIX)/share/wsserver/examples/cpp/
 	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && { [ "$(PREFIX)" = /usr/local ] || [ "$(PREFIX)" = /usr ]; }; then \
 	    ldconfig || true; fi

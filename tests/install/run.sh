@@ -71,7 +71,7 @@ for f in wsserver.hpp websocket.hpp; do
     check "include/wsserver/$f is bindings/cpp/$f" cmp -s "bindings/cpp/$f" "$PREFIX/include/wsserver/$f"
 done
 check "include/wsserver/example_common.h installed" cmp -s examples-c/example_common.h "$PREFIX/include/wsserver/example_common.h"
-for f in examples-c/*.c examples-c/example_common.h; do
+for f in examples-c/*.c examples-c/example_common.h examples-c/example_web.h; do
     check "share/wsserver/examples/c/$(basename "$f") installed" cmp -s "$f" "$PREFIX/share/wsserver/examples/c/$(basename "$f")"
 done
 for f in examples-cpp/*.cpp; do
