@@ -319,11 +319,6 @@ impl EventQueue {
         }
     }
 
-    /// Whether events wait to be taken.
-    pub fn has_waiting(&self) -> bool {
-        !self.queue.lock().events.is_empty()
-    }
-
     /// No more events will come: takers get what is left, then `Err`.
     pub fn finish(&self) {
         let mut q = self.queue.lock();

@@ -88,7 +88,7 @@ impl Drop for IoThreads {
 fn spawn_one(owner: usize) -> Result<Thread, Error> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let (stop, stop_rx) = oneshot::channel::<()>();
-    let wakes = Arc::new(RemoteWakes::new(owner));
+    let wakes = Arc::new(RemoteWakes::new());
     let drainer = wakes.clone();
     let join = std::thread::Builder::new()
         .name("wsserver-io".into())

@@ -377,16 +377,7 @@ impl ServerHandle {
     /// forever). `Ok(None)` when none came in time; [`Error::Closed`] once
     /// the server is closed and every event has been taken.
     pub fn poll_event(&self, timeout: Option<Duration>) -> Result<Option<Polled>, Error> {
-        let queue = self.queue()?;
-        let polled = queue.take(timeout);
-        if matches!(polled, Ok(Some(_))) && queue.has_waiting() {
-            // Sure to poll again (the fd stays readable): the I/O threads
-            // are woken for the sends made until then once, at the last.
-            crate::wakes::hold(Arc::as_ptr(&self.inner) as usize);
-        } else {
-            crate::wakes::release_held();
-        }
-        polled
+        self.queue()?.take(timeout)
     }
 
     /// A file descriptor that is readable while events wait (level
@@ -573,7 +564,6 @@ impl Server {
     /// fine. Called from one of this server's callbacks, it only starts the
     /// close and returns; the rest happens when the `Server` is dropped.
     pub fn close(&self, grace: Duration) {
-        crate::wakes::release_held();
         let inner = &self.inner;
         start_close(inner);
         if !inner.on_io_thread() {
@@ -635,7 +625,6 @@ fn finish_close(inner: &Arc<Inner>, grace: Duration) {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        crate::wakes::release_held();
         let inner = self.inner.clone();
         start_close(&inner);
         if inner.on_io_thread() {

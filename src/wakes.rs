@@ -7,43 +7,24 @@
 //! 100 messages for one wake-up of the I/O thread.
 use atomic_waker::AtomicWaker;
 use parking_lot::Mutex;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 thread_local! {
     /// The wake list of the I/O thread this is, if it is one.
     static OWN: Cell<*const RemoteWakes> = const { Cell::new(std::ptr::null()) };
-    /// The server (its `owner` id) whose wakes this thread holds, or 0.
-    static HOLDING: Cell<usize> = const { Cell::new(0) };
-    /// The lists whose drainers this thread owes a wake.
-    static HELD: RefCell<Vec<Arc<RemoteWakes>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// One I/O thread's list of connection wakers to wake.
 pub(crate) struct RemoteWakes {
-    /// The server whose thread this is (the address of its state).
-    owner: usize,
     pending: Mutex<Vec<Waker>>,
     drainer: AtomicWaker,
 }
 
-/// From now on, hold this thread's wakes for server `owner`'s threads
-/// until [`release_held`].
-pub(crate) fn hold(owner: usize) {
-    HOLDING.with(|h| h.set(owner));
-}
-
-/// Sends the wakes this thread held, and stops holding.
-pub(crate) fn release_held() {
-    HOLDING.with(|h| h.set(0));
-    let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
-    held.iter().for_each(|w| w.drainer.wake());
-}
-
 impl RemoteWakes {
-    pub fn new(owner: usize) -> RemoteWakes {
-        RemoteWakes { owner, pending: Mutex::new(Vec::new()), drainer: AtomicWaker::new() }
+    pub fn new() -> RemoteWakes {
+        RemoteWakes { pending: Mutex::new(Vec::new()), drainer: AtomicWaker::new() }
     }
 
     /// Wakes the task registered in `task`: directly on its own thread,
@@ -57,12 +38,7 @@ impl RemoteWakes {
             pending.push(waker);
             let first = pending.len() == 1;
             drop(pending);
-            if !first {
-                return;
-            }
-            if HOLDING.with(|h| h.get()) == self.owner {
-                HELD.with(|h| h.borrow_mut().push(self.clone()));
-            } else {
+            if first {
                 self.drainer.wake();
             }
         }
