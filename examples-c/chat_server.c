@@ -305,13 +305,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     example_print_listening(server, "ws", host);
-    if (page) {
-        uint16_t bound = 0;
-        ws_server_port(server, &bound);
-        int v6 = strchr(host, ':') != NULL && host[0] != '[';
-        printf("page: http://%s%s%s:%u/\n", v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)bound);
-        fflush(stdout);
-    }
+    if (page) example_print_page(server, host);
     pthread_t stats;
     int have_thread = pthread_create(&stats, NULL, stats_thread, NULL) == 0;
     example_wait_for_signal(&signals);

@@ -247,4 +247,14 @@ static const char *find_page_dir(ws_server *server, int argc, char **argv, const
     return NULL;
 }
 
+/* Prints "page: http://HOST:PORT/" with the bound port, flushed (after the
+ * "listening on" line). */
+static void example_print_page(ws_server *srv, const char *host) {
+    uint16_t bound = 0;
+    ws_server_port(srv, &bound);
+    int v6 = strchr(host, ':') != NULL && host[0] != '[';
+    printf("page: http://%s%s%s:%u/\n", v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)bound);
+    fflush(stdout);
+}
+
 #endif
