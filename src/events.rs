@@ -125,7 +125,8 @@ pub(crate) enum Verdict {
 }
 
 struct Queue {
-    events: VecDeque<(Event, Option<Arc<ConnShared>>)>,
+    /// Each event with its connection and its cost (computed once).
+    events: VecDeque<(Event, Option<Arc<ConnShared>>, usize)>,
     bytes: usize,
     /// No event can be added any more (the server is closed).
     finished: bool,
@@ -251,8 +252,9 @@ impl EventQueue {
         if q.finished {
             return;
         }
-        q.bytes += event.cost();
-        q.events.push_back((event, conn));
+        let cost = event.cost();
+        q.bytes += cost;
+        q.events.push_back((event, conn, cost));
         if !q.signalled && !q.deferred {
             if defer_signal(self) {
                 q.deferred = true;
@@ -288,8 +290,8 @@ impl EventQueue {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut q = self.queue.lock();
         loop {
-            if let Some((event, conn)) = q.events.pop_front() {
-                q.bytes -= event.cost();
+            if let Some((event, conn, cost)) = q.events.pop_front() {
+                q.bytes -= cost;
                 if q.events.is_empty() && !q.finished {
                     self.unsignal(&mut q); // once finished it stays readable: poll says "closed"
                 }
