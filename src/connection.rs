@@ -1,14 +1,17 @@
-//! One open WebSocket connection's life, as a hand-written future: read and
-//! parse client frames, deliver messages, flush the outbox, run the close
-//! handshake, and report `on_close` exactly once.
+//! One open WebSocket connection's life, as a hand-written future: the I/O
+//! glue between a socket and the protocol layer. It reads into a buffer,
+//! feeds the connection's [`Reader`], flushes the outbox, runs the close
+//! handshake's timers, and reports the close exactly once. The server is
+//! reached only through [`Host`], so this module does not name it.
 //!
 //! Memory is the design constraint: an idle connection holds no buffer at
 //! all. Reads land in a per-thread scratch buffer and complete frames are
 //! handled in place; only a partial frame is copied into `inbuf`, which is
 //! freed again once it empties.
-use crate::frame::{self, Header, OpCode, Violation};
+use crate::config::Config;
 use crate::outbox::{Command, ConnShared, CurrentConn};
-use crate::server::Slot;
+use crate::protocol::frame::{self, OpCode, Violation};
+use crate::protocol::{Limits, Reader, Sink};
 use crate::stats::Counters;
 use crate::{Error, Kind, LogLevel};
 use std::cell::RefCell;
@@ -34,39 +37,55 @@ thread_local! {
     static BATCH: std::cell::Cell<Vec<bytes::Bytes>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// A fragmented message being reassembled; text is checked for UTF-8 as
-/// the fragments arrive, so bad text fails at once, not at the last frame.
-struct Partial {
-    kind: Kind,
-    data: Vec<u8>,
-    /// Bytes of `data` known to be valid UTF-8 (text only).
-    checked: usize,
+/// What a connection needs from its server.
+pub(crate) trait Host: Unpin {
+    fn config(&self) -> &Config;
+    fn counters(&self) -> &Counters;
+    /// The server clock (ms since start), for idle tracking.
+    fn now_ms(&self) -> u64;
+    fn log(&self, level: LogLevel, message: &str);
+    /// A whole message for the host (counted).
+    fn message(&self, conn: &Arc<ConnShared>, data: &[u8], kind: Kind);
+    fn error(&self, conn: &Arc<ConnShared>, error: &Error);
+    /// The send queue fell back under its limit.
+    fn drain(&self, conn: &Arc<ConnShared>);
+    /// The connection is over: unregister it and tell the host, once.
+    fn closed(&self, conn: &Arc<ConnShared>, code: u16, reason: &str);
+    /// Ready while the host can take more events.
+    fn poll_event_room(&self, cx: &mut Context<'_>) -> Poll<()>;
 }
 
-impl Partial {
-    /// Appends a fragment; false when text can no longer be valid UTF-8.
-    fn push(&mut self, fragment: &[u8]) -> bool {
-        self.data.extend_from_slice(fragment);
-        if self.kind == Kind::Binary {
-            return true;
-        }
-        match std::str::from_utf8(&self.data[self.checked..]) {
-            Ok(_) => {
-                self.checked = self.data.len();
-                true
-            }
-            // An incomplete sequence at the end may be finished by the next fragment.
-            Err(e) if e.error_len().is_none() => {
-                self.checked += e.valid_up_to();
-                true
-            }
-            Err(_) => false,
+/// The reader's results, applied to this connection.
+struct Deliver<'a, H: Host> {
+    host: &'a H,
+    shared: &'a Arc<ConnShared>,
+    /// Messages reach the host only while the connection is open (not
+    /// after our own close frame went out).
+    open: bool,
+    /// The client's close frame, when one came: its code and reason.
+    close: Option<(u16, String)>,
+}
+
+impl<H: Host> Sink for Deliver<'_, H> {
+    fn message(&mut self, data: &[u8], kind: Kind) {
+        if self.open {
+            self.host.message(self.shared, data, kind);
         }
     }
 
-    /// Whether the whole message is valid (text must not end mid-sequence).
-    fn complete(&self) -> bool {
-        self.kind == Kind::Binary || self.checked == self.data.len()
+    fn ping(&mut self, payload: &[u8]) {
+        self.shared.send_control(frame::encode(OpCode::Pong, payload));
+    }
+
+    fn close(&mut self, parsed: Option<(u16, &str)>) {
+        if self.open {
+            let reply = match parsed {
+                Some((code, _)) => frame::encode_close(code, ""),
+                None => frame::encode(OpCode::Close, &[]),
+            };
+            self.shared.queue_close(reply);
+        }
+        self.close = Some(parsed.map_or((1005, String::new()), |(c, r)| (c, r.to_string())));
     }
 }
 
@@ -81,37 +100,34 @@ enum Mode {
     Lingering,
 }
 
-pub(crate) struct Connection<S> {
+pub(crate) struct Connection<S, H: Host> {
     stream: S,
     shared: Arc<ConnShared>,
-    slot: Slot,
+    host: H,
     /// A partial frame carried over between reads (empty when idle).
     inbuf: Vec<u8>,
-    /// A fragmented message being reassembled.
-    message: Option<Partial>,
+    /// The protocol state: frames, reassembly, inflating, UTF-8.
+    reader: Reader,
     mode: Mode,
     deadline: Option<Pin<Box<Sleep>>>,
-    /// Size of the partial frame at the start of `inbuf`, once known.
-    need: usize,
     /// `inbuf` holds what the client sent right after its handshake.
     leftover: bool,
     reported: bool,
     shut_down: bool,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
     /// `leftover` is what the client sent after its handshake request.
-    pub fn new(stream: S, shared: Arc<ConnShared>, slot: Slot, leftover: Vec<u8>) -> Self {
+    pub fn new(stream: S, shared: Arc<ConnShared>, host: H, reader: Reader, leftover: Vec<u8>) -> Self {
         let has_leftover = !leftover.is_empty();
         Connection {
             stream,
             shared,
-            slot,
+            host,
             inbuf: leftover,
-            message: None,
+            reader,
             mode: Mode::Open,
             deadline: None,
-            need: 0,
             leftover: has_leftover,
             reported: false,
             shut_down: false,
@@ -126,16 +142,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn report_close(&mut self, code: u16, reason: &str) {
         if self.announce_close(code, reason) {
             self.inbuf = Vec::new();
-            self.message = None;
+            self.reader = Reader::default();
             self.mode = Mode::Lingering;
             self.set_deadline(LINGER);
         }
     }
 
     fn report_error(&self, error: &Error) {
-        let server = self.slot.server();
-        server.log(LogLevel::Info, &format!("connection {}: {error}", self.shared.id));
-        server.inner.events.error(server, &self.shared, error);
+        self.host.log(LogLevel::Info, &format!("connection {}: {error}", self.shared.id));
+        self.host.error(&self.shared, error);
     }
 
     /// Fails the connection: close frame with the violation's code, flush,
@@ -148,7 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.report_error(&error);
         self.shared.queue_close(frame::encode_close(v.code, v.reason));
         self.mode = Mode::Finishing { code: v.code, reason: v.reason.into() };
-        self.set_deadline(self.slot.server().config().close_timeout);
+        self.set_deadline(self.host.config().close_timeout);
     }
 
     fn apply(&mut self, cmd: Command) {
@@ -156,13 +171,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Command::Close => {
                 if matches!(self.mode, Mode::Open) {
                     self.mode = Mode::Closing;
-                    self.set_deadline(self.slot.server().config().close_timeout);
+                    self.set_deadline(self.host.config().close_timeout);
                 }
             }
             Command::Fail { code, reason, error } => {
                 self.report_error(&error);
                 self.mode = Mode::Finishing { code, reason };
-                self.set_deadline(self.slot.server().config().close_timeout);
+                self.set_deadline(self.host.config().close_timeout);
             }
             Command::Kill(error) => {
                 self.report_error(&error);
@@ -172,109 +187,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Handles every complete frame at the start of `buf`; returns the bytes
-    /// consumed. Stops early once the connection is no longer reading.
+    /// consumed. Once the connection stops reading, all of it counts.
     fn process(&mut self, buf: &mut [u8]) -> usize {
-        let max_frame = self.slot.server().config().max_frame_size;
-        let mut pos = 0;
-        self.need = 0;
-        while matches!(self.mode, Mode::Open | Mode::Closing) {
-            let header = match frame::parse_header(&buf[pos..], max_frame) {
-                Ok(Some(h)) => h,
-                Ok(None) => break,
-                Err(v) => {
-                    self.fail(v);
-                    return buf.len();
-                }
-            };
-            let end = pos + header.header_len + header.payload_len;
-            if end > buf.len() {
-                self.need = end - pos;
-                break;
-            }
-            let payload = &mut buf[pos + header.header_len..end];
-            frame::unmask(payload, header.mask);
-            if let Err(v) = self.on_frame(header, payload) {
-                self.fail(v);
-                return buf.len();
-            }
-            pos = end;
-        }
         if !matches!(self.mode, Mode::Open | Mode::Closing) {
             return buf.len();
         }
-        pos
-    }
-
-    fn on_frame(&mut self, h: Header, payload: &[u8]) -> Result<(), Violation> {
-        let server = self.slot.server();
-        let max_message = server.config().max_message_size;
-        let too_big = Violation { code: frame::TOO_BIG, reason: "message over the size limit" };
-        let bad_utf8 = Violation { code: frame::INVALID_PAYLOAD, reason: "text message is not UTF-8" };
-        let unexpected = |reason| Violation { code: frame::PROTOCOL_ERROR, reason };
-        let open = matches!(self.mode, Mode::Open);
-        match h.opcode {
-            OpCode::Text | OpCode::Binary => {
-                if self.message.is_some() {
-                    return Err(unexpected("new data frame inside a fragmented message"));
-                }
-                let kind = if h.opcode == OpCode::Text { Kind::Text } else { Kind::Binary };
-                if payload.len() > max_message {
-                    return Err(too_big);
-                }
-                if !h.fin {
-                    let mut partial = Partial { kind, data: Vec::new(), checked: 0 };
-                    if !partial.push(payload) {
-                        return Err(bad_utf8);
-                    }
-                    self.message = Some(partial);
-                } else {
-                    if kind == Kind::Text && std::str::from_utf8(payload).is_err() {
-                        return Err(bad_utf8);
-                    }
-                    if open {
-                        deliver(server, &self.shared, payload, kind);
-                    }
-                }
-            }
-            OpCode::Continuation => {
-                let Some(partial) = self.message.as_mut() else {
-                    return Err(unexpected("continuation frame with no message to continue"));
-                };
-                if partial.data.len() + payload.len() > max_message {
-                    return Err(too_big);
-                }
-                if !partial.push(payload) {
-                    return Err(bad_utf8);
-                }
-                if h.fin {
-                    let Some(partial) = self.message.take() else { return Ok(()) };
-                    if !partial.complete() {
-                        return Err(bad_utf8);
-                    }
-                    if open {
-                        deliver(server, &self.shared, &partial.data, partial.kind);
-                    }
-                }
-            }
-            OpCode::Ping => {
-                self.shared.send_control(frame::encode(OpCode::Pong, payload));
-            }
-            OpCode::Pong => {}
-            OpCode::Close => {
-                let parsed = frame::parse_close(payload)?;
-                let (code, reason) = parsed.unwrap_or((1005, ""));
-                if open {
-                    let reply = match parsed {
-                        Some((code, _)) => frame::encode_close(code, ""),
-                        None => frame::encode(OpCode::Close, &[]),
-                    };
-                    self.shared.queue_close(reply);
-                }
-                self.mode = Mode::Finishing { code, reason: reason.to_string() };
-                self.set_deadline(server.config().close_timeout);
+        let config = self.host.config();
+        let limits = Limits { max_frame: config.max_frame_size, max_message: config.max_message_size };
+        let mut deliver =
+            Deliver { host: &self.host, shared: &self.shared, open: matches!(self.mode, Mode::Open), close: None };
+        let result = self.reader.feed(buf, limits, &mut deliver);
+        let close = deliver.close.take();
+        if let Some((code, reason)) = close {
+            self.mode = Mode::Finishing { code, reason };
+            self.set_deadline(self.host.config().close_timeout);
+        }
+        match result {
+            Ok(used) => used,
+            Err(v) => {
+                self.fail(v);
+                buf.len()
             }
         }
-        Ok(())
     }
 
     /// Reads once and handles what arrived. Ready(Ok(0)) is end of input.
@@ -297,14 +231,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     self.touch();
                     let used = self.process(&mut scratch[..n]);
                     if used < n && !self.reported {
-                        self.inbuf.reserve_exact(self.need.max(n - used));
+                        self.inbuf.reserve_exact(self.reader.need().max(n - used));
                         self.inbuf.extend_from_slice(&scratch[used..n]);
                     }
                 }
                 Poll::Ready(Ok(n))
             })
         } else {
-            let want = self.need.saturating_sub(self.inbuf.len()).max(4096);
+            let want = self.reader.need().saturating_sub(self.inbuf.len()).max(4096);
             if self.inbuf.capacity() - self.inbuf.len() < want {
                 self.inbuf.reserve(want);
             }
@@ -332,19 +266,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             return;
         }
         buf.drain(..used);
-        if buf.capacity() < self.need {
-            buf.reserve_exact(self.need - buf.len());
+        if buf.capacity() < self.reader.need() {
+            buf.reserve_exact(self.reader.need() - buf.len());
         }
         self.inbuf = buf;
     }
 
     fn touch(&self) {
-        self.shared.touch(self.slot.server().inner.now_ms());
+        self.shared.touch(self.host.now_ms());
     }
 
     /// Writes the outbox until it is empty (Ready) or the socket is full.
     fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let soft = self.slot.server().config().send_queue_limit;
+        let soft = self.host.config().send_queue_limit;
         loop {
             // Held until the count is right again, never across a callback.
             let writing = self.shared.writing.lock();
@@ -383,10 +317,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             };
             let drained = self.shared.outbox.lock().advance(n, soft);
             drop(writing);
-            Counters::add(&self.slot.server().inner.counters.bytes_out, n as u64);
+            Counters::add(&self.host.counters().bytes_out, n as u64);
             if drained && !self.reported {
-                let server = self.slot.server();
-                server.inner.events.drain(server, &self.shared);
+                self.host.drain(&self.shared);
             }
         }
         Pin::new(&mut self.stream).poll_flush(cx)
@@ -420,7 +353,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         if let Some(d) = self.deadline.as_mut() {
             if d.as_mut().poll(cx).is_ready() {
-                let ms = self.slot.server().config().close_timeout.as_millis();
+                let ms = self.host.config().close_timeout.as_millis();
                 let (code, reason, why) = match &self.mode {
                     Mode::Finishing { code, reason } => {
                         (*code, reason.clone(), format!("the client did not take the close frame within {ms} ms"))
@@ -435,12 +368,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if !matches!(self.mode, Mode::Open | Mode::Closing) {
             return Poll::Pending;
         }
-        if !flushed && self.shared.queued_bytes() >= self.slot.server().config().send_queue_limit {
+        if !flushed && self.shared.queued_bytes() >= self.host.config().send_queue_limit {
             // The client is not reading what we send (pongs included): stop
             // reading its input until it does, so the queue stays bounded.
             return Poll::Pending;
         }
-        if matches!(self.mode, Mode::Open) && self.slot.server().inner.events.poll_room(cx).is_pending() {
+        if matches!(self.mode, Mode::Open) && self.host.poll_event_room(cx).is_pending() {
             // The host's event queue is full: leave the input in the socket
             // (TCP pushes back on the client) until the host drains it.
             return Poll::Pending;
@@ -504,7 +437,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Future for Connection<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Future for Connection<S, H> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -526,32 +459,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Connection<S> {
     }
 }
 
-/// Counts a whole message and hands it to the host.
-fn deliver(server: &crate::ServerHandle, conn: &Arc<ConnShared>, data: &[u8], kind: Kind) {
-    let c = &server.inner.counters;
-    Counters::add(&c.messages_in, 1);
-    Counters::add(&c.bytes_in, data.len() as u64);
-    server.inner.events.message(server, conn, data, kind);
-}
-
-impl<S> Connection<S> {
+impl<S, H: Host> Connection<S, H> {
     /// Delivers `on_close`, exactly once; false if it was already delivered.
     fn announce_close(&mut self, code: u16, reason: &str) -> bool {
         if self.reported {
             return false;
         }
         self.reported = true;
-        let server = self.slot.server();
-        server.inner.forget(&self.shared);
         // Also from Drop, outside poll: the host may still read user data.
         let _current = CurrentConn::enter(&self.shared);
-        server.inner.events.close(server, &self.shared, code, reason);
-        server.inner.connection_ended();
+        self.host.closed(&self.shared, code, reason);
         true
     }
 }
 
-impl<S> Drop for Connection<S> {
+impl<S, H: Host> Drop for Connection<S, H> {
     /// A task dropped early (runtime shutdown, a panic in a handler) still
     /// owes the host its close event.
     fn drop(&mut self) {

@@ -4,8 +4,9 @@
 //! The connection's own task is the only writer to the socket.
 use crate::config::OverflowPolicy;
 use crate::events::Verdict;
+use crate::protocol::frame;
 use crate::wakes::RemoteWakes;
-use crate::{frame, ConnId, Error};
+use crate::{ConnId, Error};
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};

@@ -1,13 +1,14 @@
 //! The server: its runtime, listener and accept loop, keep-alive sweeper,
 //! the operations hosts call (send, broadcast, disconnect) and the graceful
 //! close.
-use crate::connection::Connection;
+use crate::connection::{Connection, Host};
 use crate::events::{EventQueue, Events, Polled, Verdict};
-use crate::frame::{self, OpCode};
 use crate::handshake::{self, Incoming, Refusal};
 use crate::http::response::Response;
 use crate::io_threads::IoThreads;
 use crate::outbox::{ConnShared, CurrentConn, Limits};
+use crate::protocol::frame::{self, OpCode};
+use crate::protocol::Reader;
 use crate::registry::Registry;
 use crate::stats::{Counters, Stats};
 use crate::topics::Topics;
@@ -110,6 +111,50 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.inner.slots.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Host for Slot {
+    fn config(&self) -> &Config {
+        self.0.config()
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.0.inner.counters
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.0.inner.now_ms()
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        self.0.log(level, message)
+    }
+
+    fn message(&self, conn: &Arc<ConnShared>, data: &[u8], kind: Kind) {
+        let c = &self.0.inner.counters;
+        Counters::add(&c.messages_in, 1);
+        Counters::add(&c.bytes_in, data.len() as u64);
+        self.0.inner.events.message(&self.0, conn, data, kind);
+    }
+
+    fn error(&self, conn: &Arc<ConnShared>, error: &Error) {
+        self.0.inner.events.error(&self.0, conn, error)
+    }
+
+    fn drain(&self, conn: &Arc<ConnShared>) {
+        self.0.inner.events.drain(&self.0, conn)
+    }
+
+    fn closed(&self, conn: &Arc<ConnShared>, code: u16, reason: &str) {
+        let inner = &self.0.inner;
+        inner.forget(conn);
+        inner.events.close(&self.0, conn, code, reason);
+        inner.connection_ended();
+    }
+
+    fn poll_event_room(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.0.inner.events.poll_room(cx)
     }
 }
 
@@ -728,7 +773,7 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     deadline: tokio::time::Instant,
     client_subject: Option<String>,
-) -> Option<Connection<S>> {
+) -> Option<Connection<S, Slot>> {
     let Accepted { slot, peer, over_limit, wakes } = accepted;
     let server = slot.server().clone();
     let cfg = server.config();
@@ -825,7 +870,7 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     let extra = shared.finish_answer();
     Counters::add(&inner.counters.handshakes_accepted, 1);
     shared.queue_handshake_answer(Bytes::from(handshake::accept_response(&upgrade, &extra.headers)));
-    Some(Connection::new(stream, shared, slot, upgrade.leftover))
+    Some(Connection::new(stream, shared, slot, Reader::new(None), upgrade.leftover))
 }
 
 /// Waits for the host's answer to an open (event mode), until the

@@ -1,6 +1,6 @@
-//! Sans-I/O RFC 6455 framing: parse client frame headers (enforcing every
-//! rule a server must check), unmask payloads, encode server frames, and
-//! validate close frames. No socket in sight, so every rule is unit-tested.
+//! RFC 6455 framing: parse client frame headers (enforcing every rule a
+//! server must check), unmask payloads, encode server frames, and validate
+//! close frames.
 use bytes::Bytes;
 
 /// Frame opcodes (RFC 6455 §5.2).
@@ -18,6 +18,8 @@ pub(crate) enum OpCode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
     pub fin: bool,
+    /// RSV1: the message is compressed (permessage-deflate, first frame only).
+    pub rsv1: bool,
     pub opcode: OpCode,
     pub mask: [u8; 4],
     /// Bytes taken by the header itself (2..=14).
@@ -45,13 +47,15 @@ pub(crate) const TOO_BIG: u16 = 1009;
 
 /// Parses a client frame header from the start of `buf`. `Ok(None)` means
 /// more bytes are needed. A frame over `max_frame` fails with 1009 before
-/// any of its payload is buffered.
-pub(crate) fn parse_header(buf: &[u8], max_frame: usize) -> Result<Option<Header>, Violation> {
+/// any of its payload is buffered. RSV1 passes only with `rsv1_ok` (an
+/// extension gave it a meaning); RSV2 and RSV3 never do.
+pub(crate) fn parse_header(buf: &[u8], max_frame: usize, rsv1_ok: bool) -> Result<Option<Header>, Violation> {
     if buf.len() < 2 {
         return Ok(None);
     }
     let (b0, b1) = (buf[0], buf[1]);
-    if b0 & 0x70 != 0 {
+    let rsv1 = b0 & 0x40 != 0;
+    if b0 & 0x30 != 0 || (rsv1 && !rsv1_ok) {
         return Err(violation(PROTOCOL_ERROR, "reserved bits set"));
     }
     let opcode = match b0 & 0x0f {
@@ -71,6 +75,9 @@ pub(crate) fn parse_header(buf: &[u8], max_frame: usize) -> Result<Option<Header
     let len7 = (b1 & 0x7f) as usize;
     if is_control && !fin {
         return Err(violation(PROTOCOL_ERROR, "fragmented control frame"));
+    }
+    if rsv1 && (is_control || opcode == OpCode::Continuation) {
+        return Err(violation(PROTOCOL_ERROR, "RSV1 set on a control or continuation frame"));
     }
     if is_control && len7 > 125 {
         return Err(violation(PROTOCOL_ERROR, "control frame payload over 125 bytes"));
@@ -105,7 +112,14 @@ pub(crate) fn parse_header(buf: &[u8], max_frame: usize) -> Result<Option<Header
     }
     let mut mask = [0u8; 4];
     mask.copy_from_slice(&buf[2 + ext..header_len]);
-    Ok(Some(Header { fin, opcode, mask, header_len, payload_len: payload_len as usize }))
+    Ok(Some(Header { fin, rsv1, opcode, mask, header_len, payload_len: payload_len as usize }))
+}
+
+/// XORs `data` with the 4-byte `mask`, eight bytes at a time; `data`
+/// starts `offset` bytes into the payload (a frame unmasked in parts).
+pub(crate) fn unmask_from(data: &mut [u8], mask: [u8; 4], offset: usize) {
+    let mask = [0, 1, 2, 3].map(|i| mask[(i + offset) & 3]);
+    unmask(data, mask)
 }
 
 /// XORs `data` with the 4-byte `mask`, eight bytes at a time.
@@ -124,6 +138,15 @@ pub(crate) fn unmask(data: &mut [u8], mask: [u8; 4]) {
 /// Encodes one unmasked, final server frame: a single allocation, shared by
 /// every recipient of a broadcast.
 pub(crate) fn encode(opcode: OpCode, payload: &[u8]) -> Bytes {
+    encode_frame(0x80 | opcode as u8, payload)
+}
+
+/// Encodes a final frame whose payload is a compressed message (RSV1 set).
+pub(crate) fn encode_compressed(opcode: OpCode, payload: &[u8]) -> Bytes {
+    encode_frame(0xC0 | opcode as u8, payload)
+}
+
+fn encode_frame(first: u8, payload: &[u8]) -> Bytes {
     let len = payload.len();
     let header = match len {
         0..=125 => 2,
@@ -133,7 +156,7 @@ pub(crate) fn encode(opcode: OpCode, payload: &[u8]) -> Bytes {
     // Exact capacity: `Bytes::from` then takes the buffer without a copy or
     // a second allocation. Large frames come from (and go back to) the pool.
     let mut out = crate::pool::take(header + len);
-    out.push(0x80 | opcode as u8);
+    out.push(first);
     if len < 126 {
         out.push(len as u8);
     } else if len <= u16::MAX as usize {
@@ -211,13 +234,13 @@ mod tests {
         for n in [0usize, 5, 125, 126, 1000, 65535, 65536, 100_000] {
             let payload: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
             let mut f = masked(0x82, &payload, [1, 2, 3, 4]);
-            let h = parse_header(&f, 1 << 20).unwrap().unwrap();
+            let h = parse_header(&f, 1 << 20, false).unwrap().unwrap();
             assert_eq!(h.payload_len, n);
             assert_eq!(h.opcode, OpCode::Binary);
             assert!(h.fin);
             assert_eq!(f.len(), h.header_len + n);
             for cut in [0, 1, h.header_len - 1] {
-                assert_eq!(parse_header(&f[..cut], 1 << 20).unwrap(), None);
+                assert_eq!(parse_header(&f[..cut], 1 << 20, false).unwrap(), None);
             }
             let body = &mut f[h.header_len..];
             unmask(body, h.mask);
@@ -227,7 +250,7 @@ mod tests {
 
     #[test]
     fn rejects_what_the_rfc_forbids() {
-        let code = |b: &[u8]| parse_header(b, 100).unwrap_err().code;
+        let code = |b: &[u8]| parse_header(b, 100, false).unwrap_err().code;
         assert_eq!(code(&[0x81, 0x00]), PROTOCOL_ERROR, "unmasked");
         assert_eq!(code(&[0xC1, 0x80]), PROTOCOL_ERROR, "rsv1");
         assert_eq!(code(&[0x83, 0x80]), PROTOCOL_ERROR, "opcode 3");
@@ -236,6 +259,27 @@ mod tests {
         assert_eq!(code(&[0x89, 0xFE, 0, 126]), PROTOCOL_ERROR, "ping over 125");
         assert_eq!(code(&[0x82, 0xFE, 0, 101]), TOO_BIG, "frame over limit");
         assert_eq!(code(&[0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0]), PROTOCOL_ERROR);
+        let deflate = |b: &[u8]| parse_header(b, 100, true);
+        assert!(deflate(&[0xC1, 0x80, 0, 0, 0, 0]).unwrap().unwrap().rsv1, "RSV1 on a data frame");
+        assert_eq!(deflate(&[0xA1, 0x80]).unwrap_err().code, PROTOCOL_ERROR, "RSV2 means nothing");
+        assert_eq!(deflate(&[0x90, 0x80]).unwrap_err().code, PROTOCOL_ERROR, "RSV3 means nothing");
+        assert_eq!(deflate(&[0xC9, 0x80]).unwrap_err().code, PROTOCOL_ERROR, "RSV1 on a ping");
+        assert_eq!(deflate(&[0xC0, 0x80]).unwrap_err().code, PROTOCOL_ERROR, "RSV1 on a continuation");
+    }
+
+    #[test]
+    fn unmasks_in_parts() {
+        let data: Vec<u8> = (0..37).collect();
+        let mask = [9, 8, 7, 6];
+        let mut whole = data.clone();
+        unmask(&mut whole, mask);
+        let mut parts = data.clone();
+        let (a, rest) = parts.split_at_mut(5);
+        unmask_from(a, mask, 0);
+        let (b, c) = rest.split_at_mut(14);
+        unmask_from(b, mask, 5);
+        unmask_from(c, mask, 19);
+        assert_eq!(parts, whole);
     }
 
     #[test]
@@ -247,6 +291,7 @@ mod tests {
         assert_eq!(&f[..2], &[0x82, 127]);
         assert_eq!(f.len(), 70_010);
         assert_eq!(&encode_close(1001, "bye")[..], &[0x88, 5, 0x03, 0xE9, b'b', b'y', b'e']);
+        assert_eq!(&encode_compressed(OpCode::Text, b"z")[..], &[0xC1, 1, b'z']);
     }
 
     #[test]

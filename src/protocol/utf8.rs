@@ -1,0 +1,98 @@
+//! UTF-8 validation of a text message that arrives in pieces (fragments,
+//! parts of a frame, inflated chunks): bad text fails on the piece that
+//! holds the bad byte, not when the message ends.
+
+/// A validator fed a message's bytes in order.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Utf8 {
+    /// The start of a sequence the last piece ended inside (at most 3 bytes).
+    tail: [u8; 4],
+    tail_len: u8,
+}
+
+impl Utf8 {
+    /// Checks the next piece; false once the text can no longer be valid.
+    pub fn feed(&mut self, mut piece: &[u8]) -> bool {
+        if self.tail_len > 0 {
+            // Complete the sequence the last piece cut, one byte at a time.
+            let mut seq = self.tail;
+            let mut len = self.tail_len as usize;
+            while len < 4 && !piece.is_empty() {
+                seq[len] = piece[0];
+                len += 1;
+                piece = &piece[1..];
+                match std::str::from_utf8(&seq[..len]) {
+                    Ok(_) => {
+                        self.tail_len = 0;
+                        break;
+                    }
+                    Err(e) if e.error_len().is_some() => return false,
+                    Err(_) => {}
+                }
+            }
+            if self.tail_len > 0 {
+                self.tail = seq;
+                self.tail_len = len as u8;
+                return len < 4;
+            }
+        }
+        match std::str::from_utf8(piece) {
+            Ok(_) => true,
+            Err(e) if e.error_len().is_some() => false,
+            Err(e) => {
+                let rest = &piece[e.valid_up_to()..];
+                self.tail[..rest.len()].copy_from_slice(rest);
+                self.tail_len = rest.len() as u8;
+                true
+            }
+        }
+    }
+
+    /// Whether the text may end here (no sequence left open).
+    pub fn complete(&self) -> bool {
+        self.tail_len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_split_everywhere(text: &[u8]) -> (bool, bool) {
+        let mut whole = Utf8::default();
+        let expected = (whole.feed(text), whole.complete());
+        for cut in 0..=text.len() {
+            for cut2 in cut..=text.len() {
+                let mut v = Utf8::default();
+                let ok = v.feed(&text[..cut]) && v.feed(&text[cut..cut2]) && v.feed(&text[cut2..]);
+                let got = (ok, ok && v.complete());
+                assert_eq!(got.0 && got.1, expected.0 && expected.1, "{text:?} cut at {cut}, {cut2}");
+            }
+        }
+        expected
+    }
+
+    #[test]
+    fn valid_text_passes_however_it_is_cut() {
+        assert_eq!(check_split_everywhere("κόσμε €𝄞 ok".as_bytes()), (true, true));
+        assert_eq!(check_split_everywhere(b""), (true, true));
+    }
+
+    #[test]
+    fn bad_bytes_fail_in_the_piece_that_holds_them() {
+        let mut v = Utf8::default();
+        assert!(v.feed("κόσμε".as_bytes()));
+        assert!(!v.feed(&[0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80]));
+        let mut v = Utf8::default();
+        assert!(v.feed(&[0xf4]), "could still be U+10xxxx");
+        assert!(!v.feed(&[0x90]), "over U+10FFFF: fails on this byte");
+        let mut v = Utf8::default();
+        assert!(v.feed(&[0xe2, 0x82]));
+        assert!(!v.complete(), "ends inside a sequence");
+        assert!(v.feed(&[0xac]));
+        assert!(v.complete());
+        for bad in [&[0xff][..], &[0xc0, 0xaf], &[0xed, 0xa0, 0x80], &[0x80]] {
+            assert!(!check_split_everywhere(bad).0 || !check_split_everywhere(bad).1, "{bad:?}");
+        }
+    }
+}
