@@ -89,6 +89,14 @@ pub struct Config {
     /// In event mode, accept every handshake without waiting for
     /// [`crate::ServerHandle::accept`].
     pub auto_accept: bool,
+    /// Accept permessage-deflate offers.
+    pub deflate: bool,
+    /// Keep compression contexts between messages (else no_context_takeover both ways).
+    pub deflate_context: bool,
+    /// zlib level, 1..=9.
+    pub deflate_level: u32,
+    /// Messages shorter than this go uncompressed.
+    pub deflate_min_size: usize,
     /// Serve wss:// with this TLS configuration; `None` (the default)
     /// serves plain ws://. Replace it on a live server with
     /// [`crate::ServerHandle::reload_tls`].
@@ -123,6 +131,10 @@ impl Default for Config {
             event_queue_bytes: 0,
             event_queue_events: 0,
             auto_accept: false,
+            deflate: false,
+            deflate_context: false,
+            deflate_level: 0,
+            deflate_min_size: 0,
             tls: None,
         };
         for spec in OPTIONS {
@@ -182,6 +194,10 @@ impl Config {
             Key::HttpMaxRequests => self.http_max_requests as u64,
             Key::HttpIdleTimeout => ms(self.http_idle_timeout),
             Key::HttpMaxBody => self.http_max_body as u64,
+            Key::Deflate => self.deflate as u64,
+            Key::DeflateContext => self.deflate_context as u64,
+            Key::DeflateLevel => self.deflate_level as u64,
+            Key::DeflateMinSize => self.deflate_min_size as u64,
         })
     }
 
@@ -255,6 +271,10 @@ impl Config {
             Key::HttpMaxRequests => self.http_max_requests = size,
             Key::HttpIdleTimeout => self.http_idle_timeout = ms,
             Key::HttpMaxBody => self.http_max_body = size,
+            Key::Deflate => self.deflate = v != 0,
+            Key::DeflateContext => self.deflate_context = v != 0,
+            Key::DeflateLevel => self.deflate_level = v as u32,
+            Key::DeflateMinSize => self.deflate_min_size = size,
         }
     }
 

@@ -17,6 +17,7 @@ mod http;
 mod io_threads;
 mod options;
 mod outbox;
+mod outgoing;
 mod pool;
 mod protocol;
 mod registry;

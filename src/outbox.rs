@@ -4,6 +4,7 @@
 //! The connection's own task is the only writer to the socket.
 use crate::config::OverflowPolicy;
 use crate::events::Verdict;
+use crate::outgoing::{ConnDeflate, Outgoing};
 use crate::protocol::frame;
 use crate::wakes::RemoteWakes;
 use crate::{ConnId, Error};
@@ -13,7 +14,7 @@ use parking_lot::{Mutex, MutexGuard};
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// What a queued send reports when it succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +216,8 @@ pub(crate) struct ConnShared {
     /// Held by the task while it writes a batch with the outbox unlocked:
     /// senders never wait for that system call, `queued_bytes` does.
     pub writing: Mutex<()>,
+    /// permessage-deflate, once negotiated (set before the 101 is queued).
+    pub deflate: OnceLock<Box<ConnDeflate>>,
 }
 
 impl ConnShared {
@@ -229,6 +232,7 @@ impl ConnShared {
             user_data: AtomicUsize::new(0),
             wakes,
             writing: Mutex::new(()),
+            deflate: OnceLock::new(),
         }
     }
 
@@ -252,13 +256,24 @@ impl ConnShared {
     /// can be echoed); one at or over it refuses a frame that would pass
     /// the hard limit. The first refused frame since the queue last drained
     /// sets `first_refusal` to the bytes queued (for the host's WARN line).
-    pub fn send(&self, frame: Bytes, limits: Limits, first_refusal: &mut Option<usize>) -> Result<SendStatus, Error> {
+    pub fn send(&self, out: &Outgoing, limits: Limits, first_refusal: &mut Option<usize>) -> Result<SendStatus, Error> {
         let mut ob = self.outbox.lock();
         if ob.closed {
             return Err(Error::Closed(self.id));
         }
+        let deflate = self.deflate.get().map(|d| &**d);
+        // A frame from the connection's own context is made only once it is
+        // sure to be queued (its bound checked instead): the context moves on.
+        let (frame, len) = match out.uses_own_context(deflate) {
+            true => (None, out.max_frame_len()),
+            false => {
+                let f = out.frame_for(deflate);
+                let len = f.len();
+                (Some(f), len)
+            }
+        };
         let queued = ob.bytes;
-        if queued >= limits.soft && queued + frame.len() > limits.hard {
+        if queued >= limits.soft && queued + len > limits.hard {
             let first = !std::mem::replace(&mut ob.drop_logged, true);
             if let OverflowPolicy::Close(code) = limits.overflow {
                 let reason = "send queue overflow";
@@ -273,7 +288,7 @@ impl ConnShared {
             }
             return Err(Error::Dropped(self.id));
         }
-        let was_empty = ob.push(frame);
+        let was_empty = ob.push(frame.unwrap_or_else(|| out.frame_for(deflate)));
         let status = if ob.bytes >= limits.soft {
             ob.backpressured = true;
             SendStatus::Backpressure

@@ -7,8 +7,9 @@ use crate::handshake::{self, Incoming, Refusal};
 use crate::http::response::Response;
 use crate::io_threads::IoThreads;
 use crate::outbox::{ConnShared, CurrentConn, Limits};
-use crate::protocol::frame::{self, OpCode};
-use crate::protocol::Reader;
+use crate::outgoing::{ConnDeflate, Outgoing};
+use crate::protocol::frame;
+use crate::protocol::{deflate, Reader};
 use crate::registry::Registry;
 use crate::stats::{Counters, Stats};
 use crate::topics::Topics;
@@ -158,16 +159,6 @@ impl Host for Slot {
     }
 }
 
-/// The frame for one message; text must be UTF-8.
-fn encode_message(data: &[u8], kind: Kind) -> Result<Bytes, Error> {
-    let opcode = match kind {
-        Kind::Text if std::str::from_utf8(data).is_err() => return Err(Error::InvalidUtf8),
-        Kind::Text => OpCode::Text,
-        Kind::Binary => OpCode::Binary,
-    };
-    Ok(frame::encode(opcode, data))
-}
-
 impl ServerHandle {
     /// The options in force (the defaults before `listen`).
     pub fn config(&self) -> &Config {
@@ -209,10 +200,17 @@ impl ServerHandle {
     /// refuses a message that would pass the hard limit
     /// ([`Error::Dropped`], logged at WARN once until the queue drains).
     pub fn send(&self, conn: ConnId, data: &[u8], kind: Kind) -> Result<SendStatus, Error> {
-        let frame = encode_message(data, kind)?;
+        self.send_with(conn, data, kind, true)
+    }
+
+    /// [`ServerHandle::send`], choosing whether the message may be
+    /// compressed (`compress` false: sent as is even where deflate was
+    /// negotiated, for data that is compressed already).
+    pub fn send_with(&self, conn: ConnId, data: &[u8], kind: Kind, compress: bool) -> Result<SendStatus, Error> {
+        let out = Outgoing::new(data, kind, self.config(), compress)?;
         let limits = self.limits();
         let mut refused = None;
-        let result = self.with_conn(conn, |c| c.send(frame, limits, &mut refused))?;
+        let result = self.with_conn(conn, |c| c.send(&out, limits, &mut refused))?;
         if result.is_ok() {
             Counters::add(&self.inner.counters.messages_out, 1);
         }
@@ -232,18 +230,18 @@ impl ServerHandle {
     }
 
     /// Queues one message for every open connection but `except`. The frame
-    /// is encoded once and shared. Returns how many connections queued it
-    /// (those over their hard limit, or closing, do not).
+    /// is encoded (and compressed) once and shared. Returns how many
+    /// connections queued it (those over their hard limit, or closing, do not).
     pub fn broadcast(&self, data: &[u8], kind: Kind, except: Option<ConnId>) -> Result<usize, Error> {
-        let frame = encode_message(data, kind)?;
-        Ok(self.send_to_each(&frame, except, "broadcast", |f| self.inner.registry.for_each(f)))
+        let out = Outgoing::new(data, kind, self.config(), true)?;
+        Ok(self.send_to_each(&out, except, "broadcast", |f| self.inner.registry.for_each(f)))
     }
 
-    /// Queues `frame` on every connection `each` yields but `except`;
+    /// Queues `out` on every connection `each` yields but `except`;
     /// counts, and logs the first refusals (after `each`'s locks are gone).
     fn send_to_each(
         &self,
-        frame: &Bytes,
+        out: &Outgoing,
         except: Option<ConnId>,
         what: &str,
         each: impl FnOnce(&mut dyn FnMut(&Arc<ConnShared>)),
@@ -252,7 +250,7 @@ impl ServerHandle {
         let (mut queued, mut refused) = (0, 0);
         each(&mut |c: &Arc<ConnShared>| {
             let mut first_refusal = None;
-            if Some(c.id) != except && c.send(frame.clone(), limits, &mut first_refusal).is_ok() {
+            if Some(c.id) != except && c.send(out, limits, &mut first_refusal).is_ok() {
                 queued += 1;
             }
             refused += first_refusal.is_some() as usize;
@@ -263,7 +261,7 @@ impl ServerHandle {
                 LogLevel::Warn,
                 &format!(
                     "{what} of {} bytes dropped for {refused} connections over their send-queue limits",
-                    frame.len()
+                    out.len()
                 ),
             );
         }
@@ -289,8 +287,8 @@ impl ServerHandle {
     /// (0). Publishes from one thread reach each subscriber in order.
     pub fn publish(&self, topic: &str, data: &[u8], kind: Kind, except: Option<ConnId>) -> Result<usize, Error> {
         crate::topics::check_topic(topic)?;
-        let frame = encode_message(data, kind)?;
-        Ok(self.send_to_each(&frame, except, "publish", |f| self.inner.topics.for_each(topic, f)))
+        let out = Outgoing::new(data, kind, self.config(), true)?;
+        Ok(self.send_to_each(&out, except, "publish", |f| self.inner.topics.for_each(topic, f)))
     }
 
     /// Subscribers of `topic` now.
@@ -867,10 +865,19 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
             return None;
         }
     }
-    let extra = shared.finish_answer();
+    let mut extra = shared.finish_answer();
+    let deflate = match cfg.deflate {
+        true => deflate::negotiate(upgrade.request.header_values("Sec-WebSocket-Extensions"), cfg.deflate_context),
+        false => None,
+    };
+    let deflate = deflate.map(|(params, answer)| {
+        extra.headers.push(("Sec-WebSocket-Extensions".into(), answer));
+        let _ = shared.deflate.set(Box::new(ConnDeflate::new(params)));
+        params
+    });
     Counters::add(&inner.counters.handshakes_accepted, 1);
     shared.queue_handshake_answer(Bytes::from(handshake::accept_response(&upgrade, &extra.headers)));
-    Some(Connection::new(stream, shared, slot, Reader::new(None), upgrade.leftover))
+    Some(Connection::new(stream, shared, slot, Reader::new(deflate), upgrade.leftover))
 }
 
 /// Waits for the host's answer to an open (event mode), until the

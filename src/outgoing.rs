@@ -1,0 +1,99 @@
+//! One message on its way to one connection or many. Its frames are made
+//! on first need and shared: the plain frame for connections without
+//! deflate, one compressed frame per window size for connections whose
+//! server keeps no context (a broadcast or publish compresses once), and a
+//! frame of its own for each connection that keeps its context.
+use crate::config::Config;
+use crate::protocol::deflate::{self, Compressor, Deflate};
+use crate::protocol::frame::{self, OpCode};
+use crate::{Error, Kind};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::cell::OnceCell;
+
+/// A connection's side of permessage-deflate, for sending.
+pub(crate) struct ConnDeflate {
+    pub params: Deflate,
+    /// With context takeover: the connection's own compressor, made at
+    /// its first compressed message; only used under the outbox lock, so
+    /// frames are queued in the order they were compressed.
+    own: Mutex<Option<Compressor>>,
+}
+
+impl ConnDeflate {
+    pub fn new(params: Deflate) -> ConnDeflate {
+        ConnDeflate { params, own: Mutex::new(None) }
+    }
+}
+
+pub(crate) struct Outgoing<'a> {
+    data: &'a [u8],
+    opcode: OpCode,
+    /// Compress for connections that negotiated deflate.
+    compress: bool,
+    level: u32,
+    plain: OnceCell<Bytes>,
+    /// Compressed without context, by server window bits (9..=15).
+    shared: [OnceCell<Bytes>; 7],
+}
+
+impl<'a> Outgoing<'a> {
+    /// A message to send; text must be UTF-8. `compress`: false keeps it
+    /// uncompressed whatever was negotiated (already compressed data).
+    pub fn new(data: &'a [u8], kind: Kind, config: &Config, compress: bool) -> Result<Outgoing<'a>, Error> {
+        let opcode = match kind {
+            Kind::Text if std::str::from_utf8(data).is_err() => return Err(Error::InvalidUtf8),
+            Kind::Text => OpCode::Text,
+            Kind::Binary => OpCode::Binary,
+        };
+        Ok(Outgoing {
+            data,
+            opcode,
+            compress: compress && config.deflate && data.len() >= config.deflate_min_size.max(1),
+            level: config.deflate_level,
+            plain: OnceCell::new(),
+            shared: Default::default(),
+        })
+    }
+
+    /// Whether a connection that keeps its context compresses it with its
+    /// own compressor (then [`Outgoing::frame_for`] must be called only
+    /// once the frame will be queued: its context moves on).
+    pub fn uses_own_context(&self, deflate: Option<&ConnDeflate>) -> bool {
+        self.compress && deflate.is_some_and(|d| !d.params.server_no_takeover)
+    }
+
+    /// The frame for a connection with `deflate` (None: not negotiated).
+    pub fn frame_for(&self, deflate: Option<&ConnDeflate>) -> Bytes {
+        let Some(d) = deflate.filter(|_| self.compress) else {
+            return self.plain.get_or_init(|| frame::encode(self.opcode, self.data)).clone();
+        };
+        let bits = d.params.server_window_bits;
+        if d.params.server_no_takeover {
+            let cell = &self.shared[(bits.clamp(9, 15) - 9) as usize];
+            return cell
+                .get_or_init(|| {
+                    let mut z = Vec::new();
+                    deflate::compress_once(self.level, bits, self.data, &mut z);
+                    frame::encode_compressed(self.opcode, &z)
+                })
+                .clone();
+        }
+        let mut own = d.own.lock();
+        let compressor = own.get_or_insert_with(|| Compressor::new(self.level, bits));
+        let mut z = Vec::new();
+        compressor.message(self.data, &mut z, false);
+        frame::encode_compressed(self.opcode, &z)
+    }
+
+    /// The message's length.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The most bytes any of its frames can take: deflate may grow
+    /// incompressible data by a few bytes per 16 KiB block.
+    pub fn max_frame_len(&self) -> usize {
+        self.data.len() + self.data.len() / 1024 + 64
+    }
+}
