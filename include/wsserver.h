@@ -143,12 +143,42 @@
  */
 #define WS_OPT_HTTP_MAX_BODY 20
 
+/**
+ * 1 accepts permessage-deflate (RFC 7692) when a client offers it: messages are compressed both ways.
+ * Default 0 (off): compression costs CPU per message; JSON-heavy applications turn it on. Values: 0..1.
+ */
+#define WS_OPT_DEFLATE 21
+
+/**
+ * With deflate: 1 keeps each connection's compression contexts between messages (better ratio, about 300 KiB per connection); 0 starts every message afresh (no_context_takeover both ways).
+ * Default 0 (no context kept): no compressor memory per connection between messages; one per sending thread is shared. Values: 0..1.
+ */
+#define WS_OPT_DEFLATE_CONTEXT 22
+
+/**
+ * With deflate: the zlib compression level, 1 (fastest) to 9 (smallest).
+ * Default 1: most of the ratio on JSON for a fraction of level 6's CPU. Values: 1..9.
+ */
+#define WS_OPT_DEFLATE_LEVEL 23
+
+/**
+ * With deflate: messages shorter than this many bytes are sent uncompressed.
+ * Default 64: below that compression saves little and still costs a compressor pass. Values: 0..281474976710656.
+ */
+#define WS_OPT_DEFLATE_MIN_SIZE 24
+
 
 /**
  * Returned by `on_open`: the host answers later (`ws_conn_accept`,
  * `ws_conn_refuse`).
  */
 #define WS_OPEN_DEFER 1
+
+/**
+ * `ws_server_send_ex` flag: send this message uncompressed even where the
+ * client negotiated permessage-deflate (data that is compressed already).
+ */
+#define WS_SEND_NO_COMPRESS 1
 
 /**
  * The result of every fallible call. Numbers are stable: new codes are
@@ -959,6 +989,19 @@ enum ws_result ws_server_send(const struct ws_server *srv,
                               const uint8_t *data,
                               size_t len,
                               ws_kind kind);
+
+/**
+ * `ws_server_send` with flags: 0, or WS_SEND_NO_COMPRESS. Results as
+ * `ws_server_send`, plus WS_ERR_INVALID_ARGUMENT for an unknown flag.
+ * Ownership: `data` is copied before the call returns. Thread: any,
+ * callbacks included.
+ */
+enum ws_result ws_server_send_ex(const struct ws_server *srv,
+                                 uint64_t conn,
+                                 const uint8_t *data,
+                                 size_t len,
+                                 ws_kind kind,
+                                 uint32_t flags);
 
 /**
  * Queues one message for every open connection except `except` (0: none).

@@ -406,6 +406,34 @@ pub unsafe extern "C" fn ws_server_send(
     })
 }
 
+/// `ws_server_send_ex` flag: send this message uncompressed even where the
+/// client negotiated permessage-deflate (data that is compressed already).
+pub const WS_SEND_NO_COMPRESS: u32 = 1;
+
+/// `ws_server_send` with flags: 0, or WS_SEND_NO_COMPRESS. Results as
+/// `ws_server_send`, plus WS_ERR_INVALID_ARGUMENT for an unknown flag.
+/// Ownership: `data` is copied before the call returns. Thread: any,
+/// callbacks included.
+#[no_mangle]
+pub unsafe extern "C" fn ws_server_send_ex(
+    srv: *const ws_server,
+    conn: u64,
+    data: *const u8,
+    len: usize,
+    kind: ws_kind,
+    flags: u32,
+) -> ws_result {
+    run(|| {
+        let s = server(srv)?;
+        let data = bytes(data, len, "data")?;
+        let kind = self::kind(kind)?;
+        if flags & !WS_SEND_NO_COMPRESS != 0 {
+            return Err(fail(Error::InvalidArgument(format!("unknown send flags {flags:#x}"))));
+        }
+        Ok(status(s.send_with(conn, data, kind, flags & WS_SEND_NO_COMPRESS == 0)))
+    })
+}
+
 /// Queues one message for every open connection except `except` (0: none).
 /// The frame is encoded once and shared. Connections that are closing or
 /// over their hard limit are skipped. `*out_queued` (may be NULL) receives

@@ -306,7 +306,7 @@ int wsc_send_frame(wsc *c, int opcode, int fin, const void *data, size_t len) {
     unsigned char *f = malloc(hl + len + 1);
     if (f == NULL) abort();
     size_t i = 0;
-    f[i++] = (unsigned char)((fin ? 0x80 : 0) | (opcode & 0x0F));
+    f[i++] = (unsigned char)((fin ? 0x80 : 0) | (opcode & 0x7F));
     if (len > 65535) {
         f[i++] = 0x80 | 127;
         for (int s = 7; s >= 0; s--) f[i++] = (unsigned char)((uint64_t)len >> (8 * s));
@@ -359,7 +359,7 @@ int wsc_read_frame(wsc *c, wsc_frame *f, int timeout_ms) {
         snprintf(c->why, sizeof c->why, "server frame is masked");
         return WSC_BAD_FRAME;
     }
-    if (b0 & 0x70) {
+    if ((b0 & 0x30) || ((b0 & 0x40) && !c->rsv1_ok)) {
         snprintf(c->why, sizeof c->why, "server frame has RSV bits 0x%02x", b0 & 0x70);
         return WSC_BAD_FRAME;
     }
@@ -398,6 +398,7 @@ int wsc_read_frame(wsc *c, wsc_frame *f, int timeout_ms) {
     if ((r = fill(c, hl + (size_t)len, deadline)) != WSC_OK) return r;
     f->opcode = opcode;
     f->fin = fin;
+    f->rsv1 = (b0 & 0x40) != 0;
     f->len = (size_t)len;
     f->data = malloc(f->len + 1);
     if (f->data == NULL) abort();

@@ -36,11 +36,13 @@ typedef struct wsc {
     char head[8192];   /* the answer's head, NUL-terminated */
     char why[256];     /* what went wrong, for messages */
     uint16_t local_port;
+    int rsv1_ok;       /* permessage-deflate was negotiated: RSV1 may be set */
 } wsc;
 
 typedef struct wsc_frame {
     int opcode;
     int fin;
+    int rsv1;            /* RSV1 (compressed) on the message's first frame */
     unsigned char *data; /* malloc'd, NUL-terminated for convenience */
     size_t len;
 } wsc_frame;
@@ -69,7 +71,8 @@ void wsc_init(wsc *c, int fd);
 const char *wsc_answer_header(const wsc *c, const char *name, char *out, size_t cap);
 
 int wsc_send_raw(wsc *c, const void *data, size_t len);
-/* Sends one masked frame. Returns 0 or -1. */
+/* Sends one masked frame; `opcode` may carry RSV bits (0x40 | WSC_TEXT: a
+ * compressed message's first frame). Returns 0 or -1. */
 int wsc_send_frame(wsc *c, int opcode, int fin, const void *data, size_t len);
 int wsc_send_text(wsc *c, const char *text);
 int wsc_send_close(wsc *c, int code, const char *reason); /* code < 0: empty payload */
