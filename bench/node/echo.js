@@ -1,15 +1,17 @@
 // Node.js `ws` peer for the wsserver benchmark, default options.
 //
-//   node echo.js PORT [--broadcast]
+//   node echo.js PORT [--broadcast] [--deflate]
 //
 // Echo mode sends every message back with the same kind; broadcast mode
-// relays every message to every open client.
+// relays every message to every open client. --deflate: perMessageDeflate
+// true (ws's own defaults for it: context takeover, 1 KiB threshold).
 'use strict';
 const { WebSocketServer, WebSocket } = require('ws');
 
 const port = Number(process.argv[2]);
 const broadcast = process.argv.includes('--broadcast');
-const wss = new WebSocketServer({ host: '127.0.0.1', port }, () => {
+const perMessageDeflate = process.argv.includes('--deflate');
+const wss = new WebSocketServer({ host: '127.0.0.1', port, perMessageDeflate }, () => {
   console.log(`listening on ws://127.0.0.1:${port}`);
 });
 

@@ -1,9 +1,12 @@
 """Python `websockets` (asyncio API) peer for the wsserver benchmark.
 
-    python3 websockets_echo.py PORT [--broadcast]
+    python3 websockets_echo.py PORT [--broadcast] [--deflate]
 
-Default server options. Echo mode sends every message back; broadcast mode
-relays every message to every connected client with websockets' broadcast().
+Default server options but compression: permessage-deflate (websockets'
+default) only with --deflate, else compression=None, so that the deflate-off
+rows, whose client offers it, are declined (the other rows offer nothing).
+Echo mode sends every message back; broadcast mode relays every message to
+every connected client with websockets' broadcast().
 """
 import asyncio
 import signal
@@ -31,11 +34,12 @@ async def relay(ws):
 async def main():
     port = int(sys.argv[1])
     handler = relay if "--broadcast" in sys.argv[2:] else echo
+    compression = "deflate" if "--deflate" in sys.argv[2:] else None
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-    async with serve(handler, "127.0.0.1", port):
+    async with serve(handler, "127.0.0.1", port, compression=compression):
         print(f"listening on ws://127.0.0.1:{port}", flush=True)
         await stop
 

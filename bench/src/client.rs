@@ -5,7 +5,10 @@
 //! plain bytes. Incoming frames are parsed in place in one growable buffer;
 //! only the first 16 payload bytes are ever looked at. Masked incoming frames
 //! are accepted too, because the raw TCP echo peer returns our own frames byte
-//! for byte. Pings are answered with pongs; nothing else is validated.
+//! for byte. Pings are answered with pongs; nothing else is validated. With
+//! permessage-deflate agreed (`Deflate`, src/deflate.rs), compressed
+//! messages (RSV1) are inflated in full as their frames are parsed, and a
+//! message's first 16 bytes are those of its inflated text.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -13,6 +16,8 @@ use std::os::fd::AsRawFd;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+
+use crate::deflate::{self, Agreed, Inflater};
 
 pub const OP_TEXT: u8 = 1;
 pub const OP_BINARY: u8 = 2;
@@ -29,9 +34,21 @@ const MAX_FRAME: u64 = 64 << 20;
 
 /// Builds one complete masked client frame (FIN set).
 pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    rsv_frame(0, opcode, payload)
+}
+
+/// One message as a frame: compressed (RSV1) when deflate was agreed.
+pub fn message_frame(opcode: u8, payload: &[u8], agreed: Option<Agreed>) -> Vec<u8> {
+    match agreed {
+        Some(a) => rsv_frame(0x40, opcode, &deflate::compress(payload, a.client_bits)),
+        None => client_frame(opcode, payload),
+    }
+}
+
+fn rsv_frame(rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
     let n = payload.len();
     let mut f = Vec::with_capacity(n + 14);
-    f.push(0x80 | opcode);
+    f.push(0x80 | rsv | opcode);
     if n < 126 {
         f.push(0x80 | n as u8);
     } else if n <= 0xffff {
@@ -56,15 +73,23 @@ pub fn close_frame() -> Vec<u8> {
 pub struct Frame {
     pub fin: bool,
     pub opcode: u8,
+    /// Payload bytes; of a compressed message: its inflated length on its
+    /// last frame, 0 on the others.
     pub len: usize,
-    /// First `min(16, len)` payload bytes, unmasked.
+    /// First `min(16, len)` payload bytes, unmasked (and inflated).
     pub prefix: [u8; 16],
 }
 
-impl Frame {
-    pub fn starts_with(&self, p: &[u8]) -> bool {
-        p.len() <= self.len.min(16) && &self.prefix[..p.len()] == p
-    }
+/// What a connection offers and what the row expects of the server: no
+/// offer (every row but the deflate ones), or permessage-deflate offered
+/// and declined (the server was started with its deflate off) or accepted.
+/// A server that answers otherwise fails the handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Deflate {
+    #[default]
+    NotOffered,
+    Off,
+    On,
 }
 
 /// Source address number `i` for client sockets: 127.0.0.2, 127.0.0.3, ...
@@ -82,11 +107,13 @@ pub struct FrameBuf {
     end: usize,
     /// Pongs owed to the server, to be written before our next send.
     pub pending: Vec<u8>,
+    /// With deflate agreed.
+    inflate: Option<Box<Inflater>>,
 }
 
 impl FrameBuf {
     pub fn new(cap: usize) -> FrameBuf {
-        FrameBuf { buf: vec![0; cap], start: 0, end: 0, pending: Vec::new() }
+        FrameBuf { buf: vec![0; cap], start: 0, end: 0, pending: Vec::new(), inflate: None }
     }
 
     /// Free tail to read into (made non-empty, compacting or growing).
@@ -99,6 +126,12 @@ impl FrameBuf {
             self.make_room(self.buf.len() * 2);
         }
         &mut self.buf[self.end..]
+    }
+
+    /// Inflates compressed messages from now on (deflate agreed), resetting
+    /// the inflater after each when `reset_each` (server_no_context_takeover).
+    pub fn set_inflater(&mut self, reset_each: bool) {
+        self.inflate = Some(Inflater::new(reset_each));
     }
 
     pub fn advance(&mut self, n: usize) {
@@ -170,15 +203,30 @@ impl FrameBuf {
                 }
                 return Ok(None);
             }
-            let payload = &avail[hl..total];
             let opcode = b0 & 0x0f;
             let fin = b0 & 0x80 != 0;
-            let mut prefix = [0u8; 16];
-            for (i, p) in prefix.iter_mut().enumerate().take(payload.len().min(16)) {
-                *p = payload[i] ^ mask[i & 3];
+            let (p0, p1) = (self.start + hl, self.start + total);
+            let compressed = match self.inflate.as_mut() {
+                Some(inf) if opcode < OP_CLOSE => {
+                    inf.active |= b0 & 0x40 != 0 && opcode != 0;
+                    inf.active
+                }
+                _ if b0 & 0x40 != 0 => return Err(io::Error::new(io::ErrorKind::InvalidData, "RSV1 without deflate")),
+                _ => false,
+            };
+            let payload = &mut self.buf[p0..p1];
+            let mut frame = Frame { fin, opcode, len: len as usize, prefix: [0; 16] };
+            if compressed {
+                payload.iter_mut().enumerate().for_each(|(i, b)| *b ^= mask[i & 3]);
+                let inf = self.inflate.as_mut().expect("compressed implies an inflater");
+                (frame.prefix, frame.len) = inf.feed(payload, fin)?.unwrap_or_default();
+            } else {
+                for (i, p) in frame.prefix.iter_mut().enumerate().take(payload.len().min(16)) {
+                    *p = payload[i] ^ mask[i & 3];
+                }
             }
-            let frame = Frame { fin, opcode, len: len as usize, prefix };
             if opcode == OP_PING {
+                let payload = &self.buf[p0..p1];
                 let body: Vec<u8> = payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]).collect();
                 self.pending.extend_from_slice(&client_frame(OP_PONG, &body));
                 self.start += total;
@@ -220,24 +268,42 @@ async fn tcp_connect(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<TcpStr
 pub struct WsConn {
     stream: TcpStream,
     fb: FrameBuf,
+    /// permessage-deflate as agreed (raw TCP with `Deflate::On`: as if
+    /// agreed, since it returns our own compressed frames).
+    pub agreed: Option<Agreed>,
 }
 
 impl WsConn {
     /// Connects (optionally from `src`), and unless `raw`, performs the
-    /// opening handshake. Bytes that follow the 101 response stay buffered.
-    pub async fn connect(addr: SocketAddr, src: Option<IpAddr>, raw: bool) -> io::Result<WsConn> {
+    /// opening handshake, offering deflate unless `NotOffered`. Bytes that
+    /// follow the 101 response stay buffered.
+    pub async fn connect(addr: SocketAddr, src: Option<IpAddr>, raw: bool, dfl: Deflate) -> io::Result<WsConn> {
         let stream = tcp_connect(addr, src).await?;
-        let mut c = WsConn { stream, fb: FrameBuf::new(4096) };
+        let mut c = WsConn { stream, fb: FrameBuf::new(4096), agreed: None };
         if !raw {
-            c.handshake(addr).await?;
+            c.handshake(addr, dfl).await?;
+        } else if dfl == Deflate::On {
+            c.agreed = Some(Agreed { server_no_context: true, client_bits: 15 });
+        }
+        match (dfl, c.agreed) {
+            (Deflate::On, None) => return Err(io::Error::other("the server declined permessage-deflate")),
+            (Deflate::Off, Some(_)) => {
+                return Err(io::Error::other("permessage-deflate agreed by a server started without it"))
+            }
+            (_, Some(a)) => c.fb.set_inflater(a.server_no_context),
+            _ => {}
         }
         Ok(c)
     }
 
-    async fn handshake(&mut self, addr: SocketAddr) -> io::Result<()> {
+    async fn handshake(&mut self, addr: SocketAddr, dfl: Deflate) -> io::Result<()> {
+        let ext = match dfl {
+            Deflate::NotOffered => String::new(),
+            _ => format!("Sec-WebSocket-Extensions: {}\r\n", deflate::OFFER),
+        };
         let req = format!(
             "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n"
         );
         self.stream.write_all(req.as_bytes()).await?;
         loop {
@@ -250,6 +316,7 @@ impl WsConn {
                         format!("handshake refused: {}", String::from_utf8_lossy(line)),
                     ));
                 }
+                self.agreed = deflate::agreed(head)?;
                 self.fb.consume(i + 4);
                 return Ok(());
             }
@@ -360,5 +427,39 @@ mod tests {
         assert_eq!(client_frame(OP_BINARY, &[0; 16]).len(), 2 + 4 + 16);
         assert_eq!(client_frame(OP_BINARY, &[0; 16384]).len(), 4 + 4 + 16384);
         assert_eq!(client_frame(OP_BINARY, &[0; 70000]).len(), 10 + 4 + 70000);
+    }
+
+    /// Our own compressed frames as raw-tcp returns them (masked), whole and
+    /// split in two fragments, between a plain ping: every message inflated.
+    #[test]
+    fn compressed_messages_are_inflated_as_parsed() {
+        let doc = deflate::json_doc(16384, 5, "\"BC0000002a\"");
+        let whole = message_frame(OP_TEXT, &doc, Some(Agreed { server_no_context: true, client_bits: 15 }));
+        assert_eq!(whole[0], 0x80 | 0x40 | OP_TEXT);
+        let z = deflate::compress(&doc, 15);
+        let mut first = rsv_frame(0x40, OP_TEXT, &z[..100]);
+        first[0] &= !0x80; // not final
+        let mut bytes = [first, client_frame(OP_PING, b"p"), rsv_frame(0, 0, &z[100..])].concat();
+        bytes.extend_from_slice(&whole);
+        let mut fb = FrameBuf::new(64);
+        fb.set_inflater(true);
+        let mut got = Vec::new();
+        for chunk in bytes.chunks(1000) {
+            fb.make_room(fb.end + chunk.len());
+            fb.buf[fb.end..fb.end + chunk.len()].copy_from_slice(chunk);
+            fb.advance(chunk.len());
+            while let Some(f) = fb.try_parse().unwrap() {
+                got.push((f.fin, f.len, f.prefix));
+            }
+        }
+        let p: [u8; 16] = doc[..16].try_into().unwrap();
+        assert_eq!(got, vec![(false, 0, [0; 16]), (true, doc.len(), p), (true, doc.len(), p)]);
+        assert_eq!(fb.pending, client_frame(OP_PONG, b"p"));
+        // RSV1 where no deflate was agreed is an error.
+        let small = rsv_frame(0x40, OP_TEXT, &deflate::compress(b"abc", 15));
+        let mut fb = FrameBuf::new(64);
+        fb.buf[..small.len()].copy_from_slice(&small);
+        fb.advance(small.len());
+        assert!(fb.try_parse().is_err());
     }
 }

@@ -1,12 +1,15 @@
 //! The broadcast workload's hot loop, on plain level-triggered epoll in one
 //! thread (see epoll_echo.rs for why): one publisher connection sends
-//! numbered text messages, every receiver counts the ones it gets.
+//! numbered text messages, every receiver counts the ones it gets. The
+//! messages are 16 B ("BC" and 8 hex digits) or, in the deflate rows,
+//! JSON-like text that starts with the same number (`["BC0000002a",{...`).
 
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::client::{client_frame, FrameBuf, OP_TEXT};
+use crate::client::{client_frame, message_frame, Frame, FrameBuf, OP_TEXT};
+use crate::deflate::Agreed;
 use crate::hotloop::{self, flush_pending, nanos, send_all_nb, Window};
 use crate::procs::CpuDelta;
 use crate::sock;
@@ -39,6 +42,47 @@ fn parse_hex8(b: &[u8]) -> Option<u64> {
     u64::from_str_radix(s, 16).ok()
 }
 
+/// The number of a broadcast message, of either kind; None for anything else.
+fn seq_of(f: &Frame) -> Option<u64> {
+    let p = &f.prefix[..f.len.min(16)];
+    parse_hex8(p.strip_prefix(b"BC").or_else(|| p.strip_prefix(b"[\"BC"))?)
+}
+
+/// What the publisher sends.
+pub enum Msgs {
+    /// The 16 B frame, its number rewritten in place.
+    Tiny(Vec<u8>),
+    /// JSON texts used in turn, their number (bytes 4..12) rewritten, each
+    /// message framed (and compressed, when agreed) as it is sent.
+    Json { docs: Vec<Vec<u8>>, agreed: Option<Agreed>, frame: Vec<u8> },
+}
+
+impl Msgs {
+    pub fn tiny() -> Msgs {
+        Msgs::Tiny(bcast_frame(0))
+    }
+
+    pub fn json(docs: Vec<Vec<u8>>, agreed: Option<Agreed>) -> Msgs {
+        Msgs::Json { docs, agreed, frame: Vec::new() }
+    }
+
+    fn frame(&mut self, seq: u64) -> &[u8] {
+        match self {
+            Msgs::Tiny(f) => {
+                set_seq(f, seq);
+                f
+            }
+            Msgs::Json { docs, agreed, frame } => {
+                let n = docs.len();
+                let doc = &mut docs[seq as usize % n];
+                doc[4..12].copy_from_slice(format!("{:08x}", seq as u32).as_bytes());
+                *frame = message_frame(OP_TEXT, doc, *agreed);
+                frame
+            }
+        }
+    }
+}
+
 pub struct BcastOut {
     pub delivered: u64,
     pub published: u64,
@@ -63,6 +107,7 @@ struct Conn {
 pub fn run(
     receivers: Vec<(TcpStream, FrameBuf)>,
     publisher: (TcpStream, FrameBuf),
+    mut msgs: Msgs,
     window: u64,
     pid: u32,
     mstart: Instant,
@@ -110,7 +155,6 @@ pub fn run(
     let mut count = vec![0u32; RING];
     let mut sent_at = vec![start; RING];
     let mut seq: u64 = 0;
-    let mut frame = bcast_frame(0);
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 2048];
     let mut win = Window::new(pid, mstart, mend);
     loop {
@@ -138,8 +182,8 @@ pub fn run(
             count[slot] = 0;
             sent_at[slot] = Instant::now();
             let p = &mut cs[pub_idx];
-            set_seq(&mut frame, seq);
-            if let Err(e) = flush_pending(&p.stream, &mut p.fb).and_then(|_| send_all_nb(&p.stream, &frame)) {
+            let frame = msgs.frame(seq);
+            if let Err(e) = flush_pending(&p.stream, &mut p.fb).and_then(|_| send_all_nb(&p.stream, frame)) {
                 out.publisher_err = Some(e);
                 break;
             }
@@ -165,10 +209,8 @@ pub fn run(
             // When this read's messages arrived: after the recv, taken once.
             let mut read_at: Option<Instant> = None;
             let mut r = hotloop::read_frames(&c.stream, &mut c.fb, |_, f| {
-                if idx == pub_idx || !f.starts_with(b"BC") {
-                    return Ok(()); // the publisher's own copy, welcome texts
-                }
-                let Some(s) = parse_hex8(&f.prefix[2..10]) else { return Ok(()) };
+                // Not the publisher's own copy, welcome texts or the like.
+                let Some(s) = seq_of(&f).filter(|_| idx != pub_idx) else { return Ok(()) };
                 let slot = s as usize % RING;
                 count[slot] += 1;
                 if measuring {
@@ -203,5 +245,32 @@ mod tests {
             let fresh = client_frame(OP_TEXT, format!("BC{:08x}......", seq as u32).as_bytes());
             assert_eq!(f, fresh, "seq {seq:#x}");
         }
+    }
+
+    #[test]
+    fn json_messages_are_numbered_and_read_back() {
+        let docs: Vec<Vec<u8>> = (0..3).map(|k| crate::deflate::json_doc(2048, k, "\"BC00000000\"")).collect();
+        let agreed = Some(Agreed { server_no_context: true, client_bits: 15 });
+        for (msgs, compressed) in [(Msgs::json(docs.clone(), None), false), (Msgs::json(docs, agreed), true)] {
+            let mut msgs = msgs;
+            for seq in [0u64, 7, 0x1234_abcd] {
+                let frame = msgs.frame(seq).to_vec();
+                assert_eq!(frame[0] & 0x40 != 0, compressed);
+                let mut fb = FrameBuf::new(8192);
+                if compressed {
+                    fb.set_inflater(true);
+                }
+                fb.spare()[..frame.len()].copy_from_slice(&frame);
+                fb.advance(frame.len());
+                let f = fb.try_parse().unwrap().unwrap();
+                assert_eq!((seq_of(&f), f.len), (Some(seq), 2048));
+            }
+        }
+        let mut tiny = Msgs::tiny();
+        let f = tiny.frame(0xbeef).to_vec();
+        let mut fb = FrameBuf::new(64);
+        fb.spare()[..f.len()].copy_from_slice(&f);
+        fb.advance(f.len());
+        assert_eq!(seq_of(&fb.try_parse().unwrap().unwrap()), Some(0xbeef));
     }
 }

@@ -29,15 +29,16 @@ struct Conn {
     sent_at: Instant,
     alive: bool,
     done: u64,
+    sent: usize,
 }
 
 /// Runs one-message-in-flight echo on every connection until `mend` (or
-/// `hard`, or until every connection failed). Messages completed between
+/// `hard`, or until every connection failed), each sending `frames` in turn. Messages completed between
 /// the first loop turn at or after `mstart` and the first at or after `mend`
 /// are counted; the CPU marks are taken at those same two instants.
 pub fn run(
     conns: Vec<(TcpStream, FrameBuf)>,
-    frame: &[u8],
+    frames: &[Vec<u8>],
     pid: u32,
     mstart: Instant,
     mend: Instant,
@@ -59,8 +60,10 @@ pub fn run(
         }
     };
     let now = Instant::now();
-    let mut cs: Vec<Conn> =
-        conns.into_iter().map(|(stream, fb)| Conn { stream, fb, sent_at: now, alive: true, done: 0 }).collect();
+    let mut cs: Vec<Conn> = conns
+        .into_iter()
+        .map(|(stream, fb)| Conn { stream, fb, sent_at: now, alive: true, done: 0, sent: 0 })
+        .collect();
     let fail = |c: &mut Conn, out: &mut EchoOut, why: String| {
         if c.alive {
             c.alive = false;
@@ -75,7 +78,7 @@ pub fn run(
             continue;
         }
         c.sent_at = Instant::now();
-        if let Err(e) = send_all_nb(&c.stream, frame) {
+        if let Err(e) = send_all_nb(&c.stream, &frames[i % frames.len()]) {
             fail(c, &mut out, e);
         }
     }
@@ -119,7 +122,8 @@ pub fn run(
                 }
                 flush_pending(&c.stream, fb)?;
                 c.sent_at = t;
-                send_all_nb(&c.stream, frame)
+                c.sent += 1;
+                send_all_nb(&c.stream, &frames[c.sent % frames.len()])
             })
             .and_then(|()| flush_pending(&c.stream, &mut c.fb));
             if let Err(e) = r {

@@ -8,6 +8,7 @@
 //! limit and pins this process to CPU 1; servers are started pinned to CPU 0.
 
 mod client;
+mod deflate;
 mod epoll_bcast;
 mod epoll_echo;
 mod hotloop;
@@ -21,9 +22,10 @@ mod workloads;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use procs::{rss_kib, Server};
+use client::Deflate;
+use procs::{rss_kib, Launch, Server};
 use report::{Rounds, Row};
-use servers::Spec;
+use servers::{Family, Spec};
 use workloads::{IdleSet, Measure, Timing};
 
 /// What one run measures; `--quick` shrinks durations and counts.
@@ -39,6 +41,14 @@ pub struct Plan {
     pub bcast_clients: usize,
     pub bcast_t: Timing,
     pub mem_steps: Vec<usize>,
+    /// The deflate rows (issue 13), JSON-like text with permessage-deflate
+    /// offered, the server's deflate off and on: echo (connections, bytes),
+    /// broadcast (receivers, bytes), idle connections with deflate agreed.
+    pub deflate_echo: (usize, usize),
+    pub deflate_bcast: (usize, usize),
+    pub deflate_mem: usize,
+    /// The deflate echo and broadcast rows' window.
+    pub deflate_t: Timing,
 }
 
 impl Plan {
@@ -58,6 +68,10 @@ impl Plan {
             bcast_clients: 1000,
             bcast_t: t(1000, 4000),
             mem_steps: vec![10_000, 100_000],
+            deflate_echo: (100, 16384),
+            deflate_bcast: (1000, 16384),
+            deflate_mem: 10_000,
+            deflate_t: t(1000, 4000),
         };
         if !quick {
             return full;
@@ -70,8 +84,25 @@ impl Plan {
             bcast_clients: 200,
             bcast_t: t(200, 800),
             mem_steps: vec![1000],
+            deflate_bcast: (200, 16384),
+            deflate_mem: 1000,
+            deflate_t: t(100, 400),
             ..full
         }
+    }
+
+    /// The deflate echo row's id, deflate off or on.
+    pub fn deflate_echo_id(&self, on: bool) -> String {
+        let (conns, size) = self.deflate_echo;
+        format!("deflate_echo_{}k_{conns}c_{}", size / 1024, if on { "on" } else { "off" })
+    }
+
+    pub fn deflate_bcast_id(&self, on: bool) -> String {
+        format!("deflate_bcast_{}c_{}", self.deflate_bcast.0, if on { "on" } else { "off" })
+    }
+
+    pub fn deflate_mem_id(&self) -> String {
+        format!("deflate_mem_{}k", self.deflate_mem / 1000)
     }
 
     /// (id, label, unit, higher is better) of every row, in table order.
@@ -100,7 +131,45 @@ impl Plan {
                 false,
             ));
         }
+        let ((conns, esize), (clients, bsize)) = (self.deflate_echo, self.deflate_bcast);
+        for on in [false, true] {
+            let how = if on { "deflate on" } else { "deflate off (offered, declined)" };
+            v.push((
+                self.deflate_echo_id(on),
+                format!("echo {} KiB JSON-like text, {conns} connections, {how}", esize / 1024),
+                "msg/s",
+                true,
+            ));
+        }
+        for on in [false, true] {
+            let how = if on { "deflate on" } else { "deflate off (offered, declined)" };
+            v.push((
+                self.deflate_bcast_id(on),
+                format!(
+                    "broadcast {} KiB JSON-like text to {} clients, window 8, {how}",
+                    bsize / 1024,
+                    fmt_count(clients as f64)
+                ),
+                "deliveries/s",
+                true,
+            ));
+        }
+        v.push((
+            self.deflate_mem_id(),
+            format!("memory per idle connection, deflate agreed, {} connections", fmt_count(self.deflate_mem as f64)),
+            "bytes/conn",
+            false,
+        ));
         v
+    }
+
+    /// Whether `spec` has row `id`: the deflate rows are only for the
+    /// servers with a deflate mode, and raw-tcp (the generator's check) has
+    /// no deflate memory row and, in quick mode, none at all.
+    pub fn has(&self, spec: &Spec, id: &str) -> bool {
+        let raw = spec.family == Family::Ceiling;
+        !id.starts_with("deflate_")
+            || (spec.deflate.is_some() && !(raw && (self.quick || id.starts_with("deflate_mem"))))
     }
 }
 
@@ -324,31 +393,83 @@ impl Sink<'_> {
     }
 }
 
-/// Echo mode, one server process: the echo rows and, when `connrate`, the
-/// connection rate after them.
-async fn echo_phase(spec: &Spec, out: &mut Sink<'_>, connrate: bool) {
+/// An echo or broadcast row: id, connections (receivers), message size,
+/// and what the client offers and expects of deflate.
+type Load = (String, usize, usize, Deflate);
+
+/// What one server process runs, in this order: memory steps (row id,
+/// connections, deflate; on the fresh process), echo rows, the connection
+/// rate, broadcast rows.
+#[derive(Default)]
+struct Runs {
+    mem: Vec<(String, usize, Deflate)>,
+    echo: Vec<Load>,
+    connrate: bool,
+    bcast: Vec<Load>,
+}
+
+/// One server process started with `launch` (or why there is none), and
+/// the rows of `runs` measured on it.
+async fn phase(out: &mut Sink<'_>, phase: &str, launch: Result<&Launch, &String>, runs: Runs) {
     let ctx = out.ctx;
     let plan = &ctx.plan;
-    let (name, raw) = (spec.name, spec.echo.raw);
     let cr_id = format!("connrate_{}", plan.connrate_conc);
-    let echo_ids: Vec<&str> = plan.echo.iter().map(|e| e.0).filter(|id| ctx.wants(id)).collect();
-    let cr = connrate && ctx.wants(&cr_id);
-    if echo_ids.is_empty() && !cr {
+    let mem: Vec<_> = runs.mem.iter().filter(|m| ctx.wants(&m.0)).collect();
+    let echo: Vec<&Load> = runs.echo.iter().filter(|r| ctx.wants(&r.0)).collect();
+    let bcast: Vec<&Load> = runs.bcast.iter().filter(|r| ctx.wants(&r.0)).collect();
+    let cr = runs.connrate && ctx.wants(&cr_id);
+    let ids: Vec<&str> = (mem.iter().map(|m| m.0.as_str()))
+        .chain(echo.iter().map(|r| r.0.as_str()))
+        .chain(cr.then_some(cr_id.as_str()))
+        .chain(bcast.iter().map(|r| r.0.as_str()))
+        .collect();
+    if ids.is_empty() {
         return;
     }
-    let mut srv = match Server::start(&spec.echo, ctx.server_cpu, out.log("echo")).await {
-        Ok(srv) => srv,
-        Err(e) => {
-            for id in echo_ids.iter().copied().chain(cr.then_some(cr_id.as_str())) {
-                out.add(id, "", Err(format!("server did not start: {e}")));
-            }
-            return;
-        }
+    let started = match launch {
+        Ok(launch) => Server::start(launch, ctx.server_cpu, out.log(phase))
+            .await
+            .map(|s| (s, launch.raw))
+            .map_err(|e| format!("server did not start: {e}")),
+        Err(why) => Err(why.clone()),
     };
-    let (addr, pid) = (srv.addr, srv.pid);
-    for (id, _, conns, size) in plan.echo.iter().filter(|e| ctx.wants(e.0)) {
+    let (mut srv, raw) = match started {
+        Ok(s) => s,
+        Err(e) => return ids.iter().for_each(|id| out.add(id, "", Err(e.clone()))),
+    };
+    let (addr, pid, name) = (srv.addr, srv.pid, out.name);
+    let timing = |id: &str, t| if id.starts_with("deflate_") { &plan.deflate_t } else { t };
+    if !mem.is_empty() {
+        // Idle connections in growing steps, against the fresh process's RSS.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let base = rss_kib(pid).unwrap_or(0);
+        let mut set = IdleSet { streams: Vec::new() };
+        let mut failed: Option<String> = None;
+        for (id, n, dfl) in mem {
+            let r = if let Some(f) = &failed {
+                Err(format!("not tried: a smaller step failed ({f})"))
+            } else if (*n as u64) + 4096 > ctx.fd_limit {
+                Err(format!("fd limit (ulimit -n) {} is below {n} connections", ctx.fd_limit))
+            } else if !srv.alive() {
+                Err(format!("server died: {}", srv.log_tail()))
+            } else {
+                let limit = Duration::from_secs(if *n > 20_000 { 120 } else { 60 });
+                workloads::memory_step(addr, (raw, *dfl), pid, &mut set, *n, base, limit).await
+            };
+            if let Err(e) = &r {
+                failed.get_or_insert(e.chars().take(80).collect());
+            }
+            out.add(id, "bytes/conn", r);
+        }
+        // Clients leave first, so no server has to close 10k+ connections
+        // itself within stop()'s grace time.
+        drop(set);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for (id, conns, size, dfl) in echo {
         let r = if srv.alive() {
-            measured(ctx, name, id, async || workloads::echo(addr, raw, pid, *conns, *size, &plan.echo_t).await).await
+            let t = timing(id, &plan.echo_t);
+            measured(ctx, name, id, async || workloads::echo(addr, (raw, *dfl), pid, *conns, *size, t).await).await
         } else {
             Err(format!("server died: {}", srv.log_tail()))
         };
@@ -366,79 +487,18 @@ async fn echo_phase(spec: &Spec, out: &mut Sink<'_>, connrate: bool) {
         };
         out.add(&cr_id, "handshakes/s", r);
     }
-    out.exit("echo", srv.stop().await);
-}
-
-/// Memory, on a fresh server process: idle connections in growing steps.
-async fn memory_phase(spec: &Spec, out: &mut Sink<'_>) {
-    let ctx = out.ctx;
-    let raw = spec.echo.raw;
-    let mem_ids: Vec<(usize, String)> =
-        ctx.plan.mem_steps.iter().map(|n| (*n, format!("mem_{}k", n / 1000))).filter(|(_, id)| ctx.wants(id)).collect();
-    if mem_ids.is_empty() {
-        return;
-    }
-    let mut srv = match Server::start(&spec.echo, ctx.server_cpu, out.log("memory")).await {
-        Ok(srv) => srv,
-        Err(e) => {
-            for (_, id) in &mem_ids {
-                out.add(id, "", Err(format!("server did not start: {e}")));
-            }
-            return;
-        }
-    };
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let base = rss_kib(srv.pid).unwrap_or(0);
-    let mut set = IdleSet { streams: Vec::new() };
-    let mut failed: Option<String> = None;
-    for (n, id) in &mem_ids {
-        let r = if let Some(f) = &failed {
-            Err(format!("not tried: a smaller step failed ({f})"))
-        } else if (*n as u64) + 4096 > ctx.fd_limit {
-            Err(format!("fd limit (ulimit -n) {} is below {n} connections", ctx.fd_limit))
-        } else if !srv.alive() {
-            Err(format!("server died: {}", srv.log_tail()))
+    for (id, clients, size, dfl) in bcast {
+        let r = if srv.alive() {
+            let t = timing(id, &plan.bcast_t);
+            measured(ctx, name, id, async || workloads::broadcast(addr, (raw, *dfl), pid, *clients, *size, 8, t).await)
+                .await
         } else {
-            let limit = Duration::from_secs(if *n > 20_000 { 120 } else { 60 });
-            workloads::memory_step(srv.addr, raw, srv.pid, &mut set, *n, base, limit).await
+            Err(format!("server died: {}", srv.log_tail()))
         };
-        if let Err(e) = &r {
-            failed.get_or_insert(e.chars().take(80).collect());
-        }
-        out.add(id, "bytes/conn", r);
+        out.add(id, "deliveries/s", r);
+        tokio::time::sleep(ctx.pause()).await;
     }
-    // Clients leave first, so no server has to close 10k+ connections
-    // itself within stop()'s grace time.
-    drop(set);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    out.exit("memory", srv.stop().await);
-}
-
-/// Broadcast mode, on its own server process.
-async fn broadcast_phase(spec: &Spec, out: &mut Sink<'_>) {
-    let ctx = out.ctx;
-    let plan = &ctx.plan;
-    let bc_id = format!("broadcast_{}c", plan.bcast_clients);
-    if !ctx.wants(&bc_id) {
-        return;
-    }
-    let launch = match &spec.broadcast {
-        Ok(launch) => launch,
-        Err(why) => return out.add(&bc_id, "", Err(why.to_string())),
-    };
-    let r = match Server::start(launch, ctx.server_cpu, out.log("broadcast")).await {
-        Err(e) => Err(format!("server did not start: {e}")),
-        Ok(srv) => {
-            let (addr, pid, raw) = (srv.addr, srv.pid, launch.raw);
-            let r = measured(ctx, spec.name, &bc_id, async || {
-                workloads::broadcast(addr, raw, pid, plan.bcast_clients, 8, &plan.bcast_t).await
-            })
-            .await;
-            out.exit("broadcast", srv.stop().await);
-            r
-        }
-    };
-    out.add(&bc_id, "deliveries/s", r);
+    out.exit(phase, srv.stop().await);
 }
 
 /// Runs the plan: `rounds` rounds, each giving every server its turn (so
@@ -457,7 +517,8 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) -> (Collected, Vec<Vec<String>>) {
         for (spec, exits) in specs.iter().zip(exits.iter_mut()) {
             if let Some(reason) = &spec.skip {
                 if first {
-                    for (id, ..) in ctx.plan.workloads().iter().filter(|w| ctx.wants(&w.0)) {
+                    for (id, ..) in ctx.plan.workloads().iter().filter(|w| ctx.wants(&w.0) && ctx.plan.has(spec, &w.0))
+                    {
                         col.add(spec.name, id, Err(reason.clone()));
                     }
                     eprintln!("[wsbench] {:<18} skipped: {reason}", spec.name);
@@ -465,11 +526,40 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) -> (Collected, Vec<Vec<String>>) {
                 continue;
             }
             let mut out = Sink { ctx, name: spec.name, col: &mut col, exits };
-            echo_phase(spec, &mut out, first).await;
-            if first {
-                memory_phase(spec, &mut out).await;
+            let plan = &ctx.plan;
+            let ((conns, esize), (clients, bsize)) = (plan.deflate_echo, plan.deflate_bcast);
+            let deflate_rows = plan.has(spec, &plan.deflate_echo_id(false));
+            // The plain modes: the classic rows, then the deflate-off rows
+            // (offered, declined) on the same processes.
+            let mut echo: Vec<Load> =
+                plan.echo.iter().map(|e| (e.0.to_string(), e.2, e.3, Deflate::NotOffered)).collect();
+            let mut bcast =
+                vec![(format!("broadcast_{}c", plan.bcast_clients), plan.bcast_clients, 16, Deflate::NotOffered)];
+            if deflate_rows {
+                echo.push((plan.deflate_echo_id(false), conns, esize, Deflate::Off));
+                bcast.push((plan.deflate_bcast_id(false), clients, bsize, Deflate::Off));
             }
-            broadcast_phase(spec, &mut out).await;
+            phase(&mut out, "echo", Ok(&spec.echo), Runs { echo, connrate: first, ..Runs::default() }).await;
+            if first {
+                let mem =
+                    plan.mem_steps.iter().map(|n| (format!("mem_{}k", n / 1000), *n, Deflate::NotOffered)).collect();
+                phase(&mut out, "memory", Ok(&spec.echo), Runs { mem, ..Runs::default() }).await;
+            }
+            phase(&mut out, "broadcast", spec.broadcast.as_ref(), Runs { bcast, ..Runs::default() }).await;
+            // Deflate on: the server started in its deflate mode; idle
+            // connections first, on the fresh process (first round only).
+            if let Some(d) = spec.deflate.as_ref().filter(|_| deflate_rows) {
+                let mem_id = plan.deflate_mem_id();
+                let mem = if first && plan.has(spec, &mem_id) {
+                    vec![(mem_id, plan.deflate_mem, Deflate::On)]
+                } else {
+                    vec![]
+                };
+                let echo = vec![(plan.deflate_echo_id(true), conns, esize, Deflate::On)];
+                phase(&mut out, "deflate-echo", d.echo.as_ref(), Runs { mem, echo, ..Runs::default() }).await;
+                let bcast = vec![(plan.deflate_bcast_id(true), clients, bsize, Deflate::On)];
+                phase(&mut out, "deflate-broadcast", d.broadcast.as_ref(), Runs { bcast, ..Runs::default() }).await;
+            }
             tokio::time::sleep(ctx.pause()).await;
         }
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::client::WsConn;
+use crate::client::{Deflate, WsConn};
 
 pub fn clk_tck() -> f64 {
     // SAFETY: sysconf has no preconditions.
@@ -167,7 +167,11 @@ impl Server {
             if let Ok(Some(st)) = srv.child.try_wait() {
                 return Err(format!("exited at start ({st}): {}", srv.log_tail()));
             }
-            let probe = tokio::time::timeout(Duration::from_secs(2), WsConn::connect(addr, None, launch.raw)).await;
+            let probe = tokio::time::timeout(
+                Duration::from_secs(2),
+                WsConn::connect(addr, None, launch.raw, Deflate::NotOffered),
+            )
+            .await;
             if let Ok(Ok(c)) = probe {
                 drop(c);
                 // Let the server forget the probe connection before we measure.

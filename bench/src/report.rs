@@ -239,7 +239,7 @@ impl Report<'_> {
                 }
             }
         }
-        let _ = writeln!(o, "\ntargets (issues 4, 9, 11 and 12; reported, never asserted)");
+        let _ = writeln!(o, "\ntargets (issues 4, 9, 11, 12 and 13; reported, never asserted)");
         if self.plan.quick {
             let _ = writeln!(
                 o,

@@ -29,6 +29,16 @@ pub struct Spec {
     pub broadcast: Result<Launch, String>,
     /// Why it cannot run here, if it cannot.
     pub skip: Option<String>,
+    /// Its permessage-deflate mode, for the deflate rows (None: it has none
+    /// here and takes no part in them).
+    pub deflate: Option<DeflateMode>,
+}
+
+/// How a server starts with permessage-deflate on, in echo and in
+/// broadcast mode (or why it cannot).
+pub struct DeflateMode {
+    pub echo: Result<Launch, String>,
+    pub broadcast: Result<Launch, String>,
 }
 
 pub struct Paths<'a> {
@@ -49,6 +59,19 @@ enum Bcast {
     Program(Vec<String>, Option<String>),
     /// No broadcast mode; the reason (the broadcast row says so).
     None(&'static str),
+}
+
+/// A row's deflate mode.
+enum Dfl {
+    /// None here: no deflate rows.
+    No,
+    /// `--deflate` appended to its echo and broadcast command lines.
+    Flag,
+    /// The same command lines (raw-tcp, which returns our compressed frames).
+    Same,
+    /// Its own echo command line (`--deflate` included), a mode of its
+    /// broadcast program (so it can run only when that one can); broadcast: `Flag`.
+    Echo(Vec<String>),
 }
 
 fn s(p: &Path) -> String {
@@ -89,10 +112,11 @@ fn row(
     p: &Paths,
     (name, family, about): (&'static str, Family, &'static str),
     echo: Vec<String>,
-    broadcast: Bcast,
+    (broadcast, deflate): (Bcast, Dfl),
     lacks: Option<String>,
 ) -> Spec {
     let raw = family == Family::Ceiling;
+    let flag = |l: &Launch| Launch { argv: [&l.argv[..], &["--deflate".to_string()]].concat(), raw };
     let broadcast = match broadcast {
         Bcast::Flag => {
             let mut argv = echo.clone();
@@ -103,14 +127,19 @@ fn row(
         Bcast::Program(argv, None) => Ok(Launch { argv, raw }),
         Bcast::None(why) => Err(why.to_string()),
     };
-    Spec {
-        name,
-        about,
-        family,
-        echo: Launch { argv: echo, raw },
-        broadcast,
-        skip: recorded_skip(p.out, name).or(lacks),
-    }
+    let echo = Launch { argv: echo, raw };
+    let deflate = match deflate {
+        Dfl::No => None,
+        Dfl::Same => Some(DeflateMode { echo: Ok(echo.clone()), broadcast: broadcast.clone() }),
+        Dfl::Flag => {
+            Some(DeflateMode { echo: Ok(flag(&echo)), broadcast: broadcast.as_ref().map(flag).map_err(String::clone) })
+        }
+        Dfl::Echo(argv) => Some(DeflateMode {
+            echo: broadcast.as_ref().map(|_| Launch { argv, raw }).map_err(String::clone),
+            broadcast: broadcast.as_ref().map(flag).map_err(String::clone),
+        }),
+    };
+    Spec { name, about, family, echo, broadcast, skip: recorded_skip(p.out, name).or(lacks), deflate }
 }
 
 pub fn all(p: &Paths) -> Vec<Spec> {
@@ -133,13 +162,17 @@ pub fn all(p: &Paths) -> Vec<Spec> {
                 "wsserver-c",
                 Wsserver,
                 "wsserver through its C API: build/examples/echo_server; broadcast on topics \
-                 (ws_conn_subscribe, ws_server_publish), bench/peers/wsserver_publish.c",
+                 (ws_conn_subscribe, ws_server_publish), bench/peers/wsserver_publish.c; deflate on: \
+                 wsserver_publish --echo --deflate / --deflate",
             ),
             vec![s(&echo_c), local(), port()],
-            Bcast::Program(
-                vec![s(&publish_c), local(), port()],
-                recorded_skip(p.out, "wsserver-c-publish")
-                    .or_else(|| missing(&publish_c, "wsserver_publish (bench/run.sh builds bench/peers/wsserver_publish.c)")),
+            (
+                Bcast::Program(
+                    vec![s(&publish_c), local(), port()],
+                    recorded_skip(p.out, "wsserver-c-publish")
+                        .or_else(|| missing(&publish_c, "wsserver_publish (bench/run.sh builds bench/peers/wsserver_publish.c)")),
+                ),
+                Dfl::Echo(vec![s(&publish_c), local(), port(), "--echo".into(), "--deflate".into()]),
             ),
             missing(&echo_c, "build/examples/echo_server (run make)"),
         ),
@@ -147,14 +180,14 @@ pub fn all(p: &Paths) -> Vec<Spec> {
             p,
             ("wsserver-poll", Wsserver, "wsserver's event queue on one poll() loop (build/examples/poll_server)"),
             vec![s(&poll_c), local(), port()],
-            Bcast::None("echo only: poll_server has no broadcast mode"),
+            (Bcast::None("echo only: poll_server has no broadcast mode"), Dfl::No),
             missing(&poll_c, "build/examples/poll_server (run make)"),
         ),
         row(
             p,
             ("wsserver-qt", Wsserver, "wsserver's Qt binding: examples-qt/echo_server.cpp (QtServer on a QCoreApplication loop)"),
             vec![s(&bin("qt_echo_server")), local(), port()],
-            Bcast::None("echo only: examples-qt/echo_server has no broadcast mode"),
+            (Bcast::None("echo only: examples-qt/echo_server has no broadcast mode"), Dfl::No),
             missing(&bin("qt_echo_server"), "qt_echo_server (bench/run.sh builds bench/peers/qt)"),
         ),
         row(
@@ -165,42 +198,42 @@ pub fn all(p: &Paths) -> Vec<Spec> {
                 "wsserver through its Rust API (bench/src/bin/wsserver_echo.rs; broadcast on topics: subscribe, publish)",
             ),
             vec![s(&rust("wsserver_echo")), port()],
-            Bcast::Flag,
+            (Bcast::Flag, Dfl::No),
             missing(&rust("wsserver_echo"), "wsserver_echo"),
         ),
         row(
             p,
             ("tokio-tungstenite", Peer, "tokio-tungstenite 0.30, default settings, one tokio thread"),
             vec![s(&rust("tungstenite_echo")), port()],
-            Bcast::Flag,
+            (Bcast::Flag, Dfl::No),
             missing(&rust("tungstenite_echo"), "tungstenite_echo"),
         ),
         row(
             p,
             ("libwebsockets", Peer, "libwebsockets (Debian libwebsockets-dev), bench/peers/lws_echo.c"),
             vec![s(&bin("lws_echo")), port()],
-            Bcast::Flag,
+            (Bcast::Flag, Dfl::Flag),
             missing(&bin("lws_echo"), "lws_echo"),
         ),
         row(
             p,
             ("boost-beast", Peer, "Boost.Beast (Debian libboost-dev), one thread, bench/peers/beast_echo.cpp"),
             vec![s(&bin("beast_echo")), port()],
-            Bcast::Flag,
+            (Bcast::Flag, Dfl::No),
             missing(&bin("beast_echo"), "beast_echo"),
         ),
         row(
             p,
             ("qtwebsockets", Peer, "QtWebSockets' QWebSocketServer, default settings, one Qt event loop, bench/peers/qtwebsockets_echo.cpp"),
             vec![s(&bin("qtwebsockets_echo")), port()],
-            Bcast::Flag,
+            (Bcast::Flag, Dfl::No),
             missing(&bin("qtwebsockets_echo"), "qtwebsockets_echo (bench/run.sh builds bench/peers/qt)"),
         ),
         row(
             p,
             ("node-ws", Peer, "Node.js with the ws package, bench/node/echo.js"),
             vec!["node".to_string(), s(&node.join("echo.js")), port()],
-            Bcast::Flag,
+            (Bcast::Flag, Dfl::Flag),
             node_lacks(&node),
         ),
         row(
@@ -211,21 +244,21 @@ pub fn all(p: &Paths) -> Vec<Spec> {
                 "wsserver's Python package, asyncio on the event fd (bench/python/wsserver_echo.py)",
             ),
             python("wsserver_echo.py"),
-            Bcast::Flag,
+            (Bcast::Flag, Dfl::Flag),
             missing(&p.root.join("target/release/libwsserver.so"), "target/release/libwsserver.so (run make)"),
         ),
         row(
             p,
             ("python-websockets", Peer, "Python websockets (asyncio), bench/python/websockets_echo.py"),
             python("websockets_echo.py"),
-            Bcast::Flag,
+            (Bcast::Flag, Dfl::Flag),
             python_lacks("websockets"),
         ),
         row(
             p,
             ("python-picows", Peer, "Python picows (asyncio, Cython), bench/python/picows_echo.py"),
             python("picows_echo.py"),
-            Bcast::Flag,
+            (Bcast::Flag, Dfl::No),
             python_lacks("picows"),
         ),
         row(
@@ -236,7 +269,7 @@ pub fn all(p: &Paths) -> Vec<Spec> {
                 "ceiling: plain TCP echo/relay of the same bytes, no WebSocket (bench/src/bin/raw_echo.rs)",
             ),
             vec![s(&rust("raw_echo")), port()],
-            Bcast::Flag,
+            (Bcast::Flag, Dfl::Same),
             missing(&rust("raw_echo"), "raw_echo"),
         ),
     ]

@@ -1,5 +1,6 @@
 //! Issue 4's targets (and issue 9's for the event-queue example, issue 11's
-//! for the Qt binding, issue 12's for broadcast through topics), checked against one run's figures: printed after the table and written to
+//! for the Qt binding, issue 12's for broadcast through topics, issue 13's
+//! for permessage-deflate), checked against one run's figures: printed after the table and written to
 //! results.json. Reported, never asserted: nothing here changes the exit
 //! code.
 
@@ -372,6 +373,21 @@ pub fn evaluate(r: &Report) -> Vec<Target> {
         ));
     }
 
+    // 6a. permessage-deflate (issue 13): with deflate on, wsserver-c at least
+    //     the best peer with deflate on, on the JSON echo and broadcast rows;
+    //     with deflate agreed (and wsserver's default, no context takeover),
+    //     at most 2 KiB per idle connection.
+    for id in [r.plan.deflate_echo_id(true), r.plan.deflate_bcast_id(true)] {
+        let what = format!("deflate on (issue 13): {WS} >= the best peer with deflate on, {id}");
+        t.push(vs_best_peer(&c, &id, what, None));
+    }
+    let n = crate::fmt_count(r.plan.deflate_mem as f64);
+    t.push(memory_at(
+        &c,
+        &r.plan.deflate_mem_id(),
+        format!("deflate on, no context takeover (issue 13): <= 2 KiB RSS per idle connection with deflate agreed, {n} connections ({WS})"),
+    ));
+
     // 7. Is the load generator the bound?
     let mut g = c.at_least(
         format!("generator check: {RAW} throughput / {WS}'s per echo row"),
@@ -399,6 +415,13 @@ pub fn evaluate(r: &Report) -> Vec<Target> {
 fn topics(c: &Ctx) -> Target {
     let id = c.bcast.as_str();
     let what = format!("broadcast through topics (issue 12): {WS} deliveries/s >= the best peer's on {id}");
+    vs_best_peer(c, id, what, Some((RUST, "publish through the Rust API")))
+}
+
+/// Target: wsserver-c's throughput on row `id` at least that of the best
+/// peer measured there (peers with a row but no figure are named), with
+/// `beside` (another wsserver row, what it is) shown after them.
+fn vs_best_peer(c: &Ctx, id: &str, what: String, beside: Option<(&str, &str)>) -> Target {
     let na = |why: String| Target { what: what.clone(), measured: String::new(), verdict: Verdict::NotApplicable(why) };
     if !c.ran(id) {
         return na(format!("{id} not run"));
@@ -413,8 +436,19 @@ fn topics(c: &Ctx) -> Target {
     if let Some((_, true)) = c.ratio(WS, peer, id, THROUGHPUT) {
         measured.push_str(" (within the rounds' spread)");
     }
-    if let Some(rust) = c.fig(RUST, id, THROUGHPUT) {
-        let _ = write!(measured, "; {RUST} (publish through the Rust API) {}/s", crate::fmt_count(rust));
+    let unmeasured: Vec<String> = c
+        .peers
+        .iter()
+        .filter(|p| c.r.row(p, id).is_some() && c.fig(p, id, THROUGHPUT).is_none())
+        .map(|p| format!("{p} ({})", c.why_none(p, id)))
+        .collect();
+    if !unmeasured.is_empty() {
+        let _ = write!(measured, "; not measured: {}", unmeasured.join(", "));
+    }
+    if let Some((other, about)) = beside {
+        if let Some(v) = c.fig(other, id, THROUGHPUT) {
+            let _ = write!(measured, "; {other} ({about}) {}/s", crate::fmt_count(v));
+        }
     }
     let verdict = if ws >= pv { Verdict::Met } else { Verdict::Missed };
     Target { what, measured, verdict }
@@ -442,8 +476,16 @@ fn memory(c: &Ctx, n: usize, what: &str) -> Target {
         );
         return Target { what, measured, verdict: Verdict::NotApplicable(why) };
     }
-    match c.r.measure(WS, &id) {
-        None => Target { what, measured: String::new(), verdict: Verdict::NotApplicable(c.why_none(WS, &id)) },
+    memory_at(c, &id, what)
+}
+
+/// At most 2 KiB per idle connection on memory row `id`, none lost.
+fn memory_at(c: &Ctx, id: &str, what: String) -> Target {
+    match c.r.measure(WS, id) {
+        None if !c.ran(id) => {
+            Target { what, measured: String::new(), verdict: Verdict::NotApplicable(format!("{id} not run")) }
+        }
+        None => Target { what, measured: String::new(), verdict: Verdict::NotApplicable(c.why_none(WS, id)) },
         Some(m) => {
             let kib = m.value / 1024.0;
             let mut measured = format!("{kib:.2} KiB/conn");
@@ -473,7 +515,7 @@ mod tests {
             RAW => Family::Ceiling,
             _ => Family::Peer,
         };
-        Spec { name, about: "", family, echo: launch(), broadcast: Ok(launch()), skip: None }
+        Spec { name, about: "", family, echo: launch(), broadcast: Ok(launch()), skip: None, deflate: None }
     }
 
     /// One single-round row: throughput `value`, `cpu` µs/op of which a tenth in user space.

@@ -5,6 +5,7 @@
 //! one thread, pinned to its own CPU), so shared state is `Rc`/`Cell`.
 
 use std::cell::{Cell, RefCell};
+use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpStream as StdStream};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -13,7 +14,8 @@ use tokio::net::TcpStream;
 use tokio::task::spawn_local;
 use tokio::time::{sleep, sleep_until, timeout};
 
-use crate::client::{client_frame, source_ip, FrameBuf, WsConn, OP_BINARY};
+use crate::client::{client_frame, message_frame, source_ip, Deflate, FrameBuf, WsConn, OP_BINARY, OP_TEXT};
+use crate::deflate::{json_doc, Agreed};
 use crate::hotloop::nanos;
 use crate::procs::{rss_kib, CpuDelta, CpuMark};
 
@@ -72,11 +74,13 @@ fn percentile(sorted: &[u32], p: f64) -> Option<f64> {
 }
 
 /// Opens `n` connections with at most `conc` handshakes in flight, spread
-/// over source addresses when `spread`. Stops at `deadline` or at the first
-/// error; returns what was opened and the error, if any.
+/// over source addresses when `spread`, offering deflate as `dfl` says (a
+/// server that does not answer as `dfl` expects fails the connection).
+/// Stops at `deadline` or at the first error; returns what was opened and
+/// the error, if any.
 pub async fn open_many(
     addr: SocketAddr,
-    raw: bool,
+    (raw, dfl): (bool, Deflate),
     n: usize,
     conc: usize,
     spread: bool,
@@ -103,7 +107,7 @@ pub async fn open_many(
                 }
                 let src = spread.then(|| source_ip(offset + i));
                 let left = (deadline - now).min(Duration::from_secs(10));
-                match timeout(left, WsConn::connect(addr, src, raw)).await {
+                match timeout(left, WsConn::connect(addr, src, raw, dfl)).await {
                     Ok(Ok(c)) => out.borrow_mut().push(c),
                     Ok(Err(e)) => {
                         err.borrow_mut().get_or_insert_with(|| format!("connection {i}: {e}"));
@@ -124,19 +128,41 @@ pub async fn open_many(
 }
 
 /// Opens `n` connections for one of the epoll hot loops (spread over source
-/// addresses above 1,000) and hands back their sockets and parsers; `what`
-/// names them in the error.
+/// addresses above 1,000) and hands back their sockets and parsers, and the
+/// deflate they agreed (the same for all); `what` names them in the error.
 async fn open_for_loop(
     addr: SocketAddr,
-    raw: bool,
+    mode: (bool, Deflate),
     n: usize,
     what: &str,
-) -> Result<Vec<(StdStream, FrameBuf)>, String> {
-    let (opened, err) = open_many(addr, raw, n, 64, n > 1000, Instant::now() + Duration::from_secs(60), 0).await;
+) -> Result<(Vec<(StdStream, FrameBuf)>, Option<Agreed>), String> {
+    let (opened, err) = open_many(addr, mode, n, 64, n > 1000, Instant::now() + Duration::from_secs(60), 0).await;
     if let Some(e) = err {
         return Err(format!("opened {} of {n}{what}: {e}", opened.len()));
     }
-    opened.into_iter().map(|c| c.into_parts().map_err(|e| format!("into_std: {e}"))).collect()
+    let agreed = opened.first().and_then(|c| c.agreed);
+    if let Some(c) = opened.iter().find(|c| c.agreed != agreed) {
+        return Err(format!("connections agreed different deflate parameters: {agreed:?}, {:?}", c.agreed));
+    }
+    let parts: Result<Vec<_>, String> =
+        opened.into_iter().map(|c| c.into_parts().map_err(|e| format!("into_std: {e}"))).collect();
+    Ok((parts?, agreed))
+}
+
+/// How many different JSON texts a deflate row rotates through, so that a
+/// server keeping its compression context is not handed the same text again.
+const DOCS: u64 = 8;
+
+/// The note of a deflate row: what was agreed, and our messages' size.
+fn deflate_note(agreed: Option<Agreed>, frames: &[Vec<u8>], size: usize) -> String {
+    let Some(a) = agreed else { return "deflate declined".into() };
+    let keeps = if a.server_no_context { "server_no_context_takeover" } else { "the server keeps its context" };
+    let mut note = format!("deflate agreed ({keeps})");
+    if !frames.is_empty() {
+        let mean = frames.iter().map(|f| f.len()).sum::<usize>() / frames.len();
+        let _ = write!(note, ", we send {size} B as {mean} B");
+    }
+    note
 }
 
 pub struct Timing {
@@ -153,35 +179,42 @@ impl Timing {
 }
 
 /// Echo: `conns` connections, each with one message of `size` bytes in
-/// flight. Value: messages per second (round trips completed).
+/// flight: binary, or with deflate offered (`dfl`), JSON-like text (`DOCS`
+/// texts in turn), compressed when agreed. Value: messages per second
+/// (round trips completed).
 pub async fn echo(
     addr: SocketAddr,
-    raw: bool,
+    (raw, dfl): (bool, Deflate),
     pid: u32,
     conns: usize,
     size: usize,
     t: &Timing,
 ) -> Result<Measure, String> {
-    let parts = open_for_loop(addr, raw, conns, "").await?;
-    let payload: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
-    let frame = client_frame(OP_BINARY, &payload);
+    let (parts, agreed) = open_for_loop(addr, (raw, dfl), conns, "").await?;
+    let frames: Vec<Vec<u8>> = if dfl == Deflate::NotOffered {
+        vec![client_frame(OP_BINARY, &(0..size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>())]
+    } else {
+        (0..DOCS).map(|k| message_frame(OP_TEXT, &json_doc(size, k, ""), agreed)).collect()
+    };
     let (mstart, mend) = t.window_from_now();
     let hard = mend + Duration::from_secs(3);
     // The hot loop blocks this (only) thread on purpose: nothing else runs
     // during an echo workload.
-    let r = crate::epoll_echo::run(parts, &frame, pid, mstart, mend, hard);
+    let r = crate::epoll_echo::run(parts, &frames, pid, mstart, mend, hard);
     let Some(cpu) = r.cpu else {
         return Err(format!("measurement window never closed: {}", r.first_err.unwrap_or_default()));
     };
     let total = r.done;
     let mut lat = r.lat;
-    let mut m = Measure::of_window(total, &cpu, &mut lat, r.errors, String::new());
+    let note = if dfl == Deflate::NotOffered { String::new() } else { deflate_note(agreed, &frames, size) };
+    let mut m = Measure::of_window(total, &cpu, &mut lat, r.errors, note);
     // Fairness: how the least served connection fared against the mean.
     if r.per_conn.len() > 1 {
         let mean = r.per_conn.iter().sum::<u64>() as f64 / r.per_conn.len() as f64;
         let min = *r.per_conn.iter().min().unwrap_or(&0);
         if mean > 0.0 && (min as f64) < 0.5 * mean {
-            m.note = format!("unfair: least served connection got {:.0}% of the mean", 100.0 * min as f64 / mean);
+            let unfair = format!("unfair: least served connection got {:.0}% of the mean", 100.0 * min as f64 / mean);
+            m.note = [unfair, m.note].into_iter().filter(|n| !n.is_empty()).collect::<Vec<_>>().join("; ");
         }
     }
     if let Some(e) = r.first_err {
@@ -201,33 +234,45 @@ pub async fn echo(
 
 /// Broadcast: `clients` receivers plus one publisher. The publisher keeps at
 /// most `window` messages in flight, a message leaving the window once every
-/// receiver got it (or after 2 s, counted as stalled). Value: deliveries per
-/// second summed over all receivers.
+/// receiver got it (or after 2 s, counted as stalled). The messages: 16 B of
+/// text, or with deflate offered (`dfl`), JSON-like text of `size` bytes
+/// (`DOCS` texts in turn, each numbered), compressed when agreed. Value:
+/// deliveries per second summed over all receivers.
 pub async fn broadcast(
     addr: SocketAddr,
-    raw: bool,
+    (raw, dfl): (bool, Deflate),
     pid: u32,
     clients: usize,
+    size: usize,
     window: u64,
     t: &Timing,
 ) -> Result<Measure, String> {
-    let parts = open_for_loop(addr, raw, clients, " receivers").await?;
-    let publisher = timeout(Duration::from_secs(10), WsConn::connect(addr, None, raw))
+    let (parts, agreed) = open_for_loop(addr, (raw, dfl), clients, " receivers").await?;
+    let publisher = timeout(Duration::from_secs(10), WsConn::connect(addr, None, raw, dfl))
         .await
         .map_err(|_| "publisher handshake timed out".to_string())?
         .map_err(|e| format!("publisher: {e}"))?;
     // Let welcome messages and the like arrive before the clock starts.
     sleep(Duration::from_millis(200)).await;
+    let msgs = if dfl == Deflate::NotOffered {
+        crate::epoll_bcast::Msgs::tiny()
+    } else {
+        crate::epoll_bcast::Msgs::json((0..DOCS).map(|k| json_doc(size, k, "\"BC00000000\"")).collect(), agreed)
+    };
     let publisher = publisher.into_parts().map_err(|e| format!("into_std: {e}"))?;
     let (mstart, mend) = t.window_from_now();
     // Blocks this thread on purpose: nothing else runs meanwhile.
-    let r = crate::epoll_bcast::run(parts, publisher, window, pid, mstart, mend);
+    let r = crate::epoll_bcast::run(parts, publisher, msgs, window, pid, mstart, mend);
     let Some(cpu) = r.cpu else {
         return Err(format!("measurement window never closed: {}", r.first_err.unwrap_or_default()));
     };
     let mut lat = r.lat;
     let total = r.delivered;
     let mut note = format!("{:.0} msg/s published", r.published as f64 / cpu.wall);
+    if dfl != Deflate::NotOffered {
+        let sample = [message_frame(OP_TEXT, &json_doc(size, 0, "\"BC00000000\""), agreed)];
+        note = format!("{}, {note}", deflate_note(agreed, &sample, size));
+    }
     if r.stalled > 0 {
         note.push_str(&format!(", {} message(s) not delivered to all within 2 s", r.stalled));
     }
@@ -266,7 +311,7 @@ pub async fn connrate(addr: SocketAddr, raw: bool, pid: u32, conc: usize, t: &Ti
                 let i = counter.get();
                 counter.set(i + 1);
                 let cycle = async {
-                    let mut c = WsConn::connect(addr, Some(source_ip(i)), raw).await?;
+                    let mut c = WsConn::connect(addr, Some(source_ip(i)), raw, Deflate::NotOffered).await?;
                     if raw {
                         c.roundtrip(&probe).await?;
                         Ok::<(), std::io::Error>(())
@@ -340,12 +385,12 @@ impl IdleSet {
     }
 }
 
-/// Memory: grows the idle set to `target` handshaken connections and
-/// returns the server's RSS growth per connection in bytes, measured
-/// against `base_kib`.
+/// Memory: grows the idle set to `target` handshaken connections (each
+/// having agreed deflate or not, as `dfl` expects) and returns the server's
+/// RSS growth per connection in bytes, measured against `base_kib`.
 pub async fn memory_step(
     addr: SocketAddr,
-    raw: bool,
+    mode: (bool, Deflate),
     pid: u32,
     set: &mut IdleSet,
     target: usize,
@@ -354,7 +399,8 @@ pub async fn memory_step(
 ) -> Result<Measure, String> {
     let need = target.saturating_sub(set.streams.len());
     let t0 = Instant::now();
-    let (conns, err) = open_many(addr, raw, need, 64, true, t0 + limit, set.streams.len()).await;
+    let (conns, err) = open_many(addr, mode, need, 64, true, t0 + limit, set.streams.len()).await;
+    let agreed = conns.first().and_then(|c| c.agreed);
     set.streams.extend(conns.into_iter().map(WsConn::into_stream));
     if let Some(e) = err {
         return Err(format!("opened {} of {target}: {e}", set.streams.len()));
@@ -366,6 +412,10 @@ pub async fn memory_step(
     let alive = set.alive();
     let per_conn = (rss as f64 - base_kib as f64) * 1024.0 / target as f64;
     let mut note = format!("RSS {} MiB at {target} connections, opened in {open_secs:.1} s", rss / 1024);
+    if mode.1 == Deflate::On {
+        // open_many failed any connection that did not agree deflate.
+        let _ = write!(note, ", every connection: {}", deflate_note(agreed, &[], 0));
+    }
     if alive < target {
         note.push_str(&format!(", only {alive} still open"));
     }
