@@ -669,6 +669,34 @@ mod tests {
         assert_eq!(verdict(&verdicts(&rows), "broadcast through topics"), "n/a");
     }
 
+    #[test]
+    fn deflate_on_needs_the_best_peer_and_2_kib_per_idle_connection() {
+        let (echo, bcast, mem) = ("deflate_echo_16k_100c_on", "deflate_bcast_1000c_on", "deflate_mem_10k");
+        let what = |id: &str| format!("deflate on (issue 13): wsserver-c >= the best peer with deflate on, {id}");
+        let mut rows = vec![
+            row(WS, echo, 4000.0, 50.0),
+            row("libwebsockets", echo, 2000.0, 100.0),
+            row(TT, echo, 1000.0, 10.0),
+            row(WS, bcast, 10_000.0, 8.0),
+            Row::from_rounds("libwebsockets".into(), bcast.into(), vec![Err("server did not start".into())]),
+            row(WS, mem, 1.9 * 1024.0, 0.0),
+        ];
+        let v = verdicts(&rows);
+        assert_eq!(verdict(&v, &what(echo)), "met");
+        assert!(evaluate_one(&rows, &what(echo)).contains("best peer libwebsockets 2,000/s: 2.00x"));
+        assert_eq!(verdict(&v, &what(bcast)), "n/a", "no peer measured");
+        assert_eq!(verdict(&v, "deflate on, no context takeover"), "met");
+        // A peer ahead, or more than 2 KiB per connection: missed.
+        rows.push(row(TT, bcast, 11_000.0, 9.0));
+        rows.push(row(WS, mem, 2.2 * 1024.0, 0.0));
+        rows.swap_remove(5);
+        let v = verdicts(&rows);
+        assert_eq!(verdict(&v, &what(bcast)), "MISSED");
+        let measured = evaluate_one(&rows, &what(bcast));
+        assert!(measured.contains("not measured: libwebsockets (skipped: server did not start)"), "{measured}");
+        assert_eq!(verdict(&v, "deflate on, no context takeover"), "MISSED");
+    }
+
     /// What one target measured, by the start of its description.
     fn evaluate_one(rows: &[Row], starts: &str) -> String {
         all_targets(rows).into_iter().find(|t| t.what.starts_with(starts)).map(|t| t.measured).expect(starts)
