@@ -141,6 +141,12 @@ struct Options {
     uint64_t http_max_requests = default_of(WS_OPT_HTTP_MAX_REQUESTS);
     uint64_t http_idle_timeout_ms = default_of(WS_OPT_HTTP_IDLE_TIMEOUT_MS);
     uint64_t http_max_body = default_of(WS_OPT_HTTP_MAX_BODY);
+    /// 1 accepts permessage-deflate offers (RFC 7692).
+    uint64_t deflate = default_of(WS_OPT_DEFLATE);
+    /// 1 keeps compression contexts between messages (memory per connection).
+    uint64_t deflate_context = default_of(WS_OPT_DEFLATE_CONTEXT);
+    uint64_t deflate_level = default_of(WS_OPT_DEFLATE_LEVEL);
+    uint64_t deflate_min_size = default_of(WS_OPT_DEFLATE_MIN_SIZE);
     /// Subprotocols the server speaks, in preference order.
     std::vector<std::string> subprotocols;
     /// Origins allowed to open a WebSocket (others get 403); empty: all
@@ -180,6 +186,10 @@ struct Options {
         f(WS_OPT_HTTP_MAX_REQUESTS, http_max_requests);
         f(WS_OPT_HTTP_IDLE_TIMEOUT_MS, http_idle_timeout_ms);
         f(WS_OPT_HTTP_MAX_BODY, http_max_body);
+        f(WS_OPT_DEFLATE, deflate);
+        f(WS_OPT_DEFLATE_CONTEXT, deflate_context);
+        f(WS_OPT_DEFLATE_LEVEL, deflate_level);
+        f(WS_OPT_DEFLATE_MIN_SIZE, deflate_min_size);
     }
 };
 
@@ -356,8 +366,11 @@ public:
     Connection(const ws_server *srv, uint64_t id) noexcept : srv_(srv), id_(id) {}
     uint64_t id() const noexcept { return id_; }
 
-    SendResult send(std::string_view data, Kind kind = Kind::Text) const noexcept {
-        return SendResult::from(ws_server_send(srv_, id_, detail::bytes(data), data.size(), static_cast<ws_kind>(kind)));
+    /// `compress` false: sent uncompressed even where deflate was negotiated
+    /// (data that is compressed already; WS_SEND_NO_COMPRESS).
+    SendResult send(std::string_view data, Kind kind = Kind::Text, bool compress = true) const noexcept {
+        return SendResult::from(ws_server_send_ex(srv_, id_, detail::bytes(data), data.size(), static_cast<ws_kind>(kind),
+                                                  compress ? 0u : WS_SEND_NO_COMPRESS));
     }
     SendResult send_binary(const void *data, size_t len) const noexcept {
         return SendResult::from(ws_server_send(srv_, id_, static_cast<const uint8_t *>(data), len, WS_BINARY));
@@ -543,8 +556,8 @@ public:
     }
 
     Connection connection(uint64_t id) const noexcept { return Connection(handle(), id); }
-    SendResult send(uint64_t id, std::string_view data, Kind kind = Kind::Text) const noexcept {
-        return connection(id).send(data, kind);
+    SendResult send(uint64_t id, std::string_view data, Kind kind = Kind::Text, bool compress = true) const noexcept {
+        return connection(id).send(data, kind, compress);
     }
     ws_result disconnect(uint64_t id, uint16_t code = 1000, const char *reason = nullptr) const noexcept {
         return connection(id).close(code, reason);

@@ -90,6 +90,36 @@ static void test_echo() {
           "binary echoed as binary, NUL bytes kept");
 }
 
+// Deflate through the binding: Options::deflate, and send(..., compress)
+// choosing per message (RSV1 on the frames the client reads).
+static void test_deflate() {
+    wsserver::Handlers h;
+    h.on_message = [](wsserver::Connection c, std::string_view d, wsserver::Kind k) {
+        c.send(d, k, d.substr(0, 3) != "raw");
+    };
+    wsserver::Options o;
+    o.deflate = 1;
+    wsserver::Server s(std::move(h), o);
+    s.listen("127.0.0.1", 0);
+    Client c(s.port(), "/", "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+    char ext[256] = "";
+    CHECK(c.status == 101 && wsc_answer_header(&c.c, "Sec-WebSocket-Extensions", ext, sizeof ext) &&
+              std::string(ext).rfind("permessage-deflate", 0) == 0,
+          "deflate negotiated");
+    c.c.rsv1_ok = 1;
+    std::string text(1000, 'a');
+    for (const char *prefix : {"zip", "raw"}) {
+        std::string msg = prefix + text;
+        wsc_send_text(&c.c, msg.c_str());
+        wsc_frame f{};
+        bool got = wsc_recv(&c.c, &f, 5000) == WSC_OK;
+        bool compressed = std::string(prefix) == "zip";
+        CHECK(got && f.rsv1 == (compressed ? 1 : 0) && (compressed ? f.len < 100 : f.len == msg.size()),
+              compressed ? "compressed by default" : "compress=false: sent as is");
+        wsc_frame_free(&f);
+    }
+}
+
 static void test_open_request_and_refusal() {
     std::mutex mu;
     std::string path, query, header, peer;
@@ -1143,6 +1173,7 @@ int main() {
         void (*fn)();
     } tests[] = {
         {"echo", test_echo},
+        {"deflate", test_deflate},
         {"open request and refusal", test_open_request_and_refusal},
         {"throwing handlers", test_throwing_handlers},
         {"send status and user data", test_send_status_and_user_data},

@@ -218,6 +218,30 @@ private slots:
         QCOMPARE(srvGot.at(0).at(1).toByteArray().size(), data.size());
     }
 
+    // Deflate on: QWebSocket offers no extension, so it gets plain frames;
+    // both send flavours reach it (compress=false included).
+    void deflateWithAClientWithout() {
+        QtServer s;
+        QVERIFY(s.setOption(WS_OPT_DEFLATE, 1));
+        ws_result plainResult = WS_ERR_PANIC, rawResult = WS_ERR_PANIC;
+        connect(&s, &QtServer::textMessageReceived, &s, [&](quint64 id, const QString &t) {
+            plainResult = s.sendText(id, t.repeated(100));
+            rawResult = s.sendBinary(id, t.toUtf8(), false);
+        });
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        QWebSocket ws;
+        QVERIFY(open(ws, url(s)));
+        QSignalSpy texts(&ws, &QWebSocket::textMessageReceived);
+        QSignalSpy bins(&ws, &QWebSocket::binaryMessageReceived);
+        ws.sendTextMessage("abc");
+        QVERIFY(bins.count() == 1 || bins.wait(5000));
+        QCOMPARE(texts.count(), 1);
+        QCOMPARE(texts.at(0).at(0).toString(), QString("abc").repeated(100));
+        QCOMPARE(bins.at(0).at(0).toByteArray(), QByteArray("abc"));
+        QCOMPARE(plainResult, WS_OK);
+        QCOMPARE(rawResult, WS_OK);
+    }
+
     // broadcast to all but the sender; the count says how many queued it.
     void broadcast() {
         QtServer s;

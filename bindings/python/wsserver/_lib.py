@@ -160,6 +160,7 @@ ws_http_respond = _fn("ws_http_respond", c_int, srv_p, c_uint64, c_uint16, c_cha
 ws_server_listen = _fn("ws_server_listen", c_int, srv_p, c_char_p, c_uint16)
 ws_server_port = _fn("ws_server_port", c_int, srv_p, POINTER(c_uint16))
 ws_server_send = _fn("ws_server_send", c_int, srv_p, c_uint64, c_char_p, c_size_t, c_uint32)
+ws_server_send_ex = _fn("ws_server_send_ex", c_int, srv_p, c_uint64, c_char_p, c_size_t, c_uint32, c_uint32)
 ws_server_broadcast = _fn(
     "ws_server_broadcast", c_int, srv_p, c_char_p, c_size_t, c_uint32, c_uint64, POINTER(c_size_t)
 )
@@ -198,6 +199,7 @@ WS_TEXT = 1
 WS_BINARY = 2
 WS_OK = 0
 WS_OPEN_DEFER = 1
+WS_SEND_NO_COMPRESS = 1
 WS_BACKPRESSURE = 1
 WS_ERR_CLOSED = -8
 WS_ERR_TIMEOUT = -15

@@ -476,12 +476,17 @@ class Server:
 
     # --- sending -------------------------------------------------------------
 
-    def send(self, conn: int, data: Data) -> SendStatus:
+    def send(self, conn: int, data: Data, compress: bool = True) -> SendStatus:
         """Queues one message (str: text, bytes: binary); never blocks on the
-        network. Any thread, handlers included. Refusals raise ClosedError,
+        network. Any thread, handlers included. compress=False sends it
+        uncompressed even where the client negotiated permessage-deflate
+        (data that is compressed already). Refusals raise ClosedError,
         NoSuchConnError, DroppedError or InvalidUtf8Error."""
         raw, kind = _payload(data)
-        return SendStatus(check(_lib.ws_server_send(self._handle, conn, raw, len(raw), kind)))
+        if compress:
+            return SendStatus(check(_lib.ws_server_send(self._handle, conn, raw, len(raw), kind)))
+        flags = _lib.WS_SEND_NO_COMPRESS
+        return SendStatus(check(_lib.ws_server_send_ex(self._handle, conn, raw, len(raw), kind, flags)))
 
     def broadcast(self, data: Data, except_: Optional[int] = None) -> int:
         """Queues one message for every open connection but `except_`; the

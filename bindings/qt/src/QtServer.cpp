@@ -247,13 +247,13 @@ QtStats QtServer::stats() const {
     return st;
 }
 
-ws_result QtServer::sendText(quint64 id, const QString &text) {
+ws_result QtServer::sendText(quint64 id, const QString &text, bool compress) {
     const QByteArray u = text.toUtf8();
-    return ws_server_send(srv_, id, bytes(u), size_t(u.size()), WS_TEXT);
+    return ws_server_send_ex(srv_, id, bytes(u), size_t(u.size()), WS_TEXT, compress ? 0u : WS_SEND_NO_COMPRESS);
 }
 
-ws_result QtServer::sendBinary(quint64 id, const QByteArray &data) {
-    return ws_server_send(srv_, id, bytes(data), size_t(data.size()), WS_BINARY);
+ws_result QtServer::sendBinary(quint64 id, const QByteArray &data, bool compress) {
+    return ws_server_send_ex(srv_, id, bytes(data), size_t(data.size()), WS_BINARY, compress ? 0u : WS_SEND_NO_COMPRESS);
 }
 
 qint64 QtServer::broadcastText(const QString &text, quint64 except) {

@@ -176,8 +176,10 @@ public:
 
 public slots:
     /// WS_OK, WS_BACKPRESSURE (queued; wait for drained) or an error.
-    ws_result sendText(quint64 id, const QString &text);
-    ws_result sendBinary(quint64 id, const QByteArray &data);
+    /// `compress` false: sent uncompressed even where the client negotiated
+    /// permessage-deflate (setOption(WS_OPT_DEFLATE, 1); WS_SEND_NO_COMPRESS).
+    ws_result sendText(quint64 id, const QString &text, bool compress = true);
+    ws_result sendBinary(quint64 id, const QByteArray &data, bool compress = true);
     /// To every open connection but `except`: how many queued it, or a
     /// negative ws_result.
     qint64 broadcastText(const QString &text, quint64 except = 0);
