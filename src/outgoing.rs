@@ -97,3 +97,36 @@ impl<'a> Outgoing<'a> {
         self.data.len() + self.data.len() / 1024 + 64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(server_no_takeover: bool, bits: u8) -> ConnDeflate {
+        ConnDeflate::new(Deflate { server_no_takeover, client_no_takeover: true, server_window_bits: bits })
+    }
+
+    #[test]
+    fn one_compression_shared_per_window_and_own_frames_for_contexts() {
+        let config = Config { deflate: true, ..Config::default() };
+        let data = br#"{"type":"tick","n":1,"room":"general"}"#.repeat(20);
+        let out = Outgoing::new(&data, Kind::Text, &config, true).unwrap();
+        let (a, b, small, ctx) = (conn(true, 15), conn(true, 15), conn(true, 10), conn(false, 15));
+        let (fa, fb) = (out.frame_for(Some(&a)), out.frame_for(Some(&b)));
+        assert_eq!(fa.as_ptr(), fb.as_ptr(), "compressed once, the frame shared");
+        assert_eq!(fa[0], 0xC1, "FIN, RSV1, text");
+        assert!(fa.len() < data.len() / 4);
+        assert_ne!(out.frame_for(Some(&small)).as_ptr(), fa.as_ptr(), "another window, another frame");
+        let plain = out.frame_for(None);
+        assert_eq!((plain[0], plain.len()), (0x81, data.len() + 4));
+        assert_eq!(plain.as_ptr(), out.frame_for(None).as_ptr(), "the plain frame is shared too");
+        assert!(out.uses_own_context(Some(&ctx)) && !out.uses_own_context(Some(&a)));
+        let (first, second) = (out.frame_for(Some(&ctx)), out.frame_for(Some(&ctx)));
+        assert!(second.len() < first.len(), "its own context remembers the first copy");
+        let raw = Outgoing::new(&data, Kind::Text, &config, false).unwrap();
+        assert_eq!(raw.frame_for(Some(&a))[0], 0x81, "compress=false: plain even with deflate");
+        let short = Outgoing::new(b"hi", Kind::Text, &config, true).unwrap();
+        assert_eq!(short.frame_for(Some(&a))[0], 0x81, "under the minimum size: plain");
+        assert!(Outgoing::new(&[0xff], Kind::Text, &config, true).is_err());
+    }
+}
