@@ -167,6 +167,12 @@
  */
 #define WS_OPT_DEFLATE_MIN_SIZE 24
 
+/**
+ * Bytes the server may hold for all connections together (partial incoming messages, send queues, queued events); past it connections stop reading and new handshakes get 503. 0: no budget.
+ * Default 0 (none): the per-connection limits already bound memory (connections x (message + send queue)); set it to cap the sum lower. Values: 0..281474976710656.
+ */
+#define WS_OPT_MEMORY_BUDGET 25
+
 
 /**
  * Returned by `on_open`: the host answers later (`ws_conn_accept`,
@@ -441,7 +447,8 @@ typedef uint32_t ws_option;
 
 /**
  * A snapshot of a server's counters (all since `listen`, except the
- * gauges `open_connections`, `queued_bytes`, `topics`, `subscriptions`).
+ * gauges `open_connections`, `queued_bytes`, `topics`, `subscriptions`,
+ * `memory_held`).
  * In C this is `ws_stats`: members are only ever appended; fill one with
  * the `ws_server_stats(srv, &stats)` macro, which passes its size.
  */
@@ -490,6 +497,11 @@ typedef struct ws_stats {
    * Plain HTTP requests answered (static files, health, the host's handler).
    */
   uint64_t http_requests;
+  /**
+   * Now: bytes counted against WS_OPT_MEMORY_BUDGET (partial incoming
+   * messages, send queues, queued events); 0 without a budget.
+   */
+  uint64_t memory_held;
 } ws_stats;
 
 /**

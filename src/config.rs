@@ -97,6 +97,8 @@ pub struct Config {
     pub deflate_level: u32,
     /// Messages shorter than this go uncompressed.
     pub deflate_min_size: usize,
+    /// Bytes held for all connections together (0: no budget).
+    pub memory_budget: usize,
     /// Serve wss:// with this TLS configuration; `None` (the default)
     /// serves plain ws://. Replace it on a live server with
     /// [`crate::ServerHandle::reload_tls`].
@@ -135,6 +137,7 @@ impl Default for Config {
             deflate_context: false,
             deflate_level: 0,
             deflate_min_size: 0,
+            memory_budget: 0,
             tls: None,
         };
         for spec in OPTIONS {
@@ -198,6 +201,7 @@ impl Config {
             Key::DeflateContext => self.deflate_context as u64,
             Key::DeflateLevel => self.deflate_level as u64,
             Key::DeflateMinSize => self.deflate_min_size as u64,
+            Key::MemoryBudget => self.memory_budget as u64,
         })
     }
 
@@ -275,6 +279,7 @@ impl Config {
             Key::DeflateContext => self.deflate_context = v != 0,
             Key::DeflateLevel => self.deflate_level = v as u32,
             Key::DeflateMinSize => self.deflate_min_size = size,
+            Key::MemoryBudget => self.memory_budget = size,
         }
     }
 

@@ -7,6 +7,7 @@
 //! checks arguments, converts types, catches panics and calls this API.
 #![deny(missing_docs)]
 
+mod budget;
 mod config;
 mod connection;
 mod error;

@@ -2,6 +2,7 @@
 //! queue of encoded frames, its byte count against the limits, and the
 //! commands (close, fail, kill) another thread can give the connection.
 //! The connection's own task is the only writer to the socket.
+use crate::budget::Budget;
 use crate::config::OverflowPolicy;
 use crate::events::Verdict;
 use crate::outgoing::{ConnDeflate, Outgoing};
@@ -53,8 +54,10 @@ pub(crate) struct Outbox {
     /// Front frames the connection's task is writing right now, with the
     /// lock released (they may not be discarded meanwhile).
     in_flight: usize,
-    /// Bytes queued and not yet written.
-    pub bytes: usize,
+    /// Bytes queued and not yet written (counted in `budget`).
+    bytes: usize,
+    /// The server's memory budget, which counts `bytes`.
+    budget: Option<Arc<Budget>>,
     /// A send reported backpressure; fire drain when under the limit again.
     backpressured: bool,
     /// False once a close frame is queued: data sends are refused.
@@ -88,7 +91,19 @@ pub(crate) struct AnswerExtra {
     pub body: Option<Vec<u8>>,
 }
 
+impl Drop for Outbox {
+    /// What is still queued is no longer held.
+    fn drop(&mut self) {
+        self.set_bytes(0);
+    }
+}
+
 impl Outbox {
+    /// Bytes queued and not yet written.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Puts (shared handles to) the unwritten bytes of up to `max` front
     /// frames into `out`, so they can be written without the lock: senders
     /// on other threads never wait for a system call. They stay queued,
@@ -110,7 +125,7 @@ impl Outbox {
 
     pub fn advance(&mut self, mut n: usize, soft: usize) -> bool {
         self.in_flight = 0;
-        self.bytes = self.bytes.saturating_sub(n);
+        self.set_bytes(self.bytes.saturating_sub(n));
         // (The queue may have been shut meanwhile: nothing left to advance.)
         while n > 0 && !self.frames.is_empty() {
             let left = self.frames[0].len() - self.front_written;
@@ -138,8 +153,16 @@ impl Outbox {
         self.frames.is_empty()
     }
 
+    /// Changes the queued byte count, and the budget's with it.
+    fn set_bytes(&mut self, now: usize) {
+        match &self.budget {
+            Some(b) => b.adjust(&mut self.bytes, now),
+            None => self.bytes = now,
+        }
+    }
+
     fn push(&mut self, frame: Bytes) -> bool {
-        self.bytes += frame.len();
+        self.set_bytes(self.bytes + frame.len());
         self.frames.push_back(frame);
         self.frames.len() == 1
     }
@@ -159,7 +182,7 @@ impl Outbox {
         let keep = self.in_flight.max((self.front_written > 0) as usize);
         while self.frames.len() > keep {
             let f = self.frames.pop_back().unwrap_or_default();
-            self.bytes -= f.len();
+            self.set_bytes(self.bytes - f.len());
         }
     }
 }
@@ -221,10 +244,12 @@ pub(crate) struct ConnShared {
 }
 
 impl ConnShared {
-    pub fn new(id: ConnId, now: u64, wakes: Arc<RemoteWakes>) -> ConnShared {
+    pub fn new(id: ConnId, now: u64, wakes: Arc<RemoteWakes>, budget: Option<Arc<Budget>>) -> ConnShared {
+        let mut outbox = Outbox::default();
+        outbox.budget = budget;
         ConnShared {
             id,
-            outbox: Mutex::new(Outbox::default()),
+            outbox: Mutex::new(outbox),
             waker: AtomicWaker::new(),
             last_rx: AtomicU64::new(now),
             last_ping: AtomicU64::new(now),
@@ -272,7 +297,7 @@ impl ConnShared {
                 (Some(f), len)
             }
         };
-        let queued = ob.bytes;
+        let queued = ob.bytes();
         if queued >= limits.soft && queued + len > limits.hard {
             let first = !std::mem::replace(&mut ob.drop_logged, true);
             if let OverflowPolicy::Close(code) = limits.overflow {
@@ -289,7 +314,7 @@ impl ConnShared {
             return Err(Error::Dropped(self.id));
         }
         let was_empty = ob.push(frame.unwrap_or_else(|| out.frame_for(deflate)));
-        let status = if ob.bytes >= limits.soft {
+        let status = if ob.bytes() >= limits.soft {
             ob.backpressured = true;
             SendStatus::Backpressure
         } else {
@@ -341,7 +366,8 @@ impl ConnShared {
     /// handshake first, then closes it properly).
     pub fn queue_handshake_answer(&self, answer: Bytes) {
         let mut ob = self.outbox.lock();
-        ob.bytes += answer.len();
+        let now = ob.bytes + answer.len();
+        ob.set_bytes(now);
         ob.frames.push_front(answer);
     }
 
@@ -458,7 +484,7 @@ impl ConnShared {
         ob.closed = true;
         ob.ended = true;
         ob.frames = VecDeque::new();
-        ob.bytes = 0;
+        ob.set_bytes(0);
         ob.pending_open = None;
         std::mem::take(&mut ob.topics)
     }
@@ -486,14 +512,14 @@ impl ConnShared {
     /// As `queued_bytes`, without waiting for a write in progress (for the
     /// statistics, summed under a registry lock).
     pub fn queued_bytes_now(&self) -> usize {
-        self.outbox.lock().bytes
+        self.outbox.lock().bytes()
     }
 
     /// Bytes queued and not yet written. Waits for a write in progress, so
     /// that bytes a client may already have read are not counted.
     pub fn queued_bytes(&self) -> usize {
         let _writer = self.writing.lock();
-        self.outbox.lock().bytes
+        self.outbox.lock().bytes()
     }
 
     pub fn touch(&self, now: u64) {

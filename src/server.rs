@@ -1,6 +1,7 @@
 //! The server: its runtime, listener and accept loop, keep-alive sweeper,
 //! the operations hosts call (send, broadcast, disconnect) and the graceful
 //! close.
+use crate::budget::Budget;
 use crate::connection::{Connection, Host};
 use crate::events::{EventQueue, Events, Polled, Verdict};
 use crate::handshake::{self, Incoming, Refusal};
@@ -58,6 +59,8 @@ pub(crate) struct Inner {
     close_lock: Mutex<()>,
     /// The TLS configuration new handshakes use; swapped by `reload_tls`.
     tls: RwLock<Option<Tls>>,
+    /// WS_OPT_MEMORY_BUDGET: what all connections hold together.
+    pub budget: Arc<Budget>,
 }
 
 impl Inner {
@@ -156,6 +159,10 @@ impl Host for Slot {
 
     fn poll_event_room(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         self.0.inner.events.poll_room(cx)
+    }
+
+    fn budget(&self) -> &Budget {
+        &self.0.inner.budget
     }
 }
 
@@ -305,6 +312,7 @@ impl ServerHandle {
         inner.registry.for_each(&mut |c| stats.queued_bytes += c.queued_bytes_now() as u64);
         let (topics, subscriptions) = inner.topics.totals();
         (stats.topics, stats.subscriptions) = (topics as u64, subscriptions as u64);
+        stats.memory_held = inner.budget.held() as u64;
         stats
     }
 
@@ -526,6 +534,7 @@ impl Server {
             io: Mutex::new(None),
             close_lock: Mutex::new(()),
             tls: RwLock::new(None),
+            budget: Arc::new(Budget::default()),
         };
         Server { handle: ServerHandle { inner: Arc::new(inner) } }
     }
@@ -559,7 +568,11 @@ impl Server {
         let std_listener = bind(SocketAddr::new(ip, port))?;
         let local = std_listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
         let queue = match config.event_queue {
-            true => Some(Arc::new(EventQueue::new(config.event_queue_bytes, config.event_queue_events)?)),
+            true => Some(Arc::new(EventQueue::new(
+                config.event_queue_bytes,
+                config.event_queue_events,
+                inner.budget.clone(),
+            )?)),
             false => None,
         };
         let io = IoThreads::start(config.threads, Arc::as_ptr(inner) as usize, config.event_queue)?;
@@ -575,6 +588,7 @@ impl Server {
         if let Some(queue) = queue {
             inner.events.use_queue(queue);
         }
+        inner.budget.set_limit(config.memory_budget);
         let _ = inner.config.set(config.clone());
         let _ = inner.local_addr.set(local);
         let threads = io.handles();
@@ -799,6 +813,12 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
                 buffered = crate::http::serve::answer(&server, &mut stream, request, last).await?;
                 deadline = tokio::time::Instant::now() + cfg.http_idle_timeout;
             }
+            Ok(Ok(Incoming::Upgrade(_))) if server.inner.budget.is_over() => {
+                server.log(LogLevel::Warn, &format!("{peer}: refused with 503: memory budget reached"));
+                let answer = handshake::refusal(503, "server memory budget reached");
+                refuse(&server, &mut stream, answer, cfg.close_timeout).await;
+                return None;
+            }
             Ok(Ok(Incoming::Upgrade(_))) if over_limit => {
                 server.log(LogLevel::Warn, &format!("{peer}: refused with 503: max_connections reached"));
                 refuse(&server, &mut stream, handshake::refusal(503, "too many connections"), cfg.close_timeout).await;
@@ -818,7 +838,8 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let inner = &server.inner;
     let id = inner.new_id();
-    let shared = Arc::new(ConnShared::new(id, inner.now_ms(), wakes));
+    let budget = (cfg.memory_budget > 0).then(|| inner.budget.clone());
+    let shared = Arc::new(ConnShared::new(id, inner.now_ms(), wakes, budget));
     *inner.open.lock() += 1;
     if !inner.registry.insert(shared.clone()) {
         inner.connection_ended();

@@ -3,7 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A snapshot of a server's counters (all since `listen`, except the
-/// gauges `open_connections`, `queued_bytes`, `topics`, `subscriptions`).
+/// gauges `open_connections`, `queued_bytes`, `topics`, `subscriptions`,
+/// `memory_held`).
 /// In C this is `ws_stats`: members are only ever appended; fill one with
 /// the `ws_server_stats(srv, &stats)` macro, which passes its size.
 #[repr(C)]
@@ -31,6 +32,9 @@ pub struct Stats {
     pub subscriptions: u64,
     /// Plain HTTP requests answered (static files, health, the host's handler).
     pub http_requests: u64,
+    /// Now: bytes counted against WS_OPT_MEMORY_BUDGET (partial incoming
+    /// messages, send queues, queued events); 0 without a budget.
+    pub memory_held: u64,
 }
 
 #[derive(Default)]

@@ -68,6 +68,12 @@ impl Reader {
         Reader { deflate, ..Reader::default() }
     }
 
+    /// Bytes it holds between reads: a message being assembled, and an
+    /// inflater (its window and state, about 44 KiB) while it has one.
+    pub fn held_bytes(&self) -> usize {
+        self.message.as_ref().map_or(0, |m| m.data.capacity()) + if self.inflater.is_some() { 44 << 10 } else { 0 }
+    }
+
     /// Size of the frame the unconsumed input starts, once known (0: not known).
     pub fn need(&self) -> usize {
         self.need

@@ -109,6 +109,7 @@ class ws_stats(ctypes.Structure):
         ("topics", c_uint64),
         ("subscriptions", c_uint64),
         ("http_requests", c_uint64),
+        ("memory_held", c_uint64),
     ]
 
 

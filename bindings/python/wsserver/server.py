@@ -83,6 +83,7 @@ class Stats:
     topics: int  # topics with at least one subscriber
     subscriptions: int
     http_requests: int
+    memory_held: int  # bytes counted against memory_budget (0 without one)
 
 
 _STATS_FIELDS = tuple(f.name for f in fields(Stats))
