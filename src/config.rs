@@ -93,6 +93,10 @@ pub struct Config {
     /// serves plain ws://. Replace it on a live server with
     /// [`crate::ServerHandle::reload_tls`].
     pub tls: Option<Tls>,
+    /// Join a Redis backplane: topics reach the subscribers of every server
+    /// on the same broker and channel prefix. `None` (the default): topics
+    /// stay in this process.
+    pub backplane: Option<crate::Backplane>,
 }
 
 impl Default for Config {
@@ -124,6 +128,7 @@ impl Default for Config {
             event_queue_events: 0,
             auto_accept: false,
             tls: None,
+            backplane: None,
         };
         for spec in OPTIONS {
             c.store(spec.key, spec.default);
