@@ -44,6 +44,9 @@ impl Backplane {
     /// Parses and checks a backplane URL (see the module doc); a `ca_file`
     /// is read now. The error says what is wrong.
     pub fn parse(url: &str) -> Result<Backplane, Error> {
+        if !url.contains("://") {
+            return Err(bad(format!("'{}' must start with redis:// or rediss://", redact_str(url))));
+        }
         let mut parsed = url::Url::parse(url).map_err(|e| bad(format!("'{}' is not a URL: {e}", redact_str(url))))?;
         let tls = match parsed.scheme() {
             "redis" => false,

@@ -108,7 +108,7 @@ pub(crate) async fn run(
             }
         };
         shared.counters.reconnects.fetch_add(1, Relaxed);
-        shared.interest.all_seen(Instant::now());
+        shared.interest.unconfirm_all(Instant::now());
         server.log(
             LogLevel::Info,
             &format!(
@@ -284,7 +284,7 @@ impl Link<'_> {
                 }
                 Op::Set => interest.set(from, &topics, now),
                 Op::Add | Op::Remove => topics.iter().for_each(|t| interest.change(from, t, op == Op::Add, now)),
-                Op::Ping if interest.known(from) => interest.seen(from, now),
+                Op::Ping if interest.seen(from, now) => {}
                 Op::Ping => {
                     // A server we forgot (or never heard say hello): a hello
                     // of ours makes every server, it too, list its topics.

@@ -25,6 +25,7 @@ mod wire;
 pub use config::Backplane;
 
 use crate::server::ServerHandle;
+use interest::Route;
 use crate::{Error, Kind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -82,13 +83,15 @@ impl Shared {
     }
 
     /// Hands a local publish to the broker when another server wants the
-    /// topic; while the broker is unreachable (or too far behind) it is
-    /// counted as delivered locally only.
+    /// topic; while the broker is unreachable (or too far behind, or the
+    /// servers wanting it have not been heard from since the link came
+    /// back) it is counted as delivered locally only.
     pub fn publish(&self, topic: &str, data: &[u8], kind: Kind) {
-        if !self.interest.wanted(topic) {
+        let route = self.interest.route(topic);
+        if route == Route::Nobody {
             return;
         }
-        if !self.connected.load(Relaxed) || self.queued.load(Relaxed) > MAX_QUEUED {
+        if route == Route::LocalOnly || !self.connected.load(Relaxed) || self.queued.load(Relaxed) > MAX_QUEUED {
             self.counters.local_only.fetch_add(1, Relaxed);
             return;
         }
