@@ -37,8 +37,8 @@ pub struct Stats {
     pub backplane_connected: u64,
     /// Publishes sent to the broker (only those some other server wanted).
     pub backplane_published: u64,
-    /// Messages received from other servers through the broker (once per
-    /// message, however many local subscribers got it).
+    /// Messages received from other servers (or other programs) through
+    /// the broker (once per message, however many local subscribers got it).
     pub backplane_received: u64,
     /// Publishes other servers wanted but did not get: made while the
     /// broker was unreachable (or too far behind), delivered locally only.

@@ -45,8 +45,13 @@ fn io(shared: &Shared, what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 /// Opens both connections and subscribes the control channel and the
-/// channels of `topics`.
+/// channels of `topics`, within [`CONNECT_TIMEOUT`] in all.
 pub(crate) async fn connect(shared: &Shared, topics: &[Arc<str>]) -> Result<Links, Error> {
+    let timed_out = |_| io(shared, "cannot connect", format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()));
+    timeout(CONNECT_TIMEOUT, connect_now(shared, topics)).await.map_err(timed_out)?
+}
+
+async fn connect_now(shared: &Shared, topics: &[Arc<str>]) -> Result<Links, Error> {
     let client = shared.config.client()?;
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -55,17 +60,11 @@ pub(crate) async fn connect(shared: &Shared, topics: &[Arc<str>]) -> Result<Link
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .map_err(|e| io(shared, "cannot connect", e))?;
-    let pubsub = timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
-        .await
-        .map_err(|e| io(shared, "cannot connect", e))?
-        .map_err(|e| io(shared, "cannot connect", e))?;
+    let pubsub = client.get_async_pubsub().await.map_err(|e| io(shared, "cannot connect", e))?;
     let (mut sink, stream) = pubsub.split();
     let mut channels = vec![shared.config.prefix.as_bytes().to_vec()];
     channels.extend(topics.iter().map(|t| shared.channel(t)));
-    timeout(CONNECT_TIMEOUT, sink.subscribe(channels))
-        .await
-        .map_err(|e| io(shared, "SUBSCRIBE", e))?
-        .map_err(|e| io(shared, "SUBSCRIBE", e))?;
+    sink.subscribe(channels).await.map_err(|e| io(shared, "SUBSCRIBE", e))?;
     Ok(Links { publisher, sink, stream })
 }
 
@@ -184,7 +183,9 @@ impl Link<'_> {
                     if heard_myself.elapsed() > DEAD_AFTER {
                         return format!("no echo of this server's heartbeat for {} s", DEAD_AFTER.as_secs());
                     }
-                    self.shared.interest.expire(Instant::now() - FORGET_AFTER);
+                    if let Some(before) = Instant::now().checked_sub(FORGET_AFTER) {
+                        self.shared.interest.expire(before);
+                    }
                     if let Err(e) = self.control(wire::control(me, Op::Ping, [])).await {
                         return e;
                     }
