@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine (with Rust, gcc,
 # Python 3 and Node already there): pkg-config, valgrind, openssl, binutils,
-# Python `websockets`, and the benchmark peers. A quick no-op when all is
+# redis-server (tests/backplane starts its own on a free port), Python
+# `websockets`, and the benchmark peers. A quick no-op when all is
 # present; `make test` runs it first, and so does .ci/run.
 set -u
 cd "$(dirname "$0")/.."
 need=()
-for pair in pkg-config:pkg-config valgrind:valgrind openssl:openssl readelf:binutils; do
+for pair in pkg-config:pkg-config valgrind:valgrind openssl:openssl readelf:binutils redis-server:redis-server; do
     command -v "${pair%%:*}" >/dev/null || need+=("${pair##*:}")
 done
 if ((${#need[@]})); then

@@ -103,6 +103,10 @@ pub struct Config {
     /// serves plain ws://. Replace it on a live server with
     /// [`crate::ServerHandle::reload_tls`].
     pub tls: Option<Tls>,
+    /// Join a Redis backplane: topics reach the subscribers of every server
+    /// on the same broker and channel prefix. `None` (the default): topics
+    /// stay in this process.
+    pub backplane: Option<crate::Backplane>,
 }
 
 impl Default for Config {
@@ -139,6 +143,7 @@ impl Default for Config {
             deflate_min_size: 0,
             memory_budget: 0,
             tls: None,
+            backplane: None,
         };
         for spec in OPTIONS {
             c.store(spec.key, spec.default);

@@ -7,6 +7,7 @@
 //! checks arguments, converts types, catches panics and calls this API.
 #![deny(missing_docs)]
 
+mod backplane;
 mod budget;
 mod config;
 mod connection;
@@ -31,6 +32,7 @@ mod wakes;
 
 pub mod ffi;
 
+pub use backplane::Backplane;
 pub use config::{Config, OverflowPolicy};
 pub use error::Error;
 pub use events::{Event, Polled};

@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     close_lock: Mutex<()>,
     /// The TLS configuration new handshakes use; swapped by `reload_tls`.
     tls: RwLock<Option<Tls>>,
+    /// The Redis backplane, when the config names one; set by `listen`.
+    backplane: OnceLock<Arc<crate::backplane::Shared>>,
     /// WS_OPT_MEMORY_BUDGET: what all connections hold together.
     pub budget: Arc<Budget>,
 }
@@ -292,10 +294,24 @@ impl ServerHandle {
     /// Queues one message for every subscriber of `topic` but `except`:
     /// encoded once, the frame shared. An unknown or empty topic is fine
     /// (0). Publishes from one thread reach each subscriber in order.
+    /// With a backplane ([`Config::backplane`]) the message also goes, once,
+    /// to the broker when another server subscribes the topic; the local
+    /// subscribers are served here, without the broker.
     pub fn publish(&self, topic: &str, data: &[u8], kind: Kind, except: Option<ConnId>) -> Result<usize, Error> {
         crate::topics::check_topic(topic)?;
         let out = Outgoing::new(data, kind, self.config(), true)?;
-        Ok(self.send_to_each(&out, except, "publish", |f| self.inner.topics.for_each(topic, f)))
+        let n = self.send_to_each(&out, except, "publish", |f| self.inner.topics.for_each(topic, f));
+        if let Some(bp) = self.inner.backplane.get() {
+            bp.publish(topic, data, kind);
+        }
+        Ok(n)
+    }
+
+    /// A message another server published: to this server's subscribers
+    /// of `topic` only.
+    pub(crate) fn publish_local(&self, topic: &str, data: &[u8], kind: Kind) -> Result<usize, Error> {
+        let out = Outgoing::new(data, kind, self.config(), true)?;
+        Ok(self.send_to_each(&out, None, "publish", |f| self.inner.topics.for_each(topic, f)))
     }
 
     /// Subscribers of `topic` now.
@@ -312,6 +328,15 @@ impl ServerHandle {
         inner.registry.for_each(&mut |c| stats.queued_bytes += c.queued_bytes_now() as u64);
         let (topics, subscriptions) = inner.topics.totals();
         (stats.topics, stats.subscriptions) = (topics as u64, subscriptions as u64);
+        if let Some(bp) = inner.backplane.get() {
+            [
+                stats.backplane_connected,
+                stats.backplane_published,
+                stats.backplane_received,
+                stats.backplane_local_only,
+                stats.backplane_reconnects,
+            ] = bp.read();
+        }
         stats.memory_held = inner.budget.held() as u64;
         stats
     }
@@ -534,6 +559,7 @@ impl Server {
             io: Mutex::new(None),
             close_lock: Mutex::new(()),
             tls: RwLock::new(None),
+            backplane: OnceLock::new(),
             budget: Arc::new(Budget::default()),
         };
         Server { handle: ServerHandle { inner: Arc::new(inner) } }
@@ -576,6 +602,10 @@ impl Server {
             false => None,
         };
         let io = IoThreads::start(config.threads, Arc::as_ptr(inner) as usize, config.event_queue)?;
+        let backplane = match &config.backplane {
+            Some(bp) => Some(crate::backplane::start(bp.clone(), &self.handle(), &io.handles()[0].0)?),
+            None => None,
+        };
         if inner.state.compare_exchange(NEW, LISTENING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             return Err(Error::State("listen was already called".into()));
         }
@@ -599,6 +629,13 @@ impl Server {
         };
         let mut background = inner.background.lock();
         background.push(main.spawn(accept_loop(self.handle(), listener, threads)));
+        if let Some((bp, task)) = backplane {
+            let watched = bp.clone();
+            inner.topics.watch(Box::new(move |topic| watched.topic_changed(topic)));
+            self.log_with(&config, LogLevel::Info, &format!("backplane {} joined", bp.config.shown()));
+            let _ = inner.backplane.set(bp);
+            background.push(task);
+        }
         let tick = [config.ping_interval, config.idle_timeout]
             .into_iter()
             .filter(|d| !d.is_zero())

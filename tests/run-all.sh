@@ -17,6 +17,7 @@ suite() { # name command...
 }
 suite "rust (unit, integration, conformance, TLS)" cargo test --release
 suite "C ABI (.so, .a, valgrind)" bash tests/c/run.sh
+suite "Redis backplane (redis-server, 2 and 3 server processes)" bash tests/backplane/run.sh
 suite "C++ binding" bash tests/cpp/run.sh
 suite "Qt binding (Qt 5 and Qt 6)" bash tests/qt/run.sh
 suite "python websockets vs C examples (echo, chat, TLS, poll)" bash tests/python/run.sh

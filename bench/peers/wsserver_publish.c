@@ -9,6 +9,10 @@
  * are not relayed. Nothing else is sent (no welcome, no pings, no
  * statistics), so the broadcast workload measures publish alone.
  *
+ * wsserver_publish HOST PORT BACKPLANE_URL: the same on a Redis backplane
+ * (ws_server_set_backplane), for the cross-server row: two of these on one
+ * broker, the publisher on one, the receivers split over both.
+ *
  * Built by bench/run.sh against target/release/libwsserver.so (rpath set).
  * Prints "listening on ws://HOST:PORT" when ready; exits 0 on SIGINT/SIGTERM.
  */
@@ -53,7 +57,7 @@ int main(int argc, char **argv) {
         errno = 0;
         port = strtol(argv[2], &end, 10);
         if (errno != 0 || *end != '\0' || port < 0 || port > 65535) {
-            fprintf(stderr, "usage: %s [host] [port]\n", argv[0]);
+            fprintf(stderr, "usage: %s [host] [port] [backplane-url]\n", argv[0]);
             return 2;
         }
     }
@@ -76,7 +80,8 @@ int main(int argc, char **argv) {
     /* As build/examples/echo_server: load tests open many clients. */
     ws_server_set_option(server, WS_OPT_MAX_CONNECTIONS, 1000000);
     ws_server_set_option(server, WS_OPT_LOG_LEVEL, WS_LOG_WARN);
-    if (ws_server_listen(server, host, (uint16_t)port) != WS_OK) {
+    if ((argc > 3 && ws_server_set_backplane(server, argv[3]) != WS_OK) ||
+        ws_server_listen(server, host, (uint16_t)port) != WS_OK) {
         fprintf(stderr, "wsserver_publish: %s\n", ws_last_error());
         ws_server_free(server);
         return 1;

@@ -7,6 +7,7 @@
 //! Normally started by bench/run.sh, which builds the peers, raises the fd
 //! limit and pins this process to CPU 1; servers are started pinned to CPU 0.
 
+mod broker;
 mod client;
 mod epoll_bcast;
 mod epoll_echo;
@@ -74,6 +75,11 @@ impl Plan {
         }
     }
 
+    /// The cross-server broadcast row's id.
+    pub fn cross_id(&self) -> String {
+        format!("broadcast_{}c_2srv", self.bcast_clients)
+    }
+
     /// (id, label, unit, higher is better) of every row, in table order.
     pub fn workloads(&self) -> Vec<(String, String, &'static str, bool)> {
         let mut v: Vec<(String, String, &'static str, bool)> = Vec::new();
@@ -89,6 +95,16 @@ impl Plan {
         v.push((
             format!("broadcast_{}c", self.bcast_clients),
             format!("broadcast to {} clients, 1 publisher, window 8 (deliveries/s across clients)", self.bcast_clients),
+            "deliveries/s",
+            true,
+        ));
+        v.push((
+            self.cross_id(),
+            format!(
+                "broadcast to {} clients split over 2 server processes on a Redis backplane, publisher on one \
+                 (server CPU: both servers and redis-server)",
+                self.bcast_clients
+            ),
             "deliveries/s",
             true,
         ));
@@ -431,7 +447,7 @@ async fn broadcast_phase(spec: &Spec, out: &mut Sink<'_>) {
         Ok(srv) => {
             let (addr, pid, raw) = (srv.addr, srv.pid, launch.raw);
             let r = measured(ctx, spec.name, &bc_id, async || {
-                workloads::broadcast(addr, raw, pid, plan.bcast_clients, 8, &plan.bcast_t).await
+                workloads::broadcast(&[addr], raw, &[pid], plan.bcast_clients, 8, &plan.bcast_t).await
             })
             .await;
             out.exit("broadcast", srv.stop().await);
@@ -439,6 +455,48 @@ async fn broadcast_phase(spec: &Spec, out: &mut Sink<'_>) {
         }
     };
     out.add(&bc_id, "deliveries/s", r);
+}
+
+/// Broadcast across two server processes on one Redis broker (all three
+/// pinned where the single server runs), receivers split over both, the
+/// publisher a client of the first. Only servers with a cross mode have
+/// this row.
+async fn cross_phase(spec: &Spec, out: &mut Sink<'_>) {
+    let ctx = out.ctx;
+    let plan = &ctx.plan;
+    let id = plan.cross_id();
+    let Ok(launch) = &spec.cross else { return };
+    if !ctx.wants(&id) {
+        return;
+    }
+    let dir = ctx.out.join("logs").join(format!("{}-redis", spec.name));
+    let _ = std::fs::create_dir_all(&dir);
+    let broker = match broker::Broker::start(ctx.server_cpu, &dir) {
+        Ok(b) => b,
+        Err(e) => return out.add(&id, "", Err(e)),
+    };
+    let launch = procs::Launch {
+        argv: launch.argv.iter().map(|a| a.replace("{backplane}", &broker.url())).collect(),
+        raw: launch.raw,
+    };
+    let mut servers = Vec::new();
+    for i in 0..2 {
+        match Server::start(&launch, ctx.server_cpu, out.log(&format!("cross{i}"))).await {
+            Ok(s) => servers.push(s),
+            Err(e) => return out.add(&id, "", Err(format!("server {i} did not start: {e}"))),
+        }
+    }
+    let addrs: Vec<_> = servers.iter().map(|s| s.addr).collect();
+    let pids: Vec<u32> = servers.iter().map(|s| s.pid).chain([broker.pid]).collect();
+    let r = measured(ctx, spec.name, &id, async || {
+        workloads::broadcast(&addrs, launch.raw, &pids, plan.bcast_clients, 8, &plan.bcast_t).await
+    })
+    .await;
+    for (i, s) in servers.into_iter().enumerate() {
+        out.exit(&format!("cross{i}"), s.stop().await);
+    }
+    drop(broker);
+    out.add(&id, "deliveries/s", r);
 }
 
 /// Runs the plan: `rounds` rounds, each giving every server its turn (so
@@ -457,7 +515,10 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) -> (Collected, Vec<Vec<String>>) {
         for (spec, exits) in specs.iter().zip(exits.iter_mut()) {
             if let Some(reason) = &spec.skip {
                 if first {
-                    for (id, ..) in ctx.plan.workloads().iter().filter(|w| ctx.wants(&w.0)) {
+                    let cross = ctx.plan.cross_id();
+                    let rows = ctx.plan.workloads();
+                    let rows = rows.iter().filter(|w| ctx.wants(&w.0) && (w.0 != cross || spec.cross.is_ok()));
+                    for (id, ..) in rows {
                         col.add(spec.name, id, Err(reason.clone()));
                     }
                     eprintln!("[wsbench] {:<18} skipped: {reason}", spec.name);
@@ -470,6 +531,7 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) -> (Collected, Vec<Vec<String>>) {
                 memory_phase(spec, &mut out).await;
             }
             broadcast_phase(spec, &mut out).await;
+            cross_phase(spec, &mut out).await;
             tokio::time::sleep(ctx.pause()).await;
         }
     }

@@ -202,16 +202,24 @@ pub async fn echo(
 /// Broadcast: `clients` receivers plus one publisher. The publisher keeps at
 /// most `window` messages in flight, a message leaving the window once every
 /// receiver got it (or after 2 s, counted as stalled). Value: deliveries per
-/// second summed over all receivers.
+/// second summed over all receivers. With more than one server address (the
+/// cross-server row: processes on one backplane) the receivers are split
+/// evenly over them and the publisher is a client of the first; `pids` are
+/// every server-side process whose CPU counts.
 pub async fn broadcast(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     raw: bool,
-    pid: u32,
+    pids: &[u32],
     clients: usize,
     window: u64,
     t: &Timing,
 ) -> Result<Measure, String> {
-    let parts = open_for_loop(addr, raw, clients, " receivers").await?;
+    let mut parts = Vec::with_capacity(clients);
+    for (i, addr) in addrs.iter().enumerate() {
+        let n = clients / addrs.len() + (i < clients % addrs.len()) as usize;
+        parts.extend(open_for_loop(*addr, raw, n, " receivers").await?);
+    }
+    let addr = addrs[0];
     let publisher = timeout(Duration::from_secs(10), WsConn::connect(addr, None, raw))
         .await
         .map_err(|_| "publisher handshake timed out".to_string())?
@@ -221,7 +229,7 @@ pub async fn broadcast(
     let publisher = publisher.into_parts().map_err(|e| format!("into_std: {e}"))?;
     let (mstart, mend) = t.window_from_now();
     // Blocks this thread on purpose: nothing else runs meanwhile.
-    let r = crate::epoll_bcast::run(parts, publisher, window, pid, mstart, mend);
+    let r = crate::epoll_bcast::run(parts, publisher, window, pids, mstart, mend);
     let Some(cpu) = r.cpu else {
         return Err(format!("measurement window never closed: {}", r.first_err.unwrap_or_default()));
     };
@@ -296,9 +304,9 @@ pub async fn connrate(addr: SocketAddr, raw: bool, pid: u32, conc: usize, t: &Ti
         }));
     }
     sleep_until(mstart.into()).await;
-    let mark = CpuMark::now(pid);
+    let mark = CpuMark::now(&[pid]);
     sleep_until(mend.into()).await;
-    let cpu = mark.since(pid);
+    let cpu = mark.since(&[pid]);
     let (mut total, mut errors, mut first_err, mut lat) = (0u64, 0u64, None, Vec::new());
     for task in tasks {
         if let Ok((d, l, e, fe)) = task.await {

@@ -161,6 +161,11 @@ struct Options {
     /// Answers GET on this path (e.g. "/healthz") with 200 "ok"
     /// (ws_server_set_health_path); empty: off.
     std::string health_path;
+    /// Joins a Redis backplane, e.g. "redis://127.0.0.1:6379?prefix=app:"
+    /// (ws_server_set_backplane: publish() then reaches the topic's
+    /// subscribers on every server on that broker and prefix; listen()
+    /// throws WS_ERR_IO when the broker cannot be reached); empty: none.
+    std::string backplane;
     /// Grace given to clients by ~Server (ws_server_close).
     uint32_t close_grace_ms = 1000;
 
@@ -354,7 +359,8 @@ struct HttpAnswer {
 inline constexpr HttpAnswer Handled{0};
 
 /// Server statistics (ws_stats): counters since listen, and
-/// open_connections, queued_bytes, topics, subscriptions now.
+/// open_connections, queued_bytes, topics, subscriptions,
+/// backplane_connected now.
 using Stats = ws_stats;
 
 /// One connection of a server: an id plus the server it belongs to. A
@@ -515,6 +521,8 @@ public:
         if (!options.health_path.empty())
             detail::check(ws_server_set_health_path(state_->srv, options.health_path.c_str()),
                           "ws_server_set_health_path");
+        if (!options.backplane.empty())
+            detail::check(ws_server_set_backplane(state_->srv, options.backplane.c_str()), "ws_server_set_backplane");
         set_list(ws_server_set_subprotocols, options.subprotocols, "ws_server_set_subprotocols");
         set_list(ws_server_set_allowed_origins, options.allowed_origins, "ws_server_set_allowed_origins");
         set_list(ws_server_set_paths, options.paths, "ws_server_set_paths");

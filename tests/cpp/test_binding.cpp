@@ -5,8 +5,13 @@
 
 #include <sstream>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -619,6 +624,98 @@ static void test_stats() {
     CHECK(st.topics == 0 && st.subscriptions == 0, "topics and subscriptions gone with the connection");
 }
 
+// A loopback port nothing listens on (bound, then closed).
+static uint16_t free_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t n = sizeof a;
+    bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
+    getsockname(fd, reinterpret_cast<sockaddr *>(&a), &n);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+// A redis-server of the test's own on a free loopback port; killed by the destructor.
+struct Redis {
+    pid_t pid = -1;
+    uint16_t port = free_port();
+    Redis() {
+        std::string p = std::to_string(port);
+        const char *argv[] = {"redis-server", "--port", p.c_str(), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", "/tmp", "--logfile", "", nullptr};
+        pid = fork();
+        if (pid == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, 1);
+            execvp(argv[0], const_cast<char **>(argv));
+            _exit(127);
+        }
+        wait_until([&] {
+            int c = wsc_tcp_connect("127.0.0.1", port, 0);
+            if (c >= 0) close(c);
+            return c >= 0;
+        });
+    }
+    ~Redis() {
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+        }
+    }
+};
+
+static void test_backplane() {
+    Redis redis;
+    wsserver::Options o;
+    o.backplane = "redis://127.0.0.1:" + std::to_string(redis.port) + "?prefix=cpp-test:";
+    wsserver::Handlers ha, hb;
+    hb.on_open = [](wsserver::Connection c, const wsserver::Request &) {
+        c.subscribe("news");
+        return wsserver::accept();
+    };
+    wsserver::Server a(std::move(ha), o), b(std::move(hb), o);
+    a.listen("127.0.0.1", 0);
+    b.listen("127.0.0.1", 0);
+    Client c(b.port());
+    CHECK(c.status == 101, "a client on server B, subscribed to news");
+    std::pair<int, std::string> m;
+    CHECK(wait_until([&] { // until B's subscription has reached A
+              a.publish("news", "probe");
+              m = c.recv(50);
+              return m.first == WSC_TEXT;
+          }),
+          "A's publish reaches B's subscriber through the broker");
+    CHECK(wait_until([&] { return b.stats().backplane_received == a.stats().backplane_published; }),
+          "every probe A sent has come in");
+    while (c.recv(50).first == WSC_TEXT) {
+    }
+    a.publish("news", "after");
+    CHECK(c.recv().second == "after", "...and the next one");
+    wsserver::Stats sa = a.stats();
+    CHECK(sa.backplane_connected == 1 && sa.backplane_published >= 2 && sa.backplane_local_only == 0,
+          "A's backplane counters");
+    try {
+        wsserver::Options bad;
+        bad.backplane = "redis://127.0.0.1:6379?channel=x";
+        wsserver::Server s({}, bad);
+        CHECK(false, "a malformed backplane URL throws");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_INVALID_ARGUMENT && std::string(e.what()).find("channel") != std::string::npos,
+              "a malformed backplane URL: Error WS_ERR_INVALID_ARGUMENT naming the parameter");
+    }
+    wsserver::Options gone;
+    gone.backplane = "redis://127.0.0.1:" + std::to_string(free_port());
+    wsserver::Server s({}, gone);
+    try {
+        s.listen("127.0.0.1", 0);
+        CHECK(false, "listen with no broker throws");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_IO, "listen with no broker: Error WS_ERR_IO");
+    }
+}
+
 static void test_handshake_control() {
     // The open handler defers; a worker thread answers (accept with a
     // cookie, refuse with a body, refuse with a status).
@@ -1184,6 +1281,7 @@ int main() {
         {"websocket.hpp facade (seed 004)", test_websocket_facade},
         {"topics", test_topics},
         {"stats", test_stats},
+        {"backplane (a real redis-server)", test_backplane},
         {"handshake control (deferred, headers, bodies)", test_handshake_control},
         {"handshake control in event mode", test_handshake_event_mode},
         {"allowed origins and paths", test_origins_and_paths},

@@ -109,6 +109,11 @@ class ws_stats(ctypes.Structure):
         ("topics", c_uint64),
         ("subscriptions", c_uint64),
         ("http_requests", c_uint64),
+        ("backplane_connected", c_uint64),
+        ("backplane_published", c_uint64),
+        ("backplane_received", c_uint64),
+        ("backplane_local_only", c_uint64),
+        ("backplane_reconnects", c_uint64),
         ("memory_held", c_uint64),
     ]
 
@@ -156,6 +161,7 @@ ws_server_set_subprotocols = _fn("ws_server_set_subprotocols", c_int, srv_p, POI
 ws_server_set_allowed_origins = _fn("ws_server_set_allowed_origins", c_int, srv_p, POINTER(c_char_p), c_size_t)
 ws_server_set_paths = _fn("ws_server_set_paths", c_int, srv_p, POINTER(c_char_p), c_size_t)
 ws_server_set_static_dir = _fn("ws_server_set_static_dir", c_int, srv_p, c_char_p)
+ws_server_set_backplane = _fn("ws_server_set_backplane", c_int, srv_p, c_char_p)
 ws_server_set_health_path = _fn("ws_server_set_health_path", c_int, srv_p, c_char_p)
 ws_http_respond = _fn("ws_http_respond", c_int, srv_p, c_uint64, c_uint16, c_char_p, c_char_p, c_size_t)
 ws_server_listen = _fn("ws_server_listen", c_int, srv_p, c_char_p, c_uint16)

@@ -175,6 +175,11 @@ bool QtServer::setHealthPath(const QString &path) {
     return check(ws_server_set_health_path(srv_, path.isEmpty() ? nullptr : u.constData()));
 }
 
+bool QtServer::setBackplane(const QString &url) {
+    const QByteArray u = url.toUtf8();
+    return check(ws_server_set_backplane(srv_, url.isEmpty() ? nullptr : u.constData()));
+}
+
 void QtServer::setAcceptMode(AcceptMode mode) {
     if (check(ws_server_set_option(srv_, WS_OPT_AUTO_ACCEPT, mode == Immediate ? 1 : 0))) mode_ = mode;
 }
