@@ -11,7 +11,7 @@ A        := $(RELEASE)/libwsserver.a
 CFLAGS   ?= -O2 -g
 comma    := ,
 WARN     := -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L
-EXAMPLES := echo_server chat_server tls_echo_server poll_server workflows_server
+EXAMPLES := echo_server chat_server tls_echo_server poll_server workflows_server autobahn_server
 EXAMPLE_BINS := $(EXAMPLES:%=build/examples/%)
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml build.rs cbindgen.toml
 
