@@ -512,7 +512,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Connection<S> {
         let _current = CurrentConn::enter(&this.shared);
         this.shared.waker.register(cx.waker());
         for _ in 0..READ_BUDGET {
-            if this.shut_down && this.reported {
+            // Done after an I/O error (no linger left); a connection that
+            // shut its side down normally goes on draining in poll_linger
+            // until the peer closes or LINGER passes, else its unread input
+            // would reset the socket and lose the close frame we sent.
+            if this.shut_down && this.reported && this.deadline.is_none() {
                 return Poll::Ready(());
             }
             match this.poll_round(cx) {
