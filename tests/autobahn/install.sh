@@ -58,7 +58,7 @@ step() { # what command...
         exit 1
     fi
 }
-say "creating $venv from $py (about a minute and a half)"
+say "creating $venv from $py (one to three minutes, mostly downloads)"
 if [ ! -f "$tools/virtualenv.py" ]; then
     step "$py" -m pip install "${pip_quiet[@]}" --target "$tools" virtualenv==16.7.12
 fi
