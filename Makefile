@@ -1,5 +1,6 @@
 # wsserver: `make` builds the library and the C examples, `make test` runs
-# every test, `make demo` runs the chat server, `make bench` the benchmark.
+# every test, `make demo` runs the chat server, `make bench` the benchmark,
+# `make autobahn` all of Autobahn|Testsuite.
 CARGO    ?= cargo
 CC       ?= gcc
 PREFIX   ?= /usr/local
@@ -11,11 +12,11 @@ A        := $(RELEASE)/libwsserver.a
 CFLAGS   ?= -O2 -g
 comma    := ,
 WARN     := -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L
-EXAMPLES := echo_server chat_server tls_echo_server poll_server workflows_server
+EXAMPLES := echo_server chat_server tls_echo_server poll_server workflows_server autobahn_server
 EXAMPLE_BINS := $(EXAMPLES:%=build/examples/%)
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml build.rs cbindgen.toml
 
-.PHONY: all lib examples examples-cpp header certs deps install install-qt test test-rust test-c test-python test-install demo bench bench-quick clean
+.PHONY: all lib examples examples-cpp header certs deps install install-qt test test-rust test-c test-python test-install demo bench bench-quick autobahn clean
 
 all: lib examples
 
@@ -123,6 +124,13 @@ test: deps all
 
 bench: all
 	bash bench/run.sh
+
+# Autobahn|Testsuite: all 517 cases against build/examples/autobahn_server
+# (`make test` runs cases 1-10 and the deflate subset); the HTML report is
+# build/autobahn/full/index.html. Installs wstest (build/autobahn-venv) first.
+autobahn: all
+	bash tests/autobahn/install.sh
+	python3 tests/autobahn/run.py full
 
 bench-quick: all
 	bash bench/run.sh --quick

@@ -466,7 +466,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Future for Connection<S, H> {
 impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
     fn poll_rounds(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         for _ in 0..READ_BUDGET {
-            if self.shut_down && self.reported {
+            // Done after an I/O error (no linger left); a connection that
+            // shut its side down normally goes on draining in poll_linger
+            // until the peer closes or LINGER passes, else its unread input
+            // would reset the socket and lose the close frame we sent.
+            if self.shut_down && self.reported && self.deadline.is_none() {
                 return Poll::Ready(());
             }
             match self.poll_round(cx) {

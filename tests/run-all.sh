@@ -22,6 +22,7 @@ suite "C++ binding" bash tests/cpp/run.sh
 suite "Qt binding (Qt 5 and Qt 6)" bash tests/qt/run.sh
 suite "python websockets vs C examples (echo, chat, TLS, poll)" bash tests/python/run.sh
 suite "python package (ctypes)" bash tests/python_pkg/run.sh
+suite "Autobahn|Testsuite (cases 1-10, deflate subset, 9.x at the default limits)" python3 tests/autobahn/run.py quick limits
 suite "browser (headless Chromium)" bash tests/browser/run.sh
 suite "README code samples compile" bash tests/readme/run.sh
 suite "TLS through the C ABI" bash tests/tls/run.sh
