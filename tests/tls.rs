@@ -2,10 +2,10 @@
 //! tokio-tungstenite); certificates are made at test time by
 //! scripts/make-certs.sh (openssl), never committed.
 mod common;
+use common::certs::{client_config, client_config_trusting, file, tls};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -13,83 +13,6 @@ use tokio_rustls::rustls::{self, pki_types::ServerName};
 use tokio_tungstenite::tungstenite::Message;
 use wsserver::{Config, Error, Tls, TlsBuilder};
 use x509_cert::der::Decode;
-
-/// The certificates, generated once per test run.
-fn certs() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("wsserver-tls-test-{}", std::process::id()));
-        let ok = std::process::Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-certs.sh"))
-            .arg(&dir)
-            .status()
-            .expect("run make-certs.sh")
-            .success();
-        assert!(ok, "make-certs.sh failed");
-        dir
-    })
-}
-
-fn file(name: &str) -> String {
-    certs().join(name).to_string_lossy().into_owned()
-}
-
-fn tls(cert: &str, key: &str, password: Option<&str>, ca: Option<&str>) -> Result<Tls, Error> {
-    let mut b = TlsBuilder::new();
-    b.cert_file(&file(cert))?;
-    b.key_file(&file(key), password)?;
-    if let Some(ca) = ca {
-        b.ca_file(&file(ca))?;
-    }
-    b.build()
-}
-
-fn client_config(identity: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
-    client_config_trusting("ca.pem", identity)
-}
-
-/// A client that trusts only the CA in `ca` (a file of the certificates).
-fn client_config_trusting(ca: &str, identity: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(file(ca)).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    Arc::new(match identity {
-        None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_file_iter(file(cert)).unwrap().map(|c| c.unwrap()).collect();
-            let key = PrivateKeyDer::from_pem_file(file(key)).unwrap();
-            let signer = rustls::crypto::ring::default_provider().key_provider.load_private_key(key).unwrap();
-            builder
-                .with_client_cert_resolver(Arc::new(Identity(Arc::new(rustls::sign::CertifiedKey::new(chain, signer)))))
-        }
-    })
-}
-
-/// A client identity sent as it is: rustls' own `with_client_auth_cert`
-/// parses the certificate and will not even load a v1 one, which is the
-/// point of one test.
-#[derive(Debug)]
-struct Identity(Arc<rustls::sign::CertifiedKey>);
-
-impl rustls::client::ResolvesClientCert for Identity {
-    fn resolve(
-        &self,
-        _hints: &[&[u8]],
-        _schemes: &[rustls::SignatureScheme],
-    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        Some(self.0.clone())
-    }
-    fn has_certs(&self) -> bool {
-        true
-    }
-}
 
 type Wss = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
 
