@@ -285,3 +285,24 @@ async fn refusals_by_the_client_and_plain_text_are_explained_too() {
     refusal_line(&rec, &["did not speak TLS", "plain ws://", "what to do: connect with a wss://"]);
     server.close(Duration::from_secs(1));
 }
+
+/// SECURITY.md lists exactly what the server's provider offers: every
+/// cipher suite and key exchange group, and both TLS versions.
+#[test]
+fn security_md_names_every_suite_and_group_offered() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/SECURITY.md")).unwrap();
+    let provider = rustls::crypto::ring::default_provider();
+    let suites: Vec<String> = provider.cipher_suites.iter().map(|s| format!("{:?}", s.suite())).collect();
+    let groups: Vec<String> = provider.kx_groups.iter().map(|g| format!("{:?}", g.name())).collect();
+    assert_eq!(suites.len(), 9, "{suites:?}");
+    for name in suites.iter().chain(&groups) {
+        assert!(doc.contains(name.as_str()), "SECURITY.md does not name {name}");
+    }
+    assert!(doc.contains("**Versions:** TLS 1.3 and TLS 1.2"));
+    // And nothing more: the doc's TLS_ names are all offered.
+    for word in doc.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("TLS13_") || word.starts_with("TLS_ECDHE") {
+            assert!(suites.iter().any(|s| s == word), "SECURITY.md names {word}, which is not offered");
+        }
+    }
+}
