@@ -392,9 +392,9 @@ fn header_announcing(b0: u8, len: u64) -> Vec<u8> {
 
 /// 2^63 - 1 (the largest length the RFC allows) is refused with 1009 from
 /// the header; 2^63 and 2^64 - 1 (the most significant bit set, which the
-/// RFC forbids) with 1002; also as a continuation inside a message. No
-/// payload is ever buffered: each answer comes at once and memory stays
-/// flat.
+/// RFC forbids) with 1002; also as a continuation inside a message; 1,200
+/// connections. No payload is ever buffered: each answer comes at once and
+/// memory stays flat.
 #[test]
 fn frames_announcing_2_pow_63_and_more_are_refused_from_the_header() {
     let _serial = serial();
@@ -402,7 +402,9 @@ fn frames_announcing_2_pow_63_and_more_are_refused_from_the_header() {
     let prober = Prober::start(port, false);
     let rss_before = rss();
     let (mut slowest, mut rounds, t) = (Duration::ZERO, 0, Instant::now());
-    while rounds < 3 || t.elapsed() < Duration::from_secs(1) {
+    // A fixed count: the recorder keeps every connection's request, which
+    // would otherwise grow this process with the count.
+    while rounds < 200 {
         for (len, code) in [((1u64 << 63) - 1, 1009), (1 << 63, 1002), (u64::MAX, 1002)] {
             for continuation in [false, true] {
                 let mut c = RawClient::open(port, "/huge");
@@ -429,7 +431,7 @@ fn frames_announcing_2_pow_63_and_more_are_refused_from_the_header() {
         mib(rss_after)
     );
     assert!(slowest < Duration::from_millis(500), "a refusal took {slowest:?}");
-    assert!(rss_after < rss_before + (4 << 20), "RSS grew {:.1} MiB", mib(rss_after - rss_before));
+    assert!(rss_after < rss_before + (8 << 20), "RSS grew {:.1} MiB", mib(rss_after - rss_before));
     prober.finish("absurd lengths");
     server.close(Duration::from_secs(1));
 }
@@ -507,6 +509,37 @@ fn a_100_mb_message_in_1_byte_fragments_is_refused_at_the_message_limit() {
     server.close(Duration::from_secs(1));
 }
 
+/// Writes pings with `payload` bytes each on `stream` as fast as it takes
+/// them, for at most `limit`, calling `sample` every 5 ms or so. Returns the
+/// bytes written and whether TCP pushed back (a write blocked 300 ms: the
+/// server stopped reading).
+fn ping_flood(
+    stream: &std::net::TcpStream,
+    payload: usize,
+    limit: Duration,
+    mut sample: impl FnMut(),
+) -> (usize, bool) {
+    let batch: Vec<u8> = (0..4096).flat_map(|_| frame(true, OP_PING, &vec![b'p'; payload])).collect();
+    stream.set_write_timeout(Some(Duration::from_millis(300))).unwrap();
+    let (mut written, mut last_sample, t) = (0usize, Instant::now(), Instant::now());
+    let mut s = stream;
+    while t.elapsed() < limit {
+        // Partial writes continue where they stopped, so frames stay whole.
+        match s.write(&batch[written % batch.len()..]) {
+            Ok(n) => written += n,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return (written, true)
+            }
+            Err(e) => panic!("ping flood after {written} bytes: {e}"),
+        }
+        if last_sample.elapsed() > Duration::from_millis(5) {
+            sample();
+            last_sample = Instant::now();
+        }
+    }
+    (written, false)
+}
+
 /// A client pings in a tight loop and reads nothing. Pongs are control
 /// frames, queued outside the send limits; what bounds them is that the
 /// server stops reading a client whose queue is at the send-queue limit,
@@ -524,24 +557,11 @@ fn a_ping_flood_that_never_reads_pongs_is_bounded_by_the_send_queue_limit() {
         let mut c = RawClient::open(port, &path);
         let conn = conn_on(&rec, &path);
         let rss_before = rss();
-        let batch: Vec<u8> = (0..512).flat_map(|_| frame(true, OP_PING, &vec![b'p'; payload])).collect();
-        c.stream.set_write_timeout(Some(Duration::from_millis(300))).unwrap();
-        let (mut written, mut pushed_back, t) = (0usize, false, Instant::now());
-        let (mut max_queued, mut last_sample) = (0, Instant::now());
-        while t.elapsed() < Duration::from_secs(3) {
-            match c.stream.write(&batch) {
-                Ok(n) => written += n,
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                    pushed_back = true;
-                    break;
-                }
-                Err(e) => panic!("ping flood: {e}"),
-            }
-            if last_sample.elapsed() > Duration::from_millis(5) {
-                max_queued = max_queued.max(server.handle().queued_bytes(conn).unwrap());
-                last_sample = Instant::now();
-            }
-        }
+        let t = Instant::now();
+        let mut max_queued = 0;
+        let (written, pushed_back) = ping_flood(&c.stream, payload, Duration::from_secs(3), || {
+            max_queued = max_queued.max(server.handle().queued_bytes(conn).unwrap());
+        });
         let took = t.elapsed();
         max_queued = max_queued.max(server.handle().queued_bytes(conn).unwrap());
         let rss_peak = rss();
@@ -554,12 +574,58 @@ fn a_ping_flood_that_never_reads_pongs_is_bounded_by_the_send_queue_limit() {
             mib(rss_peak)
         );
         assert!(pushed_back, "the server kept reading a client that reads no pongs");
+        assert!(
+            rec.events_of(conn).iter().all(|e| matches!(e, Ev::Open(..))),
+            "the flood must be valid pings, answered, not a failure: {:?}",
+            rec.events_of(conn)
+        );
+        for i in 0..1000 {
+            let f = c.read_frame();
+            assert!(f.opcode == OP_PONG && f.payload == vec![b'p'; payload], "frame {i}: {f:?}");
+        }
         assert!(max_queued <= soft + (64 << 10), "pong queue {max_queued} bytes");
         assert!(rss_peak < rss_before + (32 << 20), "RSS grew {:.1} MiB", mib(rss_peak - rss_before));
         drop(c);
         rec.wait_close(conn);
     }
     prober.finish("ping flood");
+    server.close(Duration::from_secs(1));
+}
+
+/// The send-queue limits count bytes, not frames, so pongs for empty
+/// pings (2 bytes each, some 64 bytes each in memory: their own allocation
+/// and a queue slot) cost about 30 times what is counted: a client that
+/// floods empty pings and reads nothing makes the server hold about 2 MiB
+/// for a queue counted as 64 KiB, more than the hard limit (1 MiB) that is
+/// documented as the most such a client can cost. Ignored until pongs are
+/// coalesced (RFC 6455 §5.5.3 allows answering only the latest ping) or a
+/// frame's overhead is counted, both in src/connection.rs / src/outbox.rs.
+#[test]
+#[ignore = "library bug: queued pongs cost ~30x their counted bytes (fix in connection.rs/outbox.rs)"]
+fn an_empty_ping_flood_costs_no_more_than_the_hard_limit() {
+    let _serial = serial();
+    let config = Config::default();
+    let hard = config.send_queue_hard_limit;
+    let (server, rec, port) = start(config, true);
+    let c = RawClient::open(port, "/empty-pings");
+    let conn = conn_on(&rec, "/empty-pings");
+    let rss_before = rss();
+    let (mut rss_peak, mut queued) = (rss_before, 0);
+    let (written, pushed_back) = ping_flood(&c.stream, 0, Duration::from_secs(10), || {
+        rss_peak = rss_peak.max(rss());
+        queued = queued.max(server.handle().queued_bytes(conn).unwrap());
+    });
+    rss_peak = rss_peak.max(rss());
+    println!(
+        "empty-ping flood: {} pings, pushed back: {pushed_back}; {queued} bytes of pongs counted; RSS {:.1} -> {:.1} \
+         MiB (hard limit {:.1} MiB)",
+        written / 6,
+        mib(rss_before),
+        mib(rss_peak),
+        mib(hard)
+    );
+    assert!(pushed_back);
+    assert!(rss_peak < rss_before + hard, "the client holds {:.1} MiB", mib(rss_peak - rss_before));
     server.close(Duration::from_secs(1));
 }
 
