@@ -16,7 +16,7 @@ EXAMPLES := echo_server chat_server tls_echo_server poll_server workflows_server
 EXAMPLE_BINS := $(EXAMPLES:%=build/examples/%)
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml build.rs cbindgen.toml
 
-.PHONY: all lib examples examples-cpp header certs deps install install-qt test test-rust test-c test-python test-install demo bench bench-quick autobahn clean
+.PHONY: all lib lib-checked examples examples-cpp header certs deps install install-qt test test-rust test-c test-python test-install demo bench bench-quick autobahn clean
 
 all: lib examples
 
@@ -26,6 +26,12 @@ $(SO) $(A) &: $(RUST_SRC)
 	$(CARGO) build --release --lib
 	@touch $(SO) $(A)
 	@ln -sf libwsserver.so $(RELEASE)/libwsserver.so.$(MAJOR)
+
+# The library with debug assertions and overflow checks (cargo profile
+# "checked", in target/checked/), which the Qt and Python package tests load.
+lib-checked:
+	$(CARGO) build --profile checked --lib
+	@ln -sf libwsserver.so target/checked/libwsserver.so.$(MAJOR)
 
 examples: $(EXAMPLE_BINS)
 

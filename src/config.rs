@@ -350,6 +350,25 @@ mod tests {
         assert!(Config::default().validate().is_ok());
     }
 
+    /// SECURITY.md's defaults table: every option it names shows the
+    /// default the core has.
+    #[test]
+    fn security_md_defaults_match_the_core() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/SECURITY.md")).expect("SECURITY.md");
+        let rows: Vec<&str> = doc.lines().filter(|l| l.starts_with("| `WS_OPT_")).collect();
+        assert!(rows.len() >= 10, "SECURITY.md lost its defaults table");
+        for row in rows {
+            let name = row.trim_start_matches("| `").split('`').next().unwrap_or("");
+            let spec =
+                OPTIONS.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("SECURITY.md: no option {name}"));
+            assert!(
+                row.starts_with(&format!("| `{}` | {} |", spec.name, spec.shown)),
+                "SECURITY.md row {row:?}: default is {}",
+                spec.shown
+            );
+        }
+    }
+
     /// The README's options table shows every option with its default and
     /// reason exactly as the core states them.
     #[test]

@@ -27,6 +27,7 @@ mod request;
 mod server;
 mod stats;
 mod tls;
+mod tls_refusal;
 mod topics;
 mod wakes;
 

@@ -806,7 +806,10 @@ async fn serve_tls(tls: Tls, accepted: Accepted, stream: TcpStream) {
     let deadline = tokio::time::Instant::now() + server.config().handshake_timeout;
     let stream = match tokio::time::timeout_at(deadline, tls.acceptor.accept(stream)).await {
         Err(_) => return server.log(LogLevel::Info, &format!("{peer}: TLS handshake timed out")),
-        Ok(Err(e)) => return server.log(LogLevel::Warn, &format!("{peer}: TLS handshake failed: {e}")),
+        Ok(Err(e)) => {
+            let why = crate::tls_refusal::explain(&e);
+            return server.log(LogLevel::Warn, &format!("{peer}: TLS handshake failed: {why}"));
+        }
         Ok(Ok(stream)) => stream,
     };
     let subject = crate::tls::client_subject(stream.get_ref().1);

@@ -1,6 +1,7 @@
 //! Shared helpers for the Rust integration tests: a recording handler and a
 //! server started on a free loopback port.
 #![allow(dead_code)]
+pub mod certs;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
