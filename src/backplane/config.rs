@@ -168,7 +168,8 @@ mod tests {
     fn every_mistake_is_named() {
         assert!(err("http://x:1").contains("redis:// or rediss://"));
         assert!(err("redis:///0").contains("no host"));
-        assert!(err("not a url").contains("is not a URL"));
+        assert!(err("not a url").contains("must start with redis:// or rediss://"));
+        assert!(err("redis://h h:1").contains("is not a URL"));
         assert!(err("redis://h:99999").contains("is not a URL"));
         assert!(err("redis://h:1/abc").contains("database number"));
         assert!(err("redis://h:1?foo=1").contains("unknown parameter 'foo'"));
