@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine (with Rust, gcc,
 # Python 3 and Node already there): pkg-config, valgrind, openssl, binutils,
-# Python `websockets`, and the benchmark peers. A quick no-op when all is
-# present; `make test` runs it first, and so does .ci/run.
+# Python `websockets`, cargo-fuzz, and the benchmark peers. A quick no-op
+# when all is present; `make test` runs it first, and so does .ci/run.
 set -u
 cd "$(dirname "$0")/.."
 need=()
@@ -26,6 +26,9 @@ python3 -c "import pytest" 2>/dev/null ||
     python3 -m pip install -q --disable-pip-version-check pytest
 python3 -c "import ensurepip, venv" 2>/dev/null || { [ "$(id -u)" = 0 ] &&
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv; }
+# fuzz/run.sh: cargo-fuzz, pinned to a version that builds with the machine's stable Rust (1.95)
+cargo fuzz --version >/dev/null 2>&1 || cargo install -q --locked cargo-fuzz --version 0.13.2 ||
+    echo "install-deps: cargo-fuzz failed to install; the fuzz suite will fail" >&2
 bash bench/install-peers.sh >/dev/null ||
     echo "install-deps: some benchmark peers failed to install; the benchmark reports them as skipped" >&2
 exit 0
