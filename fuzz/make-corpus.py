@@ -169,6 +169,52 @@ def inflater_seeds():
 
 # ---- what a C caller hands over ----------------------------------------
 
+def der_parse(b, i=0):
+    """One DER TLV at b[i:] as [tag, bytes or children], and where it ends."""
+    tag, n = b[i], b[i + 1]
+    i += 2
+    if n & 0x80:
+        k = n & 0x7F
+        n, i = int.from_bytes(b[i:i + k], "big"), i + k
+    v = b[i:i + n]
+    if tag & 0x20:
+        kids, j = [], 0
+        while j < len(v):
+            kid, j = der_parse(v, j)
+            kids.append(kid)
+        v = kids
+    return [tag, v], i + n
+
+
+def der(node):
+    tag, v = node
+    if isinstance(v, list):
+        v = b"".join(der(k) for k in v)
+    n = len(v)
+    size = bytes([n]) if n < 128 else bytes([0x80 | (n.bit_length() + 7) // 8]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag]) + size + v
+
+
+def pem_body(text):
+    import base64
+    return base64.b64decode("".join(l for l in text.decode().splitlines() if not l.startswith("-----")))
+
+
+def as_pem(label, data):
+    import base64
+    b = base64.b64encode(data).decode()
+    return ("-----BEGIN %s-----\n%s\n-----END %s-----\n" % (label, "\n".join(b[i:i + 64] for i in range(0, len(b), 64)), label)).encode()
+
+
+def with_kdf_integer(pem, index, value):
+    """An encrypted PKCS#8 key with one KDF parameter changed (index 1: PBKDF2
+    iterations or scrypt N, 3: scrypt p): a key whose derivation would hang
+    or abort must be refused first."""
+    root, _ = der_parse(pem_body(pem))
+    kdf_params = root[1][0][1][1][1][0][1][1][1]
+    kdf_params[index] = [2, value.to_bytes((value.bit_length() + 8) // 8, "big")]
+    return as_pem("ENCRYPTED PRIVATE KEY", der(root))
+
 def pem_seeds():
     t = "ffi_tls_pem"
     root = os.path.dirname(HERE)
@@ -191,10 +237,19 @@ def pem_seeds():
         seed("ec-sec1-mtls", read("server-sec1.pem"), read("server-sec1.key"), read("ca.pem"))
         seed("rsa-pkcs1-file", read("server-rsa.pem"), read("server-rsa.key"), file=True)
         write(t, "encrypted-key", b"\0".join([read("server.pem"), read("server-enc.key"), b"", b"secret"]))
-        write(t, "encrypted-no-password", b"\0".join([read("server.pem"), read("server-enc.key")]))
+        pbkdf2 = subprocess.run(["openssl", "pkcs8", "-topk8", "-v2", "aes-256-cbc", "-iter", "1", "-in",
+                                 os.path.join(tmp, "server.key"), "-passout", "pass:secret"],
+                                check=True, capture_output=True).stdout
+        scrypt = subprocess.run(["openssl", "pkcs8", "-topk8", "-scrypt", "-scrypt_N", "1024", "-scrypt_r", "8",
+                                 "-scrypt_p", "1", "-in", os.path.join(tmp, "server.key"), "-passout", "pass:secret"],
+                                check=True, capture_output=True).stdout
+        write(t, "scrypt-key", b"\0".join([read("server.pem"), scrypt, b"", b"secret"]))
+        write(t, "pbkdf2-2e32-iterations", b"\0".join([read("server.pem"), with_kdf_integer(pbkdf2, 1, 2**32 - 1),
+                                                        b"", b"secret"]))
+        write(t, "scrypt-2e40-cost", b"\0".join([read("server.pem"), with_kdf_integer(scrypt, 1, 2**40), b"", b"secret"]))
+        write(t, "scrypt-parallel", b"\0".join([read("server.pem"), with_kdf_integer(scrypt, 3, 60000), b"", b"secret"]))
         write(t, "mismatched-key", b"\0".join([read("server.pem"), read("server2.key")]))
         write(t, "ed448-key", b"\0".join([read("server.pem"), read("ed448.key")]))
-        write(t, "chain-expired", b"\0".join([read("expired.pem") + read("ca.pem"), read("expired.key")]))
         write(t, "ca-only", b"\0".join([b"", b"", read("ca.pem")]))
         write(t, "legacy-encrypted", b"\0".join([read("server.pem"),
                                                  b"-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"

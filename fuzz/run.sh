@@ -35,22 +35,25 @@ bin=fuzz/target/x86_64-unknown-linux-gnu/release
 run_one() { # target
     local t=$1
     mkdir -p "$out/corpus/$t" "$out/artifacts/$t" "$out/tmp/$t"
-    TMPDIR=$PWD/$out/tmp/$t "$bin/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        -artifact_prefix="$out/artifacts/$t/" "$out/corpus/$t" "fuzz/corpus/$t" >"$out/logs/$t.log" 2>&1
-    echo $? >"$out/logs/$t.rc"
+    local TIMEFORMAT="%U %S" # CPU seconds, to tell the rate on a shared machine
+    { time TMPDIR=$PWD/$out/tmp/$t "$bin/$t" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 \
+        -print_final_stats=1 -artifact_prefix="$out/artifacts/$t/" "$out/corpus/$t" "fuzz/corpus/$t" \
+        >"$out/logs/$t.log" 2>&1; echo $? >"$out/logs/$t.rc"; } 2>"$out/logs/$t.cpu"
     rm -rf "$out/tmp/$t"
 }
 
 report() { # target rc
     local t=$1 rc=$2 log=$out/logs/$1.log
-    local last execs rate corpus
+    local last execs rate cpu corpus
     last=$(grep -E '^#[0-9]+' "$log" | tail -1)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+    cpu=$(awk "{ print \$1 + \$2 }" "$out/logs/$t.cpu" 2>/dev/null)
     corpus=$(ls "$out/corpus/$t" | wc -l)
     if [ "$rc" = 0 ]; then
-        printf 'fuzz: %-15s ok    %s runs, %s exec/s, %s (%s new inputs kept in %s)\n' "$t" "${execs:-?}" "${rate:-?}" \
-            "$(grep -o 'cov: [0-9]* ft: [0-9]*' <<<"$last")" "$corpus" "$out/corpus/$t"
+        printf 'fuzz: %-15s ok  %s runs, %s exec/s (%s per CPU second), %s, corpus %s (+%s kept in %s)\n' \
+            "$t" "${execs:-?}" "${rate:-?}" "$(awk -v n="${execs:-0}" -v c="${cpu:-0}" 'BEGIN { print (c > 0 ? int(n / c) : "?") }')" \
+            "$(grep -o 'cov: [0-9]* ft: [0-9]*' <<<"$last")" "$(ls "fuzz/corpus/$t" | wc -l)" "$corpus" "$out/corpus/$t"
         return 0
     fi
     echo "fuzz: $t FAILED (exit $rc); the end of $log:"
