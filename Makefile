@@ -1,6 +1,7 @@
 # wsserver: `make` builds the library and the C examples, `make test` runs
 # every test, `make demo` runs the chat server, `make bench` the benchmark,
 # `make autobahn` all of Autobahn|Testsuite.
+# `make fuzz` the fuzz targets.
 CARGO    ?= cargo
 CC       ?= gcc
 PREFIX   ?= /usr/local
@@ -16,7 +17,7 @@ EXAMPLES := echo_server chat_server tls_echo_server poll_server workflows_server
 EXAMPLE_BINS := $(EXAMPLES:%=build/examples/%)
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml build.rs cbindgen.toml
 
-.PHONY: all lib lib-checked examples examples-cpp header certs deps install install-qt test test-rust test-c test-python test-install demo bench bench-quick autobahn clean
+.PHONY: all lib lib-checked examples examples-cpp header certs deps install install-qt test test-rust test-c test-python test-install demo bench bench-quick autobahn fuzz clean
 
 all: lib examples
 
@@ -141,6 +142,13 @@ autobahn: all
 bench-quick: all
 	bash bench/run.sh --quick
 
+# Every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each, two at a time; a
+# crash fails and prints its reproducer (README "Fuzzing"). `make test` runs
+# them for 30 s each. Needs cargo-fuzz: `make deps` installs it.
+FUZZ_SECONDS ?= 120
+fuzz:
+	bash fuzz/run.sh $(FUZZ_SECONDS)
+
 clean:
 	$(CARGO) clean
-	rm -rf build
+	rm -rf build fuzz/target

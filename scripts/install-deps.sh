@@ -2,9 +2,9 @@
 # Installs what `make test` needs on a fresh Debian machine (with Rust, gcc,
 # Python 3 and Node already there): pkg-config, valgrind, openssl, binutils,
 # redis-server (tests/backplane starts its own on a free port), Python
-# `websockets`, Autobahn|Testsuite (on pyenv's Python 2.7) and the
-# benchmark peers. A quick no-op when all is present; `make test` runs it
-# first, and so does .ci/run.
+# `websockets`, Autobahn|Testsuite (on pyenv's Python 2.7), cargo-fuzz and
+# the benchmark peers. A quick no-op when all is present; `make test` runs
+# it first, and so does .ci/run.
 set -u
 cd "$(dirname "$0")/.."
 need=()
@@ -31,6 +31,9 @@ python3 -c "import ensurepip, venv" 2>/dev/null || { [ "$(id -u)" = 0 ] &&
 # tests/autobahn: Autobahn|Testsuite's wstest in a Python 2.7 virtualenv, build/autobahn-venv
 bash tests/autobahn/install.sh ||
     echo "install-deps: wstest did not install; the Autobahn suite fails until it does" >&2
+# fuzz/run.sh: cargo-fuzz, pinned to a version that builds with the machine's stable Rust (1.95)
+cargo fuzz --version >/dev/null 2>&1 || cargo install -q --locked cargo-fuzz --version 0.13.2 ||
+    echo "install-deps: cargo-fuzz failed to install; the fuzz suite will fail" >&2
 bash bench/install-peers.sh >/dev/null ||
     echo "install-deps: some benchmark peers failed to install; the benchmark reports them as skipped" >&2
 exit 0

@@ -13,6 +13,9 @@ mod config;
 mod connection;
 mod error;
 mod events;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handler;
 mod handshake;
 mod http;
