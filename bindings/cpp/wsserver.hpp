@@ -147,6 +147,8 @@ struct Options {
     uint64_t deflate_context = default_of(WS_OPT_DEFLATE_CONTEXT);
     uint64_t deflate_level = default_of(WS_OPT_DEFLATE_LEVEL);
     uint64_t deflate_min_size = default_of(WS_OPT_DEFLATE_MIN_SIZE);
+    /// Bytes all connections may hold together (WS_OPT_MEMORY_BUDGET); 0: no budget.
+    uint64_t memory_budget = default_of(WS_OPT_MEMORY_BUDGET);
     /// Subprotocols the server speaks, in preference order.
     std::vector<std::string> subprotocols;
     /// Origins allowed to open a WebSocket (others get 403); empty: all
@@ -195,6 +197,7 @@ struct Options {
         f(WS_OPT_DEFLATE_CONTEXT, deflate_context);
         f(WS_OPT_DEFLATE_LEVEL, deflate_level);
         f(WS_OPT_DEFLATE_MIN_SIZE, deflate_min_size);
+        f(WS_OPT_MEMORY_BUDGET, memory_budget);
     }
 };
 
