@@ -271,23 +271,7 @@ mod tests {
 
     /// A masked client frame with first byte `b0`.
     fn frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        let mut v = vec![b0];
-        let n = payload.len();
-        if n < 126 {
-            v.push(0x80 | n as u8);
-        } else if n < 65536 {
-            v.push(0x80 | 126);
-            v.extend_from_slice(&(n as u16).to_be_bytes());
-        } else {
-            v.push(0x80 | 127);
-            v.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-        v.extend_from_slice(&mask);
-        let mut p = payload.to_vec();
-        frame::unmask(&mut p, mask);
-        v.extend(p);
-        v
+        frame::masked(b0, payload, [0x37, 0xfa, 0x21, 0x3d])
     }
 
     /// Feeds `input` in pieces of `step` bytes, keeping the unconsumed
