@@ -42,21 +42,6 @@ fn mib(bytes: usize) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 
-/// Raises the soft limit on open files to at least `need` (this process
-/// holds both ends of every connection), within the hard limit.
-fn raise_fd_limit(need: u64) {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: `lim` is a valid rlimit to fill / read.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        if lim.rlim_cur < need {
-            lim.rlim_cur = need.min(lim.rlim_max);
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "setrlimit(RLIMIT_NOFILE)");
-        }
-    }
-    assert!(lim.rlim_cur >= need, "this test needs {need} open files; the hard limit is {}", lim.rlim_max);
-}
-
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
