@@ -15,7 +15,7 @@ use parking_lot::{Mutex, MutexGuard};
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// What a queued send reports when it succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +58,8 @@ pub(crate) struct Outbox {
     bytes: usize,
     /// The server's memory budget, which counts `bytes`.
     budget: Option<Arc<Budget>>,
+    /// permessage-deflate, once negotiated (set before the 101 is queued).
+    deflate: Option<ConnDeflate>,
     /// A send reported backpressure; fire drain when under the limit again.
     backpressured: bool,
     /// False once a close frame is queued: data sends are refused.
@@ -239,8 +241,6 @@ pub(crate) struct ConnShared {
     /// Held by the task while it writes a batch with the outbox unlocked:
     /// senders never wait for that system call, `queued_bytes` does.
     pub writing: Mutex<()>,
-    /// permessage-deflate, once negotiated (set before the 101 is queued).
-    pub deflate: OnceLock<Box<ConnDeflate>>,
 }
 
 impl ConnShared {
@@ -257,7 +257,6 @@ impl ConnShared {
             user_data: AtomicUsize::new(0),
             wakes,
             writing: Mutex::new(()),
-            deflate: OnceLock::new(),
         }
     }
 
@@ -286,13 +285,12 @@ impl ConnShared {
         if ob.closed {
             return Err(Error::Closed(self.id));
         }
-        let deflate = self.deflate.get().map(|d| &**d);
         // A frame from the connection's own context is made only once it is
         // sure to be queued (its bound checked instead): the context moves on.
-        let (frame, len) = match out.uses_own_context(deflate) {
+        let (frame, len) = match out.uses_own_context(ob.deflate.as_ref()) {
             true => (None, out.max_frame_len()),
             false => {
-                let f = out.frame_for(deflate);
+                let f = out.frame_for(ob.deflate.as_mut());
                 let len = f.len();
                 (Some(f), len)
             }
@@ -313,7 +311,11 @@ impl ConnShared {
             }
             return Err(Error::Dropped(self.id));
         }
-        let was_empty = ob.push(frame.unwrap_or_else(|| out.frame_for(deflate)));
+        let frame = match frame {
+            Some(f) => f,
+            None => out.frame_for(ob.deflate.as_mut()),
+        };
+        let was_empty = ob.push(frame);
         let status = if ob.bytes() >= limits.soft {
             ob.backpressured = true;
             SendStatus::Backpressure
@@ -359,6 +361,11 @@ impl ConnShared {
         }
         self.command(ob, Command::Close);
         Ok(())
+    }
+
+    /// Records the permessage-deflate agreement (before the 101 is queued).
+    pub fn set_deflate(&self, deflate: ConnDeflate) {
+        self.outbox.lock().deflate = Some(deflate);
     }
 
     /// Puts the 101 answer before everything `on_open` queued, even a close

@@ -933,7 +933,7 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let deflate = deflate.map(|(params, answer)| {
         extra.headers.push(("Sec-WebSocket-Extensions".into(), answer));
-        let _ = shared.deflate.set(Box::new(ConnDeflate::new(params)));
+        shared.set_deflate(ConnDeflate::new(params));
         params
     });
     Counters::add(&inner.counters.handshakes_accepted, 1);

@@ -302,7 +302,8 @@ impl Link<'_> {
         };
         self.shared.counters.received.fetch_add(1, Relaxed);
         if let Err(e) = self.server.publish_local(topic, data, kind) {
-            self.server.log(LogLevel::Debug, &format!("backplane: a message on topic '{topic}' was not delivered: {e}"));
+            self.server
+                .log(LogLevel::Debug, &format!("backplane: a message on topic '{topic}' was not delivered: {e}"));
         }
         Ok(())
     }

@@ -25,8 +25,8 @@ mod wire;
 pub use config::Backplane;
 
 use crate::server::ServerHandle;
-use interest::Route;
 use crate::{Error, Kind};
+use interest::Route;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -150,9 +150,8 @@ pub(crate) fn start(
     rt.spawn(async move {
         let _ = done_tx.send(link::connect(&first, &topics).await.map(|links| (links, topics)));
     });
-    let (links, topics) = done_rx
-        .recv()
-        .map_err(|_| Error::Io("backplane: the I/O thread stopped while connecting".into()))??;
+    let (links, topics) =
+        done_rx.recv().map_err(|_| Error::Io("backplane: the I/O thread stopped while connecting".into()))??;
     let task = rt.spawn(link::run(shared.clone(), server.clone(), rx, links, topics));
     Ok((shared, task))
 }

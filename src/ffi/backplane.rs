@@ -59,8 +59,9 @@ pub unsafe extern "C" fn ws_server_set_backplane(srv: *mut ws_server, url: *cons
             Some(url) => Some(Backplane::parse(url).map_err(fail)?),
             None => None,
         };
-        done(s.update_config(|c| c.backplane = backplane).map_err(|_| {
-            crate::Error::State("the backplane can only be set before ws_server_listen".into())
-        }))
+        done(
+            s.update_config(|c| c.backplane = backplane)
+                .map_err(|_| crate::Error::State("the backplane can only be set before ws_server_listen".into())),
+        )
     })
 }
