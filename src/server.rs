@@ -299,19 +299,24 @@ impl ServerHandle {
     /// subscribers are served here, without the broker.
     pub fn publish(&self, topic: &str, data: &[u8], kind: Kind, except: Option<ConnId>) -> Result<usize, Error> {
         crate::topics::check_topic(topic)?;
-        let out = Outgoing::new(data, kind, self.config(), true)?;
-        let n = self.send_to_each(&out, except, "publish", |f| self.inner.topics.for_each(topic, f));
+        let n = self.publish_local(topic, data, kind, except)?;
         if let Some(bp) = self.inner.backplane.get() {
             bp.publish(topic, data, kind);
         }
         Ok(n)
     }
 
-    /// A message another server published: to this server's subscribers
-    /// of `topic` only.
-    pub(crate) fn publish_local(&self, topic: &str, data: &[u8], kind: Kind) -> Result<usize, Error> {
+    /// To this server's subscribers of `topic` only (a publish here, or a
+    /// message another server published).
+    pub(crate) fn publish_local(
+        &self,
+        topic: &str,
+        data: &[u8],
+        kind: Kind,
+        except: Option<ConnId>,
+    ) -> Result<usize, Error> {
         let out = Outgoing::new(data, kind, self.config(), true)?;
-        Ok(self.send_to_each(&out, None, "publish", |f| self.inner.topics.for_each(topic, f)))
+        Ok(self.send_to_each(&out, except, "publish", |f| self.inner.topics.for_each(topic, f)))
     }
 
     /// Subscribers of `topic` now.

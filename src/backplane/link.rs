@@ -301,7 +301,7 @@ impl Link<'_> {
             Incoming::Ours { kind, data, .. } | Incoming::Foreign { kind, data } => (kind, data),
         };
         self.shared.counters.received.fetch_add(1, Relaxed);
-        if let Err(e) = self.server.publish_local(topic, data, kind) {
+        if let Err(e) = self.server.publish_local(topic, data, kind, None) {
             self.server
                 .log(LogLevel::Debug, &format!("backplane: a message on topic '{topic}' was not delivered: {e}"));
         }

@@ -166,7 +166,6 @@ ws_server_set_health_path = _fn("ws_server_set_health_path", c_int, srv_p, c_cha
 ws_http_respond = _fn("ws_http_respond", c_int, srv_p, c_uint64, c_uint16, c_char_p, c_char_p, c_size_t)
 ws_server_listen = _fn("ws_server_listen", c_int, srv_p, c_char_p, c_uint16)
 ws_server_port = _fn("ws_server_port", c_int, srv_p, POINTER(c_uint16))
-ws_server_send = _fn("ws_server_send", c_int, srv_p, c_uint64, c_char_p, c_size_t, c_uint32)
 ws_server_send_ex = _fn("ws_server_send_ex", c_int, srv_p, c_uint64, c_char_p, c_size_t, c_uint32, c_uint32)
 ws_server_broadcast = _fn(
     "ws_server_broadcast", c_int, srv_p, c_char_p, c_size_t, c_uint32, c_uint64, POINTER(c_size_t)

@@ -497,9 +497,7 @@ class Server:
         (data that is compressed already). Refusals raise ClosedError,
         NoSuchConnError, DroppedError or InvalidUtf8Error."""
         raw, kind = _payload(data)
-        if compress:
-            return SendStatus(check(_lib.ws_server_send(self._handle, conn, raw, len(raw), kind)))
-        flags = _lib.WS_SEND_NO_COMPRESS
+        flags = 0 if compress else _lib.WS_SEND_NO_COMPRESS
         return SendStatus(check(_lib.ws_server_send_ex(self._handle, conn, raw, len(raw), kind, flags)))
 
     def broadcast(self, data: Data, except_: Optional[int] = None) -> int:
