@@ -36,7 +36,7 @@ fi
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 CFLAGS="-std=c11 -Wall -Wextra -Werror -O1 -g -Iinclude -Itests/c -DEXPECTED_VERSION=\"$VERSION\""
 COMMON="tests/c/check.c tests/c/client.c tests/c/events.c tests/c/evq.c"
-TESTS="test_api test_traffic test_backpressure test_lifecycle test_sigpipe test_tls test_abi test_events test_event_backpressure test_send_limit test_stress test_topics test_stats test_handshake test_http test_deflate test_backplane"
+TESTS="test_api test_traffic test_backpressure test_lifecycle test_sigpipe test_tls test_abi test_events test_event_backpressure test_send_limit test_stress test_topics test_stats test_handshake test_http test_deflate test_backplane test_budget"
 
 for t in $TESTS; do
     # shellcheck disable=SC2086
