@@ -374,7 +374,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
         if !matches!(self.mode, Mode::Open | Mode::Closing) {
             return Poll::Pending;
         }
-        if !flushed && self.shared.queued_bytes() >= self.host.config().send_queue_limit {
+        if !flushed && self.shared.backlog() >= self.host.config().send_queue_limit {
             // The client is not reading what we send (pongs included): stop
             // reading its input until it does, so the queue stays bounded.
             return Poll::Pending;

@@ -529,6 +529,17 @@ impl ConnShared {
         self.outbox.lock().bytes()
     }
 
+    /// What the queue costs, for deciding to stop reading a client that
+    /// does not read: its bytes plus a frame's own cost (its handle and
+    /// allocation, about 64 bytes) for each queued frame, so a flood of
+    /// tiny pongs is bounded by what it holds, not by its 2-byte payloads.
+    pub fn backlog(&self) -> usize {
+        const FRAME_COST: usize = 64;
+        let _writer = self.writing.lock();
+        let ob = self.outbox.lock();
+        ob.bytes() + ob.frames.len() * FRAME_COST
+    }
+
     pub fn touch(&self, now: u64) {
         self.last_rx.store(now, Ordering::Relaxed);
     }

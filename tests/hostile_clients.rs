@@ -582,11 +582,10 @@ fn a_ping_flood_that_never_reads_pongs_is_bounded_by_the_send_queue_limit() {
 /// and a queue slot) cost about 30 times what is counted: a client that
 /// floods empty pings and reads nothing makes the server hold about 2 MiB
 /// for a queue counted as 64 KiB, more than the hard limit (1 MiB) that is
-/// documented as the most such a client can cost. Ignored until pongs are
-/// coalesced (RFC 6455 §5.5.3 allows answering only the latest ping) or a
-/// frame's overhead is counted, both in src/connection.rs / src/outbox.rs.
+/// documented as the most such a client can cost: the rule that stops
+/// reading a client that does not read counts each queued frame's own
+/// cost, not only its payload.
 #[test]
-#[ignore = "library bug: queued pongs cost ~30x their counted bytes (fix in connection.rs/outbox.rs)"]
 fn an_empty_ping_flood_costs_no_more_than_the_hard_limit() {
     let _serial = serial();
     let config = Config::default();
