@@ -98,16 +98,11 @@ pub struct CpuDelta {
 
 impl CpuMark {
     pub fn now(pids: &[u32]) -> CpuMark {
-        let server = pids.iter().filter_map(|p| cpu_times(*p)).fold(CpuTimes::default(), |a, t| CpuTimes {
-            user: a.user + t.user,
-            sys: a.sys + t.sys,
-        });
-        CpuMark {
-            at: Instant::now(),
-            server,
-            me: self_cpu_seconds(),
-            machine: machine_busy_seconds(),
-        }
+        let server = pids
+            .iter()
+            .filter_map(|p| cpu_times(*p))
+            .fold(CpuTimes::default(), |a, t| CpuTimes { user: a.user + t.user, sys: a.sys + t.sys });
+        CpuMark { at: Instant::now(), server, me: self_cpu_seconds(), machine: machine_busy_seconds() }
     }
     pub fn since(&self, pids: &[u32]) -> CpuDelta {
         let b = CpuMark::now(pids);
