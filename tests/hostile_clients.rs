@@ -316,13 +316,13 @@ fn a_client_that_never_reads_is_held_to_the_send_queue_limit() {
     }
     let took = t.elapsed();
     // The I/O thread writes what the socket buffers take; then nothing moves:
-    // no byte written to any socket for three samples in a row (on a loaded
-    // machine one quiet sample can just mean the I/O thread has not run yet).
-    let (mut last, mut quiet) = (u64::MAX, 0);
+    // the queue unchanged for three samples in a row (on a loaded machine one
+    // quiet sample can just mean the I/O thread has not run yet).
+    let (mut last, mut quiet) = (usize::MAX, 0);
     poll_until(Duration::from_secs(10), || {
         std::thread::sleep(Duration::from_millis(150));
-        let out = h.stats().bytes_out;
-        quiet = if std::mem::replace(&mut last, out) == out { quiet + 1 } else { 0 };
+        let queued = h.queued_bytes(conn).unwrap();
+        quiet = if std::mem::replace(&mut last, queued) == queued { quiet + 1 } else { 0 };
         quiet >= 3
     });
     let mut after = Vec::new();
