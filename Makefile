@@ -1,5 +1,7 @@
 # wsserver: `make` builds the library and the C examples, `make test` runs
-# every test, `make demo` runs the chat server, `make bench` the benchmark.
+# every test, `make demo` runs the chat server, `make bench` the benchmark,
+# `make autobahn` all of Autobahn|Testsuite.
+# `make fuzz` the fuzz targets.
 CARGO    ?= cargo
 CC       ?= gcc
 PREFIX   ?= /usr/local
@@ -11,11 +13,11 @@ A        := $(RELEASE)/libwsserver.a
 CFLAGS   ?= -O2 -g
 comma    := ,
 WARN     := -Wall -Wextra -Werror -std=c11 -D_POSIX_C_SOURCE=200809L
-EXAMPLES := echo_server chat_server tls_echo_server poll_server workflows_server
+EXAMPLES := echo_server chat_server tls_echo_server poll_server workflows_server autobahn_server
 EXAMPLE_BINS := $(EXAMPLES:%=build/examples/%)
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml build.rs cbindgen.toml
 
-.PHONY: all lib examples examples-cpp header certs deps install install-qt test test-rust test-c test-python test-install demo bench bench-quick clean
+.PHONY: all lib lib-checked examples examples-cpp header certs deps install install-qt test test-rust test-c test-python test-install demo bench bench-quick autobahn fuzz clean
 
 all: lib examples
 
@@ -25,6 +27,12 @@ $(SO) $(A) &: $(RUST_SRC)
 	$(CARGO) build --release --lib
 	@touch $(SO) $(A)
 	@ln -sf libwsserver.so $(RELEASE)/libwsserver.so.$(MAJOR)
+
+# The library with debug assertions and overflow checks (cargo profile
+# "checked", in target/checked/), which the Qt and Python package tests load.
+lib-checked:
+	$(CARGO) build --profile checked --lib
+	@ln -sf libwsserver.so target/checked/libwsserver.so.$(MAJOR)
 
 examples: $(EXAMPLE_BINS)
 
@@ -124,9 +132,23 @@ test: deps all
 bench: all
 	bash bench/run.sh
 
+# Autobahn|Testsuite: all 517 cases against build/examples/autobahn_server
+# (`make test` runs cases 1-10 and the deflate subset); the HTML report is
+# build/autobahn/full/index.html. Installs wstest (build/autobahn-venv) first.
+autobahn: all
+	bash tests/autobahn/install.sh
+	python3 tests/autobahn/run.py full
+
 bench-quick: all
 	bash bench/run.sh --quick
 
+# Every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each, two at a time; a
+# crash fails and prints its reproducer (README "Fuzzing"). `make test` runs
+# them for 30 s each. Needs cargo-fuzz: `make deps` installs it.
+FUZZ_SECONDS ?= 120
+fuzz:
+	bash fuzz/run.sh $(FUZZ_SECONDS)
+
 clean:
 	$(CARGO) clean
-	rm -rf build
+	rm -rf build fuzz/target

@@ -293,6 +293,7 @@ int main(int argc, char **argv) {
     ws_server_set_option(server, WS_OPT_PING_INTERVAL_MS, 5000);
     ws_server_set_option(server, WS_OPT_IDLE_TIMEOUT_MS, 15000);
     ws_server_set_option(server, WS_OPT_MAX_CONNECTIONS, 100000);
+    ws_server_set_option(server, WS_OPT_DEFLATE, 1); /* JSON compresses well; browsers offer it */
     ws_server_set_health_path(server, "/healthz");
     const char *page = find_page_dir(server, argc, argv, "chat");
     if (page == NULL)

@@ -167,6 +167,12 @@
  */
 #define WS_OPT_DEFLATE_MIN_SIZE 24
 
+/**
+ * Bytes the server may hold for all connections together (partial incoming messages, send queues, queued events); past it connections stop reading and new handshakes get 503. 0: no budget.
+ * Default 0 (none): the per-connection limits already bound memory (connections x (message + send queue)); set it to cap the sum lower. Values: 0..281474976710656.
+ */
+#define WS_OPT_MEMORY_BUDGET 25
+
 
 /**
  * Returned by `on_open`: the host answers later (`ws_conn_accept`,
@@ -441,7 +447,8 @@ typedef uint32_t ws_option;
 
 /**
  * A snapshot of a server's counters (all since `listen`, except the
- * gauges `open_connections`, `queued_bytes`, `topics`, `subscriptions`).
+ * gauges `open_connections`, `queued_bytes`, `topics`, `subscriptions`,
+ * `backplane_connected`, `memory_held`).
  * In C this is `ws_stats`: members are only ever appended; fill one with
  * the `ws_server_stats(srv, &stats)` macro, which passes its size.
  */
@@ -490,6 +497,34 @@ typedef struct ws_stats {
    * Plain HTTP requests answered (static files, health, the host's handler).
    */
   uint64_t http_requests;
+  /**
+   * Now: 1 while the link to the backplane's broker is up, else 0 (and 0
+   * without a backplane).
+   */
+  uint64_t backplane_connected;
+  /**
+   * Publishes sent to the broker (only those some other server wanted).
+   */
+  uint64_t backplane_published;
+  /**
+   * Messages received from other servers (or other programs) through
+   * the broker (once per message, however many local subscribers got it).
+   */
+  uint64_t backplane_received;
+  /**
+   * Publishes other servers wanted but did not get: made while the
+   * broker was unreachable (or too far behind), delivered locally only.
+   */
+  uint64_t backplane_local_only;
+  /**
+   * Times the link to the broker was re-established after a loss.
+   */
+  uint64_t backplane_reconnects;
+  /**
+   * Now: bytes counted against WS_OPT_MEMORY_BUDGET (partial incoming
+   * messages, send queues, queued events); 0 without a budget.
+   */
+  uint64_t memory_held;
 } ws_stats;
 
 /**
@@ -568,6 +603,54 @@ typedef struct ws_stats {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Joins the server to a Redis backplane at `url`, so that
+ * `ws_server_publish` reaches the topic's subscribers on every server
+ * joined to the same broker with the same channel prefix, not only this
+ * one's. NULL leaves the backplane (the default: topics stay in this
+ * process). Before `ws_server_listen`.
+ *
+ * `url`: `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P]`, or
+ * `rediss://...` for TLS, verified against the system's CA certificates
+ * or, with `&ca_file=PATH` (a PEM file, read now), against those. The
+ * prefix (1..256 bytes, default "wsserver:") starts every channel name:
+ * topic T travels on channel P+T, and P alone is the servers' control
+ * channel.
+ *
+ * How it behaves:
+ * - `ws_server_listen` connects to the broker (at most about 3 s) and
+ *   fails with WS_ERR_IO, naming the broker and the reason, when it
+ *   cannot (refused, unreachable, wrong password, TLS).
+ * - Local subscribers are served directly, as without a backplane; the
+ *   message goes to the broker (once, whatever the number of subscribers)
+ *   only when another server subscribes the topic, and comes back from
+ *   the broker to every other server subscribing it (this server drops
+ *   its own echo). A server subscribes a topic on the broker only while
+ *   the topic has local subscribers. Each publishing thread's order is
+ *   kept for every subscriber, local or remote; `except` applies only
+ *   here. A new subscription elsewhere reaches a publisher within a
+ *   broker round trip: messages published before that are not delivered
+ *   to it.
+ * - Outage: when the link to the broker is lost (it closed, or no
+ *   heartbeat came back for 5 s) the server logs it at WS_LOG_WARN,
+ *   goes on delivering to local subscribers, and reconnects with backoff
+ *   (100 ms doubling to 5 s), resubscribing its topics (logged at
+ *   WS_LOG_INFO). Messages published during the outage, or while more
+ *   than 16 MiB wait for the broker, are delivered locally only: other
+ *   servers never get them; they are counted in
+ *   `ws_stats.backplane_local_only`. Messages other servers published
+ *   meanwhile do not reach this server's subscribers.
+ * - Counters: `ws_stats.backplane_connected`, `_published`, `_received`,
+ *   `_local_only`, `_reconnects`.
+ *
+ * Errors: WS_ERR_NULL (`srv`), WS_ERR_INVALID_ARGUMENT (a malformed URL:
+ * the message says what is wrong — scheme, host, port, database,
+ * parameter, prefix, ca_file), WS_ERR_INVALID_UTF8, WS_ERR_STATE (after
+ * listen). Ownership: `url` is copied; the caller keeps it. Thread: any,
+ * not concurrently with `ws_server_listen`.
+ */
+enum ws_result ws_server_set_backplane(struct ws_server *srv, const char *url);
 
 /**
  * Accepts connection `conn`, whose open is waiting for the host (a
@@ -955,8 +1038,9 @@ enum ws_result ws_server_set_health_path(struct ws_server *srv, const char *path
  * literal ("0.0.0.0", "::", "[::1]") or "localhost" (127.0.0.1). Port 0
  * picks a free port (see `ws_server_port`).
  *
- * Errors: WS_ERR_NULL, WS_ERR_BAD_HOST, WS_ERR_ADDR_IN_USE, WS_ERR_IO,
- * WS_ERR_INVALID_ARGUMENT (options that contradict each other),
+ * Errors: WS_ERR_NULL, WS_ERR_BAD_HOST, WS_ERR_ADDR_IN_USE, WS_ERR_IO
+ * (also: the backplane's broker, `ws_server_set_backplane`, cannot be
+ * reached), WS_ERR_INVALID_ARGUMENT (options that contradict each other),
  * WS_ERR_STATE (listen twice, or after close). Ownership: `host` is
  * borrowed for the call. Thread: any (not inside this server's callbacks).
  */

@@ -12,6 +12,11 @@
 #   other-ca.pem other-client.*   a client certificate from another CA
 #   expired.pem expired.key       a leaf valid only in 2020 (from ca)
 #   ed448.key                     a key type rustls cannot use
+# Client certificates from ca that a verifying server refuses (TLS refusal tests):
+#   client-v1.pem/.key            X.509 v1: `openssl x509 -req` with no -extfile
+#   client-expired.pem/.key       valid only in 2020
+#   client-future.pem/.key        valid only from 2090
+#   client-serverauth.pem/.key    extendedKeyUsage=serverAuth only (no clientAuth)
 set -euo pipefail
 out=${1:-build/certs}
 mkdir -p "$out"
@@ -47,14 +52,26 @@ ca other-ca "/CN=some other CA"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other-client.key 2>/dev/null
 leaf other-client other-client.key "/CN=mallory" other-ca "extendedKeyUsage=clientAuth"
 openssl genpkey -algorithm ED448 -out ed448.key 2>/dev/null
-# An expired leaf needs explicit dates, which only `openssl ca` takes here.
-mkdir -p expired.db && : > expired.db/index.txt && echo 01 > expired.db/serial
-printf '%s\n' "[ca]" "default_ca=d" "[d]" "database=expired.db/index.txt" "new_certs_dir=expired.db" \
-    "serial=expired.db/serial" "default_md=sha256" "policy=p" "copy_extensions=copy" "[p]" "commonName=supplied" > expired.cnf
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out expired.key 2>/dev/null
-openssl req -new -key expired.key -subj "/CN=localhost" -addext "$san" -out expired.csr 2>/dev/null
-openssl ca -batch -config expired.cnf -cert ca.pem -keyfile ca.key -startdate 20200101000000Z \
-    -enddate 20210101000000Z -in expired.csr -out expired.pem -notext 2>/dev/null
-rm -rf expired.db expired.cnf expired.csr
+# Explicit dates need `openssl ca` here (x509 -req takes only -days).
+dated() { # name subject startdate enddate ext-line
+    mkdir -p dated.db && : > dated.db/index.txt && echo 01 > dated.db/serial
+    printf '%s\n' "[ca]" "default_ca=d" "[d]" "database=dated.db/index.txt" "new_certs_dir=dated.db" \
+        "serial=dated.db/serial" "default_md=sha256" "policy=p" "copy_extensions=copy" "[p]" "commonName=supplied" > dated.cnf
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null
+    openssl req -new -key "$1.key" -subj "$2" -addext "$5" -out "$1.csr" 2>/dev/null
+    openssl ca -batch -config dated.cnf -cert ca.pem -keyfile ca.key -startdate "$3" \
+        -enddate "$4" -in "$1.csr" -out "$1.pem" -notext 2>/dev/null
+    rm -rf dated.db dated.cnf "$1.csr"
+}
+dated expired "/CN=localhost" 20200101000000Z 20210101000000Z "$san"
+dated client-expired "/CN=old-alice" 20200101000000Z 20210101000000Z "extendedKeyUsage=clientAuth"
+dated client-future "/CN=future-alice" 20900101000000Z 20910101000000Z "extendedKeyUsage=clientAuth"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out client-serverauth.key 2>/dev/null
+leaf client-serverauth client-serverauth.key "/CN=server-as-client" ca "extendedKeyUsage=serverAuth"
+# What many guides show, and OpenSSL-based servers accept: no -extfile, so X.509 v1.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out client-v1.key 2>/dev/null
+openssl req -new -key client-v1.key -subj "/CN=v1-alice" -out client-v1.csr 2>/dev/null
+openssl x509 -req -in client-v1.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days $days -out client-v1.pem 2>/dev/null
+rm -f client-v1.csr
 rm -f ./*.srl
 echo "certificates in $(pwd)"

@@ -97,10 +97,16 @@ pub struct Config {
     pub deflate_level: u32,
     /// Messages shorter than this go uncompressed.
     pub deflate_min_size: usize,
+    /// Bytes held for all connections together (0: no budget).
+    pub memory_budget: usize,
     /// Serve wss:// with this TLS configuration; `None` (the default)
     /// serves plain ws://. Replace it on a live server with
     /// [`crate::ServerHandle::reload_tls`].
     pub tls: Option<Tls>,
+    /// Join a Redis backplane: topics reach the subscribers of every server
+    /// on the same broker and channel prefix. `None` (the default): topics
+    /// stay in this process.
+    pub backplane: Option<crate::Backplane>,
 }
 
 impl Default for Config {
@@ -135,7 +141,9 @@ impl Default for Config {
             deflate_context: false,
             deflate_level: 0,
             deflate_min_size: 0,
+            memory_budget: 0,
             tls: None,
+            backplane: None,
         };
         for spec in OPTIONS {
             c.store(spec.key, spec.default);
@@ -198,6 +206,7 @@ impl Config {
             Key::DeflateContext => self.deflate_context as u64,
             Key::DeflateLevel => self.deflate_level as u64,
             Key::DeflateMinSize => self.deflate_min_size as u64,
+            Key::MemoryBudget => self.memory_budget as u64,
         })
     }
 
@@ -275,6 +284,7 @@ impl Config {
             Key::DeflateContext => self.deflate_context = v != 0,
             Key::DeflateLevel => self.deflate_level = v as u32,
             Key::DeflateMinSize => self.deflate_min_size = size,
+            Key::MemoryBudget => self.memory_budget = size,
         }
     }
 
@@ -338,6 +348,25 @@ mod tests {
         assert!(Config::default().set_option(999, 1).is_err());
         assert!(Config::default().set_option(10, 1009).is_err(), "only 0, 1008, 1013");
         assert!(Config::default().validate().is_ok());
+    }
+
+    /// SECURITY.md's defaults table: every option it names shows the
+    /// default the core has.
+    #[test]
+    fn security_md_defaults_match_the_core() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/SECURITY.md")).expect("SECURITY.md");
+        let rows: Vec<&str> = doc.lines().filter(|l| l.starts_with("| `WS_OPT_")).collect();
+        assert!(rows.len() >= 10, "SECURITY.md lost its defaults table");
+        for row in rows {
+            let name = row.trim_start_matches("| `").split('`').next().unwrap_or("");
+            let spec =
+                OPTIONS.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("SECURITY.md: no option {name}"));
+            assert!(
+                row.starts_with(&format!("| `{}` | {} |", spec.name, spec.shown)),
+                "SECURITY.md row {row:?}: default is {}",
+                spec.shown
+            );
+        }
     }
 
     /// The README's options table shows every option with its default and

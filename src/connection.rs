@@ -8,6 +8,7 @@
 //! all. Reads land in a per-thread scratch buffer and complete frames are
 //! handled in place; only a partial frame is copied into `inbuf`, which is
 //! freed again once it empties.
+use crate::budget::Budget;
 use crate::config::Config;
 use crate::outbox::{Command, ConnShared, CurrentConn};
 use crate::protocol::frame::{self, OpCode, Violation};
@@ -53,6 +54,8 @@ pub(crate) trait Host: Unpin {
     fn closed(&self, conn: &Arc<ConnShared>, code: u16, reason: &str);
     /// Ready while the host can take more events.
     fn poll_event_room(&self, cx: &mut Context<'_>) -> Poll<()>;
+    /// The server-wide memory budget, which counts partial input.
+    fn budget(&self) -> &Budget;
 }
 
 /// The reader's results, applied to this connection.
@@ -110,6 +113,8 @@ pub(crate) struct Connection<S, H: Host> {
     reader: Reader,
     mode: Mode,
     deadline: Option<Pin<Box<Sleep>>>,
+    /// Bytes of partial input counted in the memory budget.
+    held: usize,
     /// `inbuf` holds what the client sent right after its handshake.
     leftover: bool,
     reported: bool,
@@ -128,6 +133,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
             reader,
             mode: Mode::Open,
             deadline: None,
+            held: 0,
             leftover: has_leftover,
             reported: false,
             shut_down: false,
@@ -368,7 +374,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
         if !matches!(self.mode, Mode::Open | Mode::Closing) {
             return Poll::Pending;
         }
-        if !flushed && self.shared.queued_bytes() >= self.host.config().send_queue_limit {
+        if !flushed && self.shared.backlog() >= self.host.config().send_queue_limit {
             // The client is not reading what we send (pongs included): stop
             // reading its input until it does, so the queue stays bounded.
             return Poll::Pending;
@@ -376,6 +382,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
         if matches!(self.mode, Mode::Open) && self.host.poll_event_room(cx).is_pending() {
             // The host's event queue is full: leave the input in the socket
             // (TCP pushes back on the client) until the host drains it.
+            return Poll::Pending;
+        }
+        let completing = self.reader.need() > 0 && self.inbuf.capacity() >= self.reader.need();
+        if !completing && self.host.budget().poll_room(cx).is_pending() {
+            // Over the server's memory budget: read nothing that needs more
+            // memory (a frame whose room is already held may still finish,
+            // and release it) until enough is released elsewhere.
             return Poll::Pending;
         }
         if std::mem::take(&mut self.leftover) {
@@ -444,11 +457,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Future for Connection<S, H> {
         let this = self.get_mut();
         let _current = CurrentConn::enter(&this.shared);
         this.shared.waker.register(cx.waker());
+        let result = this.poll_rounds(cx);
+        this.account();
+        result
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
+    fn poll_rounds(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         for _ in 0..READ_BUDGET {
-            if this.shut_down && this.reported {
+            // Done after an I/O error (no linger left); a connection that
+            // shut its side down normally goes on draining in poll_linger
+            // until the peer closes or LINGER passes, else its unread input
+            // would reset the socket and lose the close frame we sent.
+            if self.shut_down && self.reported && self.deadline.is_none() {
                 return Poll::Ready(());
             }
-            match this.poll_round(cx) {
+            match self.poll_round(cx) {
                 Poll::Ready(true) => return Poll::Ready(()),
                 Poll::Ready(false) => continue,
                 Poll::Pending => return Poll::Pending,
@@ -460,6 +485,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Future for Connection<S, H> {
 }
 
 impl<S, H: Host> Connection<S, H> {
+    /// Brings the memory budget's count of this connection's partial input
+    /// (its carry-over buffer, a message being assembled) up to date.
+    fn account(&mut self) {
+        let now = self.inbuf.capacity() + self.reader.held_bytes();
+        self.host.budget().adjust(&mut self.held, now);
+    }
+
     /// Delivers `on_close`, exactly once; false if it was already delivered.
     fn announce_close(&mut self, code: u16, reason: &str) -> bool {
         if self.reported {
@@ -478,5 +510,6 @@ impl<S, H: Host> Drop for Connection<S, H> {
     /// owes the host its close event.
     fn drop(&mut self) {
         self.announce_close(1006, "");
+        self.host.budget().adjust(&mut self.held, 0);
     }
 }

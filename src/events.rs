@@ -3,6 +3,7 @@
 //! into an [`EventQueue`] that the host drains from its own loop: two
 //! deliveries of the same events, in the same order, with the same rules
 //! (per connection: open first, close exactly once and last).
+use crate::budget::Budget;
 use crate::outbox::ConnShared;
 use crate::{ConnId, Error, Handler, Kind, LogLevel, Request, ServerHandle};
 use parking_lot::{Condvar, Mutex};
@@ -193,10 +194,19 @@ pub(crate) struct EventQueue {
     full: AtomicBool,
     /// Connections waiting for room, woken once the host drains.
     waiting: Mutex<Vec<Waker>>,
+    /// The server's memory budget, which counts the queued events' cost.
+    budget: Arc<Budget>,
+}
+
+impl Drop for EventQueue {
+    /// Events never taken are no longer held.
+    fn drop(&mut self) {
+        self.budget.release(self.queue.get_mut().bytes);
+    }
 }
 
 impl EventQueue {
-    pub fn new(max_bytes: usize, max_events: usize) -> Result<EventQueue, Error> {
+    pub fn new(max_bytes: usize, max_events: usize, budget: Arc<Budget>) -> Result<EventQueue, Error> {
         // SAFETY: eventfd takes no pointers; the result is checked.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -217,6 +227,7 @@ impl EventQueue {
             max_events,
             full: AtomicBool::new(false),
             waiting: Mutex::new(Vec::new()),
+            budget,
         })
     }
 
@@ -254,6 +265,7 @@ impl EventQueue {
         }
         let cost = event.cost();
         q.bytes += cost;
+        self.budget.add(cost);
         q.events.push_back((event, conn, cost));
         if !q.signalled && !q.deferred {
             if defer_signal(self) {
@@ -292,6 +304,7 @@ impl EventQueue {
         loop {
             if let Some((event, conn, cost)) = q.events.pop_front() {
                 q.bytes -= cost;
+                self.budget.release(cost);
                 if q.events.is_empty() && !q.finished {
                     self.unsignal(&mut q); // once finished it stays readable: poll says "closed"
                 }
@@ -449,7 +462,7 @@ mod tests {
 
     #[test]
     fn fd_is_readable_exactly_while_events_wait() {
-        let q = Arc::new(EventQueue::new(1 << 20, 100).unwrap());
+        let q = Arc::new(EventQueue::new(1 << 20, 100, Arc::default()).unwrap());
         let readable = || {
             let mut p = libc::pollfd { fd: q.fd(), events: libc::POLLIN, revents: 0 };
             // SAFETY: one live pollfd.
@@ -475,7 +488,7 @@ mod tests {
 
     #[test]
     fn full_queue_holds_readers_until_drained_under_its_limits() {
-        let q = Arc::new(EventQueue::new(1 << 20, 3).unwrap());
+        let q = Arc::new(EventQueue::new(1 << 20, 3, Arc::default()).unwrap());
         let woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         struct Count(Arc<std::sync::atomic::AtomicUsize>);
         impl std::task::Wake for Count {
@@ -505,7 +518,7 @@ mod tests {
 
     #[test]
     fn a_waiting_taker_wakes_on_push_and_on_finish() {
-        let q = Arc::new(EventQueue::new(1 << 20, 100).unwrap());
+        let q = Arc::new(EventQueue::new(1 << 20, 100, Arc::default()).unwrap());
         let q2 = q.clone();
         let t = std::thread::spawn(move || {
             let first = q2.take(None).unwrap().is_some();

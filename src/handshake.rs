@@ -94,7 +94,12 @@ pub(crate) async fn read_request<S: AsyncRead + Unpin>(
 }
 
 /// Parses a complete head in `buf`; `Ok(None)` if it is not complete yet.
-fn parse(buf: &[u8], peer: SocketAddr, subprotocols: &[String], http: bool) -> Result<Option<Incoming>, Refusal> {
+pub(crate) fn parse(
+    buf: &[u8],
+    peer: SocketAddr,
+    subprotocols: &[String],
+    http: bool,
+) -> Result<Option<Incoming>, Refusal> {
     if buf.is_empty() {
         return Ok(None);
     }

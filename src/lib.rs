@@ -7,10 +7,15 @@
 //! checks arguments, converts types, catches panics and calls this API.
 #![deny(missing_docs)]
 
+mod backplane;
+mod budget;
 mod config;
 mod connection;
 mod error;
 mod events;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod handler;
 mod handshake;
 mod http;
@@ -25,11 +30,13 @@ mod request;
 mod server;
 mod stats;
 mod tls;
+mod tls_refusal;
 mod topics;
 mod wakes;
 
 pub mod ffi;
 
+pub use backplane::Backplane;
 pub use config::{Config, OverflowPolicy};
 pub use error::Error;
 pub use events::{Event, Polled};

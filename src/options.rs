@@ -32,6 +32,7 @@ pub(crate) enum Key {
     DeflateContext,
     DeflateLevel,
     DeflateMinSize,
+    MemoryBudget,
 }
 
 /// One option as the C ABI and the README present it.
@@ -346,6 +347,18 @@ pub(crate) static OPTIONS: &[OptionSpec] = &[
         default: 64,
         shown: "64",
         why: "below that compression saves little and still costs a compressor pass",
+        min: 0,
+        max: SIZE_MAX,
+        only: &[],
+    },
+    OptionSpec {
+        key: Key::MemoryBudget,
+        id: 25,
+        name: "WS_OPT_MEMORY_BUDGET",
+        summary: "Bytes the server may hold for all connections together (partial incoming messages, send queues, queued events); past it connections stop reading and new handshakes get 503. 0: no budget.",
+        default: 0,
+        shown: "0 (none)",
+        why: "the per-connection limits already bound memory (connections x (message + send queue)); set it to cap the sum lower",
         min: 0,
         max: SIZE_MAX,
         only: &[],

@@ -2,6 +2,7 @@
 //! queue of encoded frames, its byte count against the limits, and the
 //! commands (close, fail, kill) another thread can give the connection.
 //! The connection's own task is the only writer to the socket.
+use crate::budget::Budget;
 use crate::config::OverflowPolicy;
 use crate::events::Verdict;
 use crate::outgoing::{ConnDeflate, Outgoing};
@@ -14,7 +15,7 @@ use parking_lot::{Mutex, MutexGuard};
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// What a queued send reports when it succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +54,12 @@ pub(crate) struct Outbox {
     /// Front frames the connection's task is writing right now, with the
     /// lock released (they may not be discarded meanwhile).
     in_flight: usize,
-    /// Bytes queued and not yet written.
-    pub bytes: usize,
+    /// Bytes queued and not yet written (counted in `budget`).
+    bytes: usize,
+    /// The server's memory budget, which counts `bytes`.
+    budget: Option<Arc<Budget>>,
+    /// permessage-deflate, once negotiated (set before the 101 is queued).
+    deflate: Option<ConnDeflate>,
     /// A send reported backpressure; fire drain when under the limit again.
     backpressured: bool,
     /// False once a close frame is queued: data sends are refused.
@@ -88,7 +93,19 @@ pub(crate) struct AnswerExtra {
     pub body: Option<Vec<u8>>,
 }
 
+impl Drop for Outbox {
+    /// What is still queued is no longer held.
+    fn drop(&mut self) {
+        self.set_bytes(0);
+    }
+}
+
 impl Outbox {
+    /// Bytes queued and not yet written.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Puts (shared handles to) the unwritten bytes of up to `max` front
     /// frames into `out`, so they can be written without the lock: senders
     /// on other threads never wait for a system call. They stay queued,
@@ -110,7 +127,7 @@ impl Outbox {
 
     pub fn advance(&mut self, mut n: usize, soft: usize) -> bool {
         self.in_flight = 0;
-        self.bytes = self.bytes.saturating_sub(n);
+        self.set_bytes(self.bytes.saturating_sub(n));
         // (The queue may have been shut meanwhile: nothing left to advance.)
         while n > 0 && !self.frames.is_empty() {
             let left = self.frames[0].len() - self.front_written;
@@ -138,8 +155,16 @@ impl Outbox {
         self.frames.is_empty()
     }
 
+    /// Changes the queued byte count, and the budget's with it.
+    fn set_bytes(&mut self, now: usize) {
+        match &self.budget {
+            Some(b) => b.adjust(&mut self.bytes, now),
+            None => self.bytes = now,
+        }
+    }
+
     fn push(&mut self, frame: Bytes) -> bool {
-        self.bytes += frame.len();
+        self.set_bytes(self.bytes + frame.len());
         self.frames.push_back(frame);
         self.frames.len() == 1
     }
@@ -159,7 +184,7 @@ impl Outbox {
         let keep = self.in_flight.max((self.front_written > 0) as usize);
         while self.frames.len() > keep {
             let f = self.frames.pop_back().unwrap_or_default();
-            self.bytes -= f.len();
+            self.set_bytes(self.bytes - f.len());
         }
     }
 }
@@ -216,15 +241,15 @@ pub(crate) struct ConnShared {
     /// Held by the task while it writes a batch with the outbox unlocked:
     /// senders never wait for that system call, `queued_bytes` does.
     pub writing: Mutex<()>,
-    /// permessage-deflate, once negotiated (set before the 101 is queued).
-    pub deflate: OnceLock<Box<ConnDeflate>>,
 }
 
 impl ConnShared {
-    pub fn new(id: ConnId, now: u64, wakes: Arc<RemoteWakes>) -> ConnShared {
+    pub fn new(id: ConnId, now: u64, wakes: Arc<RemoteWakes>, budget: Option<Arc<Budget>>) -> ConnShared {
+        let mut outbox = Outbox::default();
+        outbox.budget = budget;
         ConnShared {
             id,
-            outbox: Mutex::new(Outbox::default()),
+            outbox: Mutex::new(outbox),
             waker: AtomicWaker::new(),
             last_rx: AtomicU64::new(now),
             last_ping: AtomicU64::new(now),
@@ -232,7 +257,6 @@ impl ConnShared {
             user_data: AtomicUsize::new(0),
             wakes,
             writing: Mutex::new(()),
-            deflate: OnceLock::new(),
         }
     }
 
@@ -261,18 +285,17 @@ impl ConnShared {
         if ob.closed {
             return Err(Error::Closed(self.id));
         }
-        let deflate = self.deflate.get().map(|d| &**d);
         // A frame from the connection's own context is made only once it is
         // sure to be queued (its bound checked instead): the context moves on.
-        let (frame, len) = match out.uses_own_context(deflate) {
+        let (frame, len) = match out.uses_own_context(ob.deflate.as_ref()) {
             true => (None, out.max_frame_len()),
             false => {
-                let f = out.frame_for(deflate);
+                let f = out.frame_for(ob.deflate.as_mut());
                 let len = f.len();
                 (Some(f), len)
             }
         };
-        let queued = ob.bytes;
+        let queued = ob.bytes();
         if queued >= limits.soft && queued + len > limits.hard {
             let first = !std::mem::replace(&mut ob.drop_logged, true);
             if let OverflowPolicy::Close(code) = limits.overflow {
@@ -288,8 +311,12 @@ impl ConnShared {
             }
             return Err(Error::Dropped(self.id));
         }
-        let was_empty = ob.push(frame.unwrap_or_else(|| out.frame_for(deflate)));
-        let status = if ob.bytes >= limits.soft {
+        let frame = match frame {
+            Some(f) => f,
+            None => out.frame_for(ob.deflate.as_mut()),
+        };
+        let was_empty = ob.push(frame);
+        let status = if ob.bytes() >= limits.soft {
             ob.backpressured = true;
             SendStatus::Backpressure
         } else {
@@ -336,12 +363,18 @@ impl ConnShared {
         Ok(())
     }
 
+    /// Records the permessage-deflate agreement (before the 101 is queued).
+    pub fn set_deflate(&self, deflate: ConnDeflate) {
+        self.outbox.lock().deflate = Some(deflate);
+    }
+
     /// Puts the 101 answer before everything `on_open` queued, even a close
     /// (a disconnect or server close during `on_open` still completes the
     /// handshake first, then closes it properly).
     pub fn queue_handshake_answer(&self, answer: Bytes) {
         let mut ob = self.outbox.lock();
-        ob.bytes += answer.len();
+        let now = ob.bytes + answer.len();
+        ob.set_bytes(now);
         ob.frames.push_front(answer);
     }
 
@@ -458,7 +491,7 @@ impl ConnShared {
         ob.closed = true;
         ob.ended = true;
         ob.frames = VecDeque::new();
-        ob.bytes = 0;
+        ob.set_bytes(0);
         ob.pending_open = None;
         std::mem::take(&mut ob.topics)
     }
@@ -486,14 +519,25 @@ impl ConnShared {
     /// As `queued_bytes`, without waiting for a write in progress (for the
     /// statistics, summed under a registry lock).
     pub fn queued_bytes_now(&self) -> usize {
-        self.outbox.lock().bytes
+        self.outbox.lock().bytes()
     }
 
     /// Bytes queued and not yet written. Waits for a write in progress, so
     /// that bytes a client may already have read are not counted.
     pub fn queued_bytes(&self) -> usize {
         let _writer = self.writing.lock();
-        self.outbox.lock().bytes
+        self.outbox.lock().bytes()
+    }
+
+    /// What the queue costs, for deciding to stop reading a client that
+    /// does not read: its bytes plus a frame's own cost (its handle and
+    /// allocation, about 64 bytes) for each queued frame, so a flood of
+    /// tiny pongs is bounded by what it holds, not by its 2-byte payloads.
+    pub fn backlog(&self) -> usize {
+        const FRAME_COST: usize = 64;
+        let _writer = self.writing.lock();
+        let ob = self.outbox.lock();
+        ob.bytes() + ob.frames.len() * FRAME_COST
     }
 
     pub fn touch(&self, now: u64) {

@@ -8,21 +8,21 @@ use crate::protocol::deflate::{self, Compressor, Deflate};
 use crate::protocol::frame::{self, OpCode};
 use crate::{Error, Kind};
 use bytes::Bytes;
-use parking_lot::Mutex;
 use std::cell::OnceCell;
 
-/// A connection's side of permessage-deflate, for sending.
+/// A connection's side of permessage-deflate, for sending; it lives in the
+/// connection's outbox, so it is used under the outbox lock and frames are
+/// queued in the order they were compressed.
 pub(crate) struct ConnDeflate {
     pub params: Deflate,
-    /// With context takeover: the connection's own compressor, made at
-    /// its first compressed message; only used under the outbox lock, so
-    /// frames are queued in the order they were compressed.
-    own: Mutex<Option<Compressor>>,
+    /// With context takeover: the connection's own compressor, made at its
+    /// first compressed message (none without: nothing held per connection).
+    own: Option<Box<Compressor>>,
 }
 
 impl ConnDeflate {
     pub fn new(params: Deflate) -> ConnDeflate {
-        ConnDeflate { params, own: Mutex::new(None) }
+        ConnDeflate { params, own: None }
     }
 }
 
@@ -64,7 +64,7 @@ impl<'a> Outgoing<'a> {
     }
 
     /// The frame for a connection with `deflate` (None: not negotiated).
-    pub fn frame_for(&self, deflate: Option<&ConnDeflate>) -> Bytes {
+    pub fn frame_for(&self, deflate: Option<&mut ConnDeflate>) -> Bytes {
         let Some(d) = deflate.filter(|_| self.compress) else {
             return self.plain.get_or_init(|| frame::encode(self.opcode, self.data)).clone();
         };
@@ -79,8 +79,7 @@ impl<'a> Outgoing<'a> {
                 })
                 .clone();
         }
-        let mut own = d.own.lock();
-        let compressor = own.get_or_insert_with(|| Compressor::new(self.level, bits));
+        let compressor = d.own.get_or_insert_with(|| Box::new(Compressor::new(self.level, bits)));
         let mut z = Vec::new();
         compressor.message(self.data, &mut z, false);
         frame::encode_compressed(self.opcode, &z)
@@ -95,5 +94,38 @@ impl<'a> Outgoing<'a> {
     /// incompressible data by a few bytes per 16 KiB block.
     pub fn max_frame_len(&self) -> usize {
         self.data.len() + self.data.len() / 1024 + 64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(server_no_takeover: bool, bits: u8) -> ConnDeflate {
+        ConnDeflate::new(Deflate { server_no_takeover, client_no_takeover: true, server_window_bits: bits })
+    }
+
+    #[test]
+    fn one_compression_shared_per_window_and_own_frames_for_contexts() {
+        let config = Config { deflate: true, ..Config::default() };
+        let data = br#"{"type":"tick","n":1,"room":"general"}"#.repeat(20);
+        let out = Outgoing::new(&data, Kind::Text, &config, true).unwrap();
+        let (mut a, mut b, mut small, mut ctx) = (conn(true, 15), conn(true, 15), conn(true, 10), conn(false, 15));
+        let (fa, fb) = (out.frame_for(Some(&mut a)), out.frame_for(Some(&mut b)));
+        assert_eq!(fa.as_ptr(), fb.as_ptr(), "compressed once, the frame shared");
+        assert_eq!(fa[0], 0xC1, "FIN, RSV1, text");
+        assert!(fa.len() < data.len() / 4);
+        assert_ne!(out.frame_for(Some(&mut small)).as_ptr(), fa.as_ptr(), "another window, another frame");
+        let plain = out.frame_for(None);
+        assert_eq!((plain[0], plain.len()), (0x81, data.len() + 4));
+        assert_eq!(plain.as_ptr(), out.frame_for(None).as_ptr(), "the plain frame is shared too");
+        assert!(out.uses_own_context(Some(&ctx)) && !out.uses_own_context(Some(&a)));
+        let (first, second) = (out.frame_for(Some(&mut ctx)), out.frame_for(Some(&mut ctx)));
+        assert!(second.len() < first.len(), "its own context remembers the first copy");
+        let raw = Outgoing::new(&data, Kind::Text, &config, false).unwrap();
+        assert_eq!(raw.frame_for(Some(&mut a))[0], 0x81, "compress=false: plain even with deflate");
+        let short = Outgoing::new(b"hi", Kind::Text, &config, true).unwrap();
+        assert_eq!(short.frame_for(Some(&mut a))[0], 0x81, "under the minimum size: plain");
+        assert!(Outgoing::new(&[0xff], Kind::Text, &config, true).is_err());
     }
 }

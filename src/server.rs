@@ -1,6 +1,7 @@
 //! The server: its runtime, listener and accept loop, keep-alive sweeper,
 //! the operations hosts call (send, broadcast, disconnect) and the graceful
 //! close.
+use crate::budget::Budget;
 use crate::connection::{Connection, Host};
 use crate::events::{EventQueue, Events, Polled, Verdict};
 use crate::handshake::{self, Incoming, Refusal};
@@ -58,6 +59,10 @@ pub(crate) struct Inner {
     close_lock: Mutex<()>,
     /// The TLS configuration new handshakes use; swapped by `reload_tls`.
     tls: RwLock<Option<Tls>>,
+    /// The Redis backplane, when the config names one; set by `listen`.
+    backplane: OnceLock<Arc<crate::backplane::Shared>>,
+    /// WS_OPT_MEMORY_BUDGET: what all connections hold together.
+    pub budget: Arc<Budget>,
 }
 
 impl Inner {
@@ -156,6 +161,10 @@ impl Host for Slot {
 
     fn poll_event_room(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         self.0.inner.events.poll_room(cx)
+    }
+
+    fn budget(&self) -> &Budget {
+        &self.0.inner.budget
     }
 }
 
@@ -285,8 +294,27 @@ impl ServerHandle {
     /// Queues one message for every subscriber of `topic` but `except`:
     /// encoded once, the frame shared. An unknown or empty topic is fine
     /// (0). Publishes from one thread reach each subscriber in order.
+    /// With a backplane ([`Config::backplane`]) the message also goes, once,
+    /// to the broker when another server subscribes the topic; the local
+    /// subscribers are served here, without the broker.
     pub fn publish(&self, topic: &str, data: &[u8], kind: Kind, except: Option<ConnId>) -> Result<usize, Error> {
         crate::topics::check_topic(topic)?;
+        let n = self.publish_local(topic, data, kind, except)?;
+        if let Some(bp) = self.inner.backplane.get() {
+            bp.publish(topic, data, kind);
+        }
+        Ok(n)
+    }
+
+    /// To this server's subscribers of `topic` only (a publish here, or a
+    /// message another server published).
+    pub(crate) fn publish_local(
+        &self,
+        topic: &str,
+        data: &[u8],
+        kind: Kind,
+        except: Option<ConnId>,
+    ) -> Result<usize, Error> {
         let out = Outgoing::new(data, kind, self.config(), true)?;
         Ok(self.send_to_each(&out, except, "publish", |f| self.inner.topics.for_each(topic, f)))
     }
@@ -305,6 +333,16 @@ impl ServerHandle {
         inner.registry.for_each(&mut |c| stats.queued_bytes += c.queued_bytes_now() as u64);
         let (topics, subscriptions) = inner.topics.totals();
         (stats.topics, stats.subscriptions) = (topics as u64, subscriptions as u64);
+        if let Some(bp) = inner.backplane.get() {
+            [
+                stats.backplane_connected,
+                stats.backplane_published,
+                stats.backplane_received,
+                stats.backplane_local_only,
+                stats.backplane_reconnects,
+            ] = bp.read();
+        }
+        stats.memory_held = inner.budget.held() as u64;
         stats
     }
 
@@ -526,6 +564,8 @@ impl Server {
             io: Mutex::new(None),
             close_lock: Mutex::new(()),
             tls: RwLock::new(None),
+            backplane: OnceLock::new(),
+            budget: Arc::new(Budget::default()),
         };
         Server { handle: ServerHandle { inner: Arc::new(inner) } }
     }
@@ -559,10 +599,18 @@ impl Server {
         let std_listener = bind(SocketAddr::new(ip, port))?;
         let local = std_listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
         let queue = match config.event_queue {
-            true => Some(Arc::new(EventQueue::new(config.event_queue_bytes, config.event_queue_events)?)),
+            true => Some(Arc::new(EventQueue::new(
+                config.event_queue_bytes,
+                config.event_queue_events,
+                inner.budget.clone(),
+            )?)),
             false => None,
         };
         let io = IoThreads::start(config.threads, Arc::as_ptr(inner) as usize, config.event_queue)?;
+        let backplane = match &config.backplane {
+            Some(bp) => Some(crate::backplane::start(bp.clone(), &self.handle(), &io.handles()[0].0)?),
+            None => None,
+        };
         if inner.state.compare_exchange(NEW, LISTENING, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             return Err(Error::State("listen was already called".into()));
         }
@@ -575,6 +623,7 @@ impl Server {
         if let Some(queue) = queue {
             inner.events.use_queue(queue);
         }
+        inner.budget.set_limit(config.memory_budget);
         let _ = inner.config.set(config.clone());
         let _ = inner.local_addr.set(local);
         let threads = io.handles();
@@ -585,6 +634,13 @@ impl Server {
         };
         let mut background = inner.background.lock();
         background.push(main.spawn(accept_loop(self.handle(), listener, threads)));
+        if let Some((bp, task)) = backplane {
+            let watched = bp.clone();
+            inner.topics.watch(Box::new(move |topic| watched.topic_changed(topic)));
+            self.log_with(&config, LogLevel::Info, &format!("backplane {} joined", bp.config.shown()));
+            let _ = inner.backplane.set(bp);
+            background.push(task);
+        }
         let tick = [config.ping_interval, config.idle_timeout]
             .into_iter()
             .filter(|d| !d.is_zero())
@@ -755,7 +811,10 @@ async fn serve_tls(tls: Tls, accepted: Accepted, stream: TcpStream) {
     let deadline = tokio::time::Instant::now() + server.config().handshake_timeout;
     let stream = match tokio::time::timeout_at(deadline, tls.acceptor.accept(stream)).await {
         Err(_) => return server.log(LogLevel::Info, &format!("{peer}: TLS handshake timed out")),
-        Ok(Err(e)) => return server.log(LogLevel::Warn, &format!("{peer}: TLS handshake failed: {e}")),
+        Ok(Err(e)) => {
+            let why = crate::tls_refusal::explain(&e);
+            return server.log(LogLevel::Warn, &format!("{peer}: TLS handshake failed: {why}"));
+        }
         Ok(Ok(stream)) => stream,
     };
     let subject = crate::tls::client_subject(stream.get_ref().1);
@@ -799,6 +858,12 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
                 buffered = crate::http::serve::answer(&server, &mut stream, request, last).await?;
                 deadline = tokio::time::Instant::now() + cfg.http_idle_timeout;
             }
+            Ok(Ok(Incoming::Upgrade(_))) if server.inner.budget.is_over() => {
+                server.log(LogLevel::Warn, &format!("{peer}: refused with 503: memory budget reached"));
+                let answer = handshake::refusal(503, "server memory budget reached");
+                refuse(&server, &mut stream, answer, cfg.close_timeout).await;
+                return None;
+            }
             Ok(Ok(Incoming::Upgrade(_))) if over_limit => {
                 server.log(LogLevel::Warn, &format!("{peer}: refused with 503: max_connections reached"));
                 refuse(&server, &mut stream, handshake::refusal(503, "too many connections"), cfg.close_timeout).await;
@@ -818,7 +883,8 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let inner = &server.inner;
     let id = inner.new_id();
-    let shared = Arc::new(ConnShared::new(id, inner.now_ms(), wakes));
+    let budget = (cfg.memory_budget > 0).then(|| inner.budget.clone());
+    let shared = Arc::new(ConnShared::new(id, inner.now_ms(), wakes, budget));
     *inner.open.lock() += 1;
     if !inner.registry.insert(shared.clone()) {
         inner.connection_ended();
@@ -872,7 +938,7 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     };
     let deflate = deflate.map(|(params, answer)| {
         extra.headers.push(("Sec-WebSocket-Extensions".into(), answer));
-        let _ = shared.deflate.set(Box::new(ConnDeflate::new(params)));
+        shared.set_deflate(ConnDeflate::new(params));
         params
     });
     Counters::add(&inner.counters.handshakes_accepted, 1);

@@ -3,7 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A snapshot of a server's counters (all since `listen`, except the
-/// gauges `open_connections`, `queued_bytes`, `topics`, `subscriptions`).
+/// gauges `open_connections`, `queued_bytes`, `topics`, `subscriptions`,
+/// `backplane_connected`, `memory_held`).
 /// In C this is `ws_stats`: members are only ever appended; fill one with
 /// the `ws_server_stats(srv, &stats)` macro, which passes its size.
 #[repr(C)]
@@ -31,6 +32,22 @@ pub struct Stats {
     pub subscriptions: u64,
     /// Plain HTTP requests answered (static files, health, the host's handler).
     pub http_requests: u64,
+    /// Now: 1 while the link to the backplane's broker is up, else 0 (and 0
+    /// without a backplane).
+    pub backplane_connected: u64,
+    /// Publishes sent to the broker (only those some other server wanted).
+    pub backplane_published: u64,
+    /// Messages received from other servers (or other programs) through
+    /// the broker (once per message, however many local subscribers got it).
+    pub backplane_received: u64,
+    /// Publishes other servers wanted but did not get: made while the
+    /// broker was unreachable (or too far behind), delivered locally only.
+    pub backplane_local_only: u64,
+    /// Times the link to the broker was re-established after a loss.
+    pub backplane_reconnects: u64,
+    /// Now: bytes counted against WS_OPT_MEMORY_BUDGET (partial incoming
+    /// messages, send queues, queued events); 0 without a budget.
+    pub memory_held: u64,
 }
 
 #[derive(Default)]

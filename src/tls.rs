@@ -56,6 +56,7 @@ fn parse_key(pem: &[u8], password: Option<&str>, source: &str) -> Result<Private
             .map_err(|e| tls_err(format!("{source}: malformed encrypted key: {e}")))?;
         let info = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes())
             .map_err(|e| tls_err(format!("{source}: malformed encrypted key: {e}")))?;
+        check_kdf_cost(&info.encryption_algorithm, source)?;
         let plain = info.decrypt(password).map_err(|_| {
             tls_err(format!("{source}: wrong password for the encrypted key (or an unsupported cipher)"))
         })?;
@@ -67,6 +68,44 @@ fn parse_key(pem: &[u8], password: Option<&str>, source: &str) -> Result<Private
         )),
         e => tls_err(format!("{source}: malformed private key: {e}")),
     })
+}
+
+/// Most PBKDF2 iterations an encrypted key may ask for (OpenSSL uses 2,048;
+/// RFC 8018 calls 10,000,000 fit for especially critical keys).
+const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+/// Most memory (128 * r * N bytes) an scrypt-encrypted key may ask for
+/// (OpenSSL's default is 16 MiB), and most work (that times p).
+const MAX_SCRYPT_MEMORY: u64 = 256 << 20;
+const MAX_SCRYPT_WORK: u64 = 1 << 30;
+
+/// Refuses an encrypted key whose key derivation would hang the caller or
+/// exhaust its memory (the parameters are in the file: 2^32 PBKDF2 rounds,
+/// or scrypt asking for terabytes, which would abort the process).
+fn check_kdf_cost(scheme: &pkcs8::pkcs5::EncryptionScheme<'_>, source: &str) -> Result<(), Error> {
+    use pkcs8::pkcs5::{pbes2::Kdf, EncryptionScheme};
+    let EncryptionScheme::Pbes2(params) = scheme else { return Ok(()) };
+    let redo = "re-encrypt it with `openssl pkcs8 -topk8 -v2 aes-256-cbc`";
+    match &params.kdf {
+        Kdf::Pbkdf2(p) if p.iteration_count > MAX_PBKDF2_ITERATIONS => Err(tls_err(format!(
+            "{source}: the encrypted key asks for {} PBKDF2 iterations, more than {MAX_PBKDF2_ITERATIONS}; {redo}",
+            p.iteration_count
+        ))),
+        Kdf::Scrypt(p) => {
+            let memory = 128u64.saturating_mul(p.block_size as u64).saturating_mul(p.cost_parameter);
+            if memory > MAX_SCRYPT_MEMORY || memory.saturating_mul(p.parallelization as u64) > MAX_SCRYPT_WORK {
+                return Err(tls_err(format!(
+                    "{source}: the encrypted key's scrypt parameters (N={}, r={}, p={}) need more than {} MiB or too \
+                     much work to decrypt; {redo}",
+                    p.cost_parameter,
+                    p.block_size,
+                    p.parallelization,
+                    MAX_SCRYPT_MEMORY >> 20
+                )));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Certificate, key and optional client CA, gathered and checked piece by
@@ -228,4 +267,52 @@ pub(crate) fn client_subject(conn: &rustls::ServerConnection) -> Option<String> 
     let der = conn.peer_certificates()?.first()?;
     let cert = x509_cert::Certificate::from_der(der).ok()?;
     Some(cert.tbs_certificate.subject.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pkcs8::der::{pem::LineEnding, EncodePem};
+    use pkcs8::pkcs5::pbes2::{self, Kdf, Pbkdf2Params, Pbkdf2Prf, ScryptParams};
+
+    /// An encrypted key PEM whose derivation has `kdf`'s cost (the data is
+    /// junk: a key that is refused must be refused before decrypting).
+    fn encrypted_key(kdf: Kdf<'_>) -> String {
+        let iv = [7u8; 16];
+        let scheme = pkcs8::pkcs5::EncryptionScheme::Pbes2(pbes2::Parameters {
+            kdf,
+            encryption: pbes2::EncryptionScheme::Aes256Cbc { iv: &iv },
+        });
+        let info = pkcs8::EncryptedPrivateKeyInfo { encryption_algorithm: scheme, encrypted_data: &[0u8; 48] };
+        info.to_pem(LineEnding::LF).unwrap()
+    }
+
+    /// Found by the ffi_tls_pem fuzz target: a key asking for 2^32 - 1
+    /// PBKDF2 rounds hung ws_tls_config_set_key_pem, and one asking for
+    /// scrypt N = 2^40 aborted the process on a 1 TiB allocation.
+    #[test]
+    fn refuses_encrypted_keys_whose_derivation_would_hang_or_abort() {
+        let salt = [1u8; 8];
+        let pbkdf2 = |iteration_count| {
+            Kdf::Pbkdf2(Pbkdf2Params { salt: &salt, iteration_count, key_length: None, prf: Pbkdf2Prf::HmacWithSha256 })
+        };
+        let scrypt = |cost_parameter, parallelization| {
+            Kdf::Scrypt(ScryptParams { salt: &salt, cost_parameter, block_size: 8, parallelization, key_length: None })
+        };
+        for (kdf, what) in [
+            (pbkdf2(u32::MAX), "PBKDF2 iterations"),
+            (scrypt(1 << 40, 1), "scrypt parameters"),
+            (scrypt(1 << 18, 64), "scrypt parameters"),
+        ] {
+            let pem = encrypted_key(kdf);
+            let err = parse_key(pem.as_bytes(), Some("secret"), "key PEM").unwrap_err().to_string();
+            assert!(err.contains(what) && err.contains("openssl pkcs8"), "{err}");
+        }
+        // Costs a real tool uses pass the check and fail only at the (junk) data.
+        for kdf in [pbkdf2(2048), pbkdf2(100_000), scrypt(1 << 14, 1)] {
+            let pem = encrypted_key(kdf);
+            let err = parse_key(pem.as_bytes(), Some("secret"), "key PEM").unwrap_err().to_string();
+            assert!(err.contains("wrong password"), "{err}");
+        }
+    }
 }

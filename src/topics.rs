@@ -11,16 +11,22 @@ use crate::{ConnId, Error};
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 type Subscribers = HashMap<ConnId, Arc<ConnShared>, BuildHasherDefault<IdHasher>>;
 
 /// The longest topic name, in bytes.
 pub(crate) const MAX_TOPIC_LEN: usize = 1024;
 
+/// Told when a topic gains its first subscriber or loses its last, under
+/// the map's lock (so calls come in the order of the changes): must only
+/// hand the name on, never block or call back into the topics.
+pub(crate) type Watcher = Box<dyn Fn(&Arc<str>) + Send + Sync>;
+
 #[derive(Default)]
 pub(crate) struct Topics {
     map: RwLock<HashMap<Arc<str>, Subscribers>>,
+    watcher: OnceLock<Watcher>,
 }
 
 /// A topic name must be 1..=1024 bytes.
@@ -32,20 +38,34 @@ pub(crate) fn check_topic(topic: &str) -> Result<(), Error> {
 }
 
 impl Topics {
+    /// Sets the watcher (once; later calls are ignored).
+    pub fn watch(&self, watcher: Watcher) {
+        let _ = self.watcher.set(watcher);
+    }
+
+    fn changed(&self, topic: &Arc<str>) {
+        if let Some(w) = self.watcher.get() {
+            w(topic);
+        }
+    }
+
     /// Adds `conn` to `topic`; false if it already was there. Fails once
     /// the connection has ended (it would never be removed again).
     pub fn subscribe(&self, conn: &Arc<ConnShared>, topic: &str) -> Result<bool, Error> {
         check_topic(topic)?;
         let mut map = self.map.write();
-        let name: Arc<str> = match map.get_key_value(topic) {
+        let (name, new) = match map.get_key_value(topic) {
             Some((_, subs)) if subs.contains_key(&conn.id) => return Ok(false),
-            Some((k, _)) => k.clone(),
-            None => Arc::from(topic),
+            Some((k, _)) => (k.clone(), false),
+            None => (Arc::from(topic), true),
         };
         // Under the map lock: a connection ending now either sees this
         // topic in its list or has already refused it.
         conn.add_topic(name.clone())?;
-        map.entry(name).or_default().insert(conn.id, conn.clone());
+        map.entry(name.clone()).or_default().insert(conn.id, conn.clone());
+        if new {
+            self.changed(&name);
+        }
         Ok(true)
     }
 
@@ -57,7 +77,9 @@ impl Topics {
             return false;
         }
         if subs.is_empty() {
-            map.remove(topic);
+            if let Some((name, _)) = map.remove_entry(topic) {
+                self.changed(&name);
+            }
         }
         conn.remove_topic(topic);
         true
@@ -74,6 +96,7 @@ impl Topics {
                 subs.remove(&id);
                 if subs.is_empty() {
                     map.remove(&topic);
+                    self.changed(&topic);
                 }
             }
         }
@@ -90,6 +113,11 @@ impl Topics {
 
     pub fn subscribers(&self, topic: &str) -> usize {
         self.map.read().get(topic).map_or(0, HashMap::len)
+    }
+
+    /// Every topic with at least one subscriber.
+    pub fn names(&self) -> Vec<Arc<str>> {
+        self.map.read().keys().cloned().collect()
     }
 
     /// (topics with at least one subscriber, subscriptions in all).

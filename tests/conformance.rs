@@ -565,6 +565,29 @@ fn frame_over_max_frame_size_is_1009_from_its_header() {
     fx.finish();
 }
 
+/// A client that writes a whole oversized frame before it reads anything
+/// (Autobahn's 9.1.6 and 9.2.6 against the default limits) must still get
+/// the 1009: after its close frame the server drains the client's input
+/// (up to the 2 s linger) instead of closing the socket on unread bytes,
+/// whose TCP reset would make the client's kernel drop the close frame
+/// unread. 32 MiB is more than loopback's socket buffers hold.
+#[test]
+fn refused_frame_sent_in_full_before_reading_still_gets_1009() {
+    let config = Config { max_frame_size: 1000, ..cfg() };
+    let fx = Fixture::new(config);
+    let (mut c, id) = fx.open();
+    let len = 32usize << 20;
+    let mut bytes = vec![0x82, 0x80 | 127];
+    bytes.extend_from_slice(&(len as u64).to_be_bytes());
+    bytes.extend_from_slice(&MASK);
+    bytes.resize(bytes.len() + len, 0);
+    let written = c.try_write(&bytes);
+    assert!(written.is_ok(), "the server reset the connection while the client was still sending: {written:?}");
+    c.expect_close_for("32 MiB frame written in full before reading", Some(1009));
+    assert_eq!(fx.rec.wait_close(id).0, 1009);
+    fx.finish();
+}
+
 #[test]
 fn length_with_most_significant_bit_set_is_1002() {
     let mut fx = Fixture::new(cfg());

@@ -16,16 +16,19 @@ suite() { # name command...
     echo "--------------- $name: $((SECONDS - start)) s"
 }
 suite "rust (unit, integration, conformance, TLS)" cargo test --release
-suite "C ABI (.so, .a, valgrind)" bash tests/c/run.sh
-suite "C++ binding" bash tests/cpp/run.sh
-suite "Qt binding (Qt 5 and Qt 6)" bash tests/qt/run.sh
+suite "C ABI (.so, .a, ASan+UBSan, valgrind)" bash tests/c/run.sh
+suite "Redis backplane (redis-server, 2 and 3 server processes)" bash tests/backplane/run.sh
+suite "C++ binding (and ASan+UBSan)" bash tests/cpp/run.sh
+suite "Qt binding (Qt 5 and Qt 6, debug-assertions library)" bash tests/qt/run.sh
 suite "python websockets vs C examples (echo, chat, TLS, poll)" bash tests/python/run.sh
-suite "python package (ctypes)" bash tests/python_pkg/run.sh
+suite "python package (ctypes, debug-assertions library)" bash tests/python_pkg/run.sh
+suite "Autobahn|Testsuite (cases 1-10, deflate subset, 9.x at the default limits)" python3 tests/autobahn/run.py quick limits
 suite "browser (headless Chromium)" bash tests/browser/run.sh
 suite "README code samples compile" bash tests/readme/run.sh
 suite "TLS through the C ABI" bash tests/tls/run.sh
 suite "install + pkg-config" bash tests/install/run.sh
 suite "benchmark unit tests (client frames, round medians, targets)" cargo test --release -p wsbench
+suite "fuzz (cargo-fuzz targets, 30 s each, 2 at a time)" bash fuzz/run.sh 30
 suite "benchmark (quick, figures not asserted)" bash bench/run.sh --quick
 [ ${#failures[@]} -eq 0 ] || echo "failed suites: ${failures[*]}"
 echo "$passed passed, $failed failed"

@@ -2,10 +2,10 @@
 //! tokio-tungstenite); certificates are made at test time by
 //! scripts/make-certs.sh (openssl), never committed.
 mod common;
+use common::certs::{client_config, client_config_trusting, file, tls};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -13,56 +13,6 @@ use tokio_rustls::rustls::{self, pki_types::ServerName};
 use tokio_tungstenite::tungstenite::Message;
 use wsserver::{Config, Error, Tls, TlsBuilder};
 use x509_cert::der::Decode;
-
-/// The certificates, generated once per test run.
-fn certs() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("wsserver-tls-test-{}", std::process::id()));
-        let ok = std::process::Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-certs.sh"))
-            .arg(&dir)
-            .status()
-            .expect("run make-certs.sh")
-            .success();
-        assert!(ok, "make-certs.sh failed");
-        dir
-    })
-}
-
-fn file(name: &str) -> String {
-    certs().join(name).to_string_lossy().into_owned()
-}
-
-fn tls(cert: &str, key: &str, password: Option<&str>, ca: Option<&str>) -> Result<Tls, Error> {
-    let mut b = TlsBuilder::new();
-    b.cert_file(&file(cert))?;
-    b.key_file(&file(key), password)?;
-    if let Some(ca) = ca {
-        b.ca_file(&file(ca))?;
-    }
-    b.build()
-}
-
-fn client_config(identity: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(file("ca.pem")).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    Arc::new(match identity {
-        None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_file_iter(file(cert)).unwrap().map(|c| c.unwrap()).collect();
-            builder.with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(file(key)).unwrap()).unwrap()
-        }
-    })
-}
 
 type Wss = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
 
@@ -230,4 +180,129 @@ async fn wss_with_several_io_threads() {
     assert!(rec.wait_until(Duration::from_secs(5), |ev| ev.iter().filter(|e| matches!(e, Ev::Close(..))).count() == 6));
     check_event_order(&rec.snapshot());
     server.close(Duration::from_secs(1));
+}
+
+/// The server's log line for a TLS refusal: waits up to 5 s for a
+/// "TLS handshake failed" line containing every needle; returns it.
+fn refusal_line(rec: &Recorder, needles: &[&str]) -> String {
+    let find = || {
+        rec.logs.lock().unwrap().iter().find_map(|(_, m)| {
+            (m.contains("TLS handshake failed") && needles.iter().all(|n| m.contains(n))).then(|| m.clone())
+        })
+    };
+    poll_until(Duration::from_secs(5), || find().is_some());
+    let line =
+        find().unwrap_or_else(|| panic!("no refusal line with {needles:?}; logs: {:#?}", rec.logs.lock().unwrap()));
+    eprintln!("logged: {line}");
+    line
+}
+
+/// Each client certificate the verifier refuses is logged with the reason
+/// in plain words and what to do (the certificates come from
+/// scripts/make-certs.sh; none of these clients gets a WebSocket).
+#[tokio::test]
+async fn refused_client_certificates_are_logged_with_the_reason_and_what_to_do() {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let der = CertificateDer::from_pem_file(file("client-v1.pem")).unwrap();
+    let v1 = x509_cert::Certificate::from_der(&der).unwrap();
+    assert_eq!(v1.tbs_certificate.version, x509_cert::Version::V1, "make-certs.sh must make a v1 certificate");
+    let (server, rec, port) = start_tls(tls("server.pem", "server.key", None, Some("ca.pem")).unwrap());
+    type Case<'a> = (Option<(&'a str, &'a str)>, &'a [&'a str]);
+    let cases: [Case; 6] = [
+        (
+            Some(("client-v1.pem", "client-v1.key")),
+            &[
+                "X.509 version 1",
+                "what to do: issue a version 3 certificate",
+                "-extfile client.ext",
+                "UnsupportedCertVersion",
+            ],
+        ),
+        (
+            Some(("client-expired.pem", "client-expired.key")),
+            &["client's certificate expired on 2021-01-01T00:00:00Z", "what to do: issue the client a new certificate"],
+        ),
+        (
+            Some(("client-future.pem", "client-future.key")),
+            &["not valid before 2090-01-01T00:00:00Z", "what to do: check the clocks"],
+        ),
+        (
+            Some(("client-serverauth.pem", "client-serverauth.key")),
+            &[
+                "not allowed for client authentication",
+                "lists server authentication but not clientAuth",
+                "what to do: reissue it with `extendedKeyUsage=clientAuth`",
+            ],
+        ),
+        (
+            Some(("other-client.pem", "other-client.key")),
+            &[
+                "not issued by a CA this server trusts",
+                "what to do: issue the client certificate from a CA in the server's CA file",
+            ],
+        ),
+        (
+            None,
+            &[
+                "the client sent no certificate, and this server requires one",
+                "what to do: give the client a certificate",
+            ],
+        ),
+    ];
+    for (identity, needles) in cases {
+        let result = async {
+            let (mut ws, _) = connect(port, identity).await?;
+            // TLS 1.3: the client's handshake may finish before the server
+            // has judged its certificate; the server's alert ends it then.
+            ws.send(Message::text("let me in")).await.map_err(|e| e.to_string())?;
+            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => Ok(t.to_string()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+        .await;
+        assert!(result.is_err(), "{identity:?} must be refused, got {result:?}");
+        let line = refusal_line(&rec, needles);
+        assert!(line.contains("(rustls: "), "the line keeps rustls' words: {line}");
+    }
+    assert!(rec.opened().is_empty(), "no refused client may open: {:?}", rec.snapshot());
+    server.close(Duration::from_secs(1));
+}
+
+/// The other way round: a client that refuses the server's certificate, and
+/// one that speaks plain ws:// to the wss:// port.
+#[tokio::test]
+async fn refusals_by_the_client_and_plain_text_are_explained_too() {
+    let (server, rec, port) = start_tls(tls("server.pem", "server.key", None, None).unwrap());
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(client_config_trusting("other-ca.pem", None));
+    let refused = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await;
+    assert!(refused.is_err(), "a client trusting another CA must refuse the server");
+    refusal_line(&rec, &["the client refused the server's certificate", "what to do: the client must trust the CA"]);
+    let mut plain = RawClient::connect(port);
+    plain.write(upgrade_request("/", "").as_bytes());
+    let _ = plain.read_response();
+    refusal_line(&rec, &["did not speak TLS", "plain ws://", "what to do: connect with a wss://"]);
+    server.close(Duration::from_secs(1));
+}
+
+/// SECURITY.md lists exactly what the server's provider offers: every
+/// cipher suite and key exchange group, and both TLS versions.
+#[test]
+fn security_md_names_every_suite_and_group_offered() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/SECURITY.md")).unwrap();
+    let provider = rustls::crypto::ring::default_provider();
+    let suites: Vec<String> = provider.cipher_suites.iter().map(|s| format!("{:?}", s.suite())).collect();
+    let groups: Vec<String> = provider.kx_groups.iter().map(|g| format!("{:?}", g.name())).collect();
+    assert_eq!(suites.len(), 9, "{suites:?}");
+    for name in suites.iter().chain(&groups) {
+        assert!(doc.contains(name.as_str()), "SECURITY.md does not name {name}");
+    }
+    assert!(doc.contains("**Versions:** TLS 1.3 and TLS 1.2"));
+    // And nothing more: the doc's TLS_ names are all offered.
+    for word in doc.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("TLS13_") || word.starts_with("TLS_ECDHE") {
+            assert!(suites.iter().any(|s| s == word), "SECURITY.md names {word}, which is not offered");
+        }
+    }
 }

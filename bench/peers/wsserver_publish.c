@@ -1,6 +1,6 @@
 /*
- * wsserver_publish [host] [port] [--echo] [--deflate]: the wsserver-c row's
- * broadcast mode, on topics (pub/sub) through the C API.
+ * wsserver_publish [host] [port] [--echo] [--deflate] [backplane-url]: the
+ * wsserver-c row's broadcast mode, on topics (pub/sub) through the C API.
  *
  * Every client is subscribed to the topic "all" when it opens
  * (ws_conn_subscribe in on_open); every text message a client sends is
@@ -14,6 +14,10 @@
  * --echo sends every message back instead (ws_server_send, as
  * build/examples/echo_server does): the deflate-on echo row, since the
  * example takes no options.
+ *
+ * A backplane URL (redis://...) joins the server to a Redis backplane
+ * (ws_server_set_backplane), for the cross-server row: two of these on one
+ * broker, the publisher on one, the receivers split over both.
  *
  * Built by bench/run.sh against target/release/libwsserver.so (rpath set).
  * Prints "listening on ws://HOST:PORT" when ready; exits 0 on SIGINT/SIGTERM.
@@ -61,12 +65,13 @@ int main(int argc, char **argv) {
     const char *host = argc > 1 ? argv[1] : "127.0.0.1";
     long port = 8080;
     int deflate = 0;
+    const char *backplane = NULL;
     if (argc > 2) {
         char *end = NULL;
         errno = 0;
         port = strtol(argv[2], &end, 10);
         if (errno != 0 || *end != '\0' || port < 0 || port > 65535) {
-            fprintf(stderr, "usage: %s [host] [port] [--echo] [--deflate]\n", argv[0]);
+            fprintf(stderr, "usage: %s [host] [port] [--echo] [--deflate] [backplane-url]\n", argv[0]);
             return 2;
         }
     }
@@ -75,8 +80,10 @@ int main(int argc, char **argv) {
             echo_mode = 1;
         } else if (strcmp(argv[i], "--deflate") == 0) {
             deflate = 1;
+        } else if (strncmp(argv[i], "--", 2) != 0 && backplane == NULL) {
+            backplane = argv[i];
         } else {
-            fprintf(stderr, "usage: %s [host] [port] [--echo] [--deflate]\n", argv[0]);
+            fprintf(stderr, "usage: %s [host] [port] [--echo] [--deflate] [backplane-url]\n", argv[0]);
             return 2;
         }
     }
@@ -100,7 +107,8 @@ int main(int argc, char **argv) {
     ws_server_set_option(server, WS_OPT_MAX_CONNECTIONS, 1000000);
     ws_server_set_option(server, WS_OPT_LOG_LEVEL, WS_LOG_WARN);
     ws_server_set_option(server, WS_OPT_DEFLATE, deflate);
-    if (ws_server_listen(server, host, (uint16_t)port) != WS_OK) {
+    if ((backplane != NULL && ws_server_set_backplane(server, backplane) != WS_OK) ||
+        ws_server_listen(server, host, (uint16_t)port) != WS_OK) {
         fprintf(stderr, "wsserver_publish: %s\n", ws_last_error());
         ws_server_free(server);
         return 1;

@@ -109,7 +109,7 @@ pub fn run(
     publisher: (TcpStream, FrameBuf),
     mut msgs: Msgs,
     window: u64,
-    pid: u32,
+    pids: &[u32],
     mstart: Instant,
     mend: Instant,
 ) -> BcastOut {
@@ -156,7 +156,7 @@ pub fn run(
     let mut sent_at = vec![start; RING];
     let mut seq: u64 = 0;
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 2048];
-    let mut win = Window::new(pid, mstart, mend);
+    let mut win = Window::new(pids, mstart, mend);
     loop {
         let now = Instant::now();
         if let Some(cpu) = win.turn(now) {

@@ -83,7 +83,7 @@ pub fn run(
         }
     }
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
-    let mut win = Window::new(pid, mstart, mend);
+    let mut win = Window::new(&[pid], mstart, mend);
     loop {
         let now = Instant::now();
         if let Some(cpu) = win.turn(now) {

@@ -61,16 +61,16 @@ pub fn read_frames(
 /// or after `start` and the first at or after `end`, and the CPU marks are
 /// taken at those same two turns.
 pub struct Window {
-    pid: u32,
+    pids: Vec<u32>,
     start: Instant,
     end: Instant,
     mark: Option<CpuMark>,
 }
 
 impl Window {
-    /// The window from `start` to `end`, for the CPU use of process `pid`.
-    pub fn new(pid: u32, start: Instant, end: Instant) -> Window {
-        Window { pid, start, end, mark: None }
+    /// The window from `start` to `end`, for the CPU use of processes `pids`.
+    pub fn new(pids: &[u32], start: Instant, end: Instant) -> Window {
+        Window { pids: pids.to_vec(), start, end, mark: None }
     }
 
     /// To be called at the top of every loop turn: opens the window at the
@@ -78,10 +78,10 @@ impl Window {
     /// closes it and returns the CPU used in it (then the loop ends).
     pub fn turn(&mut self, now: Instant) -> Option<CpuDelta> {
         if self.mark.is_none() && now >= self.start {
-            self.mark = Some(CpuMark::now(self.pid));
+            self.mark = Some(CpuMark::now(&self.pids));
         }
         if now >= self.end {
-            return self.mark.as_ref().map(|m| m.since(self.pid));
+            return self.mark.as_ref().map(|m| m.since(&self.pids));
         }
         None
     }

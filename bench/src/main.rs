@@ -7,6 +7,7 @@
 //! Normally started by bench/run.sh, which builds the peers, raises the fd
 //! limit and pins this process to CPU 1; servers are started pinned to CPU 0.
 
+mod broker;
 mod client;
 mod deflate;
 mod epoll_bcast;
@@ -105,6 +106,11 @@ impl Plan {
         format!("deflate_mem_{}k", self.deflate_mem / 1000)
     }
 
+    /// The cross-server broadcast row's id.
+    pub fn cross_id(&self) -> String {
+        format!("broadcast_{}c_2srv", self.bcast_clients)
+    }
+
     /// (id, label, unit, higher is better) of every row, in table order.
     pub fn workloads(&self) -> Vec<(String, String, &'static str, bool)> {
         let mut v: Vec<(String, String, &'static str, bool)> = Vec::new();
@@ -120,6 +126,16 @@ impl Plan {
         v.push((
             format!("broadcast_{}c", self.bcast_clients),
             format!("broadcast to {} clients, 1 publisher, window 8 (deliveries/s across clients)", self.bcast_clients),
+            "deliveries/s",
+            true,
+        ));
+        v.push((
+            self.cross_id(),
+            format!(
+                "broadcast to {} clients split over 2 server processes on a Redis backplane, publisher on one \
+                 (server CPU: both servers and redis-server)",
+                self.bcast_clients
+            ),
             "deliveries/s",
             true,
         ));
@@ -165,8 +181,12 @@ impl Plan {
 
     /// Whether `spec` has row `id`: the deflate rows are only for the
     /// servers with a deflate mode, and raw-tcp (the generator's check) has
-    /// no deflate memory row and, in quick mode, none at all.
+    /// no deflate memory row and, in quick mode, none at all; the
+    /// cross-server row is only for servers with a cross mode.
     pub fn has(&self, spec: &Spec, id: &str) -> bool {
+        if id == self.cross_id() {
+            return spec.cross.is_ok();
+        }
         let raw = spec.family == Family::Ceiling;
         !id.starts_with("deflate_")
             || (spec.deflate.is_some() && !(raw && (self.quick || id.starts_with("deflate_mem"))))
@@ -490,8 +510,10 @@ async fn phase(out: &mut Sink<'_>, phase: &str, launch: Result<&Launch, &String>
     for (id, clients, size, dfl) in bcast {
         let r = if srv.alive() {
             let t = timing(id, &plan.bcast_t);
-            measured(ctx, name, id, async || workloads::broadcast(addr, (raw, *dfl), pid, *clients, *size, 8, t).await)
-                .await
+            measured(ctx, name, id, async || {
+                workloads::broadcast(&[addr], (raw, *dfl), &[pid], *clients, *size, 8, t).await
+            })
+            .await
         } else {
             Err(format!("server died: {}", srv.log_tail()))
         };
@@ -499,6 +521,49 @@ async fn phase(out: &mut Sink<'_>, phase: &str, launch: Result<&Launch, &String>
         tokio::time::sleep(ctx.pause()).await;
     }
     out.exit(phase, srv.stop().await);
+}
+
+/// Broadcast across two server processes on one Redis broker (all three
+/// pinned where the single server runs), receivers split over both, the
+/// publisher a client of the first. Only servers with a cross mode have
+/// this row.
+async fn cross_phase(spec: &Spec, out: &mut Sink<'_>) {
+    let ctx = out.ctx;
+    let plan = &ctx.plan;
+    let id = plan.cross_id();
+    let Ok(launch) = &spec.cross else { return };
+    if !ctx.wants(&id) {
+        return;
+    }
+    let dir = ctx.out.join("logs").join(format!("{}-redis", spec.name));
+    let _ = std::fs::create_dir_all(&dir);
+    let broker = match broker::Broker::start(ctx.server_cpu, &dir) {
+        Ok(b) => b,
+        Err(e) => return out.add(&id, "", Err(e)),
+    };
+    let launch = procs::Launch {
+        argv: launch.argv.iter().map(|a| a.replace("{backplane}", &broker.url())).collect(),
+        raw: launch.raw,
+    };
+    let mut servers = Vec::new();
+    for i in 0..2 {
+        match Server::start(&launch, ctx.server_cpu, out.log(&format!("cross{i}"))).await {
+            Ok(s) => servers.push(s),
+            Err(e) => return out.add(&id, "", Err(format!("server {i} did not start: {e}"))),
+        }
+    }
+    let addrs: Vec<_> = servers.iter().map(|s| s.addr).collect();
+    let pids: Vec<u32> = servers.iter().map(|s| s.pid).chain([broker.pid]).collect();
+    let r = measured(ctx, spec.name, &id, async || {
+        let mode = (launch.raw, Deflate::NotOffered);
+        workloads::broadcast(&addrs, mode, &pids, plan.bcast_clients, 16, 8, &plan.bcast_t).await
+    })
+    .await;
+    for (i, s) in servers.into_iter().enumerate() {
+        out.exit(&format!("cross{i}"), s.stop().await);
+    }
+    drop(broker);
+    out.add(&id, "deliveries/s", r);
 }
 
 /// Runs the plan: `rounds` rounds, each giving every server its turn (so
@@ -560,6 +625,7 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) -> (Collected, Vec<Vec<String>>) {
                 let bcast = vec![(plan.deflate_bcast_id(true), clients, bsize, Deflate::On)];
                 phase(&mut out, "deflate-broadcast", d.broadcast.as_ref(), Runs { bcast, ..Runs::default() }).await;
             }
+            cross_phase(spec, &mut out).await;
             tokio::time::sleep(ctx.pause()).await;
         }
     }

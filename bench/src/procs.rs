@@ -75,8 +75,9 @@ pub fn machine_busy_seconds() -> f64 {
     busy as f64 / clk_tck()
 }
 
-/// CPU use of the server, of this process and of the whole machine over
-/// one interval.
+/// CPU use of the server (its processes summed: one, or two servers and
+/// their broker), of this process and of the whole machine over one
+/// interval.
 #[derive(Clone, Copy)]
 pub struct CpuMark {
     at: Instant,
@@ -96,16 +97,15 @@ pub struct CpuDelta {
 }
 
 impl CpuMark {
-    pub fn now(pid: u32) -> CpuMark {
-        CpuMark {
-            at: Instant::now(),
-            server: cpu_times(pid).unwrap_or_default(),
-            me: self_cpu_seconds(),
-            machine: machine_busy_seconds(),
-        }
+    pub fn now(pids: &[u32]) -> CpuMark {
+        let server = pids
+            .iter()
+            .filter_map(|p| cpu_times(*p))
+            .fold(CpuTimes::default(), |a, t| CpuTimes { user: a.user + t.user, sys: a.sys + t.sys });
+        CpuMark { at: Instant::now(), server, me: self_cpu_seconds(), machine: machine_busy_seconds() }
     }
-    pub fn since(&self, pid: u32) -> CpuDelta {
-        let b = CpuMark::now(pid);
+    pub fn since(&self, pids: &[u32]) -> CpuDelta {
+        let b = CpuMark::now(pids);
         let server = b.server.minus(&self.server);
         let me = b.me - self.me;
         CpuDelta {

@@ -153,6 +153,25 @@ impl Report<'_> {
         self.row(server, workload).and_then(|r| r.status.as_result().ok())
     }
 
+    /// For the cross-server row: the same server's one-process broadcast
+    /// beside it ("" for any other row, or when that one was not measured).
+    fn beside_one_process(&self, server: &str, workload: &str, m: &Measure) -> String {
+        let one = format!("broadcast_{}c", self.plan.bcast_clients);
+        match self.measure(server, &one) {
+            Some(o) if workload == self.plan.cross_id() && o.value > 0.0 => {
+                let us = |x: Option<f64>| x.map(|v| format!("{v:.0}")).unwrap_or("-".into());
+                format!(
+                    "one process: {} deliveries/s, p50/p99 {}/{} µs (this row {:.2}x)",
+                    fmt_count(o.value),
+                    us(o.p50_us),
+                    us(o.p99_us),
+                    m.value / o.value
+                )
+            }
+            _ => String::new(),
+        }
+    }
+
     fn reference(&self, workload: &str) -> Option<(&'static str, f64)> {
         REFERENCES.iter().find_map(|s| self.measure(s, workload).filter(|m| m.value > 0.0).map(|m| (*s, m.value)))
     }
@@ -229,7 +248,7 @@ impl Report<'_> {
                             pct(m.server_cpu_pct),
                             pct(m.gen_cpu_pct),
                             pct(m.other_cpu_pct),
-                            [r.rounds_note(), m.note.clone()]
+                            [r.rounds_note(), self.beside_one_process(&r.server, &id, m), m.note.clone()]
                                 .into_iter()
                                 .filter(|n| !n.is_empty())
                                 .collect::<Vec<_>>()

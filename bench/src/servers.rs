@@ -27,6 +27,10 @@ pub struct Spec {
     /// wsserver, published to a topic every client subscribed to), or why
     /// the server has none or it cannot run here.
     pub broadcast: Result<Launch, String>,
+    /// Broadcast across two server processes joined on a Redis backplane
+    /// (`{backplane}` in argv is the broker's URL), or why there is none:
+    /// only wsserver-c has one (bench/peers/wsserver_publish.c).
+    pub cross: Result<Launch, String>,
     /// Why it cannot run here, if it cannot.
     pub skip: Option<String>,
     /// Its permessage-deflate mode, for the deflate rows (None: it has none
@@ -139,7 +143,31 @@ fn row(
             broadcast: broadcast.as_ref().map(flag).map_err(String::clone),
         }),
     };
-    Spec { name, about, family, echo, broadcast, skip: recorded_skip(p.out, name).or(lacks), deflate }
+    Spec {
+        name,
+        about,
+        family,
+        echo,
+        broadcast,
+        cross: Err("one process only: no backplane".into()),
+        skip: recorded_skip(p.out, name).or(lacks),
+        deflate,
+    }
+}
+
+impl Spec {
+    /// The same row with a cross-server broadcast mode: the broadcast
+    /// program's command line plus the backplane URL.
+    fn with_cross(mut self) -> Spec {
+        self.cross = self.broadcast.clone().map(|mut l| {
+            l.argv.push("{backplane}".into());
+            l
+        });
+        if let (Ok(_), Some(why)) = (&self.cross, crate::broker::missing()) {
+            self.cross = Err(why);
+        }
+        self
+    }
 }
 
 pub fn all(p: &Paths) -> Vec<Spec> {
@@ -175,7 +203,8 @@ pub fn all(p: &Paths) -> Vec<Spec> {
                 Dfl::Echo(vec![s(&publish_c), local(), port(), "--echo".into(), "--deflate".into()]),
             ),
             missing(&echo_c, "build/examples/echo_server (run make)"),
-        ),
+        )
+        .with_cross(),
         row(
             p,
             ("wsserver-poll", Wsserver, "wsserver's event queue on one poll() loop (build/examples/poll_server)"),

@@ -515,7 +515,16 @@ mod tests {
             RAW => Family::Ceiling,
             _ => Family::Peer,
         };
-        Spec { name, about: "", family, echo: launch(), broadcast: Ok(launch()), skip: None, deflate: None }
+        Spec {
+            name,
+            about: "",
+            family,
+            echo: launch(),
+            broadcast: Ok(launch()),
+            cross: Err(String::new()),
+            skip: None,
+            deflate: None,
+        }
     }
 
     /// One single-round row: throughput `value`, `cpu` µs/op of which a tenth in user space.

@@ -127,18 +127,25 @@ pub async fn open_many(
     (conns, e)
 }
 
-/// Opens `n` connections for one of the epoll hot loops (spread over source
-/// addresses above 1,000) and hands back their sockets and parsers, and the
-/// deflate they agreed (the same for all); `what` names them in the error.
+/// Opens `n` connections for one of the epoll hot loops, split evenly over
+/// `addrs` (spread over source addresses above 1,000 to one address), and
+/// hands back their sockets and parsers, and the deflate they agreed (the
+/// same for all); `what` names them in the error.
 async fn open_for_loop(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     mode: (bool, Deflate),
     n: usize,
     what: &str,
 ) -> Result<(Vec<(StdStream, FrameBuf)>, Option<Agreed>), String> {
-    let (opened, err) = open_many(addr, mode, n, 64, n > 1000, Instant::now() + Duration::from_secs(60), 0).await;
-    if let Some(e) = err {
-        return Err(format!("opened {} of {n}{what}: {e}", opened.len()));
+    let mut opened = Vec::with_capacity(n);
+    for (i, addr) in addrs.iter().enumerate() {
+        let k = n / addrs.len() + (i < n % addrs.len()) as usize;
+        let (conns, err) = open_many(*addr, mode, k, 64, k > 1000, Instant::now() + Duration::from_secs(60), 0).await;
+        let got = opened.len() + conns.len();
+        opened.extend(conns);
+        if let Some(e) = err {
+            return Err(format!("opened {got} of {n}{what}: {e}"));
+        }
     }
     let agreed = opened.first().and_then(|c| c.agreed);
     if let Some(c) = opened.iter().find(|c| c.agreed != agreed) {
@@ -190,7 +197,7 @@ pub async fn echo(
     size: usize,
     t: &Timing,
 ) -> Result<Measure, String> {
-    let (parts, agreed) = open_for_loop(addr, (raw, dfl), conns, "").await?;
+    let (parts, agreed) = open_for_loop(&[addr], (raw, dfl), conns, "").await?;
     let frames: Vec<Vec<u8>> = if dfl == Deflate::NotOffered {
         vec![client_frame(OP_BINARY, &(0..size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>())]
     } else {
@@ -237,18 +244,21 @@ pub async fn echo(
 /// receiver got it (or after 2 s, counted as stalled). The messages: 16 B of
 /// text, or with deflate offered (`dfl`), JSON-like text of `size` bytes
 /// (`DOCS` texts in turn, each numbered), compressed when agreed. Value:
-/// deliveries per second summed over all receivers.
+/// deliveries per second summed over all receivers. With more than one
+/// server address (the cross-server row: processes on one backplane) the
+/// receivers are split evenly over them and the publisher is a client of
+/// the first; `pids` are every server-side process whose CPU counts.
 pub async fn broadcast(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     (raw, dfl): (bool, Deflate),
-    pid: u32,
+    pids: &[u32],
     clients: usize,
     size: usize,
     window: u64,
     t: &Timing,
 ) -> Result<Measure, String> {
-    let (parts, agreed) = open_for_loop(addr, (raw, dfl), clients, " receivers").await?;
-    let publisher = timeout(Duration::from_secs(10), WsConn::connect(addr, None, raw, dfl))
+    let (parts, agreed) = open_for_loop(addrs, (raw, dfl), clients, " receivers").await?;
+    let publisher = timeout(Duration::from_secs(10), WsConn::connect(addrs[0], None, raw, dfl))
         .await
         .map_err(|_| "publisher handshake timed out".to_string())?
         .map_err(|e| format!("publisher: {e}"))?;
@@ -262,7 +272,7 @@ pub async fn broadcast(
     let publisher = publisher.into_parts().map_err(|e| format!("into_std: {e}"))?;
     let (mstart, mend) = t.window_from_now();
     // Blocks this thread on purpose: nothing else runs meanwhile.
-    let r = crate::epoll_bcast::run(parts, publisher, msgs, window, pid, mstart, mend);
+    let r = crate::epoll_bcast::run(parts, publisher, msgs, window, pids, mstart, mend);
     let Some(cpu) = r.cpu else {
         return Err(format!("measurement window never closed: {}", r.first_err.unwrap_or_default()));
     };
@@ -341,9 +351,9 @@ pub async fn connrate(addr: SocketAddr, raw: bool, pid: u32, conc: usize, t: &Ti
         }));
     }
     sleep_until(mstart.into()).await;
-    let mark = CpuMark::now(pid);
+    let mark = CpuMark::now(&[pid]);
     sleep_until(mend.into()).await;
-    let cpu = mark.since(pid);
+    let cpu = mark.since(&[pid]);
     let (mut total, mut errors, mut first_err, mut lat) = (0u64, 0u64, None, Vec::new());
     for task in tasks {
         if let Ok((d, l, e, fe)) = task.await {

@@ -141,6 +141,14 @@ struct Options {
     uint64_t http_max_requests = default_of(WS_OPT_HTTP_MAX_REQUESTS);
     uint64_t http_idle_timeout_ms = default_of(WS_OPT_HTTP_IDLE_TIMEOUT_MS);
     uint64_t http_max_body = default_of(WS_OPT_HTTP_MAX_BODY);
+    /// 1 accepts permessage-deflate offers (RFC 7692).
+    uint64_t deflate = default_of(WS_OPT_DEFLATE);
+    /// 1 keeps compression contexts between messages (memory per connection).
+    uint64_t deflate_context = default_of(WS_OPT_DEFLATE_CONTEXT);
+    uint64_t deflate_level = default_of(WS_OPT_DEFLATE_LEVEL);
+    uint64_t deflate_min_size = default_of(WS_OPT_DEFLATE_MIN_SIZE);
+    /// Bytes all connections may hold together (WS_OPT_MEMORY_BUDGET); 0: no budget.
+    uint64_t memory_budget = default_of(WS_OPT_MEMORY_BUDGET);
     /// Subprotocols the server speaks, in preference order.
     std::vector<std::string> subprotocols;
     /// Origins allowed to open a WebSocket (others get 403); empty: all
@@ -155,6 +163,11 @@ struct Options {
     /// Answers GET on this path (e.g. "/healthz") with 200 "ok"
     /// (ws_server_set_health_path); empty: off.
     std::string health_path;
+    /// Joins a Redis backplane, e.g. "redis://127.0.0.1:6379?prefix=app:"
+    /// (ws_server_set_backplane: publish() then reaches the topic's
+    /// subscribers on every server on that broker and prefix; listen()
+    /// throws WS_ERR_IO when the broker cannot be reached); empty: none.
+    std::string backplane;
     /// Grace given to clients by ~Server (ws_server_close).
     uint32_t close_grace_ms = 1000;
 
@@ -180,6 +193,11 @@ struct Options {
         f(WS_OPT_HTTP_MAX_REQUESTS, http_max_requests);
         f(WS_OPT_HTTP_IDLE_TIMEOUT_MS, http_idle_timeout_ms);
         f(WS_OPT_HTTP_MAX_BODY, http_max_body);
+        f(WS_OPT_DEFLATE, deflate);
+        f(WS_OPT_DEFLATE_CONTEXT, deflate_context);
+        f(WS_OPT_DEFLATE_LEVEL, deflate_level);
+        f(WS_OPT_DEFLATE_MIN_SIZE, deflate_min_size);
+        f(WS_OPT_MEMORY_BUDGET, memory_budget);
     }
 };
 
@@ -344,7 +362,8 @@ struct HttpAnswer {
 inline constexpr HttpAnswer Handled{0};
 
 /// Server statistics (ws_stats): counters since listen, and
-/// open_connections, queued_bytes, topics, subscriptions now.
+/// open_connections, queued_bytes, topics, subscriptions,
+/// backplane_connected now.
 using Stats = ws_stats;
 
 /// One connection of a server: an id plus the server it belongs to. A
@@ -356,8 +375,11 @@ public:
     Connection(const ws_server *srv, uint64_t id) noexcept : srv_(srv), id_(id) {}
     uint64_t id() const noexcept { return id_; }
 
-    SendResult send(std::string_view data, Kind kind = Kind::Text) const noexcept {
-        return SendResult::from(ws_server_send(srv_, id_, detail::bytes(data), data.size(), static_cast<ws_kind>(kind)));
+    /// `compress` false: sent uncompressed even where deflate was negotiated
+    /// (data that is compressed already; WS_SEND_NO_COMPRESS).
+    SendResult send(std::string_view data, Kind kind = Kind::Text, bool compress = true) const noexcept {
+        return SendResult::from(ws_server_send_ex(srv_, id_, detail::bytes(data), data.size(), static_cast<ws_kind>(kind),
+                                                  compress ? 0u : WS_SEND_NO_COMPRESS));
     }
     SendResult send_binary(const void *data, size_t len) const noexcept {
         return SendResult::from(ws_server_send(srv_, id_, static_cast<const uint8_t *>(data), len, WS_BINARY));
@@ -502,6 +524,8 @@ public:
         if (!options.health_path.empty())
             detail::check(ws_server_set_health_path(state_->srv, options.health_path.c_str()),
                           "ws_server_set_health_path");
+        if (!options.backplane.empty())
+            detail::check(ws_server_set_backplane(state_->srv, options.backplane.c_str()), "ws_server_set_backplane");
         set_list(ws_server_set_subprotocols, options.subprotocols, "ws_server_set_subprotocols");
         set_list(ws_server_set_allowed_origins, options.allowed_origins, "ws_server_set_allowed_origins");
         set_list(ws_server_set_paths, options.paths, "ws_server_set_paths");
@@ -543,8 +567,8 @@ public:
     }
 
     Connection connection(uint64_t id) const noexcept { return Connection(handle(), id); }
-    SendResult send(uint64_t id, std::string_view data, Kind kind = Kind::Text) const noexcept {
-        return connection(id).send(data, kind);
+    SendResult send(uint64_t id, std::string_view data, Kind kind = Kind::Text, bool compress = true) const noexcept {
+        return connection(id).send(data, kind, compress);
     }
     ws_result disconnect(uint64_t id, uint16_t code = 1000, const char *reason = nullptr) const noexcept {
         return connection(id).close(code, reason);

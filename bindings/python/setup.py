@@ -2,7 +2,9 @@
 `wsserver` package, where ctypes loads it (no compiled extension module).
 
 `pip install ./bindings/python` builds in-tree, so the Rust crate is two
-directories up. CARGO names the cargo binary, CARGO_TARGET_DIR is honoured.
+directories up. CARGO names the cargo binary, CARGO_TARGET_DIR is honoured,
+and WSSERVER_CARGO_PROFILE names the cargo profile (default "release";
+tests/python_pkg uses "checked": debug assertions and overflow checks on).
 """
 import os
 import re
@@ -32,18 +34,20 @@ def crate_version() -> str:
 
 
 class BuildWithCargo(build_py):
-    """build_py, plus `cargo build --release --lib` and a copy of the .so."""
+    """build_py, plus `cargo build --profile release --lib` (or
+    WSSERVER_CARGO_PROFILE) and a copy of the .so."""
 
     def run(self) -> None:
         super().run()
         cargo = os.environ.get("CARGO", "cargo")
         if shutil.which(cargo) is None:
             raise SystemExit(f"wsserver: '{cargo}' not found: the Rust toolchain is needed to build libwsserver")
-        subprocess.run([cargo, "build", "--release", "--lib"], cwd=ROOT, check=True)
+        profile = os.environ.get("WSSERVER_CARGO_PROFILE") or "release"
+        subprocess.run([cargo, "build", "--profile", profile, "--lib"], cwd=ROOT, check=True)
         target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
         if not target.is_absolute():
             target = ROOT / target
-        built = target / "release" / LIBRARY
+        built = target / ("debug" if profile == "dev" else profile) / LIBRARY
         dest = Path(self.build_lib) / "wsserver" / LIBRARY
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built, dest)

@@ -11,6 +11,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod args;
+mod backplane;
 mod callbacks;
 mod conn;
 mod error;
@@ -22,6 +23,7 @@ mod stats;
 mod tls;
 mod topics;
 
+pub use backplane::*;
 pub use callbacks::*;
 pub use conn::*;
 pub use error::*;

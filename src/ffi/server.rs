@@ -338,8 +338,9 @@ unsafe fn set_list(
 /// literal ("0.0.0.0", "::", "[::1]") or "localhost" (127.0.0.1). Port 0
 /// picks a free port (see `ws_server_port`).
 ///
-/// Errors: WS_ERR_NULL, WS_ERR_BAD_HOST, WS_ERR_ADDR_IN_USE, WS_ERR_IO,
-/// WS_ERR_INVALID_ARGUMENT (options that contradict each other),
+/// Errors: WS_ERR_NULL, WS_ERR_BAD_HOST, WS_ERR_ADDR_IN_USE, WS_ERR_IO
+/// (also: the backplane's broker, `ws_server_set_backplane`, cannot be
+/// reached), WS_ERR_INVALID_ARGUMENT (options that contradict each other),
 /// WS_ERR_STATE (listen twice, or after close). Ownership: `host` is
 /// borrowed for the call. Thread: any (not inside this server's callbacks).
 #[no_mangle]

@@ -163,21 +163,20 @@ thread_local! {
 
 /// Compresses one message with this thread's context-free compressor.
 pub(crate) fn compress_once(level: u32, bits: u8, data: &[u8], out: &mut Vec<u8>) {
-    let mut fresh = None;
-    SHARED.with(|cell| {
-        // A compressor in use further up this thread's stack (a log callback
-        // that sends) cannot be borrowed again: use a fresh one then.
-        let Ok(mut list) = cell.try_borrow_mut() else {
-            return fresh.get_or_insert_with(|| Compressor::new(level, bits)).message(data, out, true);
-        };
-        let i = match list.iter().position(|c| c.level == level && c.bits == bits) {
-            Some(i) => i,
-            None => {
-                list.push(Compressor::new(level, bits));
-                list.len() - 1
-            }
-        };
-        list[i].message(data, out, true);
+    SHARED.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut list) => {
+            let i = match list.iter().position(|c| c.level == level && c.bits == bits) {
+                Some(i) => i,
+                None => {
+                    list.push(Compressor::new(level, bits));
+                    list.len() - 1
+                }
+            };
+            list[i].message(data, out, true)
+        }
+        // In use further up this thread's stack (a log callback that sends):
+        // a fresh one for this message.
+        Err(_) => Compressor::new(level, bits).message(data, out, true),
     })
 }
 

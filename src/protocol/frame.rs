@@ -206,28 +206,31 @@ pub(crate) fn parse_close(payload: &[u8]) -> Result<Option<(u16, &str)>, Violati
     }
 }
 
+/// A masked client frame with first byte `b0`, as a client would send it
+/// (for the protocol layer's tests).
+#[cfg(test)]
+pub(crate) fn masked(b0: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut v = vec![b0];
+    let n = payload.len();
+    if n < 126 {
+        v.push(0x80 | n as u8);
+    } else if n < 65536 {
+        v.push(0x80 | 126);
+        v.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        v.push(0x80 | 127);
+        v.extend_from_slice(&(n as u64).to_be_bytes());
+    }
+    v.extend_from_slice(&mask);
+    let mut p = payload.to_vec();
+    unmask(&mut p, mask);
+    v.extend_from_slice(&p);
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn masked(b0: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-        let mut v = vec![b0];
-        let n = payload.len();
-        if n < 126 {
-            v.push(0x80 | n as u8);
-        } else if n < 65536 {
-            v.push(0x80 | 126);
-            v.extend_from_slice(&(n as u16).to_be_bytes());
-        } else {
-            v.push(0x80 | 127);
-            v.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-        v.extend_from_slice(&mask);
-        let mut p = payload.to_vec();
-        unmask(&mut p, mask);
-        v.extend_from_slice(&p);
-        v
-    }
 
     #[test]
     fn parses_every_length_form_and_roundtrips_the_mask() {

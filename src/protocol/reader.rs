@@ -68,6 +68,12 @@ impl Reader {
         Reader { deflate, ..Reader::default() }
     }
 
+    /// Bytes it holds between reads: a message being assembled, and an
+    /// inflater (its window and state, about 44 KiB) while it has one.
+    pub fn held_bytes(&self) -> usize {
+        self.message.as_ref().map_or(0, |m| m.data.capacity()) + if self.inflater.is_some() { 44 << 10 } else { 0 }
+    }
+
     /// Size of the frame the unconsumed input starts, once known (0: not known).
     pub fn need(&self) -> usize {
         self.need
@@ -144,6 +150,7 @@ impl Reader {
         limits: Limits,
         sink: &mut dyn Sink,
     ) -> Result<(), Violation> {
+        let keep = self.deflate.is_some_and(|d| !d.client_no_takeover);
         match h.opcode {
             OpCode::Text | OpCode::Binary => {
                 if self.message.is_some() {
@@ -155,7 +162,7 @@ impl Reader {
                 }
                 if h.rsv1 {
                     let mut data = Vec::new();
-                    self.inflate(payload, h.fin, kind, &mut data, limits)?;
+                    inflate(&mut self.inflater, keep, &mut self.utf8, payload, h.fin, kind, &mut data, limits)?;
                     self.message = Some(Assembly { kind, data, compressed: true });
                 } else {
                     if kind == Kind::Text && !self.utf8.feed(&payload[done..]) {
@@ -176,12 +183,7 @@ impl Reader {
                     return Err(unexpected("continuation frame with no message to continue"));
                 };
                 if m.compressed {
-                    let (kind, mut data) = (m.kind, std::mem::take(&mut m.data));
-                    let inflated = self.inflate(payload, h.fin, kind, &mut data, limits);
-                    if let Some(m) = self.message.as_mut() {
-                        m.data = data;
-                    }
-                    inflated?;
+                    inflate(&mut self.inflater, keep, &mut self.utf8, payload, h.fin, m.kind, &mut m.data, limits)?;
                 } else {
                     if m.kind == Kind::Text && !self.utf8.feed(&payload[done..]) {
                         return Err(BAD_UTF8);
@@ -211,30 +213,32 @@ impl Reader {
         }
         Ok(())
     }
+}
 
-    /// Inflates one compressed frame's payload onto `data`; at the
-    /// message's end lets go of the inflater unless the client keeps its
-    /// context.
-    fn inflate(
-        &mut self,
-        payload: &[u8],
-        last: bool,
-        kind: Kind,
-        data: &mut Vec<u8>,
-        limits: Limits,
-    ) -> Result<(), Violation> {
-        let keep = self.deflate.is_some_and(|d| !d.client_no_takeover);
-        let inflater = self.inflater.get_or_insert_with(Inflater::take);
-        let utf8 = &mut self.utf8;
-        let mut check = |piece: &[u8]| kind == Kind::Binary || utf8.feed(piece);
-        let result = inflater.inflate(payload, last, data, limits.max_message, &mut check);
-        if last && !keep {
-            if let Some(inflater) = self.inflater.take() {
-                inflater.give_back();
-            }
+/// Inflates one compressed frame's payload onto `data` with the reader's
+/// inflater (taken from the thread's spares when it has none), checking
+/// text as it comes out; at the message's end gives the inflater back
+/// unless the client keeps its context (`keep`).
+#[allow(clippy::too_many_arguments)]
+fn inflate(
+    slot: &mut Option<Inflater>,
+    keep: bool,
+    utf8: &mut Utf8,
+    payload: &[u8],
+    last: bool,
+    kind: Kind,
+    data: &mut Vec<u8>,
+    limits: Limits,
+) -> Result<(), Violation> {
+    let inflater = slot.get_or_insert_with(Inflater::take);
+    let mut check = |piece: &[u8]| kind == Kind::Binary || utf8.feed(piece);
+    let result = inflater.inflate(payload, last, data, limits.max_message, &mut check);
+    if last && !keep {
+        if let Some(inflater) = slot.take() {
+            inflater.give_back();
         }
-        result
     }
+    result
 }
 
 #[cfg(test)]
@@ -265,23 +269,7 @@ mod tests {
 
     /// A masked client frame with first byte `b0`.
     fn frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        let mut v = vec![b0];
-        let n = payload.len();
-        if n < 126 {
-            v.push(0x80 | n as u8);
-        } else if n < 65536 {
-            v.push(0x80 | 126);
-            v.extend_from_slice(&(n as u16).to_be_bytes());
-        } else {
-            v.push(0x80 | 127);
-            v.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-        v.extend_from_slice(&mask);
-        let mut p = payload.to_vec();
-        frame::unmask(&mut p, mask);
-        v.extend(p);
-        v
+        frame::masked(b0, payload, [0x37, 0xfa, 0x21, 0x3d])
     }
 
     /// Feeds `input` in pieces of `step` bytes, keeping the unconsumed

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the C tests (into build/tests/c/) against include/wsserver.h, links
-# each one twice (libwsserver.so and libwsserver.a), runs both, then runs the
-# .so builds under valgrind (definite/indirect leaks and any error fail).
+# each one twice (libwsserver.so and libwsserver.a), runs both, then once
+# more built with AddressSanitizer + UBSan against libwsserver.so, then runs
+# the .so builds under valgrind (definite/indirect leaks and any error fail).
 # Last line: "N passed, M failed". Exit status non-zero on any failure.
 #   WSTEST_VERBOSE=1   print every check
+#   WSTEST_ASAN=0      skip the sanitizer pass
 #   WSTEST_VALGRIND=0  skip the valgrind pass
 set -u
 cd "$(dirname "$0")/../.."
@@ -34,7 +36,7 @@ fi
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 CFLAGS="-std=c11 -Wall -Wextra -Werror -O1 -g -Iinclude -Itests/c -DEXPECTED_VERSION=\"$VERSION\""
 COMMON="tests/c/check.c tests/c/client.c tests/c/events.c tests/c/evq.c"
-TESTS="test_api test_traffic test_backpressure test_lifecycle test_sigpipe test_tls test_abi test_events test_event_backpressure test_send_limit test_stress test_topics test_stats test_handshake test_http test_deflate"
+TESTS="test_api test_traffic test_backpressure test_lifecycle test_sigpipe test_tls test_abi test_events test_event_backpressure test_send_limit test_stress test_topics test_stats test_handshake test_http test_deflate test_backplane test_budget"
 
 for t in $TESTS; do
     # shellcheck disable=SC2086
@@ -102,6 +104,37 @@ for t in $TESTS; do
         run_one "$t ($kind)" "$OUT/$t.$kind.log" timeout -k 5 150 "$OUT/$t.$kind"
     done
 done
+
+# AddressSanitizer + UndefinedBehaviorSanitizer (gcc's libasan/libubsan):
+# the test programs and the C client are instrumented, and since the test
+# links -fsanitize, libasan loads first and every malloc/free (the Rust
+# library's too) goes through it; the plain libwsserver.so is not
+# instrumented. LeakSanitizer runs at exit. Any report fails the suite.
+# The timeout scale (2) also skips test_event_backpressure's RSS bound,
+# which ASan's shadow memory and quarantine would break.
+if [ "${WSTEST_ASAN:-1}" != "0" ]; then
+    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+    for t in $TESTS; do
+        # shellcheck disable=SC2086
+        if ! $CC $CFLAGS $SAN -o "$OUT/$t.asan" "tests/c/$t.c" $COMMON -L"$REL" -lwsserver -Wl,-rpath,"$ROOT/$REL" \
+            -lpthread >"$OUT/$t.asan.build.log" 2>&1; then
+            fail "build $t with $SAN (see $OUT/$t.asan.build.log)"
+            cat "$OUT/$t.asan.build.log"
+            continue
+        fi
+        alog="$OUT/$t.asan.log"
+        ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 WSTEST_TIMEOUT_SCALE=2 \
+            run_one "$t (ASan+UBSan)" "$alog" timeout -k 5 300 "$OUT/$t.asan"
+        if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer' \
+            "$alog"; then
+            fail "$t: sanitizers reported problems:"
+            grep -E -A30 'ERROR: |runtime error:' "$alog" | head -60
+        else
+            pass "$t: ASan+UBSan clean (no errors, no leaks)"
+        fi
+    done
+fi
 
 if [ "${WSTEST_VALGRIND:-1}" != "0" ]; then
     if ! command -v valgrind >/dev/null; then

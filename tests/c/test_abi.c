@@ -300,13 +300,15 @@ static const struct {
     OPT(WS_OPT_OVERFLOW_POLICY),    OPT(WS_OPT_THREADS),            OPT(WS_OPT_LOG_LEVEL),
     OPT(WS_OPT_EVENT_QUEUE),        OPT(WS_OPT_EVENT_QUEUE_BYTES),  OPT(WS_OPT_EVENT_QUEUE_EVENTS),
     OPT(WS_OPT_AUTO_ACCEPT),        OPT(WS_OPT_HTTP_HANDLER),       OPT(WS_OPT_HTTP_MAX_REQUESTS),
-    OPT(WS_OPT_HTTP_IDLE_TIMEOUT_MS), OPT(WS_OPT_HTTP_MAX_BODY),
+    OPT(WS_OPT_HTTP_IDLE_TIMEOUT_MS), OPT(WS_OPT_HTTP_MAX_BODY),  OPT(WS_OPT_DEFLATE),
+    OPT(WS_OPT_DEFLATE_CONTEXT),    OPT(WS_OPT_DEFLATE_LEVEL),      OPT(WS_OPT_DEFLATE_MIN_SIZE),
+    OPT(WS_OPT_MEMORY_BUDGET),
 #undef OPT
 };
 enum { NOPTIONS = sizeof OPTIONS / sizeof OPTIONS[0] };
 
 static void test_option_info(void) {
-    CHECK_INT(NOPTIONS, 20);
+    CHECK_INT(NOPTIONS, 25);
     ws_server *fresh = ws_server_new(NULL, NULL);
     for (int i = 0; i < NOPTIONS; i++) {
         ws_option id = OPTIONS[i].id;

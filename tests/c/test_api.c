@@ -162,7 +162,7 @@ static void test_options(void) {
     }
     /* Unknown options. */
     CHECK_RES(ws_server_set_option(srv, 0, 1), WS_ERR_INVALID_ARGUMENT);
-    CHECK_RES(ws_server_set_option(srv, 21, 1), WS_ERR_INVALID_ARGUMENT);
+    CHECK_RES(ws_server_set_option(srv, 26, 1), WS_ERR_INVALID_ARGUMENT);
     CHECK_RES(ws_server_set_option(srv, 9999, 1), WS_ERR_INVALID_ARGUMENT);
     CHECK_RES(ws_server_set_option(srv, UINT32_MAX, 1), WS_ERR_INVALID_ARGUMENT);
     /* Values out of range. */

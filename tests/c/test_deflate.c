@@ -189,6 +189,37 @@ static void test_inflated_size_limit(void) {
     stop();
 }
 
+/* WS_OPT_DEFLATE_MIN_SIZE 0 compresses even short messages; the level's
+ * range is 1..9. */
+static void test_level_and_min_size(void) {
+    ws_server *probe = ws_server_new(NULL, NULL);
+    CHECK_RES(ws_server_set_option(probe, WS_OPT_DEFLATE_LEVEL, 0), WS_ERR_INVALID_ARGUMENT);
+    CHECK_RES(ws_server_set_option(probe, WS_OPT_DEFLATE_LEVEL, 10), WS_ERR_INVALID_ARGUMENT);
+    CHECK_RES(ws_server_set_option(probe, WS_OPT_DEFLATE_CONTEXT, 2), WS_ERR_INVALID_ARGUMENT);
+    ws_server_free(probe);
+    ws_callbacks cb = {0};
+    cb.on_message = on_message;
+    srv = ws_server_new(&cb, NULL);
+    CHECK_RES(ws_server_set_option(srv, WS_OPT_DEFLATE, 1), WS_OK);
+    CHECK_RES(ws_server_set_option(srv, WS_OPT_DEFLATE_LEVEL, 9), WS_OK);
+    CHECK_RES(ws_server_set_option(srv, WS_OPT_DEFLATE_MIN_SIZE, 0), WS_OK);
+    CHECK_RES(ws_server_listen(srv, "127.0.0.1", 0), WS_OK);
+    uint16_t port = 0;
+    ws_server_port(srv, &port);
+    wsc c;
+    char answer[256];
+    CHECK_INT(open_with(&c, port, "permessage-deflate", answer, sizeof answer), 101);
+    send_compressed(&c, WSC_TEXT, "hello stored", 12);
+    wsc_frame f;
+    if (CHECK_INT(recv_message(&c, &f), WSC_OK)) {
+        CHECK(f.rsv1 == 1, "with no minimum a 12-byte message goes out compressed (rsv1 %d)", f.rsv1);
+        wsc_frame_free(&f);
+    }
+    wsc_send_close(&c, 1000, "");
+    wsc_free(&c);
+    stop();
+}
+
 static void test_context_takeover(void) {
     uint16_t port = start(1, 1, 0);
     wsc c;
@@ -223,6 +254,7 @@ int main(void) {
     test_off_by_default();
     test_negotiation_and_echo();
     test_inflated_size_limit();
+    test_level_and_min_size();
     test_context_takeover();
     return check_summary("test_deflate");
 }

@@ -1,6 +1,7 @@
 //! Shared helpers for the Rust integration tests: a recording handler and a
 //! server started on a free loopback port.
 #![allow(dead_code)]
+pub mod certs;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -517,4 +518,19 @@ pub fn parse_server_frame(buf: &[u8]) -> Option<(Frame, usize)> {
     }
     let f = Frame { fin: b0 & 0x80 != 0, rsv: (b0 >> 4) & 7, opcode: b0 & 0x0f, masked, ext_len: ext, payload };
     Some((f, start + len))
+}
+
+/// Raises the soft limit on open files to at least `need` (this process
+/// holds both ends of every connection), within the hard limit.
+pub fn raise_fd_limit(need: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `lim` is a valid rlimit to fill / read.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        if lim.rlim_cur < need {
+            lim.rlim_cur = need.min(lim.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "setrlimit(RLIMIT_NOFILE)");
+        }
+    }
+    assert!(lim.rlim_cur >= need, "this test needs {need} open files; the hard limit is {}", lim.rlim_max);
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the C++ binding's tests and examples (-std=c++17 -Wall -Wextra
 # -Werror) into build/tests/cpp/, each linked twice (libwsserver.so and
-# libwsserver.a), runs the binding tests (also once with AddressSanitizer
-# and UBSan), and runs the examples (examples-cpp/) against a real client
-# (echo_check, on tests/c/client.c). Last line: "N passed, M failed";
+# libwsserver.a), runs the binding tests, and runs the examples
+# (examples-cpp/) against a real client (echo_check, on tests/c/client.c);
+# the binding tests, the echo and chat examples and echo_check once more
+# built with AddressSanitizer + UBSan (any report fails). Last line: "N passed, M failed";
 # exit status non-zero on any failure.
 set -u
 cd "$(dirname "$0")/../.."
@@ -42,7 +43,7 @@ A_LINK="$REL/libwsserver.a -lpthread -ldl -lm"
 
 # The C test client, compiled as C (plain and instrumented).
 if $CC -std=c11 -Wall -Wextra -Werror -O1 -g -c tests/c/client.c -o "$OUT/client.o" >"$OUT/client.log" 2>&1 &&
-    $CC -std=c11 -Wall -Wextra -Werror -O1 -g -fsanitize=address,undefined -c tests/c/client.c -o "$OUT/client.asan.o" \
+    $CC -std=c11 -Wall -Wextra -Werror -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -c tests/c/client.c -o "$OUT/client.asan.o" \
         >>"$OUT/client.log" 2>&1; then
     pass "build tests/c/client.c (C, for the C++ tests)"
 else
@@ -108,15 +109,19 @@ for kind in so static; do
         timeout -k 5 120 "$OUT/test_binding.$kind"
 done
 
-# AddressSanitizer + UBSan on the binding (the Rust library itself is not
-# instrumented; leaks are checked by the C suite's valgrind pass).
+# AddressSanitizer + UBSan on the binding and (below) the examples: the
+# programs are instrumented and load libasan first, so the plain Rust
+# library's malloc/free go through it too; LeakSanitizer runs at exit.
+SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+SAN_REPORT='ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer'
 # shellcheck disable=SC2086
-if $CXX $CXXFLAGS -fsanitize=address,undefined -fno-sanitize-recover=undefined -o "$OUT/test_binding.asan" \
+if $CXX $CXXFLAGS $SAN -o "$OUT/test_binding.asan" \
     tests/cpp/test_binding.cpp "$OUT/client.asan.o" $SO_LINK >"$OUT/test_binding.asan.build.log" 2>&1; then
-    pass "build test_binding with -fsanitize=address,undefined"
-    ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 run_tests "test_binding (ASan+UBSan)" \
+    pass "build test_binding with $SAN"
+    run_tests "test_binding (ASan+UBSan)" \
         "$OUT/test_binding.asan.log" timeout -k 5 180 "$OUT/test_binding.asan"
-    if grep -qE 'runtime error|ERROR: AddressSanitizer' "$OUT/test_binding.asan.log"; then
+    if grep -qE "$SAN_REPORT" "$OUT/test_binding.asan.log"; then
         fail "sanitizers reported problems (see $OUT/test_binding.asan.log)"
     else
         pass "no sanitizer reports"
@@ -184,6 +189,36 @@ if [ -f "$OUT/asio_echo.so" ]; then
     example asio_echo TERM
 fi
 example seed004_chat INT / --text-only
+# The examples again, built with the sanitizers and driven by an
+# instrumented echo_check; a report in either fails (the example's exit
+# status too: halt_on_error).
+# shellcheck disable=SC2086
+if $CXX $CXXFLAGS $SAN -o "$OUT/echo_check.asan" tests/cpp/echo_check.cpp "$OUT/client.asan.o" $SO_LINK \
+    >"$OUT/echo_check.asan.build.log" 2>&1; then
+    for e in "echo_server:" "seed004_chat:/ --text-only"; do
+        name=${e%%:*} args=${e#*:}
+        # shellcheck disable=SC2086
+        if ! $CXX $CXXFLAGS $SAN -o "$OUT/$name.asan" "examples-cpp/$name.cpp" $SO_LINK >"$OUT/$name.asan.build.log" 2>&1; then
+            fail "build $name with $SAN"; cat "$OUT/$name.asan.build.log"; continue
+        fi
+        serve "$name.asan" "$OUT/$name.asan" 127.0.0.1 0 || continue
+        # shellcheck disable=SC2086
+        if "$OUT/echo_check.asan" "$PORT" $args >"$OUT/$name.asan.check.log" 2>&1; then
+            pass "$name (ASan+UBSan) echoes"
+        else
+            fail "$name (ASan+UBSan) echo"; cat "$OUT/$name.asan.check.log"
+        fi
+        stop "$name.asan" INT
+        if grep -qE "$SAN_REPORT" "$OUT/$name.asan.run.log.err" "$OUT/$name.asan.check.log"; then
+            fail "$name: sanitizers reported problems"
+            grep -hE -A30 'ERROR: |runtime error:' "$OUT/$name.asan.run.log.err" "$OUT/$name.asan.check.log" | head -60
+        else
+            pass "$name and echo_check: no sanitizer reports"
+        fi
+    done
+else
+    fail "build echo_check with sanitizers"; cat "$OUT/echo_check.asan.build.log"
+fi
 for kind in so static; do
     log="$OUT/seed004_chat.$kind.run.log"
     if grep -q '^#1 connected$' "$log" && grep -q '^#1 says hello' "$log"; then

@@ -5,8 +5,13 @@
 
 #include <sstream>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -88,6 +93,36 @@ static void test_echo() {
     m = c.recv();
     CHECK(m.first == WSC_BINARY && m.second == std::string(reinterpret_cast<const char *>(bin), sizeof bin),
           "binary echoed as binary, NUL bytes kept");
+}
+
+// Deflate through the binding: Options::deflate, and send(..., compress)
+// choosing per message (RSV1 on the frames the client reads).
+static void test_deflate() {
+    wsserver::Handlers h;
+    h.on_message = [](wsserver::Connection c, std::string_view d, wsserver::Kind k) {
+        c.send(d, k, d.substr(0, 3) != "raw");
+    };
+    wsserver::Options o;
+    o.deflate = 1;
+    wsserver::Server s(std::move(h), o);
+    s.listen("127.0.0.1", 0);
+    Client c(s.port(), "/", "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+    char ext[256] = "";
+    CHECK(c.status == 101 && wsc_answer_header(&c.c, "Sec-WebSocket-Extensions", ext, sizeof ext) &&
+              std::string(ext).rfind("permessage-deflate", 0) == 0,
+          "deflate negotiated");
+    c.c.rsv1_ok = 1;
+    std::string text(1000, 'a');
+    for (const char *prefix : {"zip", "raw"}) {
+        std::string msg = prefix + text;
+        wsc_send_text(&c.c, msg.c_str());
+        wsc_frame f{};
+        bool got = wsc_recv(&c.c, &f, 5000) == WSC_OK;
+        bool compressed = std::string(prefix) == "zip";
+        CHECK(got && f.rsv1 == (compressed ? 1 : 0) && (compressed ? f.len < 100 : f.len == msg.size()),
+              compressed ? "compressed by default" : "compress=false: sent as is");
+        wsc_frame_free(&f);
+    }
 }
 
 static void test_open_request_and_refusal() {
@@ -587,6 +622,98 @@ static void test_stats() {
     CHECK(wait_until([&] { return s.stats().open_connections == 0; }), "open_connections back to 0");
     st = s.stats();
     CHECK(st.topics == 0 && st.subscriptions == 0, "topics and subscriptions gone with the connection");
+}
+
+// A loopback port nothing listens on (bound, then closed).
+static uint16_t free_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t n = sizeof a;
+    bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
+    getsockname(fd, reinterpret_cast<sockaddr *>(&a), &n);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+// A redis-server of the test's own on a free loopback port; killed by the destructor.
+struct Redis {
+    pid_t pid = -1;
+    uint16_t port = free_port();
+    Redis() {
+        std::string p = std::to_string(port);
+        const char *argv[] = {"redis-server", "--port", p.c_str(), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", "/tmp", "--logfile", "", nullptr};
+        pid = fork();
+        if (pid == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, 1);
+            execvp(argv[0], const_cast<char **>(argv));
+            _exit(127);
+        }
+        wait_until([&] {
+            int c = wsc_tcp_connect("127.0.0.1", port, 0);
+            if (c >= 0) close(c);
+            return c >= 0;
+        });
+    }
+    ~Redis() {
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+        }
+    }
+};
+
+static void test_backplane() {
+    Redis redis;
+    wsserver::Options o;
+    o.backplane = "redis://127.0.0.1:" + std::to_string(redis.port) + "?prefix=cpp-test:";
+    wsserver::Handlers ha, hb;
+    hb.on_open = [](wsserver::Connection c, const wsserver::Request &) {
+        c.subscribe("news");
+        return wsserver::accept();
+    };
+    wsserver::Server a(std::move(ha), o), b(std::move(hb), o);
+    a.listen("127.0.0.1", 0);
+    b.listen("127.0.0.1", 0);
+    Client c(b.port());
+    CHECK(c.status == 101, "a client on server B, subscribed to news");
+    std::pair<int, std::string> m;
+    CHECK(wait_until([&] { // until B's subscription has reached A
+              a.publish("news", "probe");
+              m = c.recv(50);
+              return m.first == WSC_TEXT;
+          }),
+          "A's publish reaches B's subscriber through the broker");
+    CHECK(wait_until([&] { return b.stats().backplane_received == a.stats().backplane_published; }),
+          "every probe A sent has come in");
+    while (c.recv(50).first == WSC_TEXT) {
+    }
+    a.publish("news", "after");
+    CHECK(c.recv().second == "after", "...and the next one");
+    wsserver::Stats sa = a.stats();
+    CHECK(sa.backplane_connected == 1 && sa.backplane_published >= 2 && sa.backplane_local_only == 0,
+          "A's backplane counters");
+    try {
+        wsserver::Options bad;
+        bad.backplane = "redis://127.0.0.1:6379?channel=x";
+        wsserver::Server s({}, bad);
+        CHECK(false, "a malformed backplane URL throws");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_INVALID_ARGUMENT && std::string(e.what()).find("channel") != std::string::npos,
+              "a malformed backplane URL: Error WS_ERR_INVALID_ARGUMENT naming the parameter");
+    }
+    wsserver::Options gone;
+    gone.backplane = "redis://127.0.0.1:" + std::to_string(free_port());
+    wsserver::Server s({}, gone);
+    try {
+        s.listen("127.0.0.1", 0);
+        CHECK(false, "listen with no broker throws");
+    } catch (const wsserver::Error &e) {
+        CHECK(e.result() == WS_ERR_IO, "listen with no broker: Error WS_ERR_IO");
+    }
 }
 
 static void test_handshake_control() {
@@ -1143,6 +1270,7 @@ int main() {
         void (*fn)();
     } tests[] = {
         {"echo", test_echo},
+        {"deflate", test_deflate},
         {"open request and refusal", test_open_request_and_refusal},
         {"throwing handlers", test_throwing_handlers},
         {"send status and user data", test_send_status_and_user_data},
@@ -1153,6 +1281,7 @@ int main() {
         {"websocket.hpp facade (seed 004)", test_websocket_facade},
         {"topics", test_topics},
         {"stats", test_stats},
+        {"backplane (a real redis-server)", test_backplane},
         {"handshake control (deferred, headers, bodies)", test_handshake_control},
         {"handshake control in event mode", test_handshake_event_mode},
         {"allowed origins and paths", test_origins_and_paths},

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The Qt binding's suite: for each of Qt 5 and Qt 6, configures and builds
 # tests/qt (bindings/qt through add_subdirectory, the tests and examples-qt)
-# into build/tests/qt/qtN, then runs every QtTest binary offscreen against
+# into build/tests/qt/qtN, linked against the library built with debug
+# assertions and overflow checks (cargo profile "checked", target/checked/),
+# then runs every QtTest binary offscreen against
 # certificates made now (scripts/make-certs.sh). Last line:
 # "N passed, M failed"; exit status non-zero on any failure.
 # Qt packages (Debian): qtbase5-dev libqt5websockets5-dev qt6-base-dev qt6-websockets-dev.
@@ -18,6 +20,13 @@ if [ ! -f target/release/libwsserver.so ] || [ ! -f target/release/libwsserver.a
     make -s lib >/dev/null 2>&1 || true
 fi
 command -v cmake >/dev/null || { fail "cmake is not installed"; echo "$passed passed, $failed failed"; exit 1; }
+start=$SECONDS
+if make -s lib-checked >"$OUT/lib-checked.log" 2>&1; then
+    pass "make lib-checked (cargo profile checked: debug assertions, overflow checks) in $((SECONDS - start)) s"
+else
+    fail "make lib-checked"; tail -20 "$OUT/lib-checked.log"
+    echo "$passed passed, $failed failed"; exit 1
+fi
 
 CERTS=$(mktemp -d /tmp/wsserver-qt-certs.XXXXXX)
 trap 'rm -rf "$CERTS"' EXIT
@@ -27,13 +36,19 @@ export WSSERVER_CERTS=$CERTS QT_QPA_PLATFORM=offscreen
 for v in 5 6; do
     B=$OUT/qt$v
     start=$SECONDS
-    if ! cmake -S tests/qt -B "$B" -DQT_MAJOR_VERSION=$v -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$OUT/configure$v.log" 2>&1; then
+    if ! cmake -S tests/qt -B "$B" -DQT_MAJOR_VERSION=$v -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DWSSERVER_LIB_DIR="$ROOT/target/checked" >"$OUT/configure$v.log" 2>&1; then
         fail "Qt $v: cmake configure (packages: see the top of this script)"; tail -15 "$OUT/configure$v.log"; continue
     fi
     if cmake --build "$B" -j2 >"$OUT/build$v.log" 2>&1; then
         pass "Qt $v: build (bindings/qt, tests, examples-qt; -Wall -Wextra -Werror) in $((SECONDS - start)) s"
     else
         fail "Qt $v: build"; grep -E 'error|Error' "$OUT/build$v.log" | head -30; continue
+    fi
+    if ldd "$B/test_qtserver" | grep -qE "libwsserver\.so[.0-9]* => $ROOT/target/checked/"; then
+        pass "Qt $v: the tests load target/checked/libwsserver.so"
+    else
+        fail "Qt $v: the tests do not load the debug-assertions build: $(ldd "$B/test_qtserver" | grep wsserver)"
     fi
     for t in "$B"/test_*; do
         [ -f "$t" ] && [ -x "$t" ] || continue

@@ -10,6 +10,7 @@
 #include <QNetworkProxy>
 #include <QNetworkReply>
 #include <QNetworkRequest>
+#include <QProcess>
 #include <QTemporaryDir>
 #include <QSignalSpy>
 #include <QSslConfiguration>
@@ -216,6 +217,30 @@ private slots:
         QCOMPARE(got.takeFirst().at(0).toByteArray(), data);
         QCOMPARE(srvGot.count(), 1);
         QCOMPARE(srvGot.at(0).at(1).toByteArray().size(), data.size());
+    }
+
+    // Deflate on: QWebSocket offers no extension, so it gets plain frames;
+    // both send flavours reach it (compress=false included).
+    void deflateWithAClientWithout() {
+        QtServer s;
+        QVERIFY(s.setOption(WS_OPT_DEFLATE, 1));
+        ws_result plainResult = WS_ERR_PANIC, rawResult = WS_ERR_PANIC;
+        connect(&s, &QtServer::textMessageReceived, &s, [&](quint64 id, const QString &t) {
+            plainResult = s.sendText(id, t.repeated(100));
+            rawResult = s.sendBinary(id, t.toUtf8(), false);
+        });
+        QVERIFY(s.listen(QHostAddress::LocalHost, 0));
+        QWebSocket ws;
+        QVERIFY(open(ws, url(s)));
+        QSignalSpy texts(&ws, &QWebSocket::textMessageReceived);
+        QSignalSpy bins(&ws, &QWebSocket::binaryMessageReceived);
+        ws.sendTextMessage("abc");
+        QVERIFY(bins.count() == 1 || bins.wait(5000));
+        QCOMPARE(texts.count(), 1);
+        QCOMPARE(texts.at(0).at(0).toString(), QString("abc").repeated(100));
+        QCOMPARE(bins.at(0).at(0).toByteArray(), QByteArray("abc"));
+        QCOMPARE(plainResult, WS_OK);
+        QCOMPARE(rawResult, WS_OK);
     }
 
     // broadcast to all but the sender; the count says how many queued it.
@@ -500,6 +525,50 @@ private slots:
     }
 
     // Topics: three clients, publish with an exception, counts after a close.
+    // Two servers on a real redis-server (started here on a free port):
+    // a publish on A reaches B's subscriber; bad URLs and late calls fail.
+    void backplane() {
+        QTcpServer probe; // a free port for the broker
+        QVERIFY(probe.listen(QHostAddress::LocalHost, 0));
+        const quint16 port = probe.serverPort();
+        probe.close();
+        QProcess redis;
+        redis.start("redis-server", {"--port", QString::number(port), "--bind", "127.0.0.1", "--save", "",
+                                     "--appendonly", "no", "--dir", QDir::tempPath()});
+        QVERIFY2(redis.waitForStarted(5000), "redis-server (Debian package redis-server) must be installed");
+        QTRY_VERIFY_WITH_TIMEOUT(
+            [&] {
+                QTcpSocket t;
+                t.connectToHost(QHostAddress::LocalHost, port);
+                return t.waitForConnected(200);
+            }(),
+            5000);
+        const QString bp = QString("redis://127.0.0.1:%1?prefix=qt-test:").arg(port);
+        QtServer a, b;
+        QVERIFY(!a.setBackplane("redis://127.0.0.1:1?channel=x"));
+        QCOMPARE(a.lastResult(), WS_ERR_INVALID_ARGUMENT);
+        QVERIFY2(a.errorString().contains("channel"), qPrintable(a.errorString()));
+        QVERIFY2(a.setBackplane(bp) && b.setBackplane(bp), qPrintable(a.errorString()));
+        connect(&b, &QtServer::newConnection, &b,
+                [&](quint64 id, const QString &, const wsserver::QtHeaders &, const QString &) { b.subscribe(id, "news"); });
+        QVERIFY2(a.listen(QHostAddress::LocalHost, 0), qPrintable(a.errorString()));
+        QVERIFY2(b.listen(QHostAddress::LocalHost, 0), qPrintable(b.errorString()));
+        QVERIFY(!a.setBackplane(bp));
+        QCOMPARE(a.lastResult(), WS_ERR_STATE);
+        QWebSocket ws;
+        QVERIFY(open(ws, url(b)));
+        QSignalSpy got(&ws, &QWebSocket::textMessageReceived);
+        QTRY_VERIFY_WITH_TIMEOUT((a.publishText("news", "probe"), got.wait(50)), 5000); // B's subscription reached A
+        QTRY_COMPARE_WITH_TIMEOUT(b.stats().backplane_received, a.stats().backplane_published, 5000);
+        got.clear();
+        a.publishText("news", "from A");
+        QTRY_COMPARE_WITH_TIMEOUT(got.size(), 1, 5000);
+        QCOMPARE(got.at(0).at(0).toString(), QString("from A"));
+        QCOMPARE(a.stats().backplane_connected, quint64(1));
+        redis.kill();
+        redis.waitForFinished(5000);
+    }
+
     void topics() {
         QtServer s;
         QList<quint64> ids;

@@ -38,6 +38,7 @@ class Server:
     def stop(self):
         self.proc.terminate()
         code = self.proc.wait(timeout=10)
+        self.output = self.proc.stdout.read()
         self.proc.stdout.close()
         self.proc.stderr.close()
         return code
@@ -165,6 +166,40 @@ class MutualTlsTest(unittest.TestCase):
                         await asyncio.wait_for(ws.recv(), 5)
 
         with_reload_server(self, go, ca_option)
+
+
+class RefusalTest(unittest.TestCase):
+    """Each client certificate the verifier refuses (OpenSSL on the client
+    side, which sends even a v1 one) is logged through on_log with the
+    reason in plain words and what to do."""
+
+    CASES = [
+        ("client-v1", ["X.509 version 1", "what to do: issue a version 3 certificate", "-extfile"]),
+        ("client-expired", ["certificate expired on 2021-01-01", "what to do: issue the client a new certificate"]),
+        ("client-future", ["not valid before 2090-01-01", "what to do: check the clocks"]),
+        ("client-serverauth", ["not allowed for client authentication", "extendedKeyUsage=clientAuth"]),
+        ("other-client", ["not issued by a CA this server trusts", "what to do: issue the client certificate from a CA"]),
+        (None, ["the client sent no certificate, and this server requires one", "what to do: give the client"]),
+    ]
+
+    def test_refused_client_certificates_are_logged_with_reason_and_hint(self):
+        async def go(srv):
+            for who, _ in self.CASES:
+                with self.assertRaises((ssl.SSLError, ConnectionError, websockets.exceptions.WebSocketException,
+                                        EOFError, OSError), msg=f"client {who} must be refused"):
+                    async with websockets.connect(f"wss://localhost:{srv.port}/", ssl=context(who),
+                                                  open_timeout=5) as ws:
+                        await asyncio.wait_for(ws.recv(), 5)
+
+        srv = Server(RELOAD, CERTS, "--ca")
+        try:
+            run(go(srv))
+        finally:
+            self.assertEqual(srv.stop(), 0)
+        lines = [line for line in srv.output.splitlines() if line.startswith("log: ")]
+        for who, needles in self.CASES:
+            self.assertTrue(any(all(n in line for n in needles) for line in lines),
+                            f"no log line for {who} with {needles}; lines: {lines}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@
  * "reload-bad" tries a mismatched pair; the reply is "reload:" + the
  * result name (+ ":" + ws_last_error()). With mutual TLS, each client
  * first gets "subject:" + its certificate subject. Everything else echoes.
+ * Each TLS refusal the server logs is printed on stdout as "log: " + the
+ * line, after the "listening on" line.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -39,6 +41,15 @@ static int on_open(void *ud, uint64_t conn, const ws_request *req) {
         reply(conn, buf);
     }
     return 0;
+}
+
+static void on_log(void *ud, ws_log_level level, const char *message) {
+    (void)ud;
+    (void)level;
+    if (strstr(message, "TLS handshake failed")) {
+        printf("log: %s\n", message);
+        fflush(stdout);
+    }
 }
 
 static void reload(uint64_t conn, const char *cert, const char *key) {
@@ -100,6 +111,7 @@ int main(int argc, char **argv) {
     ws_callbacks cb = {0};
     cb.on_open = on_open;
     cb.on_message = on_message;
+    cb.on_log = on_log;
     server = ws_server_new(&cb, NULL);
     ws_server_set_option(server, WS_OPT_HANDSHAKE_TIMEOUT_MS, 1000);
     ws_tls_config *c = ws_tls_config_new();

@@ -109,6 +109,12 @@ class ws_stats(ctypes.Structure):
         ("topics", c_uint64),
         ("subscriptions", c_uint64),
         ("http_requests", c_uint64),
+        ("backplane_connected", c_uint64),
+        ("backplane_published", c_uint64),
+        ("backplane_received", c_uint64),
+        ("backplane_local_only", c_uint64),
+        ("backplane_reconnects", c_uint64),
+        ("memory_held", c_uint64),
     ]
 
 
@@ -155,11 +161,12 @@ ws_server_set_subprotocols = _fn("ws_server_set_subprotocols", c_int, srv_p, POI
 ws_server_set_allowed_origins = _fn("ws_server_set_allowed_origins", c_int, srv_p, POINTER(c_char_p), c_size_t)
 ws_server_set_paths = _fn("ws_server_set_paths", c_int, srv_p, POINTER(c_char_p), c_size_t)
 ws_server_set_static_dir = _fn("ws_server_set_static_dir", c_int, srv_p, c_char_p)
+ws_server_set_backplane = _fn("ws_server_set_backplane", c_int, srv_p, c_char_p)
 ws_server_set_health_path = _fn("ws_server_set_health_path", c_int, srv_p, c_char_p)
 ws_http_respond = _fn("ws_http_respond", c_int, srv_p, c_uint64, c_uint16, c_char_p, c_char_p, c_size_t)
 ws_server_listen = _fn("ws_server_listen", c_int, srv_p, c_char_p, c_uint16)
 ws_server_port = _fn("ws_server_port", c_int, srv_p, POINTER(c_uint16))
-ws_server_send = _fn("ws_server_send", c_int, srv_p, c_uint64, c_char_p, c_size_t, c_uint32)
+ws_server_send_ex = _fn("ws_server_send_ex", c_int, srv_p, c_uint64, c_char_p, c_size_t, c_uint32, c_uint32)
 ws_server_broadcast = _fn(
     "ws_server_broadcast", c_int, srv_p, c_char_p, c_size_t, c_uint32, c_uint64, POINTER(c_size_t)
 )
@@ -198,6 +205,7 @@ WS_TEXT = 1
 WS_BINARY = 2
 WS_OK = 0
 WS_OPEN_DEFER = 1
+WS_SEND_NO_COMPRESS = 1
 WS_BACKPRESSURE = 1
 WS_ERR_CLOSED = -8
 WS_ERR_TIMEOUT = -15

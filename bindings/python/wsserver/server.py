@@ -69,8 +69,8 @@ DEFER = OpenAnswer.DEFER
 @dataclass(frozen=True)
 class Stats:
     """A snapshot of the server's statistics (ws_stats). Counters count
-    since listen; open_connections, queued_bytes, topics and subscriptions
-    are values now."""
+    since listen; open_connections, queued_bytes, topics, subscriptions and
+    backplane_connected are values now."""
 
     open_connections: int
     handshakes_accepted: int
@@ -83,6 +83,12 @@ class Stats:
     topics: int  # topics with at least one subscriber
     subscriptions: int
     http_requests: int
+    backplane_connected: int  # 1 while the link to the backplane's broker is up
+    backplane_published: int  # publishes sent to the broker (another server wanted the topic)
+    backplane_received: int  # messages from other servers, once each
+    backplane_local_only: int  # publishes other servers wanted but did not get (broker unreachable)
+    backplane_reconnects: int
+    memory_held: int  # bytes counted against memory_budget (0 without one)
 
 
 _STATS_FIELDS = tuple(f.name for f in fields(Stats))
@@ -233,6 +239,11 @@ class Server:
 
     Event style (event_queue=True): no handler runs; read events with
     `async for event in server.events()` (asyncio) or server.poll().
+
+    More than one server: backplane="redis://HOST:PORT" (or rediss://, a
+    password, ?prefix=P, &ca_file=PATH: ws_server_set_backplane) makes
+    publish() reach the topic's subscribers on every server on that broker
+    and prefix; listen() raises IoError when the broker cannot be reached.
     """
 
     def __init__(
@@ -251,6 +262,7 @@ class Server:
         tls: Optional[TlsConfig] = None,
         allowed_origins: Iterable[str] = (),
         paths: Iterable[str] = (),
+        backplane: Optional[str] = None,
         **options: int,
     ) -> None:
         self._ptr: Optional[int] = None
@@ -297,6 +309,8 @@ class Server:
                 check(_lib.ws_server_set_static_dir(ptr, os.fsencode(static_dir)))
             if health_path is not None:
                 check(_lib.ws_server_set_health_path(ptr, health_path.encode()))
+            if backplane is not None:
+                check(_lib.ws_server_set_backplane(ptr, backplane.encode()))
         except BaseException:
             self._free()
             raise
@@ -476,12 +490,15 @@ class Server:
 
     # --- sending -------------------------------------------------------------
 
-    def send(self, conn: int, data: Data) -> SendStatus:
+    def send(self, conn: int, data: Data, compress: bool = True) -> SendStatus:
         """Queues one message (str: text, bytes: binary); never blocks on the
-        network. Any thread, handlers included. Refusals raise ClosedError,
+        network. Any thread, handlers included. compress=False sends it
+        uncompressed even where the client negotiated permessage-deflate
+        (data that is compressed already). Refusals raise ClosedError,
         NoSuchConnError, DroppedError or InvalidUtf8Error."""
         raw, kind = _payload(data)
-        return SendStatus(check(_lib.ws_server_send(self._handle, conn, raw, len(raw), kind)))
+        flags = 0 if compress else _lib.WS_SEND_NO_COMPRESS
+        return SendStatus(check(_lib.ws_server_send_ex(self._handle, conn, raw, len(raw), kind, flags)))
 
     def broadcast(self, data: Data, except_: Optional[int] = None) -> int:
         """Queues one message for every open connection but `except_`; the

@@ -175,6 +175,11 @@ bool QtServer::setHealthPath(const QString &path) {
     return check(ws_server_set_health_path(srv_, path.isEmpty() ? nullptr : u.constData()));
 }
 
+bool QtServer::setBackplane(const QString &url) {
+    const QByteArray u = url.toUtf8();
+    return check(ws_server_set_backplane(srv_, url.isEmpty() ? nullptr : u.constData()));
+}
+
 void QtServer::setAcceptMode(AcceptMode mode) {
     if (check(ws_server_set_option(srv_, WS_OPT_AUTO_ACCEPT, mode == Immediate ? 1 : 0))) mode_ = mode;
 }
@@ -247,13 +252,13 @@ QtStats QtServer::stats() const {
     return st;
 }
 
-ws_result QtServer::sendText(quint64 id, const QString &text) {
+ws_result QtServer::sendText(quint64 id, const QString &text, bool compress) {
     const QByteArray u = text.toUtf8();
-    return ws_server_send(srv_, id, bytes(u), size_t(u.size()), WS_TEXT);
+    return ws_server_send_ex(srv_, id, bytes(u), size_t(u.size()), WS_TEXT, compress ? 0u : WS_SEND_NO_COMPRESS);
 }
 
-ws_result QtServer::sendBinary(quint64 id, const QByteArray &data) {
-    return ws_server_send(srv_, id, bytes(data), size_t(data.size()), WS_BINARY);
+ws_result QtServer::sendBinary(quint64 id, const QByteArray &data, bool compress) {
+    return ws_server_send_ex(srv_, id, bytes(data), size_t(data.size()), WS_BINARY, compress ? 0u : WS_SEND_NO_COMPRESS);
 }
 
 qint64 QtServer::broadcastText(const QString &text, quint64 except) {

@@ -94,7 +94,8 @@
     setStatus("connecting…");
     ws = new WebSocket(url);
     ws.onopen = () => {
-      setStatus("connected", "open");
+      // ws.extensions: what the server agreed to (permessage-deflate here).
+      setStatus(ws.extensions.includes("permessage-deflate") ? "connected (compressed)" : "connected", "open");
       $("join").disabled = false;
       if (myName) ws.send(JSON.stringify({ type: "join", name: myName })); // after a reconnect
     };

@@ -31,7 +31,9 @@
 //
 // Topics: subscribe(id, topic), publishText/publishBinary(topic, ...)
 // (encoded once for every subscriber), subscribers(topic); stats() gives
-// the server's counters (ws_stats).
+// the server's counters (ws_stats). setBackplane("redis://HOST:PORT")
+// before listen makes a publish reach the topic's subscribers on every
+// server joined to that Redis broker (ws_server_set_backplane).
 #ifndef WSSERVER_QTSERVER_H
 #define WSSERVER_QTSERVER_H
 
@@ -132,6 +134,13 @@ public:
     /// Answers GET `path` (e.g. "/healthz") with 200 "ok"; empty: off.
     /// Before listen.
     bool setHealthPath(const QString &path);
+    /// Joins a Redis backplane ("redis://[:PASSWORD@]HOST:PORT[?prefix=P]",
+    /// or rediss:// with &ca_file=PATH): publishText/publishBinary then
+    /// reach the topic's subscribers on every server on that broker and
+    /// prefix; listen fails (WS_ERR_IO) when the broker cannot be reached,
+    /// and an outage later is logged (logMessage) while local delivery
+    /// goes on (ws_server_set_backplane). Empty: none. Before listen.
+    bool setBackplane(const QString &url);
     /// Before listen.
     void setAcceptMode(AcceptMode mode);
     AcceptMode acceptMode() const { return mode_; }
@@ -176,8 +185,10 @@ public:
 
 public slots:
     /// WS_OK, WS_BACKPRESSURE (queued; wait for drained) or an error.
-    ws_result sendText(quint64 id, const QString &text);
-    ws_result sendBinary(quint64 id, const QByteArray &data);
+    /// `compress` false: sent uncompressed even where the client negotiated
+    /// permessage-deflate (setOption(WS_OPT_DEFLATE, 1); WS_SEND_NO_COMPRESS).
+    ws_result sendText(quint64 id, const QString &text, bool compress = true);
+    ws_result sendBinary(quint64 id, const QByteArray &data, bool compress = true);
     /// To every open connection but `except`: how many queued it, or a
     /// negative ws_result.
     qint64 broadcastText(const QString &text, quint64 except = 0);

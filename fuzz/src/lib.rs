@@ -1,0 +1,2 @@
+//! What more than one fuzz target uses: the protocol-reader harness.
+pub mod reader;
