@@ -375,6 +375,9 @@ impl ConnShared {
         let mut ob = self.outbox.lock();
         let now = ob.bytes + answer.len();
         ob.set_bytes(now);
+        // Room for this one frame only (a first push would make room for
+        // four): an idle connection keeps the queue's buffer, 32 B, not 128.
+        ob.frames.reserve_exact(1);
         ob.frames.push_front(answer);
     }
 
