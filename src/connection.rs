@@ -122,13 +122,13 @@ pub(crate) struct Connection<S, H: Host> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
-    /// `leftover` is what the client sent after its handshake request.
     /// Lets senders on other threads write to the socket, `fd` (plain TCP),
     /// while the queue is empty ([`ConnShared::allow_direct_writes`]).
     pub fn allow_direct_writes(&self, fd: std::os::fd::RawFd) {
         self.shared.allow_direct_writes(fd);
     }
 
+    /// `leftover` is what the client sent after its handshake request.
     pub fn new(stream: S, shared: Arc<ConnShared>, host: H, reader: Reader, leftover: Vec<u8>) -> Self {
         let has_leftover = !leftover.is_empty();
         Connection {
