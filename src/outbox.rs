@@ -77,7 +77,8 @@ pub(crate) struct Outbox {
     closed: bool,
     /// A refused send was logged; not again until the queue drains.
     drop_logged: bool,
-    command: Option<Command>,
+    /// Boxed: rare, and 60 bytes inline in every connection.
+    command: Option<Box<Command>>,
     /// The topics this connection is subscribed to (see topics.rs).
     topics: Vec<Arc<str>>,
     /// The connection is over (`shut`): it may join no topic any more.
@@ -427,7 +428,7 @@ impl ConnShared {
     /// Hands `command` to the connection's task and wakes it.
     fn command(&self, mut ob: MutexGuard<'_, Outbox>, command: Command) {
         self.has_command.store(true, Ordering::Release);
-        ob.command = Some(command);
+        ob.command = Some(Box::new(command));
         drop(ob);
         self.wake();
     }
@@ -561,7 +562,7 @@ impl ConnShared {
         if !self.has_command.load(Ordering::Relaxed) || !self.has_command.swap(false, Ordering::Acquire) {
             return None;
         }
-        self.outbox.lock().command.take()
+        self.outbox.lock().command.take().map(|c| *c)
     }
 
     /// Refuses further sends and forgets the queue (the connection is
