@@ -122,6 +122,12 @@ pub(crate) struct Connection<S, H: Host> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
+    /// Lets senders on other threads write to the socket, `fd` (plain TCP),
+    /// while the queue is empty ([`ConnShared::allow_direct_writes`]).
+    pub fn allow_direct_writes(&self, fd: std::os::fd::RawFd) {
+        self.shared.allow_direct_writes(fd);
+    }
+
     /// `leftover` is what the client sent after its handshake request.
     pub fn new(stream: S, shared: Arc<ConnShared>, host: H, reader: Reader, leftover: Vec<u8>) -> Self {
         let has_leftover = !leftover.is_empty();
@@ -507,8 +513,10 @@ impl<S, H: Host> Connection<S, H> {
 
 impl<S, H: Host> Drop for Connection<S, H> {
     /// A task dropped early (runtime shutdown, a panic in a handler) still
-    /// owes the host its close event.
+    /// owes the host its close event. The socket closes with the stream,
+    /// after this: a sender writing to it directly is waited for first.
     fn drop(&mut self) {
+        self.shared.end_direct_writes();
         self.announce_close(1006, "");
         self.host.budget().adjust(&mut self.held, 0);
     }

@@ -14,7 +14,8 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What a queued send reports when it succeeded.
@@ -36,6 +37,16 @@ pub(crate) enum Command {
     Fail { code: u16, reason: String, error: Error },
     /// Drop the connection now, reporting 1006.
     Kill(Error),
+}
+
+/// What a send reports besides its result.
+#[derive(Debug, Default)]
+pub(crate) struct SendNotes {
+    /// The first refusal since the queue last drained: the bytes queued
+    /// then (for the host's WARN line).
+    pub first_refusal: Option<usize>,
+    /// Bytes the send wrote to the socket itself (see [`ConnShared::send`]).
+    pub written: usize,
 }
 
 /// The send limits a push is checked against.
@@ -66,7 +77,8 @@ pub(crate) struct Outbox {
     closed: bool,
     /// A refused send was logged; not again until the queue drains.
     drop_logged: bool,
-    command: Option<Command>,
+    /// Boxed: rare, and 60 bytes inline in every connection.
+    command: Option<Box<Command>>,
     /// The topics this connection is subscribed to (see topics.rs).
     topics: Vec<Arc<str>>,
     /// The connection is over (`shut`): it may join no topic any more.
@@ -239,8 +251,15 @@ pub(crate) struct ConnShared {
     /// How to wake the task from another thread (its I/O thread's list).
     wakes: Arc<RemoteWakes>,
     /// Held by the task while it writes a batch with the outbox unlocked:
-    /// senders never wait for that system call, `queued_bytes` does.
+    /// senders never wait for that system call, `queued_bytes` does. A
+    /// sender writing to the socket itself holds it too.
     pub writing: Mutex<()>,
+    /// A plain TCP connection's socket, once its handshake answer is
+    /// queued, until its task ends (-1 otherwise, and always over TLS,
+    /// whose session only the task may touch): a send from another thread
+    /// that finds the queue empty writes the frame itself, which costs the
+    /// same system call and saves waking and polling the task.
+    direct_fd: AtomicI32,
 }
 
 impl ConnShared {
@@ -257,7 +276,50 @@ impl ConnShared {
             user_data: AtomicUsize::new(0),
             wakes,
             writing: Mutex::new(()),
+            direct_fd: AtomicI32::new(-1),
         }
+    }
+
+    /// Lets senders on other threads write to `fd` while the queue is empty.
+    pub fn allow_direct_writes(&self, fd: RawFd) {
+        self.direct_fd.store(fd, Ordering::Release);
+    }
+
+    /// Ends direct writes, waiting for one in progress: called by the task
+    /// before its socket closes (the fd number may be reused at once).
+    pub fn end_direct_writes(&self) {
+        let _writer = self.writing.lock();
+        self.direct_fd.store(-1, Ordering::Release);
+    }
+
+    /// Writes the queue's only frame on this thread when the task is not
+    /// writing, the socket is ours and takes it whole; returns the bytes
+    /// written and whether the task must still be woken (nothing or part
+    /// written: the task finishes the frame when the socket is writable).
+    fn write_here(&self, soft: usize) -> (usize, bool) {
+        if self.direct_fd.load(Ordering::Acquire) < 0 {
+            return (0, true);
+        }
+        let Some(_writer) = self.writing.try_lock() else { return (0, true) };
+        let fd = self.direct_fd.load(Ordering::Acquire);
+        let mut ob = self.outbox.lock();
+        if fd < 0 || ob.frames.len() != 1 || ob.front_written > 0 || ob.backpressured || ob.command.is_some() {
+            return (0, true);
+        }
+        let frame = ob.frames[0].clone();
+        ob.in_flight = 1;
+        drop(ob);
+        // SAFETY: `fd` is the connection's open socket: the task clears
+        // `direct_fd` under `writing` (held here) before closing it.
+        // `frame` is a live buffer of `frame.len()` bytes.
+        let n = unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        let mut ob = self.outbox.lock();
+        if n <= 0 {
+            ob.unwritten();
+            return (0, true);
+        }
+        ob.advance(n as usize, soft);
+        (n as usize, (n as usize) < frame.len())
     }
 
     pub fn user_data(&self) -> usize {
@@ -279,8 +341,16 @@ impl ConnShared {
     /// soft limit takes any frame (so every message the server would accept
     /// can be echoed); one at or over it refuses a frame that would pass
     /// the hard limit. The first refused frame since the queue last drained
-    /// sets `first_refusal` to the bytes queued (for the host's WARN line).
-    pub fn send(&self, out: &Outgoing, limits: Limits, first_refusal: &mut Option<usize>) -> Result<SendStatus, Error> {
+    /// is noted in `notes`. With `write_here`, a frame that finds the queue
+    /// empty is written on this thread when it can be (a single send;
+    /// broadcasts leave the writes to the I/O threads, in parallel).
+    pub fn send(
+        &self,
+        out: &Outgoing,
+        limits: Limits,
+        write_here: bool,
+        notes: &mut SendNotes,
+    ) -> Result<SendStatus, Error> {
         let mut ob = self.outbox.lock();
         if ob.closed {
             return Err(Error::Closed(self.id));
@@ -307,7 +377,7 @@ impl ConnShared {
                 drop(ob);
             }
             if first {
-                *first_refusal = Some(queued);
+                notes.first_refusal = Some(queued);
             }
             return Err(Error::Dropped(self.id));
         }
@@ -324,7 +394,18 @@ impl ConnShared {
         };
         drop(ob);
         if was_empty {
-            self.wake();
+            let on_own_task = CURRENT.with(|c| c.get().0) == self.id;
+            let wake = match write_here && !on_own_task && status == SendStatus::Queued {
+                true => {
+                    let (written, wake) = self.write_here(limits.soft);
+                    notes.written = written;
+                    wake
+                }
+                false => true,
+            };
+            if wake {
+                self.wake();
+            }
         }
         Ok(status)
     }
@@ -347,7 +428,7 @@ impl ConnShared {
     /// Hands `command` to the connection's task and wakes it.
     fn command(&self, mut ob: MutexGuard<'_, Outbox>, command: Command) {
         self.has_command.store(true, Ordering::Release);
-        ob.command = Some(command);
+        ob.command = Some(Box::new(command));
         drop(ob);
         self.wake();
     }
@@ -484,7 +565,7 @@ impl ConnShared {
         if !self.has_command.load(Ordering::Relaxed) || !self.has_command.swap(false, Ordering::Acquire) {
             return None;
         }
-        self.outbox.lock().command.take()
+        self.outbox.lock().command.take().map(|c| *c)
     }
 
     /// Refuses further sends and forgets the queue (the connection is

@@ -7,7 +7,7 @@ use crate::events::{EventQueue, Events, Polled, Verdict};
 use crate::handshake::{self, Incoming, Refusal};
 use crate::http::response::Response;
 use crate::io_threads::IoThreads;
-use crate::outbox::{ConnShared, CurrentConn, Limits};
+use crate::outbox::{ConnShared, CurrentConn, Limits, SendNotes};
 use crate::outgoing::{ConnDeflate, Outgoing};
 use crate::protocol::frame;
 use crate::protocol::{deflate, Reader};
@@ -218,12 +218,13 @@ impl ServerHandle {
     pub fn send_with(&self, conn: ConnId, data: &[u8], kind: Kind, compress: bool) -> Result<SendStatus, Error> {
         let out = Outgoing::new(data, kind, self.config(), compress)?;
         let limits = self.limits();
-        let mut refused = None;
-        let result = self.with_conn(conn, |c| c.send(&out, limits, &mut refused))?;
+        let mut notes = SendNotes::default();
+        let result = self.with_conn(conn, |c| c.send(&out, limits, true, &mut notes))?;
         if result.is_ok() {
             Counters::add(&self.inner.counters.messages_out, 1);
+            Counters::add(&self.inner.counters.bytes_out, notes.written as u64);
         }
-        if let Some(queued) = refused {
+        if let Some(queued) = notes.first_refusal {
             self.log(
                 LogLevel::Warn,
                 &format!(
@@ -258,11 +259,11 @@ impl ServerHandle {
         let limits = self.limits();
         let (mut queued, mut refused) = (0, 0);
         each(&mut |c: &Arc<ConnShared>| {
-            let mut first_refusal = None;
-            if Some(c.id) != except && c.send(out, limits, &mut first_refusal).is_ok() {
+            let mut notes = SendNotes::default();
+            if Some(c.id) != except && c.send(out, limits, false, &mut notes).is_ok() {
                 queued += 1;
             }
-            refused += first_refusal.is_some() as usize;
+            refused += notes.first_refusal.is_some() as usize;
         });
         Counters::add(&self.inner.counters.messages_out, queued as u64);
         if refused > 0 {
@@ -799,7 +800,9 @@ async fn accept_loop(
 /// (memory per idle connection is a design target).
 async fn serve_plain(accepted: Accepted, stream: TcpStream) {
     let deadline = tokio::time::Instant::now() + accepted.slot.server().config().handshake_timeout;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
     if let Some(conn) = Box::pin(open_websocket(accepted, stream, deadline, None)).await {
+        conn.allow_direct_writes(fd);
         conn.await
     }
 }

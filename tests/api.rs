@@ -614,6 +614,66 @@ fn backpressure_then_dropped_then_one_drain() {
     check_event_order(&rec.snapshot());
 }
 
+/// Sends from a thread that is not the connection's find the queue empty
+/// and write the frame themselves; a frame the socket takes only in part
+/// is finished by the connection's task. Either way every byte goes out
+/// once, in order, and is counted once in `bytes_out`.
+#[test]
+fn sends_from_a_host_thread_arrive_in_order_and_are_counted_once() {
+    const N: u32 = 400;
+    let size = |i: u32| [1, 125, 126, 5_000, 65_536, 200_000][i as usize % 6];
+    let frame_len = |n: usize| {
+        n + if n < 126 {
+            2
+        } else if n < 65_536 {
+            4
+        } else {
+            10
+        }
+    };
+    let config = Config { send_queue_limit: 1 << 20, send_queue_hard_limit: 4 << 20, ..cfg() };
+    let (server, rec, port) = start(config, false);
+    let h = server.handle();
+    let rt = rt();
+    let mut ws = rt.block_on(connect_small_rcvbuf(port));
+    let id = rec.nth_open(0);
+    // The 101 is out once nothing is queued.
+    wait("handshake answer written", || h.queued_bytes(id) == Ok(0));
+    let before = h.stats().bytes_out;
+    let sender = {
+        let h = h.clone();
+        std::thread::spawn(move || {
+            for i in 0..N {
+                let mut msg = vec![(i % 251) as u8; size(i)];
+                msg[0] = i as u8;
+                // Queued, or backpressure while the slow client catches up.
+                while let Err(e) = h.send(id, &msg, Kind::Binary) {
+                    assert_eq!(e, Error::Dropped(id), "send {i}");
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        })
+    };
+    rt.block_on(async {
+        for i in 0..N {
+            match next_msg(&mut ws).await {
+                Message::Binary(b) => {
+                    assert_eq!(b.len(), size(i), "message {i}: length");
+                    assert_eq!(b[0], i as u8, "message {i}: out of order");
+                    assert!(b[1..].iter().all(|&x| x == (i % 251) as u8), "message {i}: content");
+                }
+                other => panic!("message {i}: {other:?}"),
+            }
+        }
+    });
+    sender.join().unwrap();
+    let expected: u64 = (0..N).map(|i| frame_len(size(i)) as u64).sum();
+    assert_eq!(h.stats().bytes_out - before, expected, "bytes_out counts every frame byte once");
+    assert_eq!(h.queued_bytes(id), Ok(0));
+    server.close(Duration::from_millis(300));
+    check_event_order(&rec.snapshot());
+}
+
 #[test]
 fn overflow_policy_close_closes_with_1013() {
     let config = Config {

@@ -181,9 +181,10 @@ pub(crate) fn compress_once(level: u32, bits: u8, data: &[u8], out: &mut Vec<u8>
 }
 
 /// A connection's inflater: raw deflate with the largest window, which
-/// reads what any window size produced.
+/// reads what any window size produced. Boxed: its state is 150 bytes,
+/// which every connection's reader would hold inline even with none.
 pub(crate) struct Inflater {
-    z: Decompress,
+    z: Box<Decompress>,
 }
 
 const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
@@ -193,7 +194,7 @@ impl Inflater {
     pub fn take() -> Inflater {
         SPARE_INFLATERS
             .with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
-            .unwrap_or_else(|| Inflater { z: Decompress::new(false) })
+            .unwrap_or_else(|| Inflater { z: Box::new(Decompress::new(false)) })
     }
 
     /// Resets it and keeps it for the next message of any connection on
