@@ -62,19 +62,19 @@ const TOPIC: &str = "churn";
 /// Set (to "<port> <TLS port>") in the child process that runs the swarm.
 const SWARM_ENV: &str = "WSSERVER_CHURN_SWARM";
 /// How far over its warm baseline the server's RSS may be after the churn.
-/// Measured (2 cores): 28 MiB after the warm-up, 43-45 at the churn's peak,
-/// 40-42 after it, with 15 s or 45 s of churn alike (20,000 or 44,000
-/// connections): glibc keeps what it freed in the arenas of the threads
-/// that allocated it (the host's senders, the I/O threads) for reuse. The
-/// bound is twice that. The whole of 10,000 open connections costs 25 MiB
-/// (cold to warm), so a leak of one in ten churned connections' state
-/// passes it.
-const RSS_SLACK: usize = 24 << 20;
+/// Measured (2 cores, loaded): 28 MiB after the warm-up, 40-46 at the
+/// churn's peak, 38-44 after it (+10 to +16), with 15 s or 45 s of churn
+/// alike (18,000 or 44,000 connections): glibc keeps what was freed in the
+/// arenas of the threads that allocated it (the host's threads, the I/O
+/// threads) for reuse, so this is loose: the whole of 10,000 open
+/// connections costs 25 MiB (cold to warm). [`TRIMMED_SLACK`] is the tight
+/// check.
+const RSS_SLACK: usize = 32 << 20;
 /// The same after `malloc_trim` on both sides, which hands glibc's free
 /// pages back, so that what remains is what is still allocated (or pinned
 /// by a live allocation on its page). Measured: 10 MiB at the warm baseline,
-/// 13-15 after the churn (15 s or 45 s: it does not grow with the churn).
-/// A leak of 300 bytes per connection churned passes it.
+/// 13-15 after the churn (+3 to +5, for 15 s or 45 s: it does not grow with
+/// the churn). A leak of 500 bytes per connection churned fails it.
 const TRIMMED_SLACK: usize = 10 << 20;
 
 /// `malloc_trim(0)`: glibc returns the free memory it holds to the system.
@@ -554,7 +554,13 @@ fn ten_thousand_connections_churn_through_faults_and_leave_nothing_behind() {
     };
     let (server, port) = start_with(config, tally.clone());
     let tls_tally = Arc::new(Tally::default());
-    let tls_config = Config { tls: Some(tls("server.pem", "server.key", None, None).unwrap()), ..Config::default() };
+    // Few connections allowed: were a place left taken by a handshake reset
+    // (thousands are), the full sessions would soon be refused.
+    let tls_config = Config {
+        tls: Some(tls("server.pem", "server.key", None, None).unwrap()),
+        max_connections: 100,
+        ..Config::default()
+    };
     let (tls_server, tls_port) = start_with(tls_config, tls_tally.clone());
     let h = server.handle();
     let mut swarm = SwarmProcess::spawn(port, tls_port);
@@ -1189,11 +1195,19 @@ impl<S: Io> Client<S> {
         let _ = self.io.tcp().set_zero_linger();
     }
 
-    /// Writes part of a frame (its header, or some of its payload), gives
-    /// the server time to read it, and resets.
+    /// Writes part of a frame (its header, or some of its payload), half
+    /// the time after the first fragment of its message, gives the server
+    /// time to read it, and resets.
     async fn reset_mid_frame(&mut self, rng: &mut Rng) -> Result<(), String> {
-        let whole = frame(true, OP_BINARY, &vec![b'm'; 200 + rng.below(3_000) as usize]);
-        self.write(&whole[..1 + rng.below(whole.len() as u64 - 1) as usize]).await?;
+        let fragmented = rng.below(2) == 0;
+        let mut bytes = match fragmented {
+            true => frame(false, OP_BINARY, &vec![b'f'; 100 + rng.below(2_000) as usize]),
+            false => Vec::new(),
+        };
+        let opcode = if fragmented { OP_CONT } else { OP_BINARY };
+        let whole = frame(true, opcode, &vec![b'm'; 200 + rng.below(3_000) as usize]);
+        bytes.extend_from_slice(&whole[..1 + rng.below(whole.len() as u64 - 1) as usize]);
+        self.write(&bytes).await?;
         tokio::time::sleep(rng.ms((5, 20))).await;
         self.reset();
         Ok(())
