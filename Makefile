@@ -17,7 +17,7 @@ EXAMPLES := echo_server chat_server tls_echo_server poll_server workflows_server
 EXAMPLE_BINS := $(EXAMPLES:%=build/examples/%)
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml build.rs cbindgen.toml
 
-.PHONY: all lib lib-checked examples examples-cpp header certs deps install install-qt test test-rust test-c test-python test-install demo bench bench-quick autobahn fuzz clean
+.PHONY: all lib lib-checked examples examples-cpp header certs deps install install-qt test demo bench bench-quick autobahn fuzz clean
 
 all: lib examples
 

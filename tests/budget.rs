@@ -16,13 +16,6 @@ const CLIENTS: usize = 2_000;
 /// message per I/O thread being echoed, and the accounting's 7/8 margin.
 const OVERHEAD: usize = 4 * MESSAGE;
 
-/// This process's resident set, in bytes.
-fn rss() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: usize = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-    pages * 4096
-}
-
 /// The header of a masked binary frame of `len` bytes with a zero mask
 /// (so the payload goes out as is).
 fn header(len: usize) -> Vec<u8> {

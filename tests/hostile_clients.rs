@@ -7,7 +7,7 @@
 //! time (their load and their round trips would otherwise mix). Figures
 //! are printed (`cargo test --release --test hostile_clients -- --nocapture`).
 mod common;
-use common::certs::{client_config, tls};
+use common::certs::{client_config, client_hello, tls};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use std::io::Write;
@@ -28,18 +28,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Resident memory of this process (server and clients together).
-fn rss() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: usize = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("statm resident");
-    // SAFETY: sysconf has no preconditions.
-    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize
-}
-
-fn mib(bytes: usize) -> f64 {
-    bytes as f64 / (1 << 20) as f64
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -149,15 +137,6 @@ fn slowloris_plain_is_closed_at_the_handshake_timeout() {
 #[test]
 fn slowloris_over_tls_is_closed_at_the_handshake_timeout() {
     slowloris(true);
-}
-
-/// A TLS ClientHello, as a real client's first bytes.
-fn client_hello() -> Vec<u8> {
-    let name = ServerName::try_from("localhost").unwrap();
-    let mut c = tokio_rustls::rustls::ClientConnection::new(client_config(None), name).unwrap();
-    let mut out = Vec::new();
-    c.write_tls(&mut out).unwrap();
-    out
 }
 
 /// One slow client: connects, then sends one byte of `trickle` every

@@ -5,10 +5,18 @@ use std::sync::{Arc, OnceLock};
 use tokio_rustls::rustls;
 use wsserver::{Error, Tls, TlsBuilder};
 
-/// The certificates, generated once per test run.
+/// Names a directory of certificates made already: a test's child
+/// process (tests/churn.rs) uses its parent's instead of making its own.
+pub const CERTS_DIR_ENV: &str = "WSSERVER_TEST_CERTS_DIR";
+
+/// The certificates, generated once per test run (or those named by
+/// [`CERTS_DIR_ENV`]).
 pub fn certs() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os(CERTS_DIR_ENV) {
+            return PathBuf::from(dir);
+        }
         let dir = std::env::temp_dir().join(format!("wsserver-tls-test-{}", std::process::id()));
         let ok = std::process::Command::new("bash")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-certs.sh"))
@@ -65,6 +73,15 @@ pub fn client_config_trusting(ca: &str, identity: Option<(&str, &str)>) -> Arc<r
                 .with_client_cert_resolver(Arc::new(Identity(Arc::new(rustls::sign::CertifiedKey::new(chain, signer)))))
         }
     })
+}
+
+/// A TLS ClientHello, as a real client's first bytes.
+pub fn client_hello() -> Vec<u8> {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut c = rustls::ClientConnection::new(client_config(None), name).unwrap();
+    let mut out = Vec::new();
+    c.write_tls(&mut out).unwrap();
+    out
 }
 
 /// A client identity sent as it is: rustls' own `with_client_auth_cert`

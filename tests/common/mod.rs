@@ -534,3 +534,16 @@ pub fn raise_fd_limit(need: u64) {
     }
     assert!(lim.rlim_cur >= need, "this test needs {need} open files; the hard limit is {}", lim.rlim_max);
 }
+
+/// Resident memory of this process, in bytes.
+pub fn rss() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: usize = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("statm resident");
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize
+}
+
+/// Bytes in MiB, for printing.
+pub fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
