@@ -1,10 +1,11 @@
 //! Hostile clients on loopback (issue 14): slowloris (plain and TLS), a
 //! client that never reads, frames announcing absurd lengths, a 100 MB
-//! message in 1-byte fragments, a ping flood, a connection flood. Each is
-//! bounded in count and time, and each runs while an honest client keeps
-//! echoing: its round trips are measured and their 99th percentile must
-//! stay under [`RTT_P99`]. The tests take a lock, so they run one at a
-//! time (their load and their round trips would otherwise mix). Figures
+//! message in 1-byte fragments, a ping flood, a deflate bomb, a connection
+//! flood. Each is bounded in count and time, and each runs while an honest
+//! client keeps echoing: its round trips are measured and their 99th
+//! percentile must stay under [`RTT_P99`]. The tests take a lock, so they
+//! run one at a time (their load and their round trips would otherwise
+//! mix). Figures
 //! are printed (`cargo test --release --test hostile_clients -- --nocapture`).
 mod common;
 use common::certs::{client_config, client_hello, tls};
@@ -401,6 +402,74 @@ fn frames_announcing_2_pow_63_and_more_are_refused_from_the_header() {
     assert!(slowest < Duration::from_millis(500), "a refusal took {slowest:?}");
     assert!(rss_after < rss_before + (8 << 20), "RSS grew {:.1} MiB", mib(rss_after - rss_before));
     prober.finish("absurd lengths");
+    server.close(Duration::from_secs(1));
+}
+
+/// A deflate bomb: 64 MiB of zeros, 64 KiB compressed, in one frame.
+fn deflate_bomb() -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut z = Compress::new(Compression::best(), false);
+    let mut out = Vec::with_capacity(128 << 10);
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..64 {
+        z.compress_vec(&zeros, &mut out, FlushCompress::None).unwrap();
+    }
+    z.compress_vec(&[], &mut out, FlushCompress::Sync).unwrap();
+    out.truncate(out.len() - 4); // RFC 7692: the sync flush's 00 00 ff ff goes
+    out
+}
+
+/// Clients that negotiate permessage-deflate and send a message that
+/// inflates to 64 MiB (64 KiB on the wire), past the 1 MiB message limit:
+/// each is closed with 1009 while it is being inflated (never held whole:
+/// RSS stays flat), 4 at a time, 200 in all.
+#[test]
+fn a_deflate_bomb_is_refused_with_1009_while_it_inflates() {
+    let _serial = serial();
+    let config = Config { deflate: true, ..Config::default() };
+    let limit = config.max_message_size;
+    let (server, _rec, port) = start(config, true);
+    let prober = Prober::start(port, false);
+    let bomb = Arc::new(encode_frame_b0(0xC2, &deflate_bomb(), Some(MASK)));
+    let rss_before = rss();
+    let (t, peak) = (Instant::now(), Arc::new(AtomicUsize::new(0)));
+    let slowest = (0..4)
+        .map(|_| {
+            let (bomb, peak) = (bomb.clone(), peak.clone());
+            std::thread::spawn(move || {
+                let mut slowest = Duration::ZERO;
+                for _ in 0..50 {
+                    let mut c = RawClient::connect(port);
+                    c.write(upgrade_request("/bomb", "Sec-WebSocket-Extensions: permessage-deflate\r\n").as_bytes());
+                    let answer = c.expect_upgrade();
+                    assert!(answer.header("Sec-WebSocket-Extensions").is_some(), "deflate not agreed: {}", answer.head);
+                    let t = Instant::now();
+                    // The server may close before it has read the whole bomb.
+                    let _ = c.try_write(&bomb);
+                    c.expect_close_for("a deflate bomb", Some(1009));
+                    slowest = slowest.max(t.elapsed());
+                    peak.fetch_max(rss(), Ordering::Relaxed);
+                }
+                slowest
+            })
+        })
+        .map(|h| h.join().expect("bomb thread"))
+        .max()
+        .unwrap();
+    let (rss_peak, rss_after) = (peak.load(Ordering::Relaxed), rss());
+    println!(
+        "deflate bomb ({} KiB inflating to 64 MiB, limit {limit} B): 200 connections, 4 at a time, in {:?}, slowest \
+         close {slowest:?}; RSS {:.1} MiB before, {:.1} at most, {:.1} after",
+        bomb.len() >> 10,
+        t.elapsed(),
+        mib(rss_before),
+        mib(rss_peak),
+        mib(rss_after)
+    );
+    assert!(slowest < Duration::from_secs(2), "a bomb took {slowest:?} to be refused");
+    // 4 messages at the limit and their inflaters, plus allocator slack.
+    assert!(rss_peak < rss_before + 4 * limit + (16 << 20), "RSS peaked {:.1} MiB over", mib(rss_peak - rss_before));
+    prober.finish("deflate bomb");
     server.close(Duration::from_secs(1));
 }
 
