@@ -220,7 +220,7 @@ impl Plan {
     /// cross-server row is only for servers with a cross mode.
     pub fn has(&self, spec: &Spec, id: &str) -> bool {
         if id == self.cross_id() {
-            return spec.cross.is_ok();
+            return spec.cross.is_some();
         }
         let raw = spec.family == Family::Ceiling;
         !id.starts_with("deflate_")
@@ -583,10 +583,14 @@ async fn cross_phase(spec: &Spec, out: &mut Sink<'_>) {
     let ctx = out.ctx;
     let plan = &ctx.plan;
     let id = plan.cross_id();
-    let Ok(launch) = &spec.cross else { return };
+    let Some(cross) = &spec.cross else { return };
     if !ctx.wants(&id) {
         return;
     }
+    let launch = match cross {
+        Ok(l) => l,
+        Err(why) => return out.add(&id, "", Err(why.clone())),
+    };
     let dir = ctx.out.join("logs").join(format!("{}-redis", spec.name));
     let _ = std::fs::create_dir_all(&dir);
     let broker = match broker::Broker::start(ctx.server_cpu, &dir) {

@@ -574,7 +574,7 @@ mod tests {
             family,
             echo: launch(),
             broadcast: Ok(launch()),
-            cross: Err(String::new()),
+            cross: None,
             skip: None,
             deflate: None,
         }
