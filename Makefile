@@ -1,5 +1,7 @@
 # wsserver: `make` builds the library and the C examples, `make test` runs
 # every test, `make demo` runs the chat server, `make bench` the benchmark,
+# `make bench-instructions` its instruction-count row (callgrind: user-space
+# instructions per echoed 16 B message, wsserver and its peers, a few minutes),
 # `make autobahn` all of Autobahn|Testsuite.
 # `make fuzz` the fuzz targets.
 CARGO    ?= cargo
@@ -17,7 +19,7 @@ EXAMPLES := echo_server chat_server tls_echo_server poll_server workflows_server
 EXAMPLE_BINS := $(EXAMPLES:%=build/examples/%)
 RUST_SRC := $(shell find src -name '*.rs') Cargo.toml build.rs cbindgen.toml
 
-.PHONY: all lib lib-checked examples examples-cpp header certs deps install install-qt test demo bench bench-quick autobahn fuzz clean
+.PHONY: all lib lib-checked examples examples-cpp header certs deps install install-qt test demo bench bench-quick bench-instructions autobahn fuzz clean
 
 all: lib examples
 
@@ -141,6 +143,12 @@ autobahn: all
 
 bench-quick: all
 	bash bench/run.sh --quick
+
+# Issue 15's row: each server twice under valgrind --tool=callgrind (10
+# clients x 200, then x 1,200 echoes), the difference per message; see
+# bench/README.md "Instructions per message".
+bench-instructions: all
+	bash bench/run.sh --instructions
 
 # Every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each, two at a time; a
 # crash fails and prints its reproducer (README "Fuzzing"). `make test` runs

@@ -2,7 +2,13 @@
 //! and reports absolute figures plus the ratio to wsserver (C API).
 //!
 //! Usage: wsbench [--quick] [--rounds N] [--root DIR] [--out DIR] [--only a,b]
-//!                [--workloads a,b] [--server-cpu N]
+//!                [--workloads a,b] [--server-cpu N] [--instructions]
+//!
+//! `--instructions` (`make bench-instructions`): only the instruction-count
+//! row (callgrind, issue 15; src/instructions.rs), on wsserver-c,
+//! wsserver-poll, libwebsockets, boost-beast, tokio-tungstenite and raw-tcp
+//! unless `--only` says otherwise. That row runs only when asked for, by
+//! this flag or `--workloads instructions`, never in a plain `make bench`.
 //!
 //! Normally started by bench/run.sh, which builds the peers, raises the fd
 //! limit and pins this process to CPU 1; servers are started pinned to CPU 0.
@@ -13,6 +19,7 @@ mod deflate;
 mod epoll_bcast;
 mod epoll_echo;
 mod hotloop;
+mod instructions;
 mod procs;
 mod report;
 mod servers;
@@ -50,6 +57,9 @@ pub struct Plan {
     pub deflate_mem: usize,
     /// The deflate echo and broadcast rows' window.
     pub deflate_t: Timing,
+    /// The instruction-count row (issue 15): clients, message size and
+    /// the messages per client of its two runs.
+    pub instr: instructions::InstrPlan,
 }
 
 impl Plan {
@@ -73,6 +83,7 @@ impl Plan {
             deflate_bcast: (1000, 16384),
             deflate_mem: 10_000,
             deflate_t: t(1000, 4000),
+            instr: instructions::InstrPlan { clients: 10, size: 16, n1: 200, n2: 1200 },
         };
         if !quick {
             return full;
@@ -88,6 +99,7 @@ impl Plan {
             deflate_bcast: (200, 16384),
             deflate_mem: 1000,
             deflate_t: t(100, 400),
+            instr: instructions::InstrPlan { n1: 50, n2: 300, ..full.instr },
             ..full
         }
     }
@@ -104,6 +116,11 @@ impl Plan {
 
     pub fn deflate_mem_id(&self) -> String {
         format!("deflate_mem_{}k", self.deflate_mem / 1000)
+    }
+
+    /// The instruction-count row's id.
+    pub fn instr_id(&self) -> String {
+        format!("instructions_{}b_{}c", self.instr.size, self.instr.clients)
     }
 
     /// The cross-server broadcast row's id.
@@ -176,6 +193,24 @@ impl Plan {
             "bytes/conn",
             false,
         ));
+        let i = &self.instr;
+        v.push((
+            self.instr_id(),
+            format!(
+                "user-space instructions per echoed {} B message (callgrind: (Ir({}) - Ir({})) / ({} x {}), \
+                 {} clients x {} and x {} echoes, one in flight each)",
+                i.size,
+                i.n2,
+                i.n1,
+                i.clients,
+                i.n2 - i.n1,
+                i.clients,
+                i.n1,
+                i.n2
+            ),
+            "instr/msg",
+            false,
+        ));
         v
     }
 
@@ -185,7 +220,7 @@ impl Plan {
     /// cross-server row is only for servers with a cross mode.
     pub fn has(&self, spec: &Spec, id: &str) -> bool {
         if id == self.cross_id() {
-            return spec.cross.is_ok();
+            return spec.cross.is_some();
         }
         let raw = spec.family == Family::Ceiling;
         !id.starts_with("deflate_")
@@ -218,6 +253,7 @@ struct Args {
     only: Option<Vec<String>>,
     workloads: Option<Vec<String>>,
     server_cpu: Option<usize>,
+    instructions: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -229,12 +265,14 @@ fn parse_args() -> Result<Args, String> {
         only: None,
         workloads: None,
         server_cpu: if num_cpus() >= 2 { Some(0) } else { None },
+        instructions: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = || it.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
             "--quick" => a.quick = true,
+            "--instructions" => a.instructions = true,
             "--rounds" => {
                 let n: usize = val()?.parse().map_err(|_| "bad --rounds")?;
                 a.rounds = Some(n.clamp(1, 100));
@@ -248,7 +286,7 @@ fn parse_args() -> Result<Args, String> {
                 a.server_cpu = if v == "none" { None } else { Some(v.parse().map_err(|_| "bad --server-cpu")?) };
             }
             "-h" | "--help" => {
-                println!("usage: wsbench [--quick] [--rounds N] [--root DIR] [--out DIR] [--only a,b] [--workloads prefix,..] [--server-cpu N|none]");
+                println!("usage: wsbench [--quick] [--rounds N] [--root DIR] [--out DIR] [--only a,b] [--workloads prefix,..] [--server-cpu N|none] [--instructions]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
@@ -257,8 +295,17 @@ fn parse_args() -> Result<Args, String> {
     if a.out.as_os_str().is_empty() {
         a.out = a.root.join("build/bench");
     }
+    if a.instructions {
+        a.workloads.get_or_insert_with(Vec::new).push("instructions".into());
+        a.only.get_or_insert_with(|| INSTR_SERVERS.iter().map(|s| s.to_string()).collect());
+        a.rounds.get_or_insert(1);
+    }
     Ok(a)
 }
+
+/// The servers of `--instructions` without `--only`: issue 15's.
+const INSTR_SERVERS: [&str; 6] =
+    ["wsserver-c", "wsserver-poll", "libwebsockets", "boost-beast", "tokio-tungstenite", "raw-tcp"];
 
 /// CPUs online (not just the ones this process may run on: run.sh pins us).
 pub fn num_cpus() -> usize {
@@ -307,8 +354,13 @@ impl Ctx {
         Duration::from_millis(if self.plan.quick { 100 } else { 300 })
     }
 
+    /// Whether row `id` is to be run: every row unless `--workloads`
+    /// names prefixes; the instruction-count row only when named.
     fn wants(&self, id: &str) -> bool {
-        self.wanted.as_ref().is_none_or(|w| w.iter().any(|p| id.starts_with(p.as_str())))
+        match &self.wanted {
+            None => !id.starts_with("instructions"),
+            Some(w) => w.iter().any(|p| id.starts_with(p.as_str())),
+        }
     }
 }
 
@@ -531,10 +583,14 @@ async fn cross_phase(spec: &Spec, out: &mut Sink<'_>) {
     let ctx = out.ctx;
     let plan = &ctx.plan;
     let id = plan.cross_id();
-    let Ok(launch) = &spec.cross else { return };
+    let Some(cross) = &spec.cross else { return };
     if !ctx.wants(&id) {
         return;
     }
+    let launch = match cross {
+        Ok(l) => l,
+        Err(why) => return out.add(&id, "", Err(why.clone())),
+    };
     let dir = ctx.out.join("logs").join(format!("{}-redis", spec.name));
     let _ = std::fs::create_dir_all(&dir);
     let broker = match broker::Broker::start(ctx.server_cpu, &dir) {
@@ -564,6 +620,22 @@ async fn cross_phase(spec: &Spec, out: &mut Sink<'_>) {
     }
     drop(broker);
     out.add(&id, "deliveries/s", r);
+}
+
+/// The instruction-count row: the server's echo mode twice under callgrind
+/// (src/instructions.rs).
+async fn instr_phase(spec: &Spec, out: &mut Sink<'_>) {
+    let ctx = out.ctx;
+    let id = ctx.plan.instr_id();
+    if !ctx.wants(&id) || !ctx.plan.has(spec, &id) {
+        return;
+    }
+    let (r, exits) =
+        instructions::measure(&spec.echo, ctx.server_cpu, &ctx.plan.instr, &ctx.out.join("logs"), spec.name).await;
+    for e in exits {
+        out.exit("instructions", e);
+    }
+    out.add(&id, "instr/msg", r);
 }
 
 /// Runs the plan: `rounds` rounds, each giving every server its turn (so
@@ -626,6 +698,9 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) -> (Collected, Vec<Vec<String>>) {
                 phase(&mut out, "deflate-broadcast", d.broadcast.as_ref(), Runs { bcast, ..Runs::default() }).await;
             }
             cross_phase(spec, &mut out).await;
+            if first {
+                instr_phase(spec, &mut out).await;
+            }
             tokio::time::sleep(ctx.pause()).await;
         }
     }

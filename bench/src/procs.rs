@@ -141,6 +141,17 @@ impl Server {
     /// Starts the server pinned to `cpu` (when given), waits until a client
     /// can connect (and, for WebSocket servers, complete a handshake).
     pub async fn start(launch: &Launch, cpu: Option<usize>, log: PathBuf) -> Result<Server, String> {
+        Server::start_within(launch, cpu, log, Duration::from_secs(20)).await
+    }
+
+    /// `start`, waiting up to `limit` for the first handshake (a server
+    /// under valgrind starts slowly).
+    pub async fn start_within(
+        launch: &Launch,
+        cpu: Option<usize>,
+        log: PathBuf,
+        limit: Duration,
+    ) -> Result<Server, String> {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let argv: Vec<String> = launch.argv.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
         let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
@@ -162,7 +173,7 @@ impl Server {
         let pid = child.id();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut srv = Server { child, pid, addr, log };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(st)) = srv.child.try_wait() {
                 return Err(format!("exited at start ({st}): {}", srv.log_tail()));
@@ -180,7 +191,7 @@ impl Server {
             }
             if Instant::now() > deadline {
                 srv.kill();
-                return Err(format!("not ready after 20 s: {}", srv.log_tail()));
+                return Err(format!("not ready after {} s: {}", limit.as_secs(), srv.log_tail()));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -205,7 +216,12 @@ impl Server {
 
     /// SIGTERM, then up to 5 s for a clean exit, then SIGKILL. Returns how it
     /// ended, e.g. "exit 0" or "killed after SIGTERM timeout".
-    pub async fn stop(mut self) -> String {
+    pub async fn stop(self) -> String {
+        self.stop_within(Duration::from_secs(5)).await
+    }
+
+    /// `stop` with `grace` instead of 5 s before SIGKILL.
+    pub async fn stop_within(mut self, grace: Duration) -> String {
         if let Ok(Some(st)) = self.child.try_wait() {
             return format!("had already exited ({st})");
         }
@@ -213,7 +229,7 @@ impl Server {
         unsafe {
             libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(st)) = self.child.try_wait() {
                 return match st.code() {

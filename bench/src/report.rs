@@ -258,7 +258,7 @@ impl Report<'_> {
                 }
             }
         }
-        let _ = writeln!(o, "\ntargets (issues 4, 9, 11, 12 and 13; reported, never asserted)");
+        let _ = writeln!(o, "\ntargets (issues 4, 9, 11, 12, 13 and 15; reported, never asserted)");
         if self.plan.quick {
             let _ = writeln!(
                 o,

@@ -28,9 +28,11 @@ pub struct Spec {
     /// the server has none or it cannot run here.
     pub broadcast: Result<Launch, String>,
     /// Broadcast across two server processes joined on a Redis backplane
-    /// (`{backplane}` in argv is the broker's URL), or why there is none:
-    /// only wsserver-c has one (bench/peers/wsserver_publish.c).
-    pub cross: Result<Launch, String>,
+    /// (`{backplane}` in argv is the broker's URL), or why it cannot run
+    /// here (its row then says "skipped: why"); None: the server has no
+    /// such mode and no such row. Only wsserver-c has one
+    /// (bench/peers/wsserver_publish.c).
+    pub cross: Option<Result<Launch, String>>,
     /// Why it cannot run here, if it cannot.
     pub skip: Option<String>,
     /// Its permessage-deflate mode, for the deflate rows (None: it has none
@@ -143,29 +145,28 @@ fn row(
             broadcast: broadcast.as_ref().map(flag).map_err(String::clone),
         }),
     };
-    Spec {
-        name,
-        about,
-        family,
-        echo,
-        broadcast,
-        cross: Err("one process only: no backplane".into()),
-        skip: recorded_skip(p.out, name).or(lacks),
-        deflate,
-    }
+    Spec { name, about, family, echo, broadcast, cross: None, skip: recorded_skip(p.out, name).or(lacks), deflate }
 }
 
 impl Spec {
     /// The same row with a cross-server broadcast mode: the broadcast
     /// program's command line plus the backplane URL.
-    fn with_cross(mut self) -> Spec {
-        self.cross = self.broadcast.clone().map(|mut l| {
+    fn with_cross(self) -> Spec {
+        self.with_cross_unless(crate::broker::missing())
+    }
+
+    /// `with_cross`, `broker_missing` saying why redis-server cannot run
+    /// here (if it cannot): the row is then skipped with that reason, as
+    /// it is with the broadcast program's when that one is missing.
+    fn with_cross_unless(mut self, broker_missing: Option<String>) -> Spec {
+        let cross = self.broadcast.clone().map(|mut l| {
             l.argv.push("{backplane}".into());
             l
         });
-        if let (Ok(_), Some(why)) = (&self.cross, crate::broker::missing()) {
-            self.cross = Err(why);
-        }
+        self.cross = Some(match (cross, broker_missing) {
+            (Ok(_), Some(why)) => Err(why),
+            (c, _) => c,
+        });
         self
     }
 }
@@ -302,4 +303,41 @@ pub fn all(p: &Paths) -> Vec<Spec> {
             missing(&rust("raw_echo"), "raw_echo"),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publisher(broadcast: Result<Launch, String>) -> Spec {
+        let echo = Launch { argv: vec!["echo_server".into(), "127.0.0.1".into(), "{port}".into()], raw: false };
+        Spec {
+            name: "wsserver-c",
+            about: "",
+            family: Family::Wsserver,
+            echo,
+            broadcast,
+            cross: None,
+            skip: None,
+            deflate: None,
+        }
+    }
+
+    #[test]
+    fn the_cross_row_is_skipped_with_its_reason_not_dropped() {
+        let bcast = || Ok(Launch { argv: vec!["wsserver_publish".into(), "{port}".into()], raw: false });
+        // Broker and broadcast program here: the publisher's argv plus the URL.
+        let s = publisher(bcast()).with_cross_unless(None);
+        assert_eq!(s.cross.unwrap().unwrap().argv, ["wsserver_publish", "{port}", "{backplane}"]);
+        // No redis-server: the row stays, skipped with the reason.
+        let s = publisher(bcast()).with_cross_unless(Some("redis-server not installed".into()));
+        let plan = crate::Plan::new(false, None);
+        assert!(plan.has(&s, &plan.cross_id()), "the row is in the table");
+        assert_eq!(s.cross.unwrap().err().as_deref(), Some("redis-server not installed"));
+        // No broadcast program: the same, with its reason.
+        let s = publisher(Err("wsserver_publish not built".into())).with_cross_unless(Some("no redis".into()));
+        assert_eq!(s.cross.unwrap().err().as_deref(), Some("wsserver_publish not built"));
+        // A server without a cross mode has no such row at all.
+        assert!(!plan.has(&publisher(bcast()), &plan.cross_id()));
+    }
 }

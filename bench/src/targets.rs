@@ -1,6 +1,6 @@
 //! Issue 4's targets (and issue 9's for the event-queue example, issue 11's
 //! for the Qt binding, issue 12's for broadcast through topics, issue 13's
-//! for permessage-deflate), checked against one run's figures: printed after the table and written to
+//! for permessage-deflate, issue 15's for instructions per message), checked against one run's figures: printed after the table and written to
 //! results.json. Reported, never asserted: nothing here changes the exit
 //! code.
 
@@ -19,6 +19,10 @@ const RAW: &str = "raw-tcp";
 const TT: &str = "tokio-tungstenite";
 const QT: &str = "wsserver-qt";
 const QTWS: &str = "qtwebsockets";
+/// Issue 15's peers for the instruction count.
+const INSTR_PEERS: [&str; 3] = ["libwebsockets", "boost-beast", TT];
+/// Issue 15's ceiling: user-space instructions per echoed 16 B message.
+const INSTR_MAX: f64 = 700.0;
 
 pub enum Verdict {
     Met,
@@ -64,6 +68,7 @@ struct Figure {
 const THROUGHPUT: Figure = Figure { name: "throughput", get: |m| Some(m.value), higher: true };
 const CPU: Figure = Figure { name: "server CPU µs/op", get: |m| m.server_cpu_us, higher: false };
 const USER: Figure = Figure { name: "server user CPU µs/op", get: |m| m.server_user_us, higher: false };
+const INSTR: Figure = Figure { name: "instructions/msg", get: |m| Some(m.value), higher: false };
 
 /// A ratio, with a third decimal when two would show 1.00 for a gap.
 fn x(r: f64) -> String {
@@ -388,6 +393,10 @@ pub fn evaluate(r: &Report) -> Vec<Target> {
         format!("deflate on, no context takeover (issue 13): <= 2 KiB RSS per idle connection with deflate agreed, {n} connections ({WS})"),
     ));
 
+    // 6b. Instructions per echoed 16 B message (issue 15, callgrind): at
+    //     most 700 through the C ABI, and below each of its three peers.
+    t.extend(instructions(&c));
+
     // 7. Is the load generator the bound?
     let mut g = c.at_least(
         format!("generator check: {RAW} throughput / {WS}'s per echo row"),
@@ -408,6 +417,50 @@ pub fn evaluate(r: &Report) -> Vec<Target> {
     }
     t.push(g);
     t
+}
+
+/// Issue 15's two targets on the instruction-count row: wsserver-c at most
+/// `INSTR_MAX`, with every other server's figure beside it, and below
+/// libwebsockets, Boost.Beast and tokio-tungstenite.
+fn instructions(c: &Ctx) -> Vec<Target> {
+    let id = c.r.plan.instr_id();
+    let size = c.r.plan.instr.size;
+    let what = format!(
+        "instructions (issue 15): {WS} <= {} user-space instructions per echoed {size} B message (callgrind)",
+        crate::fmt_count(INSTR_MAX)
+    );
+    let max = if !c.ran(&id) {
+        Target { what, measured: String::new(), verdict: Verdict::NotApplicable(format!("{id} not run")) }
+    } else {
+        match c.fig(WS, &id, INSTR) {
+            None => Target { what, measured: String::new(), verdict: Verdict::NotApplicable(c.why_none(WS, &id)) },
+            Some(v) => {
+                let others: Vec<String> = c
+                    .r
+                    .rows
+                    .iter()
+                    .filter(|r| r.workload == id && r.server != WS)
+                    .filter_map(|r| Some(format!("{} {}", r.server, crate::fmt_count(c.fig(&r.server, &id, INSTR)?))))
+                    .collect();
+                let mut measured = format!("{WS} {} instructions/msg", crate::fmt_count(v));
+                if !others.is_empty() {
+                    let _ = write!(measured, " (same run: {})", others.join(", "));
+                }
+                let verdict = if v <= INSTR_MAX { Verdict::Met } else { Verdict::Missed };
+                Target { what, measured, verdict }
+            }
+        }
+    };
+    let below = c.best_of(
+        format!(
+            "instructions (issue 15): {WS} below {} (user-space instructions per echoed {size} B message, callgrind)",
+            INSTR_PEERS.join(", ")
+        ),
+        &[id],
+        &INSTR_PEERS,
+        INSTR,
+    );
+    vec![max, below]
 }
 
 /// Issue 12's target: wsserver-c's broadcast through topics at least the
@@ -521,7 +574,7 @@ mod tests {
             family,
             echo: launch(),
             broadcast: Ok(launch()),
-            cross: Err(String::new()),
+            cross: None,
             skip: None,
             deflate: None,
         }
@@ -704,6 +757,52 @@ mod tests {
         let measured = evaluate_one(&rows, &what(bcast));
         assert!(measured.contains("not measured: libwebsockets (skipped: server did not start)"), "{measured}");
         assert_eq!(verdict(&v, "deflate on, no context takeover"), "MISSED");
+    }
+
+    #[test]
+    fn instructions_per_message_at_most_700_and_below_the_three_peers() {
+        let id = "instructions_16b_10c";
+        let (max, below) = ("instructions (issue 15): wsserver-c <= 700", "instructions (issue 15): wsserver-c below");
+        let run = |ws: f64, lws: f64| {
+            vec![
+                row(WS, id, ws, 0.0),
+                row(POLL, id, 3100.0, 0.0), // wsserver itself: beside, never a peer
+                row("libwebsockets", id, lws, 0.0),
+                row(TT, id, 5000.0, 0.0),
+                row(RAW, id, 50.0, 0.0), // the ceiling is no peer
+            ]
+        };
+        // Issue 15's figures: 3,063 against libwebsockets' 3,737.
+        let rows = run(3063.0, 3737.0);
+        let v = verdicts(&rows);
+        assert_eq!(verdict(&v, max), "MISSED");
+        assert_eq!(verdict(&v, below), "met");
+        let m = evaluate_one(&rows, max);
+        assert!(
+            m.starts_with("wsserver-c 3,063 instructions/msg (same run: wsserver-poll 3,100, libwebsockets 3,737"),
+            "{m}"
+        );
+        // boost-beast is not in this test's specs: named, not counted.
+        let m = evaluate_one(&rows, below);
+        assert!(m.contains("no server lower (2 comparisons)") && m.contains("boost-beast"), "{m}");
+        // At 700 it is met; a peer below is a miss.
+        let rows = run(700.0, 690.0);
+        let v = verdicts(&rows);
+        assert_eq!(verdict(&v, max), "met");
+        assert_eq!(verdict(&v, below), "MISSED");
+        assert!(evaluate_one(&rows, below).contains("instructions_16b_10c libwebsockets 0.99x"));
+        // Not run, or wsserver-c skipped: n/a, never a miss.
+        let rows = vec![row(WS, "echo_16b_100c", 100.0, 10.0)];
+        let v = verdicts(&rows);
+        assert_eq!(verdict(&v, max), "n/a");
+        assert_eq!(verdict(&v, below), "n/a");
+        let rows = vec![
+            Row::from_rounds(WS.into(), id.into(), vec![Err("valgrind not runnable".into())]),
+            row("libwebsockets", id, 3737.0, 0.0),
+        ];
+        let v = verdicts(&rows);
+        assert_eq!(verdict(&v, max), "n/a");
+        assert_eq!(verdict(&v, below), "n/a");
     }
 
     /// What one target measured, by the start of its description.

@@ -1,0 +1,246 @@
+//! The instruction-count row (issue 15): user-space instructions per echoed
+//! 16 B message, counted by valgrind's callgrind, not timed. Each server is
+//! started twice under `valgrind --tool=callgrind` (its echo command line
+//! from servers.rs), `clients` connections each echo `n1` messages in the
+//! first run and `n2` in the second, one in flight each, the server is
+//! stopped with SIGTERM (callgrind writes its counts as the process ends),
+//! and the figure is the difference of the two totals (`Ir`, every thread
+//! of the process) over the difference of the messages: start-up, the
+//! handshakes and shutdown cancel out. The clients are this program's own
+//! (`WsConn`), 16 B text messages, masked as every client's; issue 15's
+//! figures were taken with Python `websockets` clients, the same method.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tokio::task::spawn_local;
+use tokio::time::timeout;
+
+use crate::client::{client_frame, Deflate, WsConn, OP_TEXT};
+use crate::procs::{Launch, Server};
+use crate::workloads::Measure;
+
+/// What one instruction-count row runs.
+#[derive(Clone, Copy, Debug)]
+pub struct InstrPlan {
+    pub clients: usize,
+    pub size: usize,
+    /// Messages per client in the first and the second run.
+    pub n1: usize,
+    pub n2: usize,
+}
+
+/// The total instruction count of a callgrind out file: its `totals:` line
+/// (or `summary:`, which older versions write), first event (`Ir`, the
+/// default and only event without cache simulation).
+pub fn callgrind_total(text: &str) -> Option<u64> {
+    let events = text.lines().find_map(|l| l.strip_prefix("events:")).map(|e| e.split_whitespace().next());
+    if let Some(first) = events {
+        if first != Some("Ir") {
+            return None;
+        }
+    }
+    ["totals:", "summary:"]
+        .iter()
+        .find_map(|key| text.lines().find_map(|l| l.strip_prefix(key)))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// Instructions per message from the totals of two runs, `ir1` with
+/// `msgs1` messages echoed and `ir2` with `msgs2` (more).
+pub fn per_message(ir1: u64, msgs1: u64, ir2: u64, msgs2: u64) -> Result<f64, String> {
+    if msgs2 <= msgs1 {
+        return Err(format!("the second run echoed {msgs2} messages, not more than the first's {msgs1}"));
+    }
+    if ir2 < ir1 {
+        return Err(format!("fewer instructions with more messages ({ir1} for {msgs1}, {ir2} for {msgs2})"));
+    }
+    Ok((ir2 - ir1) as f64 / (msgs2 - msgs1) as f64)
+}
+
+/// Why valgrind cannot be used here, if it cannot.
+pub fn valgrind_missing() -> Option<String> {
+    match Command::new("valgrind").arg("--version").output() {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!("valgrind --version failed ({})", o.status)),
+        Err(e) => Some(format!("valgrind not runnable: {e} (apt-get install valgrind)")),
+    }
+}
+
+/// `launch` under callgrind, counts written to `out_file`.
+fn under_callgrind(launch: &Launch, out_file: &Path) -> Launch {
+    let mut argv = vec![
+        "valgrind".to_string(),
+        "--tool=callgrind".to_string(),
+        format!("--callgrind-out-file={}", out_file.display()),
+    ];
+    argv.extend(launch.argv.iter().cloned());
+    Launch { argv, raw: launch.raw }
+}
+
+/// `clients` connections, each echoing `n` messages of `size` bytes one at
+/// a time, all at once; the messages echoed in all.
+async fn echo_clients(addr: std::net::SocketAddr, raw: bool, p: &InstrPlan, n: usize) -> Result<u64, String> {
+    let mut conns = Vec::new();
+    for i in 0..p.clients {
+        let c = timeout(Duration::from_secs(30), WsConn::connect(addr, None, raw, Deflate::NotOffered))
+            .await
+            .map_err(|_| format!("connection {i}: handshake timed out"))?
+            .map_err(|e| format!("connection {i}: {e}"))?;
+        conns.push(c);
+    }
+    let payload: Vec<u8> = (0..p.size).map(|i| b'a' + (i % 26) as u8).collect();
+    let frame = client_frame(OP_TEXT, &payload);
+    let size = p.size;
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|mut c| {
+            let frame = frame.clone();
+            spawn_local(async move {
+                for k in 0..n {
+                    let f = c.roundtrip(&frame).await.map_err(|e| format!("message {k}: {e}"))?;
+                    if f.len != size {
+                        return Err(format!("message {k}: {} bytes echoed, not {size}", f.len));
+                    }
+                }
+                c.close().await.map_err(|e| format!("close: {e}"))?;
+                Ok::<u64, String>(n as u64)
+            })
+        })
+        .collect();
+    let mut done = 0;
+    for t in tasks {
+        done += t.await.map_err(|e| format!("client task: {e}"))??;
+    }
+    Ok(done)
+}
+
+/// One run under callgrind: start, `n` echoes per client, stop; the
+/// messages echoed, the total instruction count and how the server ended.
+async fn one_run(
+    launch: &Launch,
+    cpu: Option<usize>,
+    p: &InstrPlan,
+    n: usize,
+    (out_file, log): (PathBuf, PathBuf),
+) -> Result<(u64, u64, String), String> {
+    let _ = std::fs::remove_file(&out_file);
+    let srv = Server::start_within(&under_callgrind(launch, &out_file), cpu, log, Duration::from_secs(60))
+        .await
+        .map_err(|e| format!("server did not start under callgrind: {e}"))?;
+    let echoed = timeout(Duration::from_secs(300), echo_clients(srv.addr, launch.raw, p, n)).await;
+    // The clients have closed; let the server finish with them before the signal.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let how = srv.stop_within(Duration::from_secs(60)).await;
+    let echoed = echoed.map_err(|_| format!("{n} echoes per client not done in 300 s"))??;
+    let text = std::fs::read_to_string(&out_file)
+        .map_err(|e| format!("no callgrind counts ({}: {e}); the server {how}", out_file.display()))?;
+    let ir = callgrind_total(&text).ok_or_else(|| format!("no totals line in {}", out_file.display()))?;
+    Ok((echoed, ir, how))
+}
+
+/// The row: two runs, their difference per message. `logs`: where the
+/// server logs and callgrind files go; `name`: the server's row name.
+pub async fn measure(
+    launch: &Launch,
+    cpu: Option<usize>,
+    p: &InstrPlan,
+    logs: &Path,
+    name: &str,
+) -> (Result<Measure, String>, Vec<String>) {
+    if let Some(why) = valgrind_missing() {
+        return (Err(why), Vec::new());
+    }
+    let dir = logs.join("callgrind");
+    let _ = std::fs::create_dir_all(&dir);
+    let started = Instant::now();
+    let mut runs = Vec::new();
+    let mut exits = Vec::new();
+    for n in [p.n1, p.n2] {
+        let files = (dir.join(format!("{name}-{n}.out")), logs.join(format!("{name}-callgrind-{n}.log")));
+        match one_run(launch, cpu, p, n, files).await {
+            Ok((echoed, ir, how)) => {
+                exits.push(format!("callgrind {n}: {how}"));
+                runs.push((echoed, ir, how));
+            }
+            Err(e) => return (Err(e), exits),
+        }
+    }
+    let ((m1, ir1, how1), (m2, ir2, how2)) = (&runs[0], &runs[1]);
+    let value = match per_message(*ir1, *m1, *ir2, *m2) {
+        Ok(v) => v,
+        Err(e) => return (Err(e), exits),
+    };
+    let mut note = format!(
+        "Ir {} for {} msgs, {} for {} ({} clients x {}/{} echoes of {} B text, wsbench's Rust client; {:.0} s)",
+        crate::fmt_count(*ir1 as f64),
+        crate::fmt_count(*m1 as f64),
+        crate::fmt_count(*ir2 as f64),
+        crate::fmt_count(*m2 as f64),
+        p.clients,
+        p.n1,
+        p.n2,
+        p.size,
+        started.elapsed().as_secs_f64()
+    );
+    // A server that did not end on SIGTERM by itself was killed: callgrind
+    // then wrote nothing, so only an unusual clean end is worth a word.
+    for how in [how1, how2] {
+        if how != "exit 0" {
+            note.push_str(&format!("; server ended: {how}"));
+            break;
+        }
+    }
+    (Ok(Measure { value, note, ..Measure::default() }), exits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OUT: &str = "# callgrind format\nversion: 1\ncreator: callgrind-3.19.0\npid: 4242\ncmd:  ./echo_server 127.0.0.1 9000\npart: 1\n\n\ndesc: I1 cache: \ndesc: D1 cache: \ndesc: LL cache: \n\ndesc: Timerange: Basic block 0 - 1234\ndesc: Trigger: Program termination\n\npositions: line\nevents: Ir\nsummary: 9876543\n\n\nfl=(1) ???\nfn=(1) 0x0000000000001080\n0 12\n\ntotals: 9876543\n";
+
+    #[test]
+    fn callgrind_totals_are_read_from_the_out_file() {
+        assert_eq!(callgrind_total(OUT), Some(9_876_543));
+        // Only `summary:` (older callgrind), or only `totals:`.
+        assert_eq!(callgrind_total(&OUT.replace("totals: 9876543\n", "")), Some(9_876_543));
+        assert_eq!(callgrind_total(&OUT.replace("summary: 9876543\n", "")), Some(9_876_543));
+        // Several events: the first is the count, when it is Ir.
+        let cache = OUT.replace("events: Ir", "events: Ir Dr Dw").replace("totals: 9876543", "totals: 555 66 77");
+        assert_eq!(callgrind_total(&cache.replace("summary: 9876543\n", "")), Some(555));
+        // Some other first event, no totals, or garbage: nothing.
+        assert_eq!(callgrind_total(&OUT.replace("events: Ir", "events: Dr")), None);
+        assert_eq!(callgrind_total("events: Ir\n"), None);
+        assert_eq!(callgrind_total("totals: lots\n"), None);
+        assert_eq!(callgrind_total(""), None);
+    }
+
+    #[test]
+    fn the_figure_is_the_difference_of_two_runs_per_message() {
+        // 10 clients x 200 and x 1,200: 10,000 messages more, 30,630,000 instructions more.
+        assert_eq!(per_message(50_000_000, 2_000, 80_630_000, 12_000), Ok(3_063.0));
+        assert_eq!(per_message(100, 10, 100, 20), Ok(0.0));
+        assert!(per_message(100, 10, 200, 10).unwrap_err().contains("not more"));
+        assert!(per_message(300, 10, 200, 20).unwrap_err().contains("fewer instructions"));
+    }
+
+    #[test]
+    fn the_server_runs_under_callgrind_with_its_own_command_line() {
+        let l = Launch { argv: vec!["/x/echo_server".into(), "127.0.0.1".into(), "{port}".into()], raw: false };
+        let v = under_callgrind(&l, Path::new("/tmp/o.out"));
+        assert_eq!(
+            v.argv,
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--callgrind-out-file=/tmp/o.out",
+                "/x/echo_server",
+                "127.0.0.1",
+                "{port}"
+            ]
+        );
+    }
+}
