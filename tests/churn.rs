@@ -564,11 +564,8 @@ fn ten_thousand_connections_churn_through_faults_and_leave_nothing_behind() {
     let tls_tally = Arc::new(Tally::default());
     // Few connections allowed: were a place left taken by a handshake reset
     // (thousands are), the full sessions would soon be refused.
-    let tls_config = Config {
-        tls: Some(tls("server.pem", "server.key", None, None).unwrap()),
-        max_connections: 100,
-        ..patient()
-    };
+    let tls_config =
+        Config { tls: Some(tls("server.pem", "server.key", None, None).unwrap()), max_connections: 100, ..patient() };
     let (tls_server, tls_port) = start_with(tls_config, tls_tally.clone());
     let h = server.handle();
     let mut swarm = SwarmProcess::spawn(port, tls_port);
