@@ -222,7 +222,15 @@ impl ServerHandle {
         let out = Outgoing::new(data, kind, self.config(), compress)?;
         let limits = self.limits();
         let mut notes = SendNotes::default();
-        let result = self.with_conn(conn, |c| c.send(&out, limits, true, &mut notes))?;
+        let send = |c: &ConnShared| c.send(&out, limits, true, &mut notes);
+        let result = match crate::outbox::with_current(conn, send) {
+            Ok(r) => r,
+            // Another connection than the one polled here: held by its Arc,
+            // so that a direct write's system call (`ConnShared::send`) runs
+            // outside the registry's shard lock, which other senders and the
+            // I/O threads take.
+            Err(mut send) => send(&*self.shared(conn)?),
+        };
         if result.is_ok() {
             Counters::add(&self.inner.counters.messages_out, 1);
             Counters::add(&self.inner.counters.bytes_out, notes.written as u64);
