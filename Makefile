@@ -152,7 +152,7 @@ bench-instructions: all
 
 # Every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each, two at a time; a
 # crash fails and prints its reproducer (README "Fuzzing"). `make test` runs
-# them for 30 s each. Needs cargo-fuzz: `make deps` installs it.
+# them for 20 s each. Needs cargo-fuzz: `make deps` installs it.
 FUZZ_SECONDS ?= 120
 fuzz:
 	bash fuzz/run.sh $(FUZZ_SECONDS)
