@@ -42,7 +42,7 @@ impl<'a> Outgoing<'a> {
     /// uncompressed whatever was negotiated (already compressed data).
     pub fn new(data: &'a [u8], kind: Kind, config: &Config, compress: bool) -> Result<Outgoing<'a>, Error> {
         let opcode = match kind {
-            Kind::Text if std::str::from_utf8(data).is_err() => return Err(Error::InvalidUtf8),
+            Kind::Text if !crate::protocol::utf8::is_utf8(data) => return Err(Error::InvalidUtf8),
             Kind::Text => OpCode::Text,
             Kind::Binary => OpCode::Binary,
         };

@@ -6,6 +6,6 @@
 pub(crate) mod deflate;
 pub(crate) mod frame;
 mod reader;
-mod utf8;
+pub(crate) mod utf8;
 
 pub(crate) use reader::{Limits, Reader, Sink};
