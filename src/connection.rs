@@ -15,6 +15,8 @@ use crate::protocol::frame::{self, OpCode, Violation};
 use crate::protocol::{Limits, Reader, Sink};
 use crate::stats::Counters;
 use crate::{Error, Kind, LogLevel};
+use bytes::Bytes;
+use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -28,14 +30,14 @@ use tokio::time::Sleep;
 const SCRATCH_SIZE: usize = 64 * 1024;
 /// Reads per poll before yielding to other connections.
 const READ_BUDGET: usize = 16;
+/// Frames gathered into one write.
+const MAX_BATCH: usize = 32;
 /// After the close frame is out, how long to drain unread input so the
 /// peer gets our close frame rather than a TCP reset.
 const LINGER: Duration = Duration::from_secs(2);
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_SIZE]);
-    /// The frames being written, outside the outbox lock (kept for reuse).
-    static BATCH: std::cell::Cell<Vec<bytes::Bytes>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// What a connection needs from its server.
@@ -291,47 +293,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
     /// Writes the outbox until it is empty (Ready) or the socket is full.
     fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let soft = self.host.config().send_queue_limit;
+        let mut batch = SmallVec::<[Bytes; MAX_BATCH]>::new();
         loop {
             // Held until the count is right again, never across a callback.
             let writing = self.shared.writing.lock();
-            let written = BATCH.with(|cell| {
-                let mut batch = cell.take();
+            {
                 let mut ob = self.shared.outbox.lock();
                 if ob.is_empty() {
-                    return None;
+                    break;
                 }
-                ob.take_batch(&mut batch, 32);
-                drop(ob);
-                let stream = Pin::new(&mut self.stream);
-                // One frame (the common case) goes out with send(2), cheaper
-                // than writev(2); several are gathered into one writev.
-                let n = match batch.as_slice() {
-                    [frame] => stream.poll_write(cx, frame),
-                    frames => {
-                        let mut slices = [IoSlice::new(&[]); 32];
-                        frames.iter().zip(slices.iter_mut()).for_each(|(f, s)| *s = IoSlice::new(f));
-                        stream.poll_write_vectored(cx, &slices[..frames.len()])
-                    }
-                };
-                batch.clear();
-                cell.set(batch);
-                Some(n)
-            });
-            let n = match written {
-                None => break,
-                Some(Poll::Pending) => {
-                    self.shared.outbox.lock().unwritten();
-                    return Poll::Pending;
+                ob.take_batch(&mut batch, MAX_BATCH);
+            }
+            let stream = Pin::new(&mut self.stream);
+            // One frame (the common case) goes out with send(2), cheaper
+            // than writev(2); several are gathered into one writev.
+            let result = match batch.as_slice() {
+                [frame] => stream.poll_write(cx, frame),
+                frames => {
+                    let mut slices = [IoSlice::new(&[]); MAX_BATCH];
+                    frames.iter().zip(slices.iter_mut()).for_each(|(f, s)| *s = IoSlice::new(f));
+                    stream.poll_write_vectored(cx, &slices[..frames.len()])
                 }
-                Some(Poll::Ready(Err(e))) => return Poll::Ready(Err(e)),
-                Some(Poll::Ready(Ok(0))) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Some(Poll::Ready(Ok(n))) => n,
             };
-            let drained = self.shared.outbox.lock().advance(n, soft);
+            let n = match &result {
+                Poll::Ready(Ok(n)) => *n,
+                _ => 0,
+            };
+            let (drained, more) = {
+                let mut ob = self.shared.outbox.lock();
+                (ob.settle(&mut batch, n, soft), !ob.is_empty())
+            };
             drop(writing);
+            match result {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(_)) => {}
+            }
             Counters::add(&self.host.counters().bytes_out, n as u64);
             if drained && !self.reported {
                 self.host.drain(&self.shared);
+            }
+            if !more {
+                break;
             }
         }
         Pin::new(&mut self.stream).poll_flush(cx)

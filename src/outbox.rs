@@ -10,8 +10,9 @@ use crate::protocol::frame;
 use crate::wakes::RemoteWakes;
 use crate::{ConnId, Error};
 use atomic_waker::AtomicWaker;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use parking_lot::{Mutex, MutexGuard};
+use smallvec::SmallVec;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -59,11 +60,13 @@ pub(crate) struct Limits {
 
 #[derive(Default)]
 pub(crate) struct Outbox {
+    /// The frames not being written right now, in order.
     frames: VecDeque<Bytes>,
-    /// Bytes of the front frame already written.
-    front_written: usize,
-    /// Front frames the connection's task is writing right now, with the
-    /// lock released (they may not be discarded meanwhile).
+    /// The front frame was partly written (it is advanced past that part):
+    /// it may not be discarded for a close.
+    front_started: bool,
+    /// Front frames moved out to be written with the lock released; they
+    /// come back, or go, in [`Outbox::settle`].
     in_flight: usize,
     /// Bytes queued and not yet written (counted in `budget`).
     bytes: usize,
@@ -118,40 +121,39 @@ impl Outbox {
         self.bytes
     }
 
-    /// Puts (shared handles to) the unwritten bytes of up to `max` front
-    /// frames into `out`, so they can be written without the lock: senders
-    /// on other threads never wait for a system call. They stay queued,
-    /// marked in flight, until [`Outbox::advance`].
-    pub fn take_batch(&mut self, out: &mut Vec<Bytes>, max: usize) {
-        for (i, f) in self.frames.iter().take(max).enumerate() {
-            out.push(if i == 0 { f.slice(self.front_written..) } else { f.clone() });
-        }
-        self.in_flight = out.len();
+    /// Moves up to `max` front frames into `out`, to be written with the
+    /// lock released: senders on other threads never wait for a system
+    /// call. Moved, not shared (sharing a `Bytes` made from a `Vec`
+    /// allocates); [`Outbox::settle`] puts back what was not written.
+    pub fn take_batch<A: smallvec::Array<Item = Bytes>>(&mut self, out: &mut SmallVec<A>, max: usize) {
+        let n = self.frames.len().min(max);
+        out.extend(self.frames.drain(..n));
+        self.in_flight = n;
     }
 
-    /// Records that `n` bytes were written. Returns true when the queue just
-    /// fell under `soft` after a send reported backpressure (time to drain).
-    /// The batch from [`Outbox::take_batch`] was not written (the socket
-    /// is full): its frames may be discarded again.
-    pub fn unwritten(&mut self) {
-        self.in_flight = 0;
-    }
-
-    pub fn advance(&mut self, mut n: usize, soft: usize) -> bool {
+    /// Takes back a batch from [`Outbox::take_batch`] of which the socket
+    /// took `n` bytes (0: none, it was full): the written frames go, the
+    /// rest returns to the front in order, the first advanced past its
+    /// written part. Returns true when the queue just fell under `soft`
+    /// after a send reported backpressure (time to drain).
+    pub fn settle<A: smallvec::Array<Item = Bytes>>(&mut self, batch: &mut SmallVec<A>, n: usize, soft: usize) -> bool {
         self.in_flight = 0;
         self.set_bytes(self.bytes.saturating_sub(n));
-        // (The queue may have been shut meanwhile: nothing left to advance.)
-        while n > 0 && !self.frames.is_empty() {
-            let left = self.frames[0].len() - self.front_written;
-            if n >= left {
-                n -= left;
-                self.frames.pop_front();
-                self.front_written = 0;
-            } else {
-                self.front_written += n;
-                n = 0;
-            }
+        let (mut done, mut rest) = (0, n);
+        while done < batch.len() && rest >= batch[done].len() {
+            rest -= batch[done].len();
+            done += 1;
         }
+        // The front frame was started if it was before, or now.
+        self.front_started = batch.len() > done && (rest > 0 || (done == 0 && self.front_started));
+        while batch.len() > done {
+            let mut f = batch.pop().unwrap_or_default();
+            if batch.len() == done {
+                f.advance(rest);
+            }
+            self.frames.push_front(f);
+        }
+        batch.clear();
         if self.frames.is_empty() && self.frames.capacity() > 16 {
             self.frames = VecDeque::new();
         }
@@ -178,7 +180,7 @@ impl Outbox {
     fn push(&mut self, frame: Bytes) -> bool {
         self.set_bytes(self.bytes + frame.len());
         self.frames.push_back(frame);
-        self.frames.len() == 1
+        self.frames.len() == 1 && self.in_flight == 0
     }
 
     /// Queues the connection's last frame (a close); false if one already was.
@@ -193,7 +195,8 @@ impl Outbox {
 
     /// Drops every frame not yet started, so a close can go out next.
     fn discard_unsent(&mut self) {
-        let keep = self.in_flight.max((self.front_written > 0) as usize);
+        // (Frames in flight are not in `frames`; they come back in front.)
+        let keep = (self.in_flight == 0 && self.front_started) as usize;
         while self.frames.len() > keep {
             let f = self.frames.pop_back().unwrap_or_default();
             self.set_bytes(self.bytes - f.len());
@@ -303,23 +306,21 @@ impl ConnShared {
         let Some(_writer) = self.writing.try_lock() else { return (0, true) };
         let fd = self.direct_fd.load(Ordering::Acquire);
         let mut ob = self.outbox.lock();
-        if fd < 0 || ob.frames.len() != 1 || ob.front_written > 0 || ob.backpressured || ob.command.is_some() {
+        if fd < 0 || ob.frames.len() != 1 || ob.front_started || ob.backpressured || ob.command.is_some() {
             return (0, true);
         }
-        let frame = ob.frames[0].clone();
-        ob.in_flight = 1;
+        let mut batch = SmallVec::<[Bytes; 1]>::new();
+        ob.take_batch(&mut batch, 1);
         drop(ob);
+        let frame = &batch[0];
+        let len = frame.len();
         // SAFETY: `fd` is the connection's open socket: the task clears
         // `direct_fd` under `writing` (held here) before closing it.
         // `frame` is a live buffer of `frame.len()` bytes.
         let n = unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-        let mut ob = self.outbox.lock();
-        if n <= 0 {
-            ob.unwritten();
-            return (0, true);
-        }
-        ob.advance(n as usize, soft);
-        (n as usize, (n as usize) < frame.len())
+        let n = n.max(0) as usize;
+        self.outbox.lock().settle(&mut batch, n, soft);
+        (n, n < len)
     }
 
     pub fn user_data(&self) -> usize {
@@ -626,5 +627,65 @@ impl ConnShared {
 
     pub fn touch(&self, now: u64) {
         self.last_rx.store(now, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(frames: &[&'static [u8]]) -> Outbox {
+        let mut ob = Outbox::default();
+        frames.iter().for_each(|f| _ = ob.push(Bytes::from_static(f)));
+        ob
+    }
+
+    fn contents(ob: &Outbox) -> Vec<Vec<u8>> {
+        ob.frames.iter().map(|f| f.to_vec()).collect()
+    }
+
+    #[test]
+    fn a_batch_settles_back_in_order_past_what_was_written() {
+        let mut ob = queue(&[b"abc", b"defg", b"hi"]);
+        let mut batch = SmallVec::<[Bytes; 4]>::new();
+        ob.take_batch(&mut batch, 2);
+        assert_eq!((batch.len(), ob.frames.len(), ob.in_flight), (2, 1, 2));
+        assert!(!ob.push(Bytes::from_static(b"jk")), "a push while frames are in flight is not the first");
+        ob.settle(&mut batch, 5, 1 << 20);
+        assert_eq!(contents(&ob), [&b"fg"[..], b"hi", b"jk"], "abc and de written, fg back in front");
+        assert_eq!((ob.bytes(), ob.in_flight, ob.front_started), (6, 0, true));
+        ob.discard_unsent();
+        assert_eq!(contents(&ob), [b"fg"], "a started frame is kept for the close");
+        ob.take_batch(&mut batch, 32);
+        ob.settle(&mut batch, 0, 1 << 20);
+        assert_eq!((contents(&ob), ob.front_started), (vec![b"fg".to_vec()], true), "nothing written: still started");
+        ob.take_batch(&mut batch, 32);
+        ob.settle(&mut batch, 2, 1 << 20);
+        assert_eq!((ob.frames.len(), ob.bytes(), ob.front_started), (0, 0, false));
+    }
+
+    #[test]
+    fn frames_in_flight_survive_a_discard_and_stay_ahead_of_the_close() {
+        let mut ob = queue(&[b"one", b"two"]);
+        let mut batch = SmallVec::<[Bytes; 4]>::new();
+        ob.take_batch(&mut batch, 1);
+        ob.discard_unsent();
+        assert!(ob.push_last(Bytes::from_static(b"close")));
+        ob.settle(&mut batch, 1, 1 << 20);
+        assert_eq!(contents(&ob), [&b"ne"[..], b"close"]);
+        assert_eq!(ob.bytes(), 7);
+    }
+
+    #[test]
+    fn settling_under_the_soft_limit_after_backpressure_says_drain_once() {
+        let mut ob = queue(&[b"0123456789"]);
+        ob.backpressured = true;
+        let mut batch = SmallVec::<[Bytes; 4]>::new();
+        ob.take_batch(&mut batch, 32);
+        assert!(!ob.settle(&mut batch, 2, 5), "8 bytes left, soft limit 5");
+        ob.take_batch(&mut batch, 32);
+        assert!(ob.settle(&mut batch, 4, 5));
+        ob.take_batch(&mut batch, 32);
+        assert!(!ob.settle(&mut batch, 4, 5), "drain fires once");
     }
 }

@@ -8,7 +8,7 @@ use crate::protocol::deflate::{self, Compressor, Deflate};
 use crate::protocol::frame::{self, OpCode};
 use crate::{Error, Kind};
 use bytes::Bytes;
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 
 /// A connection's side of permessage-deflate, for sending; it lives in the
 /// connection's outbox, so it is used under the outbox lock and frames are
@@ -32,9 +32,12 @@ pub(crate) struct Outgoing<'a> {
     /// Compress for connections that negotiated deflate.
     compress: bool,
     level: u32,
+    /// For one connection ([`Outgoing::for_one`]): its frame is made and
+    /// handed over, not kept and shared (sharing a `Bytes` allocates).
+    one: bool,
     plain: OnceCell<Bytes>,
-    /// Compressed without context, by server window bits (9..=15).
-    shared: [OnceCell<Bytes>; 7],
+    /// Compressed without context, by server window bits (made on first need).
+    shared: RefCell<Vec<(u8, Bytes)>>,
 }
 
 impl<'a> Outgoing<'a> {
@@ -51,9 +54,16 @@ impl<'a> Outgoing<'a> {
             opcode,
             compress: compress && config.deflate && data.len() >= config.deflate_min_size.max(1),
             level: config.deflate_level,
+            one: false,
             plain: OnceCell::new(),
-            shared: Default::default(),
+            shared: RefCell::new(Vec::new()),
         })
+    }
+
+    /// The same message for one connection only: [`Outgoing::frame_for`]
+    /// may then be called once.
+    pub fn for_one(self) -> Outgoing<'a> {
+        Outgoing { one: true, ..self }
     }
 
     /// Whether a connection that keeps its context compresses it with its
@@ -66,18 +76,28 @@ impl<'a> Outgoing<'a> {
     /// The frame for a connection with `deflate` (None: not negotiated).
     pub fn frame_for(&self, deflate: Option<&mut ConnDeflate>) -> Bytes {
         let Some(d) = deflate.filter(|_| self.compress) else {
+            if self.one {
+                return frame::encode(self.opcode, self.data);
+            }
             return self.plain.get_or_init(|| frame::encode(self.opcode, self.data)).clone();
         };
         let bits = d.params.server_window_bits;
         if d.params.server_no_takeover {
-            let cell = &self.shared[(bits.clamp(9, 15) - 9) as usize];
-            return cell
-                .get_or_init(|| {
-                    let mut z = Vec::new();
-                    deflate::compress_once(self.level, bits, self.data, &mut z);
-                    frame::encode_compressed(self.opcode, &z)
-                })
-                .clone();
+            let compress = || {
+                let mut z = Vec::new();
+                deflate::compress_once(self.level, bits, self.data, &mut z);
+                frame::encode_compressed(self.opcode, &z)
+            };
+            if self.one {
+                return compress();
+            }
+            let mut shared = self.shared.borrow_mut();
+            if let Some((_, f)) = shared.iter().find(|(b, _)| *b == bits) {
+                return f.clone();
+            }
+            let f = compress();
+            shared.push((bits, f.clone()));
+            return f;
         }
         let compressor = d.own.get_or_insert_with(|| Box::new(Compressor::new(self.level, bits)));
         let mut z = Vec::new();
@@ -124,6 +144,9 @@ mod tests {
         assert!(second.len() < first.len(), "its own context remembers the first copy");
         let raw = Outgoing::new(&data, Kind::Text, &config, false).unwrap();
         assert_eq!(raw.frame_for(Some(&mut a))[0], 0x81, "compress=false: plain even with deflate");
+        let one = Outgoing::new(&data, Kind::Text, &config, true).unwrap().for_one();
+        assert_eq!(one.frame_for(Some(&mut conn(true, 15))), fa, "for one connection: the same frame");
+        assert_eq!(Outgoing::new(&data, Kind::Text, &config, true).unwrap().for_one().frame_for(None), plain);
         let short = Outgoing::new(b"hi", Kind::Text, &config, true).unwrap();
         assert_eq!(short.frame_for(Some(&mut a))[0], 0x81, "under the minimum size: plain");
         assert!(Outgoing::new(&[0xff], Kind::Text, &config, true).is_err());

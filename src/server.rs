@@ -219,7 +219,7 @@ impl ServerHandle {
     /// compressed (`compress` false: sent as is even where deflate was
     /// negotiated, for data that is compressed already).
     pub fn send_with(&self, conn: ConnId, data: &[u8], kind: Kind, compress: bool) -> Result<SendStatus, Error> {
-        let out = Outgoing::new(data, kind, self.config(), compress)?;
+        let out = Outgoing::new(data, kind, self.config(), compress)?.for_one();
         let limits = self.limits();
         let mut notes = SendNotes::default();
         let send = |c: &ConnShared| c.send(&out, limits, true, &mut notes);
