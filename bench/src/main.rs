@@ -1,14 +1,8 @@
 //! wsbench: runs every workload against every server, one server at a time,
-//! and reports absolute figures plus the ratio to wsserver (C API).
-//!
-//! Usage: wsbench [--quick] [--rounds N] [--root DIR] [--out DIR] [--only a,b]
-//!                [--workloads a,b] [--server-cpu N] [--instructions]
-//!
-//! `--instructions` (`make bench-instructions`): only the instruction-count
-//! row (callgrind, issue 15; src/instructions.rs), on wsserver-c,
-//! wsserver-poll, libwebsockets, boost-beast, tokio-tungstenite and raw-tcp
-//! unless `--only` says otherwise. That row runs only when asked for, by
-//! this flag or `--workloads instructions`, never in a plain `make bench`.
+//! and reports absolute figures plus the ratio to wsserver (C API); `--help`
+//! lists the flags. `--instructions` (`make bench-instructions`) runs only
+//! the instruction-count row (callgrind, src/instructions.rs), which runs
+//! only when asked for, by that flag or `--workloads instructions`.
 //!
 //! Normally started by bench/run.sh, which builds the peers, raises the fd
 //! limit and pins this process to CPU 1; servers are started pinned to CPU 0.
@@ -49,7 +43,7 @@ pub struct Plan {
     pub bcast_clients: usize,
     pub bcast_t: Timing,
     pub mem_steps: Vec<usize>,
-    /// The deflate rows (issue 13), JSON-like text with permessage-deflate
+    /// The deflate rows, JSON-like text with permessage-deflate
     /// offered, the server's deflate off and on: echo (connections, bytes),
     /// broadcast (receivers, bytes), idle connections with deflate agreed.
     pub deflate_echo: (usize, usize),
@@ -57,7 +51,7 @@ pub struct Plan {
     pub deflate_mem: usize,
     /// The deflate echo and broadcast rows' window.
     pub deflate_t: Timing,
-    /// The instruction-count row (issue 15): clients, message size and
+    /// The instruction-count row: clients, message size and
     /// the messages per client of its two runs.
     pub instr: instructions::InstrPlan,
 }
@@ -245,65 +239,60 @@ pub fn fmt_count(x: f64) -> String {
     }
 }
 
+/// Runs every workload against every server, one server at a time, and
+/// reports absolute figures plus the ratio to wsserver (C API).
+#[derive(clap::Parser)]
+#[command(name = "wsbench")]
 struct Args {
+    /// Shorter windows, smaller counts, one round: a smoke test.
+    #[arg(long)]
     quick: bool,
+    /// Rounds of the echo and broadcast rows (default 3, quick 1; 1 to 100).
+    #[arg(long, value_name = "N")]
     rounds: Option<usize>,
+    /// Repository root.
+    #[arg(long, value_name = "DIR", default_value = ".")]
     root: PathBuf,
-    out: PathBuf,
+    /// Output directory (default ROOT/build/bench).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Only these servers.
+    #[arg(long, value_name = "a,b", value_delimiter = ',')]
     only: Option<Vec<String>>,
+    /// Only the rows whose id starts with one of these.
+    #[arg(long, value_name = "a,b", value_delimiter = ',')]
     workloads: Option<Vec<String>>,
-    server_cpu: Option<usize>,
+    /// CPU the servers are pinned to, or none (default 0 on 2+ CPUs).
+    #[arg(long, value_name = "N|none", value_parser = parse_cpu)]
+    server_cpu: Option<Cpu>,
+    /// Only the instruction-count row (callgrind), on wsserver-c, wsserver-poll, libwebsockets, boost-beast,
+    /// tokio-tungstenite and raw-tcp unless --only says otherwise.
+    #[arg(long)]
     instructions: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        quick: false,
-        rounds: None,
-        root: PathBuf::from("."),
-        out: PathBuf::new(),
-        only: None,
-        workloads: None,
-        server_cpu: if num_cpus() >= 2 { Some(0) } else { None },
-        instructions: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut val = || it.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--quick" => a.quick = true,
-            "--instructions" => a.instructions = true,
-            "--rounds" => {
-                let n: usize = val()?.parse().map_err(|_| "bad --rounds")?;
-                a.rounds = Some(n.clamp(1, 100));
-            }
-            "--root" => a.root = PathBuf::from(val()?),
-            "--out" => a.out = PathBuf::from(val()?),
-            "--only" => a.only = Some(val()?.split(',').map(str::to_string).collect()),
-            "--workloads" => a.workloads = Some(val()?.split(',').map(str::to_string).collect()),
-            "--server-cpu" => {
-                let v = val()?;
-                a.server_cpu = if v == "none" { None } else { Some(v.parse().map_err(|_| "bad --server-cpu")?) };
-            }
-            "-h" | "--help" => {
-                println!("usage: wsbench [--quick] [--rounds N] [--root DIR] [--out DIR] [--only a,b] [--workloads prefix,..] [--server-cpu N|none] [--instructions]");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
+#[derive(Clone, Copy)]
+struct Cpu(Option<usize>);
+
+fn parse_cpu(v: &str) -> Result<Cpu, String> {
+    match v {
+        "none" => Ok(Cpu(None)),
+        _ => v.parse().map(|n| Cpu(Some(n))).map_err(|_| format!("not a CPU number or none: {v}")),
     }
-    if a.out.as_os_str().is_empty() {
-        a.out = a.root.join("build/bench");
-    }
+}
+
+fn parse_args() -> Args {
+    let mut a = <Args as clap::Parser>::parse();
+    a.rounds = a.rounds.map(|n| n.clamp(1, 100));
     if a.instructions {
         a.workloads.get_or_insert_with(Vec::new).push("instructions".into());
         a.only.get_or_insert_with(|| INSTR_SERVERS.iter().map(|s| s.to_string()).collect());
         a.rounds.get_or_insert(1);
     }
-    Ok(a)
+    a
 }
 
-/// The servers of `--instructions` without `--only`: issue 15's.
+/// The servers of `--instructions` without `--only`.
 const INSTR_SERVERS: [&str; 6] =
     ["wsserver-c", "wsserver-poll", "libwebsockets", "boost-beast", "tokio-tungstenite", "raw-tcp"];
 
@@ -708,16 +697,12 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) -> (Collected, Vec<Vec<String>>) {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("wsbench: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args = parse_args();
+    let server_cpu = args.server_cpu.map_or((num_cpus() >= 2).then_some(0), |c| c.0);
     let fd_limit = raise_fd_limit();
     let root = std::fs::canonicalize(&args.root).unwrap_or(args.root.clone());
-    let out = if args.out.is_absolute() { args.out.clone() } else { std::env::current_dir().unwrap().join(&args.out) };
+    let out = args.out.clone().unwrap_or(args.root.join("build/bench"));
+    let out = if out.is_absolute() { out } else { std::env::current_dir().unwrap().join(out) };
     std::fs::create_dir_all(out.join("logs")).expect("cannot create the output directory");
     let exe = std::env::current_exe().expect("current_exe");
     let rust_bins = exe.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -729,7 +714,7 @@ fn main() {
     let ctx = Ctx {
         plan: Plan::new(args.quick, args.rounds),
         out: out.clone(),
-        server_cpu: args.server_cpu,
+        server_cpu,
         fd_limit,
         wanted: args.workloads.clone(),
         retries_left: std::cell::Cell::new(15),

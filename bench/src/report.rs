@@ -4,8 +4,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+use serde_json::{json, Map, Value};
+
 use crate::servers::Spec;
-use crate::targets;
 use crate::workloads::Measure;
 use crate::{fmt_count, Plan};
 
@@ -258,23 +259,22 @@ impl Report<'_> {
                 }
             }
         }
-        let _ = writeln!(o, "\ntargets (issues 4, 9, 11, 12, 13 and 15; reported, never asserted)");
         if self.plan.quick {
             let _ = writeln!(
                 o,
-                "  (quick mode: 0.8 s windows, {}, no 10k/100k memory rows: a smoke test, not a verdict;\n\
-                 \x20  usr µs/op is sampled at timer ticks and coarse here. make bench for the figures.)",
+                "\n(quick mode: 0.8 s windows, {}, no 10k/100k memory rows: a smoke test, not a verdict;\n\
+                 \x20usr µs/op is sampled at timer ticks and coarse here. make bench for the figures.)",
                 self.rounds_label()
             );
         }
-        for t in targets::evaluate(self) {
-            let _ = writeln!(o, "  {:<7} {}", t.verdict.word(), t.what);
-            let mut detail = t.measured.clone();
-            if let Some(why) = t.verdict.why() {
-                let _ = write!(detail, "{}({why})", if detail.is_empty() { "" } else { " " });
-            }
-            if !detail.is_empty() {
-                let _ = writeln!(o, "          {detail}");
+        let blocks = [
+            ("compared with the best peer (the other WebSocket libraries; ratio = wsserver-c / peer)", self.summary()),
+            ("targets", self.targets()),
+        ];
+        for (title, lines) in blocks {
+            let _ = writeln!(o, "\n{title}; reported, never asserted");
+            for l in lines {
+                let _ = writeln!(o, "  {:<7} {:<22} {}", l.status, l.what, l.measured);
             }
         }
         let _ = writeln!(o, "\n(total {:.0} s)", self.elapsed.as_secs_f64());
@@ -282,141 +282,67 @@ impl Report<'_> {
     }
 
     pub fn json(&self) -> String {
-        let mut o = String::new();
-        o.push_str("{\n");
-        let _ = writeln!(o, "  \"tool\": \"wsbench\",");
-        let _ = writeln!(o, "  \"mode\": {},", js(if self.plan.quick { "quick" } else { "full" }));
-        let _ = writeln!(o, "  \"rounds\": {},", self.plan.rounds);
-        let _ = writeln!(o, "  \"unix_time\": {},", now_unix());
-        let _ = writeln!(o, "  \"git_commit\": {},", js(&git_commit(self.root)));
-        let _ = writeln!(o, "  \"elapsed_s\": {:.1},", self.elapsed.as_secs_f64());
-        let _ = writeln!(
-            o,
-            "  \"machine\": {{\"cpus\": {}, \"cpu_model\": {}, \"kernel\": {}, \"server_cpu\": {}}},",
-            crate::num_cpus(),
-            js(&cpu_model()),
-            js(std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim()),
-            self.server_cpu.map(|c| c.to_string()).unwrap_or("null".into())
-        );
-        let _ = writeln!(o, "  \"reference\": {},", js(REFERENCES[0]));
-        o.push_str("  \"workloads\": [\n");
         let wl = self.plan.workloads();
-        for (i, (id, label, unit, higher)) in wl.iter().enumerate() {
-            let _ = write!(
-                o,
-                "    {{\"id\": {}, \"label\": {}, \"unit\": {}, \"higher_is_better\": {}, \"reference_server\": {}}}",
-                js(id),
-                js(label),
-                js(unit),
-                higher,
-                self.reference(id).map(|r| js(r.0)).unwrap_or("null".into())
-            );
-            o.push_str(if i + 1 < wl.len() { ",\n" } else { "\n" });
-        }
-        o.push_str("  ],\n  \"servers\": [\n");
-        for (i, s) in self.specs.iter().enumerate() {
-            let exits = self.exits.iter().find(|e| e.0 == s.name).map(|e| e.1.clone()).unwrap_or_default();
-            let _ = write!(
-                o,
-                "    {{\"name\": {}, \"about\": {}, \"skipped\": {}, \"exits\": [{}]}}",
-                js(s.name),
-                js(s.about),
-                s.skip.as_deref().map(js).unwrap_or("null".into()),
-                exits.iter().map(|e| js(e)).collect::<Vec<_>>().join(", ")
-            );
-            o.push_str(if i + 1 < self.specs.len() { ",\n" } else { "\n" });
-        }
-        o.push_str("  ],\n  \"results\": [\n");
-        for (i, r) in self.rows.iter().enumerate() {
-            let unit = wl.iter().find(|w| w.0 == r.workload).map(|w| w.2).unwrap_or("");
-            let _ = write!(
-                o,
-                "    {{\"server\": {}, \"workload\": {}, \"unit\": {}, ",
-                js(&r.server),
-                js(&r.workload),
-                js(unit)
-            );
-            o.push_str(&result_json(r.status.as_result()));
-            if let Status::Ok(m) = &r.status {
-                let ratio = self.reference(&r.workload).map(|(_, v)| m.value / v);
-                let _ = write!(o, ", \"ratio\": {}, \"spread\": {}", num(ratio), num(r.spread));
-            }
-            let rounds: Vec<String> =
-                r.rounds.iter().map(|x| format!("{{{}}}", result_json(x.as_ref().map_err(|e| e.as_str())))).collect();
-            let _ = write!(o, ", \"rounds\": [{}]}}", rounds.join(", "));
-            o.push_str(if i + 1 < self.rows.len() { ",\n" } else { "\n" });
-        }
-        o.push_str("  ],\n  \"targets\": [\n");
-        let ts = targets::evaluate(self);
-        for (i, t) in ts.iter().enumerate() {
-            let _ = write!(
-                o,
-                "    {{\"target\": {}, \"status\": {}, \"measured\": {}, \"why\": {}}}",
-                js(&t.what),
-                js(t.verdict.word()),
-                js(&t.measured),
-                t.verdict.why().map(js).unwrap_or("null".into())
-            );
-            o.push_str(if i + 1 < ts.len() { ",\n" } else { "\n" });
-        }
-        o.push_str("  ]\n}\n");
-        o
+        let workloads: Vec<Value> = (wl.iter())
+            .map(|(id, label, unit, higher)| {
+                let reference = self.reference(id).map(|r| r.0);
+                json!({"id": id, "label": label, "unit": unit, "higher_is_better": higher, "reference_server": reference})
+            })
+            .collect();
+        let servers: Vec<Value> = (self.specs.iter())
+            .map(|s| {
+                let exits = self.exits.iter().find(|e| e.0 == s.name).map(|e| e.1.clone()).unwrap_or_default();
+                json!({"name": s.name, "about": s.about, "skipped": s.skip, "exits": exits})
+            })
+            .collect();
+        let results: Vec<Value> = (self.rows.iter())
+            .map(|r| {
+                let unit = wl.iter().find(|w| w.0 == r.workload).map(|w| w.2).unwrap_or("");
+                let mut v = json!({"server": r.server, "workload": r.workload, "unit": unit});
+                v.as_object_mut().unwrap().extend(result_json(r.status.as_result()));
+                if let Status::Ok(m) = &r.status {
+                    v["ratio"] = json!(self.reference(&r.workload).map(|(_, x)| m.value / x));
+                    v["spread"] = json!(r.spread);
+                }
+                v["rounds"] =
+                    r.rounds.iter().map(|x| Value::Object(result_json(x.as_ref().map_err(|e| e.as_str())))).collect();
+                v
+            })
+            .collect();
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let doc = json!({
+            "tool": "wsbench",
+            "mode": if self.plan.quick { "quick" } else { "full" },
+            "rounds": self.plan.rounds,
+            "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            "git_commit": git_commit(self.root),
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "machine": {"cpus": crate::num_cpus(), "cpu_model": cpu_model(), "kernel": kernel.trim(), "server_cpu": self.server_cpu},
+            "reference": REFERENCES[0],
+            "workloads": workloads,
+            "servers": servers,
+            "results": results,
+            "best_peer": self.summary(),
+            "targets": self.targets(),
+        });
+        serde_json::to_string_pretty(&doc).expect("JSON of plain values") + "\n"
     }
 }
 
-/// The fields of one result, without braces: status, figures and note, or
-/// the reason it was skipped.
-fn result_json(r: Result<&Measure, &str>) -> String {
-    match r {
-        Err(why) => format!("\"status\": \"skipped\", \"reason\": {}", js(why)),
-        Ok(m) => format!(
-            "\"status\": \"ok\", \"value\": {}, \"p50_us\": {}, \"p99_us\": {}, \"server_cpu_us_per_op\": {}, \
-             \"server_user_us_per_op\": {}, \"server_sys_us_per_op\": {}, \"server_cpu_pct\": {}, \"gen_cpu_pct\": {}, \
-             \"other_cpu_pct\": {}, \"errors\": {}, \"note\": {}",
-            num(Some(m.value)),
-            num(m.p50_us),
-            num(m.p99_us),
-            num(m.server_cpu_us),
-            num(m.server_user_us),
-            num(m.server_sys_us),
-            num(m.server_cpu_pct),
-            num(m.gen_cpu_pct),
-            num(m.other_cpu_pct),
-            m.errors,
-            js(&m.note)
-        ),
-    }
-}
-
-fn num(x: Option<f64>) -> String {
-    match x {
-        Some(v) if v.is_finite() => format!("{v:.4}"),
-        _ => "null".into(),
-    }
-}
-
-fn js(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
+/// The fields of one result: status, figures and note, or the reason it was skipped.
+fn result_json(r: Result<&Measure, &str>) -> Map<String, Value> {
+    let v = match r {
+        Err(why) => json!({"status": "skipped", "reason": why}),
+        Ok(m) => {
+            let mut v = serde_json::to_value(m).expect("JSON of plain values");
+            v["status"] = json!("ok");
+            v
         }
+    };
+    match v {
+        Value::Object(o) => o,
+        _ => unreachable!("an object"),
     }
-    o.push('"');
-    o
-}
-
-fn now_unix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn git_commit(root: &Path) -> String {
