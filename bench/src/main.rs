@@ -222,21 +222,11 @@ impl Plan {
     }
 }
 
+/// `x` rounded, with thousands separated by commas.
 pub fn fmt_count(x: f64) -> String {
-    let n = x.round() as i64;
-    let s = n.abs().to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
+    let digits = (x.round() as i64).unsigned_abs().to_string();
+    let groups: Vec<&str> = digits.as_bytes().rchunks(3).rev().map(|g| std::str::from_utf8(g).unwrap()).collect();
+    format!("{}{}", if x.round() < 0.0 { "-" } else { "" }, groups.join(","))
 }
 
 /// Runs every workload against every server, one server at a time, and
@@ -305,24 +295,6 @@ pub fn num_cpus() -> usize {
     } else {
         1
     }
-}
-
-/// Raises the soft fd limit to the hard one; children inherit it.
-fn raise_fd_limit() -> u64 {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: r is a valid out-pointer.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
-            return 1024;
-        }
-        if r.rlim_cur < r.rlim_max {
-            let want = libc::rlimit { rlim_cur: r.rlim_max, rlim_max: r.rlim_max };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                r.rlim_cur = r.rlim_max;
-            }
-        }
-    }
-    r.rlim_cur
 }
 
 struct Ctx {
@@ -699,7 +671,8 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) -> (Collected, Vec<Vec<String>>) {
 fn main() {
     let args = parse_args();
     let server_cpu = args.server_cpu.map_or((num_cpus() >= 2).then_some(0), |c| c.0);
-    let fd_limit = raise_fd_limit();
+    // The soft fd limit raised to the hard one; children inherit it.
+    let fd_limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
     let root = std::fs::canonicalize(&args.root).unwrap_or(args.root.clone());
     let out = args.out.clone().unwrap_or(args.root.join("build/bench"));
     let out = if out.is_absolute() { out } else { std::env::current_dir().unwrap().join(out) };

@@ -209,54 +209,27 @@ impl Report<'_> {
                 if higher { "higher is better" } else { "lower is better" },
                 reference.map(|r| r.0).unwrap_or("-")
             );
-            let _ = writeln!(
-                o,
-                "{:<18} {:>14} {:<13} {:>7} {:>10} {:>10} {:>8} {:>8} {:>7} {:>7} {:>7}  note",
-                "server",
-                "value",
-                "unit",
-                "ratio",
-                "srv µs/op",
-                "usr µs/op",
-                "p50 µs",
-                "p99 µs",
-                "srv cpu",
-                "gen cpu",
-                "other"
-            );
+            let head = ["server", "value", "unit", "ratio", "srv µs/op", "usr µs/op", "p50 µs", "p99 µs"];
+            let _ = writeln!(o, "{}", columns(head.into_iter().chain(["srv cpu", "gen cpu", "other", "note"])));
             for r in self.rows.iter().filter(|r| r.workload == id) {
-                match &r.status {
+                let m = match &r.status {
                     Status::Skipped(why) => {
                         let _ = writeln!(o, "{:<18} skipped: {why}", r.server);
+                        continue;
                     }
-                    Status::Ok(m) => {
-                        let value =
-                            if unit == "bytes/conn" { format!("{:.2}", m.value / 1024.0) } else { fmt_count(m.value) };
-                        let ratio = reference.map(|(_, v)| format!("{:.2}x", m.value / v)).unwrap_or("-".into());
-                        let f = |x: Option<f64>, p: usize| x.map(|v| format!("{v:.p$}")).unwrap_or("-".into());
-                        let pct = |x: Option<f64>| x.map(|v| format!("{v:.0}%")).unwrap_or("-".into());
-                        let _ = writeln!(
-                            o,
-                            "{:<18} {:>14} {:<13} {:>7} {:>10} {:>10} {:>8} {:>8} {:>7} {:>7} {:>7}  {}",
-                            r.server,
-                            value,
-                            shown_unit,
-                            ratio,
-                            f(m.server_cpu_us, 2),
-                            f(m.server_user_us, 2),
-                            f(m.p50_us, 0),
-                            f(m.p99_us, 0),
-                            pct(m.server_cpu_pct),
-                            pct(m.gen_cpu_pct),
-                            pct(m.other_cpu_pct),
-                            [r.rounds_note(), self.beside_one_process(&r.server, &id, m), m.note.clone()]
-                                .into_iter()
-                                .filter(|n| !n.is_empty())
-                                .collect::<Vec<_>>()
-                                .join("; ")
-                        );
-                    }
-                }
+                    Status::Ok(m) => m,
+                };
+                let value = if unit == "bytes/conn" { format!("{:.2}", m.value / 1024.0) } else { fmt_count(m.value) };
+                let ratio = reference.map(|(_, v)| format!("{:.2}x", m.value / v)).unwrap_or("-".into());
+                let f = |x: Option<f64>, p: usize| x.map(|v| format!("{v:.p$}")).unwrap_or("-".into());
+                let pct = |x: Option<f64>| x.map(|v| format!("{v:.0}%")).unwrap_or("-".into());
+                let notes = [r.rounds_note(), self.beside_one_process(&r.server, &id, m), m.note.clone()];
+                let note = notes.into_iter().filter(|n| !n.is_empty()).collect::<Vec<_>>().join("; ");
+                let (cpu, usr) = (f(m.server_cpu_us, 2), f(m.server_user_us, 2));
+                let cells =
+                    [r.server.clone(), value, shown_unit.into(), ratio, cpu, usr, f(m.p50_us, 0), f(m.p99_us, 0)];
+                let pcts = [pct(m.server_cpu_pct), pct(m.gen_cpu_pct), pct(m.other_cpu_pct), note];
+                let _ = writeln!(o, "{}", columns(cells.iter().chain(pcts.iter()).map(String::as_str)));
             }
         }
         if self.plan.quick {
@@ -274,7 +247,7 @@ impl Report<'_> {
         for (title, lines) in blocks {
             let _ = writeln!(o, "\n{title}; reported, never asserted");
             for l in lines {
-                let _ = writeln!(o, "  {:<7} {:<22} {}", l.status, l.what, l.measured);
+                let _ = writeln!(o, "  {:<7} {}: {}", l.status, l.what, l.measured);
             }
         }
         let _ = writeln!(o, "\n(total {:.0} s)", self.elapsed.as_secs_f64());
@@ -329,6 +302,21 @@ impl Report<'_> {
     }
 }
 
+/// One line of a workload's table: server, value, unit, ratio, four figures,
+/// three CPU shares, note.
+fn columns<'a>(cells: impl Iterator<Item = &'a str>) -> String {
+    const WIDTH: [i32; 11] = [-18, 14, -13, 7, 10, 10, 8, 8, 7, 7, 7];
+    let mut o = String::new();
+    for (i, c) in cells.enumerate() {
+        let _ = match WIDTH.get(i) {
+            Some(w) if *w < 0 => write!(o, "{c:<0$} ", (-w) as usize),
+            Some(w) => write!(o, "{c:>0$} ", *w as usize),
+            None => write!(o, " {c}"),
+        };
+    }
+    o.trim_end().to_string()
+}
+
 /// The fields of one result: status, figures and note, or the reason it was skipped.
 fn result_json(r: Result<&Measure, &str>) -> Map<String, Value> {
     let v = match r {
@@ -373,6 +361,13 @@ mod tests {
 
     fn m(value: f64, cpu: f64) -> Measure {
         Measure { value, server_cpu_us: Some(cpu), note: format!("v{value}"), ..Measure::default() }
+    }
+
+    #[test]
+    fn counts_and_columns() {
+        let got: Vec<String> = [0.0, 999.4, 1000.0, 1_234_567.6, -12_345.0].map(fmt_count).into();
+        assert_eq!(got, ["0", "999", "1,000", "1,234,568", "-12,345"]);
+        assert_eq!(columns(["a", "1", "u"].into_iter()), format!("a{} {:>14} u", " ".repeat(17), 1));
     }
 
     #[test]

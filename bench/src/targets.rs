@@ -17,11 +17,12 @@ const WS: &str = "wsserver-c";
 #[derive(Clone, Copy)]
 pub struct Figure(&'static str, fn(&Measure) -> Option<f64>);
 
-const VALUE: Figure = Figure("value", |m| Some(m.value));
+/// The row's own figure (named by its unit).
+const VALUE: Figure = Figure("", |m| Some(m.value));
 const CPU: Figure = Figure("server CPU µs/op", |m| m.server_cpu_us);
 
 /// wsserver-c's figure on row `.0` is at most `.1` of the row's unit (and
-/// no connection was lost). A row the plan does not have is left out.
+/// no connection was lost). A row that did not run is left out.
 pub const CEILINGS: &[(&str, f64)] = &[
     ("instructions_16b_10c", 700.0),
     ("mem_10k", 400.0),
@@ -38,7 +39,7 @@ pub enum Bound {
 }
 
 /// Server `a`'s figure over server `b`'s, within `bound` on every row whose
-/// id starts with `rows`.
+/// id starts with `rows` (left out when no such row ran).
 pub struct Versus(&'static str, &'static str, &'static str, Figure, Bound);
 
 pub const VERSUS: &[Versus] = &[
@@ -133,15 +134,21 @@ impl Report<'_> {
         line(what, if m.value <= max && m.errors == 0 { "met" } else { "MISSED" }, measured)
     }
 
-    fn versus(&self, Versus(a, b, rows, f, bound): &Versus) -> Line {
+    fn ran(&self, id: &str) -> bool {
+        self.rows.iter().any(|r| r.workload == id)
+    }
+
+    fn versus(&self, Versus(a, b, rows, f, bound): &Versus) -> Option<Line> {
         let (op, limit) = match bound {
             Bound::AtLeast(v) => (">=", *v),
             Bound::AtMost(v) => ("<=", *v),
         };
-        let what = format!("{a} / {b} {} {op} {} on {rows}* rows", f.0, x(limit));
-        let ids = self.plan.workloads().into_iter().map(|w| w.0).filter(|id| id.starts_with(rows));
+        let wl: Vec<_> =
+            self.plan.workloads().into_iter().filter(|w| w.0.starts_with(rows) && self.ran(&w.0)).collect();
+        let name = if f.0.is_empty() { wl.first()?.2 } else { f.0 };
+        let what = format!("{a} / {b} {name} {op} {} on {rows}* rows", x(limit));
         let (mut parts, mut ok, mut missing) = (Vec::new(), true, None);
-        for id in ids {
+        for (id, ..) in wl {
             match (self.fig(a, &id, *f), self.fig(b, &id, *f)) {
                 (Some(va), Some(vb)) => {
                     let r = va / vb;
@@ -155,26 +162,25 @@ impl Report<'_> {
                 (_, None) => missing = missing.or(Some(self.why_none(b, &id))),
             }
         }
-        match (parts.is_empty(), ok) {
-            (true, _) => line(what, "n/a", missing.unwrap_or_else(|| "no such row in this run".into())),
+        Some(match (parts.is_empty(), ok) {
+            (true, _) => line(what, "n/a", missing.unwrap_or_default()),
             (false, ok) => line(what, if ok { "met" } else { "MISSED" }, parts.join(", ")),
-        }
+        })
     }
 
     /// Every run row against its best peer, in table order.
     pub fn summary(&self) -> Vec<Line> {
-        let run = |id: &str| self.rows.iter().any(|r| r.workload == id);
-        self.plan.workloads().iter().filter(|w| run(&w.0)).map(|w| self.best_peer(&w.0, w.2, w.3)).collect()
+        self.plan.workloads().iter().filter(|w| self.ran(&w.0)).map(|w| self.best_peer(&w.0, w.2, w.3)).collect()
     }
 
-    /// The fixed targets: the ceilings of the rows this plan has, then the comparisons.
+    /// The fixed targets of the rows that ran: the ceilings, then the comparisons.
     pub fn targets(&self) -> Vec<Line> {
         let wl = self.plan.workloads();
         let ceilings = CEILINGS.iter().filter_map(|(id, max)| {
-            let w = wl.iter().find(|w| w.0 == *id)?;
+            let w = wl.iter().find(|w| w.0 == *id && self.ran(id))?;
             Some(self.ceiling(id, *max, w.2))
         });
-        ceilings.chain(VERSUS.iter().map(|v| self.versus(v))).collect()
+        ceilings.chain(VERSUS.iter().filter_map(|v| self.versus(v))).collect()
     }
 }
 
@@ -285,9 +291,15 @@ mod tests {
         assert_eq!(status(&t(380.0, 11.4), poll), ("met", "echo_16b_100c 1.14x, echo_16k_100c 1.14x".into()));
         assert_eq!(status(&t(420.0, 11.6), mem).0, "MISSED");
         assert_eq!(status(&t(420.0, 11.6), poll).0, "MISSED");
-        // A ceiling whose row the plan lacks is not listed; a row not measured is n/a.
-        assert!(t(380.0, 11.4).iter().all(|l| !l.what.contains("mem_10k_tls")));
-        assert_eq!(status(&t(380.0, 11.4), "wsserver-c mem_100k").0, "n/a");
+        // A ceiling or comparison whose rows did not run is not listed; a
+        // server not measured on a row that ran is n/a.
+        let lines = t(380.0, 11.4);
+        assert!(lines.iter().all(|l| !l.what.contains("mem_10k_tls") && !l.what.contains("mem_100k")));
+        assert!(lines.iter().all(|l| !l.what.contains("instructions")));
+        let mut r = rows(380.0, 11.4);
+        r.push(Row::from_rounds("wsserver-c".into(), "mem_100k".into(), vec![Err("fd limit".into())]));
+        let (s, why) = status(&with(&r, |r| r.targets()), "wsserver-c mem_100k");
+        assert_eq!((s, why.as_str()), ("n/a", "wsserver-c skipped: fd limit"));
         let (s, why) = status(&t(380.0, 11.4), "wsserver-python / python-websockets");
         assert_eq!((s, why.as_str()), ("n/a", "wsserver-python not in this run"));
         // A connection lost misses the ceiling whatever the figure.
