@@ -10,20 +10,6 @@ use crate::servers::Spec;
 use crate::workloads::Measure;
 use crate::{fmt_count, Plan};
 
-pub enum Status {
-    Ok(Measure),
-    Skipped(String),
-}
-
-impl Status {
-    pub fn as_result(&self) -> Result<&Measure, &str> {
-        match self {
-            Status::Ok(m) => Ok(m),
-            Status::Skipped(why) => Err(why),
-        }
-    }
-}
-
 /// Every round's result of one row.
 pub type Rounds = Vec<Result<Measure, String>>;
 
@@ -31,7 +17,7 @@ pub struct Row {
     pub server: String,
     pub workload: String,
     /// Each figure the median of the measured rounds (or why none was).
-    pub status: Status,
+    pub status: Result<Measure, String>,
     /// Every round's own result, in order (one for single-round rows).
     pub rounds: Rounds,
     /// Spread of `value` over the measured rounds, (max - min) / 2 / median;
@@ -64,7 +50,7 @@ impl Row {
             rounds.iter().enumerate().filter_map(|(i, r)| r.as_ref().ok().map(|m| (i, m))).collect();
         let spread = spread_of(&rounds, |m| Some(m.value));
         let status = match median(ok.iter().map(|(_, m)| m.value).collect()) {
-            None => Status::Skipped(rounds.iter().find_map(|r| r.as_ref().err()).cloned().unwrap_or_default()),
+            None => Err(rounds.iter().find_map(|r| r.as_ref().err()).cloned().unwrap_or_default()),
             Some(value) => {
                 let of = |f: fn(&Measure) -> Option<f64>| median(ok.iter().filter_map(|(_, m)| f(m)).collect());
                 // The notes are those of the round nearest the median, plus
@@ -85,7 +71,7 @@ impl Row {
                     }
                 }
                 notes.retain(|n| !n.is_empty());
-                Status::Ok(Measure {
+                Ok(Measure {
                     value,
                     p50_us: of(|m| m.p50_us),
                     p99_us: of(|m| m.p99_us),
@@ -151,7 +137,7 @@ impl Report<'_> {
     }
 
     pub fn measure(&self, server: &str, workload: &str) -> Option<&Measure> {
-        self.row(server, workload).and_then(|r| r.status.as_result().ok())
+        self.row(server, workload).and_then(|r| r.status.as_ref().ok())
     }
 
     /// For the cross-server row: the same server's one-process broadcast
@@ -213,11 +199,11 @@ impl Report<'_> {
             let _ = writeln!(o, "{}", columns(head.into_iter().chain(["srv cpu", "gen cpu", "other", "note"])));
             for r in self.rows.iter().filter(|r| r.workload == id) {
                 let m = match &r.status {
-                    Status::Skipped(why) => {
+                    Err(why) => {
                         let _ = writeln!(o, "{:<18} skipped: {why}", r.server);
                         continue;
                     }
-                    Status::Ok(m) => m,
+                    Ok(m) => m,
                 };
                 let value = if unit == "bytes/conn" { format!("{:.2}", m.value / 1024.0) } else { fmt_count(m.value) };
                 let ratio = reference.map(|(_, v)| format!("{:.2}x", m.value / v)).unwrap_or("-".into());
@@ -272,8 +258,8 @@ impl Report<'_> {
             .map(|r| {
                 let unit = wl.iter().find(|w| w.0 == r.workload).map(|w| w.2).unwrap_or("");
                 let mut v = json!({"server": r.server, "workload": r.workload, "unit": unit});
-                v.as_object_mut().unwrap().extend(result_json(r.status.as_result()));
-                if let Status::Ok(m) = &r.status {
+                v.as_object_mut().unwrap().extend(result_json(r.status.as_ref().map_err(String::as_str)));
+                if let Ok(m) = &r.status {
                     v["ratio"] = json!(self.reference(&r.workload).map(|(_, x)| m.value / x));
                     v["spread"] = json!(r.spread);
                 }
@@ -380,7 +366,7 @@ mod tests {
             "w".into(),
             vec![Ok(m(100.0, 5.0)), Err("died".into()), Ok(m(120.0, 4.0)), Ok(m(90.0, 6.0))],
         );
-        let Status::Ok(mid) = &row.status else { panic!("no median") };
+        let Ok(mid) = &row.status else { panic!("no median") };
         assert_eq!(mid.value, 100.0);
         assert_eq!(mid.server_cpu_us, Some(5.0));
         // (120 - 90) / 2 / 100
@@ -388,6 +374,6 @@ mod tests {
         assert_eq!(mid.note, "v100; round 2 failed: died");
         assert_eq!(row.rounds_note(), "±15% (3 of 4 rounds)");
         let none = Row::from_rounds("s".into(), "w".into(), vec![Err("a".into()), Err("b".into())]);
-        assert!(matches!(none.status, Status::Skipped(ref w) if w == "a"));
+        assert!(matches!(none.status, Err(ref w) if w == "a"));
     }
 }

@@ -88,7 +88,7 @@ impl Report<'_> {
 
     /// Why `server` has no figure on row `id`.
     fn why_none(&self, server: &str, id: &str) -> String {
-        let why = match self.row(server, id).map(|r| r.status.as_result()) {
+        let why = match self.row(server, id).map(|r| &r.status) {
             _ if !self.specs.iter().any(|s| s.name == server) => "not in this run".to_string(),
             Some(Err(why)) => format!("skipped: {}", why.chars().take(70).collect::<String>()),
             _ => "not measured".to_string(),
@@ -145,7 +145,8 @@ impl Report<'_> {
         };
         let wl: Vec<_> =
             self.plan.workloads().into_iter().filter(|w| w.0.starts_with(rows) && self.ran(&w.0)).collect();
-        let name = if f.0.is_empty() { wl.first()?.2 } else { f.0 };
+        let unit = wl.first()?.2;
+        let name = if f.0.is_empty() { unit } else { f.0 };
         let what = format!("{a} / {b} {name} {op} {} on {rows}* rows", x(limit));
         let (mut parts, mut ok, mut missing) = (Vec::new(), true, None);
         for (id, ..) in wl {
@@ -296,6 +297,12 @@ mod tests {
         let lines = t(380.0, 11.4);
         assert!(lines.iter().all(|l| !l.what.contains("mem_10k_tls") && !l.what.contains("mem_100k")));
         assert!(lines.iter().all(|l| !l.what.contains("instructions")));
+        let id = "instructions_16b_10c";
+        let instr = [row("wsserver-c", id, &[650.0], 0.0), row("libwebsockets", id, &[3700.0], 0.0)];
+        let lines = with(&instr, |r| r.targets());
+        let got: Vec<(&str, &str)> = lines.iter().map(|l| (l.status, l.measured.as_str())).collect();
+        assert_eq!(got[..2], [("met", "650 instr/msg"), ("met", "instructions_16b_10c 0.18x")]);
+        assert_eq!(got[2..], [("n/a", "boost-beast not in this run"), ("n/a", "tokio-tungstenite not measured")]);
         let mut r = rows(380.0, 11.4);
         r.push(Row::from_rounds("wsserver-c".into(), "mem_100k".into(), vec![Err("fd limit".into())]));
         let (s, why) = status(&with(&r, |r| r.targets()), "wsserver-c mem_100k");
