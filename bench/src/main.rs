@@ -124,87 +124,56 @@ impl Plan {
 
     /// (id, label, unit, higher is better) of every row, in table order.
     pub fn workloads(&self) -> Vec<(String, String, &'static str, bool)> {
+        let n = |x: usize| fmt_count(x as f64);
+        let (c, b) = (self.connrate_conc, self.bcast_clients);
+        let ((conns, esize), (clients, bsize)) = (self.deflate_echo, self.deflate_bcast);
+        let how = |on| if on { "deflate on" } else { "deflate off (offered, declined)" };
         let mut v: Vec<(String, String, &'static str, bool)> = Vec::new();
         for (id, label, _, _) in &self.echo {
             v.push((id.to_string(), format!("{label}, 1 message in flight each"), "msg/s", true));
         }
-        v.push((
-            format!("connrate_{}", self.connrate_conc),
-            format!("connection rate: connect + handshake + close, {} concurrent", self.connrate_conc),
-            "handshakes/s",
-            true,
-        ));
-        v.push((
-            format!("broadcast_{}c", self.bcast_clients),
-            format!("broadcast to {} clients, 1 publisher, window 8 (deliveries/s across clients)", self.bcast_clients),
-            "deliveries/s",
-            true,
-        ));
-        v.push((
-            self.cross_id(),
-            format!(
-                "broadcast to {} clients split over 2 server processes on a Redis backplane, publisher on one \
-                 (server CPU: both servers and redis-server)",
-                self.bcast_clients
-            ),
-            "deliveries/s",
-            true,
-        ));
-        for n in &self.mem_steps {
-            v.push((
-                format!("mem_{}k", n / 1000),
-                format!("memory: server RSS growth per idle connection, {} connections", fmt_count(*n as f64)),
-                "bytes/conn",
-                false,
-            ));
-        }
-        let ((conns, esize), (clients, bsize)) = (self.deflate_echo, self.deflate_bcast);
-        for on in [false, true] {
-            let how = if on { "deflate on" } else { "deflate off (offered, declined)" };
-            v.push((
-                self.deflate_echo_id(on),
-                format!("echo {} KiB JSON-like text, {conns} connections, {how}", esize / 1024),
-                "msg/s",
-                true,
-            ));
+        let connrate = format!("connection rate: connect + handshake + close, {c} concurrent");
+        v.push((format!("connrate_{c}"), connrate, "handshakes/s", true));
+        let bcast = format!("broadcast to {b} clients, 1 publisher, window 8 (deliveries/s across clients)");
+        v.push((format!("broadcast_{b}c"), bcast, "deliveries/s", true));
+        let cross = format!(
+            "broadcast to {b} clients split over 2 server processes on a Redis backplane, publisher on one \
+             (server CPU: both servers and redis-server)"
+        );
+        v.push((self.cross_id(), cross, "deliveries/s", true));
+        for k in &self.mem_steps {
+            let label = format!("memory: server RSS growth per idle connection, {} connections", n(*k));
+            v.push((format!("mem_{}k", k / 1000), label, "bytes/conn", false));
         }
         for on in [false, true] {
-            let how = if on { "deflate on" } else { "deflate off (offered, declined)" };
-            v.push((
-                self.deflate_bcast_id(on),
-                format!(
-                    "broadcast {} KiB JSON-like text to {} clients, window 8, {how}",
-                    bsize / 1024,
-                    fmt_count(clients as f64)
-                ),
-                "deliveries/s",
-                true,
-            ));
+            let label = format!("echo {} KiB JSON-like text, {conns} connections, {}", esize / 1024, how(on));
+            v.push((self.deflate_echo_id(on), label, "msg/s", true));
         }
-        v.push((
-            self.deflate_mem_id(),
-            format!("memory per idle connection, deflate agreed, {} connections", fmt_count(self.deflate_mem as f64)),
-            "bytes/conn",
-            false,
-        ));
+        for on in [false, true] {
+            let label = format!(
+                "broadcast {} KiB JSON-like text to {} clients, window 8, {}",
+                bsize / 1024,
+                n(clients),
+                how(on)
+            );
+            v.push((self.deflate_bcast_id(on), label, "deliveries/s", true));
+        }
+        let label = format!("memory per idle connection, deflate agreed, {} connections", n(self.deflate_mem));
+        v.push((self.deflate_mem_id(), label, "bytes/conn", false));
         let i = &self.instr;
-        v.push((
-            self.instr_id(),
-            format!(
-                "user-space instructions per echoed {} B message (callgrind: (Ir({}) - Ir({})) / ({} x {}), \
-                 {} clients x {} and x {} echoes, one in flight each)",
-                i.size,
-                i.n2,
-                i.n1,
-                i.clients,
-                i.n2 - i.n1,
-                i.clients,
-                i.n1,
-                i.n2
-            ),
-            "instr/msg",
-            false,
-        ));
+        let label = format!(
+            "user-space instructions per echoed {} B message (callgrind: (Ir({}) - Ir({})) / ({} x {}), \
+             {} clients x {} and x {} echoes, one in flight each)",
+            i.size,
+            i.n2,
+            i.n1,
+            i.clients,
+            i.n2 - i.n1,
+            i.clients,
+            i.n1,
+            i.n2
+        );
+        v.push((self.instr_id(), label, "instr/msg", false));
         v
     }
 
