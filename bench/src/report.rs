@@ -97,16 +97,9 @@ impl Row {
     /// What the note column starts with for a row of several rounds: the
     /// spread, and how many rounds were measured when not all.
     fn rounds_note(&self) -> String {
-        let n = self.rounds.len();
-        let ok = self.rounds.iter().filter(|r| r.is_ok()).count();
-        let mut o = self.spread.map(|s| format!("±{:.0}%", s * 100.0)).unwrap_or_default();
-        if ok < n {
-            if !o.is_empty() {
-                o.push(' ');
-            }
-            let _ = write!(o, "({ok} of {n} rounds)");
-        }
-        o
+        let (n, ok) = (self.rounds.len(), self.rounds.iter().filter(|r| r.is_ok()).count());
+        let count = (ok < n).then(|| format!("({ok} of {n} rounds)"));
+        self.spread.map(|s| format!("±{:.0}%", s * 100.0)).into_iter().chain(count).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -125,11 +118,7 @@ const REFERENCES: [&str; 2] = ["wsserver-c", "wsserver-rust"];
 
 impl Report<'_> {
     fn rounds_label(&self) -> String {
-        if self.plan.rounds == 1 {
-            "1 round".to_string()
-        } else {
-            format!("{} rounds", self.plan.rounds)
-        }
+        format!("{} round{}", self.plan.rounds, if self.plan.rounds == 1 { "" } else { "s" })
     }
 
     pub fn row(&self, server: &str, workload: &str) -> Option<&Row> {

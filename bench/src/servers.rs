@@ -8,7 +8,7 @@ use std::process::Command;
 
 use crate::procs::Launch;
 
-/// What a row is to the targets: wsserver through one of its APIs or
+/// What a row is to the best-peer summary: wsserver through one of its APIs or
 /// examples (compared with wsserver-c, never counted as a peer), another
 /// WebSocket library (a peer), or the raw TCP ceiling.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
