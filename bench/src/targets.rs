@@ -139,9 +139,9 @@ impl Report<'_> {
     }
 
     fn versus(&self, Versus(a, b, rows, f, bound): &Versus) -> Option<Line> {
-        let (op, limit) = match bound {
-            Bound::AtLeast(v) => (">=", *v),
-            Bound::AtMost(v) => ("<=", *v),
+        let (op, limit, holds): (_, _, fn(f64, f64) -> bool) = match *bound {
+            Bound::AtLeast(v) => (">=", v, |r, v| r >= v),
+            Bound::AtMost(v) => ("<=", v, |r, v| r <= v),
         };
         let wl: Vec<_> =
             self.plan.workloads().into_iter().filter(|w| w.0.starts_with(rows) && self.ran(&w.0)).collect();
@@ -152,12 +152,8 @@ impl Report<'_> {
         for (id, ..) in wl {
             match (self.fig(a, &id, *f), self.fig(b, &id, *f)) {
                 (Some(va), Some(vb)) => {
-                    let r = va / vb;
-                    ok &= match bound {
-                        Bound::AtLeast(v) => r >= *v,
-                        Bound::AtMost(v) => r <= *v,
-                    };
-                    parts.push(format!("{id} {}", x(r)));
+                    ok &= holds(va / vb, limit);
+                    parts.push(format!("{id} {}", x(va / vb)));
                 }
                 (None, _) => missing = missing.or(Some(self.why_none(a, &id))),
                 (_, None) => missing = missing.or(Some(self.why_none(b, &id))),
@@ -309,6 +305,13 @@ mod tests {
         assert_eq!((s, why.as_str()), ("n/a", "wsserver-c skipped: fd limit"));
         let (s, why) = status(&t(380.0, 11.4), "wsserver-python / python-websockets");
         assert_eq!((s, why.as_str()), ("n/a", "wsserver-python not in this run"));
+        // At least 0.8x raw-tcp on the 16 B echo rows.
+        let raw = |v: f64| {
+            let rows = [row("wsserver-c", "echo_16b_100c", &[100.0], 1.0), row("raw-tcp", "echo_16b_100c", &[v], 1.0)];
+            with(&rows, |r| status(&r.targets(), "wsserver-c / raw-tcp msg/s >= 0.80x"))
+        };
+        assert_eq!(raw(110.0), ("met", "echo_16b_100c 0.91x".into()));
+        assert_eq!(raw(130.0).0, "MISSED");
         // A connection lost misses the ceiling whatever the figure.
         let mut r = rows(100.0, 10.0);
         r.pop();
