@@ -29,14 +29,7 @@ impl Broker {
     /// once it answers PING.
     pub fn start(cpu: Option<usize>, dir: &Path) -> Result<Broker, String> {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
-        let mut cmd = match cpu {
-            Some(c) => {
-                let mut cmd = Command::new("taskset");
-                cmd.arg("-c").arg(c.to_string()).arg("redis-server");
-                cmd
-            }
-            None => Command::new("redis-server"),
-        };
+        let mut cmd = crate::procs::pinned(cpu, &["redis-server".to_string()]);
         let log = dir.join("redis.log");
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")

@@ -1,4 +1,4 @@
-//! The instruction-count row (issue 15): user-space instructions per echoed
+//! The instruction-count row: user-space instructions per echoed
 //! 16 B message, counted by valgrind's callgrind, not timed. Each server is
 //! started twice under `valgrind --tool=callgrind` (its echo command line
 //! from servers.rs), `clients` connections each echo `n1` messages in the
@@ -7,8 +7,7 @@
 //! and the figure is the difference of the two totals (`Ir`, every thread
 //! of the process) over the difference of the messages: start-up, the
 //! handshakes and shutdown cancel out. The clients are this program's own
-//! (`WsConn`), 16 B text messages, masked as every client's; issue 15's
-//! figures were taken with Python `websockets` clients, the same method.
+//! (`WsConn`), 16 B text messages, masked as every client's.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,14 +1,8 @@
 //! wsbench: runs every workload against every server, one server at a time,
-//! and reports absolute figures plus the ratio to wsserver (C API).
-//!
-//! Usage: wsbench [--quick] [--rounds N] [--root DIR] [--out DIR] [--only a,b]
-//!                [--workloads a,b] [--server-cpu N] [--instructions]
-//!
-//! `--instructions` (`make bench-instructions`): only the instruction-count
-//! row (callgrind, issue 15; src/instructions.rs), on wsserver-c,
-//! wsserver-poll, libwebsockets, boost-beast, tokio-tungstenite and raw-tcp
-//! unless `--only` says otherwise. That row runs only when asked for, by
-//! this flag or `--workloads instructions`, never in a plain `make bench`.
+//! and reports absolute figures plus the ratio to wsserver (C API); `--help`
+//! lists the flags. `--instructions` (`make bench-instructions`) runs only
+//! the instruction-count row (callgrind, src/instructions.rs), which runs
+//! only when asked for, by that flag or `--workloads instructions`.
 //!
 //! Normally started by bench/run.sh, which builds the peers, raises the fd
 //! limit and pins this process to CPU 1; servers are started pinned to CPU 0.
@@ -49,7 +43,7 @@ pub struct Plan {
     pub bcast_clients: usize,
     pub bcast_t: Timing,
     pub mem_steps: Vec<usize>,
-    /// The deflate rows (issue 13), JSON-like text with permessage-deflate
+    /// The deflate rows, JSON-like text with permessage-deflate
     /// offered, the server's deflate off and on: echo (connections, bytes),
     /// broadcast (receivers, bytes), idle connections with deflate agreed.
     pub deflate_echo: (usize, usize),
@@ -57,7 +51,7 @@ pub struct Plan {
     pub deflate_mem: usize,
     /// The deflate echo and broadcast rows' window.
     pub deflate_t: Timing,
-    /// The instruction-count row (issue 15): clients, message size and
+    /// The instruction-count row: clients, message size and
     /// the messages per client of its two runs.
     pub instr: instructions::InstrPlan,
 }
@@ -130,87 +124,56 @@ impl Plan {
 
     /// (id, label, unit, higher is better) of every row, in table order.
     pub fn workloads(&self) -> Vec<(String, String, &'static str, bool)> {
+        let n = |x: usize| fmt_count(x as f64);
+        let (c, b) = (self.connrate_conc, self.bcast_clients);
+        let ((conns, esize), (clients, bsize)) = (self.deflate_echo, self.deflate_bcast);
+        let how = |on| if on { "deflate on" } else { "deflate off (offered, declined)" };
         let mut v: Vec<(String, String, &'static str, bool)> = Vec::new();
         for (id, label, _, _) in &self.echo {
             v.push((id.to_string(), format!("{label}, 1 message in flight each"), "msg/s", true));
         }
-        v.push((
-            format!("connrate_{}", self.connrate_conc),
-            format!("connection rate: connect + handshake + close, {} concurrent", self.connrate_conc),
-            "handshakes/s",
-            true,
-        ));
-        v.push((
-            format!("broadcast_{}c", self.bcast_clients),
-            format!("broadcast to {} clients, 1 publisher, window 8 (deliveries/s across clients)", self.bcast_clients),
-            "deliveries/s",
-            true,
-        ));
-        v.push((
-            self.cross_id(),
-            format!(
-                "broadcast to {} clients split over 2 server processes on a Redis backplane, publisher on one \
-                 (server CPU: both servers and redis-server)",
-                self.bcast_clients
-            ),
-            "deliveries/s",
-            true,
-        ));
-        for n in &self.mem_steps {
-            v.push((
-                format!("mem_{}k", n / 1000),
-                format!("memory: server RSS growth per idle connection, {} connections", fmt_count(*n as f64)),
-                "bytes/conn",
-                false,
-            ));
-        }
-        let ((conns, esize), (clients, bsize)) = (self.deflate_echo, self.deflate_bcast);
-        for on in [false, true] {
-            let how = if on { "deflate on" } else { "deflate off (offered, declined)" };
-            v.push((
-                self.deflate_echo_id(on),
-                format!("echo {} KiB JSON-like text, {conns} connections, {how}", esize / 1024),
-                "msg/s",
-                true,
-            ));
+        let connrate = format!("connection rate: connect + handshake + close, {c} concurrent");
+        v.push((format!("connrate_{c}"), connrate, "handshakes/s", true));
+        let bcast = format!("broadcast to {b} clients, 1 publisher, window 8 (deliveries/s across clients)");
+        v.push((format!("broadcast_{b}c"), bcast, "deliveries/s", true));
+        let cross = format!(
+            "broadcast to {b} clients split over 2 server processes on a Redis backplane, publisher on one \
+             (server CPU: both servers and redis-server)"
+        );
+        v.push((self.cross_id(), cross, "deliveries/s", true));
+        for k in &self.mem_steps {
+            let label = format!("memory: server RSS growth per idle connection, {} connections", n(*k));
+            v.push((format!("mem_{}k", k / 1000), label, "bytes/conn", false));
         }
         for on in [false, true] {
-            let how = if on { "deflate on" } else { "deflate off (offered, declined)" };
-            v.push((
-                self.deflate_bcast_id(on),
-                format!(
-                    "broadcast {} KiB JSON-like text to {} clients, window 8, {how}",
-                    bsize / 1024,
-                    fmt_count(clients as f64)
-                ),
-                "deliveries/s",
-                true,
-            ));
+            let label = format!("echo {} KiB JSON-like text, {conns} connections, {}", esize / 1024, how(on));
+            v.push((self.deflate_echo_id(on), label, "msg/s", true));
         }
-        v.push((
-            self.deflate_mem_id(),
-            format!("memory per idle connection, deflate agreed, {} connections", fmt_count(self.deflate_mem as f64)),
-            "bytes/conn",
-            false,
-        ));
+        for on in [false, true] {
+            let label = format!(
+                "broadcast {} KiB JSON-like text to {} clients, window 8, {}",
+                bsize / 1024,
+                n(clients),
+                how(on)
+            );
+            v.push((self.deflate_bcast_id(on), label, "deliveries/s", true));
+        }
+        let label = format!("memory per idle connection, deflate agreed, {} connections", n(self.deflate_mem));
+        v.push((self.deflate_mem_id(), label, "bytes/conn", false));
         let i = &self.instr;
-        v.push((
-            self.instr_id(),
-            format!(
-                "user-space instructions per echoed {} B message (callgrind: (Ir({}) - Ir({})) / ({} x {}), \
-                 {} clients x {} and x {} echoes, one in flight each)",
-                i.size,
-                i.n2,
-                i.n1,
-                i.clients,
-                i.n2 - i.n1,
-                i.clients,
-                i.n1,
-                i.n2
-            ),
-            "instr/msg",
-            false,
-        ));
+        let label = format!(
+            "user-space instructions per echoed {} B message (callgrind: (Ir({}) - Ir({})) / ({} x {}), \
+             {} clients x {} and x {} echoes, one in flight each)",
+            i.size,
+            i.n2,
+            i.n1,
+            i.clients,
+            i.n2 - i.n1,
+            i.clients,
+            i.n1,
+            i.n2
+        );
+        v.push((self.instr_id(), label, "instr/msg", false));
         v
     }
 
@@ -228,82 +191,67 @@ impl Plan {
     }
 }
 
+/// `x` rounded, with thousands separated by commas.
 pub fn fmt_count(x: f64) -> String {
-    let n = x.round() as i64;
-    let s = n.abs().to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
+    let digits = (x.round() as i64).unsigned_abs().to_string();
+    let groups: Vec<&str> = digits.as_bytes().rchunks(3).rev().map(|g| std::str::from_utf8(g).unwrap()).collect();
+    format!("{}{}", if x.round() < 0.0 { "-" } else { "" }, groups.join(","))
 }
 
+/// Runs every workload against every server, one server at a time, and
+/// reports absolute figures plus the ratio to wsserver (C API).
+#[derive(clap::Parser)]
+#[command(name = "wsbench")]
 struct Args {
+    /// Shorter windows, smaller counts, one round: a smoke test.
+    #[arg(long)]
     quick: bool,
+    /// Rounds of the echo and broadcast rows (default 3, quick 1; 1 to 100).
+    #[arg(long, value_name = "N")]
     rounds: Option<usize>,
+    /// Repository root.
+    #[arg(long, value_name = "DIR", default_value = ".")]
     root: PathBuf,
-    out: PathBuf,
+    /// Output directory (default ROOT/build/bench).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Only these servers.
+    #[arg(long, value_name = "a,b", value_delimiter = ',')]
     only: Option<Vec<String>>,
+    /// Only the rows whose id starts with one of these.
+    #[arg(long, value_name = "a,b", value_delimiter = ',')]
     workloads: Option<Vec<String>>,
-    server_cpu: Option<usize>,
+    /// CPU the servers are pinned to, or none (default 0 on 2+ CPUs).
+    #[arg(long, value_name = "N|none", value_parser = parse_cpu)]
+    server_cpu: Option<Cpu>,
+    /// Only the instruction-count row (callgrind), on wsserver-c, wsserver-poll, libwebsockets, boost-beast,
+    /// tokio-tungstenite and raw-tcp unless --only says otherwise.
+    #[arg(long)]
     instructions: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut a = Args {
-        quick: false,
-        rounds: None,
-        root: PathBuf::from("."),
-        out: PathBuf::new(),
-        only: None,
-        workloads: None,
-        server_cpu: if num_cpus() >= 2 { Some(0) } else { None },
-        instructions: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut val = || it.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--quick" => a.quick = true,
-            "--instructions" => a.instructions = true,
-            "--rounds" => {
-                let n: usize = val()?.parse().map_err(|_| "bad --rounds")?;
-                a.rounds = Some(n.clamp(1, 100));
-            }
-            "--root" => a.root = PathBuf::from(val()?),
-            "--out" => a.out = PathBuf::from(val()?),
-            "--only" => a.only = Some(val()?.split(',').map(str::to_string).collect()),
-            "--workloads" => a.workloads = Some(val()?.split(',').map(str::to_string).collect()),
-            "--server-cpu" => {
-                let v = val()?;
-                a.server_cpu = if v == "none" { None } else { Some(v.parse().map_err(|_| "bad --server-cpu")?) };
-            }
-            "-h" | "--help" => {
-                println!("usage: wsbench [--quick] [--rounds N] [--root DIR] [--out DIR] [--only a,b] [--workloads prefix,..] [--server-cpu N|none] [--instructions]");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
+#[derive(Clone, Copy)]
+struct Cpu(Option<usize>);
+
+fn parse_cpu(v: &str) -> Result<Cpu, String> {
+    match v {
+        "none" => Ok(Cpu(None)),
+        _ => v.parse().map(|n| Cpu(Some(n))).map_err(|_| format!("not a CPU number or none: {v}")),
     }
-    if a.out.as_os_str().is_empty() {
-        a.out = a.root.join("build/bench");
-    }
+}
+
+fn parse_args() -> Args {
+    let mut a = <Args as clap::Parser>::parse();
+    a.rounds = a.rounds.map(|n| n.clamp(1, 100));
     if a.instructions {
         a.workloads.get_or_insert_with(Vec::new).push("instructions".into());
         a.only.get_or_insert_with(|| INSTR_SERVERS.iter().map(|s| s.to_string()).collect());
         a.rounds.get_or_insert(1);
     }
-    Ok(a)
+    a
 }
 
-/// The servers of `--instructions` without `--only`: issue 15's.
+/// The servers of `--instructions` without `--only`.
 const INSTR_SERVERS: [&str; 6] =
     ["wsserver-c", "wsserver-poll", "libwebsockets", "boost-beast", "tokio-tungstenite", "raw-tcp"];
 
@@ -316,24 +264,6 @@ pub fn num_cpus() -> usize {
     } else {
         1
     }
-}
-
-/// Raises the soft fd limit to the hard one; children inherit it.
-fn raise_fd_limit() -> u64 {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: r is a valid out-pointer.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
-            return 1024;
-        }
-        if r.rlim_cur < r.rlim_max {
-            let want = libc::rlimit { rlim_cur: r.rlim_max, rlim_max: r.rlim_max };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                r.rlim_cur = r.rlim_max;
-            }
-        }
-    }
-    r.rlim_cur
 }
 
 struct Ctx {
@@ -708,16 +638,13 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) -> (Collected, Vec<Vec<String>>) {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("wsbench: {e}");
-            std::process::exit(2);
-        }
-    };
-    let fd_limit = raise_fd_limit();
+    let args = parse_args();
+    let server_cpu = args.server_cpu.map_or((num_cpus() >= 2).then_some(0), |c| c.0);
+    // The soft fd limit raised to the hard one; children inherit it.
+    let fd_limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
     let root = std::fs::canonicalize(&args.root).unwrap_or(args.root.clone());
-    let out = if args.out.is_absolute() { args.out.clone() } else { std::env::current_dir().unwrap().join(&args.out) };
+    let out = args.out.clone().unwrap_or(args.root.join("build/bench"));
+    let out = if out.is_absolute() { out } else { std::env::current_dir().unwrap().join(out) };
     std::fs::create_dir_all(out.join("logs")).expect("cannot create the output directory");
     let exe = std::env::current_exe().expect("current_exe");
     let rust_bins = exe.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -729,7 +656,7 @@ fn main() {
     let ctx = Ctx {
         plan: Plan::new(args.quick, args.rounds),
         out: out.clone(),
-        server_cpu: args.server_cpu,
+        server_cpu,
         fd_limit,
         wanted: args.workloads.clone(),
         retries_left: std::cell::Cell::new(15),
@@ -765,7 +692,7 @@ fn main() {
     }
     // Figures are never asserted, but a run that measured nothing at all
     // means the harness itself is broken.
-    if !rows.iter().any(|r| matches!(r.status, report::Status::Ok(_))) {
+    if !rows.iter().any(|r| r.status.is_ok()) {
         eprintln!("[wsbench] no workload could be measured on any server");
         std::process::exit(1);
     }

@@ -117,6 +117,16 @@ impl CpuMark {
     }
 }
 
+/// A command for `argv`, pinned to `cpu` (through taskset) when given.
+pub fn pinned(cpu: Option<usize>, argv: &[String]) -> Command {
+    let mut cmd = Command::new(if cpu.is_some() { "taskset" } else { &argv[0] });
+    if let Some(c) = cpu {
+        cmd.arg("-c").arg(c.to_string()).arg(&argv[0]);
+    }
+    cmd.args(&argv[1..]);
+    cmd
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> std::io::Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0")?;
@@ -156,18 +166,7 @@ impl Server {
         let argv: Vec<String> = launch.argv.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
         let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let mut cmd = match cpu {
-            Some(c) => {
-                let mut cmd = Command::new("taskset");
-                cmd.arg("-c").arg(c.to_string()).args(&argv);
-                cmd
-            }
-            None => {
-                let mut cmd = Command::new(&argv[0]);
-                cmd.args(&argv[1..]);
-                cmd
-            }
-        };
+        let mut cmd = pinned(cpu, &argv);
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", argv[0]))?;
         let pid = child.id();
@@ -249,5 +248,22 @@ impl Drop for Server {
         if let Ok(None) = self.child.try_wait() {
             self.kill();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_pinned_command_runs_under_taskset() {
+        let argv = ["srv".to_string(), "{port}".to_string()];
+        let parts =
+            |c: std::process::Command| (c.get_program().to_owned(), c.get_args().map(|a| a.to_owned()).collect());
+        let (prog, args): (std::ffi::OsString, Vec<std::ffi::OsString>) = parts(super::pinned(Some(0), &argv));
+        assert_eq!(
+            (prog.to_str(), args),
+            (Some("taskset"), vec!["-c".into(), "0".into(), "srv".into(), "{port}".into()])
+        );
+        let (prog, args) = parts(super::pinned(None, &argv));
+        assert_eq!((prog.to_str(), args), (Some("srv"), vec!["{port}".into()]));
     }
 }

@@ -1,14 +1,14 @@
 //! The servers under test, one table row each (`all`): how to start each in
 //! echo mode and in broadcast mode, what it is (wsserver itself, another
 //! WebSocket library, or the raw TCP ceiling), and why it is skipped when it
-//! cannot run here. A new server is one more `row(...)` in `all`.
+//! cannot run here. A new server is one more line of `TABLE`.
 
 use std::path::Path;
 use std::process::Command;
 
 use crate::procs::Launch;
 
-/// What a row is to the targets: wsserver through one of its APIs or
+/// What a row is to the best-peer summary: wsserver through one of its APIs or
 /// examples (compared with wsserver-c, never counted as a peer), another
 /// WebSocket library (a peer), or the raw TCP ceiling.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -60,9 +60,8 @@ pub struct Paths<'a> {
 enum Bcast {
     /// The echo command line plus `--broadcast`.
     Flag,
-    /// Another program (its arguments, `{port}` included), or why it
-    /// cannot run here.
-    Program(Vec<String>, Option<String>),
+    /// Another program (its command line), which must be there.
+    Program(&'static str, Need),
     /// No broadcast mode; the reason (the broadcast row says so).
     None(&'static str),
 }
@@ -77,7 +76,83 @@ enum Dfl {
     Same,
     /// Its own echo command line (`--deflate` included), a mode of its
     /// broadcast program (so it can run only when that one can); broadcast: `Flag`.
-    Echo(Vec<String>),
+    Echo(&'static str),
+}
+
+/// What a row needs here, checked before the run (after any reason run.sh recorded).
+enum Need {
+    /// The program its command line starts, and what it is.
+    Built(&'static str),
+    /// A file (a path as in a command line), and what it is.
+    File(&'static str, &'static str),
+    /// A Python module.
+    Python(&'static str),
+    /// Node.js with the ws package in bench/node.
+    Node,
+}
+
+/// The servers: name, what it is to the summary, what it is, its echo-mode
+/// command line, its broadcast and deflate modes, what it needs, and whether
+/// it has a cross-server broadcast mode (only wsserver-c: its broadcast
+/// program plus the backplane URL). In command lines `{ex}` is
+/// build/examples, `{bin}` build/bench/bin (the C and C++ peers), `{rust}`
+/// the directory of this executable, `{root}` the repository, `{port}` the
+/// port.
+#[rustfmt::skip]
+const TABLE: &[Row] = &[
+    ("wsserver-c", Family::Wsserver, "wsserver through its C API: build/examples/echo_server; broadcast on topics (ws_conn_subscribe, ws_server_publish), bench/peers/wsserver_publish.c; deflate on: wsserver_publish --echo --deflate / --deflate",
+        "{ex}/echo_server 127.0.0.1 {port}",
+        Bcast::Program("{bin}/wsserver_publish 127.0.0.1 {port}", Need::Built("wsserver_publish (bench/run.sh builds bench/peers/wsserver_publish.c)")),
+        Dfl::Echo("{bin}/wsserver_publish 127.0.0.1 {port} --echo --deflate"), Need::Built("build/examples/echo_server (run make)"), true),
+    ("wsserver-poll", Family::Wsserver, "wsserver's event queue on one poll() loop (build/examples/poll_server)",
+        "{ex}/poll_server 127.0.0.1 {port}", Bcast::None("echo only: poll_server has no broadcast mode"), Dfl::No,
+        Need::Built("build/examples/poll_server (run make)"), false),
+    ("wsserver-qt", Family::Wsserver, "wsserver's Qt binding: examples-qt/echo_server.cpp (QtServer on a QCoreApplication loop)",
+        "{bin}/qt_echo_server 127.0.0.1 {port}", Bcast::None("echo only: examples-qt/echo_server has no broadcast mode"), Dfl::No,
+        Need::Built("qt_echo_server (bench/run.sh builds bench/peers/qt)"), false),
+    ("wsserver-rust", Family::Wsserver, "wsserver through its Rust API (bench/src/bin/wsserver_echo.rs; broadcast on topics: subscribe, publish)",
+        "{rust}/wsserver_echo {port}", Bcast::Flag, Dfl::No, Need::Built("wsserver_echo"), false),
+    ("tokio-tungstenite", Family::Peer, "tokio-tungstenite 0.30, default settings, one tokio thread",
+        "{rust}/tungstenite_echo {port}", Bcast::Flag, Dfl::No, Need::Built("tungstenite_echo"), false),
+    ("libwebsockets", Family::Peer, "libwebsockets (Debian libwebsockets-dev), bench/peers/lws_echo.c",
+        "{bin}/lws_echo {port}", Bcast::Flag, Dfl::Flag, Need::Built("lws_echo"), false),
+    ("boost-beast", Family::Peer, "Boost.Beast (Debian libboost-dev), one thread, bench/peers/beast_echo.cpp",
+        "{bin}/beast_echo {port}", Bcast::Flag, Dfl::No, Need::Built("beast_echo"), false),
+    ("qtwebsockets", Family::Peer, "QtWebSockets' QWebSocketServer, default settings, one Qt event loop, bench/peers/qtwebsockets_echo.cpp",
+        "{bin}/qtwebsockets_echo {port}", Bcast::Flag, Dfl::No,
+        Need::Built("qtwebsockets_echo (bench/run.sh builds bench/peers/qt)"), false),
+    ("node-ws", Family::Peer, "Node.js with the ws package, bench/node/echo.js",
+        "node {root}/bench/node/echo.js {port}", Bcast::Flag, Dfl::Flag, Need::Node, false),
+    ("wsserver-python", Family::Wsserver, "wsserver's Python package, asyncio on the event fd (bench/python/wsserver_echo.py)",
+        "python3 {root}/bench/python/wsserver_echo.py {port}", Bcast::Flag, Dfl::Flag,
+        Need::File("{root}/target/release/libwsserver.so", "target/release/libwsserver.so (run make)"), false),
+    ("python-websockets", Family::Peer, "Python websockets (asyncio), bench/python/websockets_echo.py",
+        "python3 {root}/bench/python/websockets_echo.py {port}", Bcast::Flag, Dfl::Flag, Need::Python("websockets"), false),
+    ("python-picows", Family::Peer, "Python picows (asyncio, Cython), bench/python/picows_echo.py",
+        "python3 {root}/bench/python/picows_echo.py {port}", Bcast::Flag, Dfl::No, Need::Python("picows"), false),
+    ("raw-tcp", Family::Ceiling, "ceiling: plain TCP echo/relay of the same bytes, no WebSocket (bench/src/bin/raw_echo.rs)",
+        "{rust}/raw_echo {port}", Bcast::Flag, Dfl::Same, Need::Built("raw_echo"), false),
+];
+
+impl Paths<'_> {
+    /// A command line of the table as argv.
+    fn argv(&self, line: &str) -> Vec<String> {
+        let dirs = [("{ex}", self.root.join("build/examples")), ("{bin}", self.out.join("bin"))];
+        let dirs =
+            [&dirs[..], &[("{rust}", self.rust_bins.to_path_buf()), ("{root}", self.root.to_path_buf())]].concat();
+        let expand = |w: &str| dirs.iter().fold(w.to_string(), |w, (k, d)| w.replace(k, &s(d)));
+        line.split(' ').map(expand).collect()
+    }
+
+    /// Why `need` is not met here, if it is not.
+    fn lacks(&self, need: &Need, line: &str) -> Option<String> {
+        match need {
+            Need::Built(what) => missing(Path::new(&self.argv(line)[0]), what),
+            Need::File(path, what) => missing(Path::new(&self.argv(path)[0]), what),
+            Need::Python(module) => python_lacks(module),
+            Need::Node => node_lacks(&self.root.join("bench/node")),
+        }
+    }
 }
 
 fn s(p: &Path) -> String {
@@ -111,53 +186,53 @@ fn node_lacks(dir: &Path) -> Option<String> {
     }
 }
 
-/// One row of the table. `echo` is the echo-mode command line (`{port}` is
-/// replaced by the port); `lacks`: why it cannot run here (after any reason
-/// run.sh recorded). The ceiling speaks raw TCP, every other row WebSocket.
-fn row(
-    p: &Paths,
-    (name, family, about): (&'static str, Family, &'static str),
-    echo: Vec<String>,
-    (broadcast, deflate): (Bcast, Dfl),
-    lacks: Option<String>,
-) -> Spec {
-    let raw = family == Family::Ceiling;
-    let flag = |l: &Launch| Launch { argv: [&l.argv[..], &["--deflate".to_string()]].concat(), raw };
-    let broadcast = match broadcast {
-        Bcast::Flag => {
-            let mut argv = echo.clone();
-            argv.push("--broadcast".into());
-            Ok(Launch { argv, raw })
-        }
-        Bcast::Program(_, Some(why)) => Err(why),
-        Bcast::Program(argv, None) => Ok(Launch { argv, raw }),
+/// The table's servers.
+pub fn all(p: &Paths) -> Vec<Spec> {
+    TABLE.iter().map(|row| spec(p, row)).collect()
+}
+
+type Row = (&'static str, Family, &'static str, &'static str, Bcast, Dfl, Need, bool);
+
+fn spec(p: &Paths, (name, family, about, echo_line, bcast, dfl, need, cross): &Row) -> Spec {
+    let raw = *family == Family::Ceiling;
+    let launch = |line: &str| Launch { argv: p.argv(line), raw };
+    let plus = |l: &Launch, arg: &str| Launch { argv: [&l.argv[..], &[arg.to_string()]].concat(), raw };
+    let flag = |l: &Launch| plus(l, "--deflate");
+    let echo = launch(echo_line);
+    let broadcast = match bcast {
+        Bcast::Flag => Ok(plus(&echo, "--broadcast")),
+        Bcast::Program(line, need) => match recorded_skip(p.out, &format!("{name}-publish")).or(p.lacks(need, line)) {
+            Some(why) => Err(why),
+            None => Ok(launch(line)),
+        },
         Bcast::None(why) => Err(why.to_string()),
     };
-    let echo = Launch { argv: echo, raw };
-    let deflate = match deflate {
+    let deflate = match dfl {
         Dfl::No => None,
         Dfl::Same => Some(DeflateMode { echo: Ok(echo.clone()), broadcast: broadcast.clone() }),
         Dfl::Flag => {
             Some(DeflateMode { echo: Ok(flag(&echo)), broadcast: broadcast.as_ref().map(flag).map_err(String::clone) })
         }
-        Dfl::Echo(argv) => Some(DeflateMode {
-            echo: broadcast.as_ref().map(|_| Launch { argv, raw }).map_err(String::clone),
+        Dfl::Echo(line) => Some(DeflateMode {
+            echo: broadcast.as_ref().map(|_| launch(line)).map_err(String::clone),
             broadcast: broadcast.as_ref().map(flag).map_err(String::clone),
         }),
     };
-    Spec { name, about, family, echo, broadcast, cross: None, skip: recorded_skip(p.out, name).or(lacks), deflate }
+    let skip = recorded_skip(p.out, name).or(p.lacks(need, echo_line));
+    let spec = Spec { name, about, family: *family, echo, broadcast, cross: None, skip, deflate };
+    if *cross {
+        spec.with_cross_unless(crate::broker::missing())
+    } else {
+        spec
+    }
 }
 
 impl Spec {
     /// The same row with a cross-server broadcast mode: the broadcast
-    /// program's command line plus the backplane URL.
-    fn with_cross(self) -> Spec {
-        self.with_cross_unless(crate::broker::missing())
-    }
-
-    /// `with_cross`, `broker_missing` saying why redis-server cannot run
-    /// here (if it cannot): the row is then skipped with that reason, as
-    /// it is with the broadcast program's when that one is missing.
+    /// program's command line plus the backplane URL; `broker_missing`
+    /// saying why redis-server cannot run here (if it cannot): the row is
+    /// then skipped with that reason, as it is with the broadcast
+    /// program's when that one is missing.
     fn with_cross_unless(mut self, broker_missing: Option<String>) -> Spec {
         let cross = self.broadcast.clone().map(|mut l| {
             l.argv.push("{backplane}".into());
@@ -169,140 +244,6 @@ impl Spec {
         });
         self
     }
-}
-
-pub fn all(p: &Paths) -> Vec<Spec> {
-    use Family::*;
-    let port = || "{port}".to_string();
-    let local = || "127.0.0.1".to_string();
-    let example = |name: &str| p.root.join("build/examples").join(name);
-    let rust = |name: &str| p.rust_bins.join(name);
-    let bin = |name: &str| p.out.join("bin").join(name);
-    let py = p.root.join("bench/python");
-    let node = p.root.join("bench/node");
-    let python = |script: &str| vec!["python3".to_string(), s(&py.join(script)), port()];
-
-    let (echo_c, poll_c) = (example("echo_server"), example("poll_server"));
-    let publish_c = bin("wsserver_publish");
-    vec![
-        row(
-            p,
-            (
-                "wsserver-c",
-                Wsserver,
-                "wsserver through its C API: build/examples/echo_server; broadcast on topics \
-                 (ws_conn_subscribe, ws_server_publish), bench/peers/wsserver_publish.c; deflate on: \
-                 wsserver_publish --echo --deflate / --deflate",
-            ),
-            vec![s(&echo_c), local(), port()],
-            (
-                Bcast::Program(
-                    vec![s(&publish_c), local(), port()],
-                    recorded_skip(p.out, "wsserver-c-publish")
-                        .or_else(|| missing(&publish_c, "wsserver_publish (bench/run.sh builds bench/peers/wsserver_publish.c)")),
-                ),
-                Dfl::Echo(vec![s(&publish_c), local(), port(), "--echo".into(), "--deflate".into()]),
-            ),
-            missing(&echo_c, "build/examples/echo_server (run make)"),
-        )
-        .with_cross(),
-        row(
-            p,
-            ("wsserver-poll", Wsserver, "wsserver's event queue on one poll() loop (build/examples/poll_server)"),
-            vec![s(&poll_c), local(), port()],
-            (Bcast::None("echo only: poll_server has no broadcast mode"), Dfl::No),
-            missing(&poll_c, "build/examples/poll_server (run make)"),
-        ),
-        row(
-            p,
-            ("wsserver-qt", Wsserver, "wsserver's Qt binding: examples-qt/echo_server.cpp (QtServer on a QCoreApplication loop)"),
-            vec![s(&bin("qt_echo_server")), local(), port()],
-            (Bcast::None("echo only: examples-qt/echo_server has no broadcast mode"), Dfl::No),
-            missing(&bin("qt_echo_server"), "qt_echo_server (bench/run.sh builds bench/peers/qt)"),
-        ),
-        row(
-            p,
-            (
-                "wsserver-rust",
-                Wsserver,
-                "wsserver through its Rust API (bench/src/bin/wsserver_echo.rs; broadcast on topics: subscribe, publish)",
-            ),
-            vec![s(&rust("wsserver_echo")), port()],
-            (Bcast::Flag, Dfl::No),
-            missing(&rust("wsserver_echo"), "wsserver_echo"),
-        ),
-        row(
-            p,
-            ("tokio-tungstenite", Peer, "tokio-tungstenite 0.30, default settings, one tokio thread"),
-            vec![s(&rust("tungstenite_echo")), port()],
-            (Bcast::Flag, Dfl::No),
-            missing(&rust("tungstenite_echo"), "tungstenite_echo"),
-        ),
-        row(
-            p,
-            ("libwebsockets", Peer, "libwebsockets (Debian libwebsockets-dev), bench/peers/lws_echo.c"),
-            vec![s(&bin("lws_echo")), port()],
-            (Bcast::Flag, Dfl::Flag),
-            missing(&bin("lws_echo"), "lws_echo"),
-        ),
-        row(
-            p,
-            ("boost-beast", Peer, "Boost.Beast (Debian libboost-dev), one thread, bench/peers/beast_echo.cpp"),
-            vec![s(&bin("beast_echo")), port()],
-            (Bcast::Flag, Dfl::No),
-            missing(&bin("beast_echo"), "beast_echo"),
-        ),
-        row(
-            p,
-            ("qtwebsockets", Peer, "QtWebSockets' QWebSocketServer, default settings, one Qt event loop, bench/peers/qtwebsockets_echo.cpp"),
-            vec![s(&bin("qtwebsockets_echo")), port()],
-            (Bcast::Flag, Dfl::No),
-            missing(&bin("qtwebsockets_echo"), "qtwebsockets_echo (bench/run.sh builds bench/peers/qt)"),
-        ),
-        row(
-            p,
-            ("node-ws", Peer, "Node.js with the ws package, bench/node/echo.js"),
-            vec!["node".to_string(), s(&node.join("echo.js")), port()],
-            (Bcast::Flag, Dfl::Flag),
-            node_lacks(&node),
-        ),
-        row(
-            p,
-            (
-                "wsserver-python",
-                Wsserver,
-                "wsserver's Python package, asyncio on the event fd (bench/python/wsserver_echo.py)",
-            ),
-            python("wsserver_echo.py"),
-            (Bcast::Flag, Dfl::Flag),
-            missing(&p.root.join("target/release/libwsserver.so"), "target/release/libwsserver.so (run make)"),
-        ),
-        row(
-            p,
-            ("python-websockets", Peer, "Python websockets (asyncio), bench/python/websockets_echo.py"),
-            python("websockets_echo.py"),
-            (Bcast::Flag, Dfl::Flag),
-            python_lacks("websockets"),
-        ),
-        row(
-            p,
-            ("python-picows", Peer, "Python picows (asyncio, Cython), bench/python/picows_echo.py"),
-            python("picows_echo.py"),
-            (Bcast::Flag, Dfl::No),
-            python_lacks("picows"),
-        ),
-        row(
-            p,
-            (
-                "raw-tcp",
-                Ceiling,
-                "ceiling: plain TCP echo/relay of the same bytes, no WebSocket (bench/src/bin/raw_echo.rs)",
-            ),
-            vec![s(&rust("raw_echo")), port()],
-            (Bcast::Flag, Dfl::Same),
-            missing(&rust("raw_echo"), "raw_echo"),
-        ),
-    ]
 }
 
 #[cfg(test)]
@@ -321,6 +262,37 @@ mod tests {
             skip: None,
             deflate: None,
         }
+    }
+
+    #[test]
+    fn the_table_gives_each_server_its_command_lines() {
+        let (root, bins, out) = (Path::new("/r"), Path::new("/t"), Path::new("/o"));
+        let all = all(&Paths { root, rust_bins: bins, out });
+        let names: Vec<&str> = all.iter().map(|s| s.name).collect();
+        assert_eq!(names.len(), 13);
+        assert_eq!(&names[..2], ["wsserver-c", "wsserver-poll"]);
+        let argv = |l: &Result<Launch, String>| l.as_ref().map(|l| l.argv.join(" ")).map_err(String::clone);
+        let get = |n: &str| all.iter().find(|s| s.name == n).unwrap();
+        let ws = get("wsserver-c");
+        assert_eq!(argv(&Ok(ws.echo.clone())).unwrap(), "/r/build/examples/echo_server 127.0.0.1 {port}");
+        // Not built here: the broadcast program, and with it its deflate echo mode, says why.
+        assert!(argv(&ws.broadcast).unwrap_err().ends_with("not found at /o/bin/wsserver_publish"));
+        assert!(ws.deflate.as_ref().unwrap().echo.is_err() && ws.cross.is_some());
+        let node = get("node-ws");
+        assert_eq!(argv(&node.broadcast).unwrap(), "node /r/bench/node/echo.js {port} --broadcast");
+        assert_eq!(
+            argv(&node.deflate.as_ref().unwrap().broadcast).unwrap(),
+            "node /r/bench/node/echo.js {port} --broadcast --deflate"
+        );
+        let raw = get("raw-tcp");
+        assert!(
+            raw.echo.raw
+                && raw.family == Family::Ceiling
+                && raw.skip.as_deref() == Some("raw_echo not found at /t/raw_echo")
+        );
+        assert_eq!(argv(&raw.deflate.as_ref().unwrap().echo).unwrap(), "/t/raw_echo {port}");
+        assert_eq!(argv(&get("wsserver-poll").broadcast).unwrap_err(), "echo only: poll_server has no broadcast mode");
+        assert!(get("python-picows").deflate.is_none() && get("wsserver-rust").cross.is_none());
     }
 
     #[test]

@@ -20,19 +20,22 @@ use crate::hotloop::nanos;
 use crate::procs::{rss_kib, CpuDelta, CpuMark};
 
 /// One measured figure plus what explains it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Measure {
     pub value: f64,
     pub p50_us: Option<f64>,
     pub p99_us: Option<f64>,
     /// Server CPU time (user + system) per unit of `value` (message,
     /// delivery, handshake).
+    #[serde(rename = "server_cpu_us_per_op")]
     pub server_cpu_us: Option<f64>,
     /// Its user-space part: the server's own code, where WebSocket
     /// implementations differ (the kernel's loopback TCP work is the same
     /// for all of them).
+    #[serde(rename = "server_user_us_per_op")]
     pub server_user_us: Option<f64>,
     /// Its system part.
+    #[serde(rename = "server_sys_us_per_op")]
     pub server_sys_us: Option<f64>,
     pub server_cpu_pct: Option<f64>,
     pub gen_cpu_pct: Option<f64>,
