@@ -10,6 +10,7 @@
 //! freed again once it empties.
 use crate::budget::Budget;
 use crate::config::Config;
+use crate::cork::Cork;
 use crate::outbox::{Command, ConnShared, CurrentConn};
 use crate::protocol::frame::{self, OpCode, Violation};
 use crate::protocol::{Limits, Reader, Sink};
@@ -202,7 +203,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
 
     /// Handles every complete frame at the start of `buf`; returns the bytes
     /// consumed. Once the connection stops reading, all of it counts.
-    fn process(&mut self, buf: &mut [u8]) -> usize {
+    /// Replies sent from the callbacks gather in `cork`, written after.
+    fn process(&mut self, buf: &mut [u8], cork: &Cork) -> usize {
         if !matches!(self.mode, Mode::Open | Mode::Closing) {
             return buf.len();
         }
@@ -212,6 +214,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
             Deliver { host: &self.host, shared: &self.shared, open: matches!(self.mode, Mode::Open), close: None };
         let result = self.reader.feed(buf, limits, &mut deliver);
         let close = deliver.close.take();
+        self.write_cork(cork);
         if let Some((code, reason)) = close {
             self.mode = Mode::Finishing { code, reason };
             self.set_deadline(self.host.config().close_timeout);
@@ -226,7 +229,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
     }
 
     /// Reads once and handles what arrived. Ready(Ok(0)) is end of input.
-    fn poll_read_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    fn poll_read_some(&mut self, cx: &mut Context<'_>, cork: &Cork) -> Poll<io::Result<usize>> {
         if self.inbuf.is_empty() {
             SCRATCH.with(|cell| {
                 let mut owned;
@@ -243,7 +246,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
                 let n = rb.filled().len();
                 if n > 0 {
                     self.touch();
-                    let used = self.process(&mut scratch[..n]);
+                    let used = self.process(&mut scratch[..n], cork);
                     if used < n && !self.reported {
                         self.inbuf.reserve_exact(self.reader.need().max(n - used));
                         self.inbuf.extend_from_slice(&scratch[used..n]);
@@ -265,7 +268,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
             unsafe { self.inbuf.set_len(len + n) };
             if n > 0 {
                 self.touch();
-                self.process_inbuf();
+                self.process_inbuf(cork);
             }
             Poll::Ready(Ok(n))
         }
@@ -273,9 +276,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
 
     /// Handles the complete frames in `inbuf`, keeping the partial rest
     /// (with room for all of it) or freeing the buffer.
-    fn process_inbuf(&mut self) {
+    fn process_inbuf(&mut self, cork: &Cork) {
         let mut buf = std::mem::take(&mut self.inbuf);
-        let used = self.process(&mut buf);
+        let used = self.process(&mut buf, cork);
         if self.reported || used == buf.len() {
             return;
         }
@@ -286,6 +289,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
         self.inbuf = buf;
     }
 
+    /// Writes what `cork` gathered; true if the socket left some of it
+    /// queued (for [`Connection::poll_flush_out`]).
+    fn write_cork(&self, cork: &Cork) -> bool {
+        let (written, left) = self.shared.write_cork(cork);
+        if written > 0 {
+            Counters::add(&self.host.counters().bytes_out, written as u64);
+        }
+        left
+    }
+
     fn touch(&self) {
         self.shared.touch(self.host.now_ms());
     }
@@ -293,16 +306,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
     /// Writes the outbox until it is empty (Ready) or the socket is full.
     fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let soft = self.host.config().send_queue_limit;
-        let mut batch = SmallVec::<[Bytes; MAX_BATCH]>::new();
-        loop {
+        // Looked at without the writer lock first: usually there is nothing.
+        while !self.shared.outbox.lock().is_empty() {
+            let mut batch = SmallVec::<[Bytes; MAX_BATCH]>::new();
             // Held until the count is right again, never across a callback.
             let writing = self.shared.writing.lock();
-            {
-                let mut ob = self.shared.outbox.lock();
-                if ob.is_empty() {
-                    break;
-                }
-                ob.take_batch(&mut batch, MAX_BATCH);
+            self.shared.outbox.lock().take_batch(&mut batch, MAX_BATCH);
+            if batch.is_empty() {
+                break; // shut meanwhile
             }
             let stream = Pin::new(&mut self.stream);
             // One frame (the common case) goes out with send(2), cheaper
@@ -319,10 +330,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
                 Poll::Ready(Ok(n)) => *n,
                 _ => 0,
             };
-            let (drained, more) = {
-                let mut ob = self.shared.outbox.lock();
-                (ob.settle(&mut batch, n, soft), !ob.is_empty())
-            };
+            let drained = self.shared.outbox.lock().settle(&mut batch, n, soft);
             drop(writing);
             match result {
                 Poll::Pending => return Poll::Pending,
@@ -334,15 +342,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
             if drained && !self.reported {
                 self.host.drain(&self.shared);
             }
-            if !more {
-                break;
-            }
         }
         Pin::new(&mut self.stream).poll_flush(cx)
     }
 
     /// One round of work; Ready(true) when the connection is entirely done.
-    fn poll_round(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+    fn poll_round(&mut self, cx: &mut Context<'_>, cork: &Cork) -> Poll<bool> {
         if let Some(cmd) = self.shared.take_command() {
             // After on_close nothing more may reach the host (a late kill
             // from the server's close must not add an on_error).
@@ -403,10 +408,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
         }
         if std::mem::take(&mut self.leftover) {
             // Frames sent along with the handshake: handle them before reading.
-            self.process_inbuf();
+            self.process_inbuf(cork);
             return Poll::Ready(false);
         }
-        match self.poll_read_some(cx) {
+        match self.poll_read_some(cx, cork) {
             Poll::Ready(Ok(0)) => {
                 self.report_close(1006, "");
                 Poll::Ready(false)
@@ -465,16 +470,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Future for Connection<S, H> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let _current = CurrentConn::enter(&this.shared);
+        // On the stack, uninitialised: it costs nothing until a reply.
+        let mut slot = std::mem::MaybeUninit::uninit();
+        let cork = Cork::in_place(&mut slot);
+        let corking = this.shared.direct_writes_allowed();
+        let _current = CurrentConn::enter(&this.shared, corking.then_some(cork));
         this.shared.waker.register(cx.waker());
-        let result = this.poll_rounds(cx);
+        let result = this.poll_rounds(cx, cork);
+        // Replies from callbacks outside a read (on_drain) gather too.
+        if this.write_cork(cork) && result.is_pending() {
+            cx.waker().wake_by_ref();
+        }
         this.account();
         result
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
-    fn poll_rounds(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_rounds(&mut self, cx: &mut Context<'_>, cork: &Cork) -> Poll<()> {
         for _ in 0..READ_BUDGET {
             // Done after an I/O error (no linger left); a connection that
             // shut its side down normally goes on draining in poll_linger
@@ -483,7 +496,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
             if self.shut_down && self.reported && self.deadline.is_none() {
                 return Poll::Ready(());
             }
-            match self.poll_round(cx) {
+            match self.poll_round(cx, cork) {
                 Poll::Ready(true) => return Poll::Ready(()),
                 Poll::Ready(false) => continue,
                 Poll::Pending => return Poll::Pending,
@@ -509,7 +522,7 @@ impl<S, H: Host> Connection<S, H> {
         }
         self.reported = true;
         // Also from Drop, outside poll: the host may still read user data.
-        let _current = CurrentConn::enter(&self.shared);
+        let _current = CurrentConn::enter(&self.shared, None);
         self.host.closed(&self.shared, code, reason);
         true
     }

@@ -11,6 +11,7 @@ mod backplane;
 mod budget;
 mod config;
 mod connection;
+mod cork;
 mod error;
 mod events;
 #[cfg(fuzzing)]

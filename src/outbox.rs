@@ -1,9 +1,11 @@
 //! One connection's state shared with every thread that may send to it: the
 //! queue of encoded frames, its byte count against the limits, and the
 //! commands (close, fail, kill) another thread can give the connection.
-//! The connection's own task is the only writer to the socket.
+//! The connection's own task writes to the socket; a sender on another
+//! thread may too while nothing is queued (see [`ConnShared::send`]).
 use crate::budget::Budget;
 use crate::config::OverflowPolicy;
+use crate::cork::Cork;
 use crate::events::Verdict;
 use crate::outgoing::{ConnDeflate, Outgoing};
 use crate::protocol::frame;
@@ -80,6 +82,9 @@ pub(crate) struct Outbox {
     closed: bool,
     /// A refused send was logged; not again until the queue drains.
     drop_logged: bool,
+    /// The task's cork holds frames sent before anything queued now: no
+    /// sender may write to the socket itself until it is written.
+    corked: bool,
     /// Boxed: rare, and 60 bytes inline in every connection.
     command: Option<Box<Command>>,
     /// The topics this connection is subscribed to (see topics.rs).
@@ -180,7 +185,18 @@ impl Outbox {
     fn push(&mut self, frame: Bytes) -> bool {
         self.set_bytes(self.bytes + frame.len());
         self.frames.push_back(frame);
-        self.frames.len() == 1 && self.in_flight == 0
+        self.frames.len() == 1 && self.in_flight == 0 && !self.corked
+    }
+
+    /// The cork was written, `rest` of it not (it goes first, `started`
+    /// if its beginning went out).
+    fn uncork(&mut self, rest: Option<Bytes>, started: bool) {
+        self.corked = false;
+        if let Some(rest) = rest {
+            self.set_bytes(self.bytes + rest.len());
+            self.frames.push_front(rest);
+            self.front_started = started;
+        }
     }
 
     /// Queues the connection's last frame (a close); false if one already was.
@@ -208,28 +224,48 @@ thread_local! {
     /// The connection whose task is running on this thread: sends to it
     /// need no registry lookup and no wake-up, since its task flushes right
     /// after the callback returns.
-    static CURRENT: Cell<(ConnId, *const ConnShared)> = const { Cell::new((0, std::ptr::null())) };
+    /// Its cork, if its replies may gather there (null otherwise).
+    static CURRENT: Cell<Current> = const { Cell::new((0, std::ptr::null(), std::ptr::null())) };
 }
 
+type Current = (ConnId, *const ConnShared, *const Cork);
+
 /// Marks `conn` as the connection being polled on this thread until dropped.
-pub(crate) struct CurrentConn((ConnId, *const ConnShared));
+pub(crate) struct CurrentConn(Current);
 
 impl CurrentConn {
-    pub fn enter(conn: &Arc<ConnShared>) -> CurrentConn {
-        CurrentConn(CURRENT.with(|c| c.replace((conn.id, Arc::as_ptr(conn)))))
+    /// `cork`: where sends to `conn` from this thread may gather meanwhile
+    /// (the caller writes it before the guard goes).
+    pub fn enter(conn: &Arc<ConnShared>, cork: Option<&Cork>) -> CurrentConn {
+        let cork = cork.map_or(std::ptr::null(), |c| c as *const Cork);
+        CurrentConn(CURRENT.with(|c| c.replace((conn.id, Arc::as_ptr(conn), cork))))
     }
 }
 
-/// Runs `f` on connection `id` if it is the one being polled on this
-/// thread; otherwise gives `f` back.
-pub(crate) fn with_current<R, F: FnOnce(&ConnShared) -> R>(id: ConnId, f: F) -> Result<R, F> {
-    let (current, ptr) = CURRENT.with(|c| c.get());
+/// Runs `f` on connection `id` (and its cork, if any) if it is the one
+/// being polled on this thread; otherwise gives `f` back.
+pub(crate) fn with_current<R, F: FnOnce(&ConnShared, Option<&Cork>) -> R>(id: ConnId, f: F) -> Result<R, F> {
+    let (current, ptr, cork) = CURRENT.with(|c| c.get());
     if current != id || ptr.is_null() {
         return Err(f);
     }
     // SAFETY: the CurrentConn guard that set `ptr` holds (through its
-    // caller) an Arc to this ConnShared until it restores the previous value.
-    Ok(f(unsafe { &*ptr }))
+    // caller) an Arc to this ConnShared, and the cork it was given, until
+    // it restores the previous value.
+    Ok(f(unsafe { &*ptr }, unsafe { cork.as_ref() }))
+}
+
+/// Who sends, which decides how a frame may reach the socket.
+#[derive(Clone, Copy)]
+pub(crate) enum Via<'a> {
+    /// A callback of the connection's own task: into its cork when the
+    /// queue is empty, else queued (the task writes right after).
+    Own(Option<&'a Cork>),
+    /// Another thread: written here when the queue is empty.
+    Other,
+    /// One of many recipients (broadcast, publish): queued, the I/O
+    /// threads write in parallel.
+    Many,
 }
 
 impl Drop for CurrentConn {
@@ -288,6 +324,12 @@ impl ConnShared {
         self.direct_fd.store(fd, Ordering::Release);
     }
 
+    /// Whether the socket may be written outside the task's stream (plain
+    /// TCP, handshake answered, task not ending).
+    pub fn direct_writes_allowed(&self) -> bool {
+        self.direct_fd.load(Ordering::Relaxed) >= 0
+    }
+
     /// Ends direct writes, waiting for one in progress: called by the task
     /// before its socket closes (the fd number may be reused at once).
     pub fn end_direct_writes(&self) {
@@ -306,7 +348,8 @@ impl ConnShared {
         let Some(_writer) = self.writing.try_lock() else { return (0, true) };
         let fd = self.direct_fd.load(Ordering::Acquire);
         let mut ob = self.outbox.lock();
-        if fd < 0 || ob.frames.len() != 1 || ob.front_started || ob.backpressured || ob.command.is_some() {
+        let busy = ob.front_started || ob.corked || ob.backpressured || ob.command.is_some();
+        if fd < 0 || ob.frames.len() != 1 || busy {
             return (0, true);
         }
         let mut batch = SmallVec::<[Bytes; 1]>::new();
@@ -321,6 +364,33 @@ impl ConnShared {
         let n = n.max(0) as usize;
         self.outbox.lock().settle(&mut batch, n, soft);
         (n, n < len)
+    }
+
+    /// Writes what the task's cork gathered (with one send(2)); what the
+    /// socket does not take is queued first, for the task. Returns the
+    /// bytes written, and whether some were left queued.
+    pub fn write_cork(&self, cork: &Cork) -> (usize, bool) {
+        if cork.is_empty() {
+            return (0, false);
+        }
+        let _writer = self.writing.lock();
+        let fd = self.direct_fd.load(Ordering::Acquire);
+        cork.drain(|bytes| {
+            // SAFETY: a cork is used only while direct writes are allowed,
+            // and only this task ends them: `fd` is the open socket.
+            // `bytes` is a live buffer of `bytes.len()` bytes.
+            let n = match fd < 0 {
+                true => 0,
+                false => unsafe {
+                    libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+                }
+                .max(0) as usize,
+            };
+            let rest = (n < bytes.len()).then(|| Bytes::copy_from_slice(&bytes[n..]));
+            let left = rest.is_some();
+            self.outbox.lock().uncork(rest, n > 0);
+            (n, left)
+        })
     }
 
     pub fn user_data(&self) -> usize {
@@ -345,16 +415,20 @@ impl ConnShared {
     /// is noted in `notes`. With `write_here`, a frame that finds the queue
     /// empty is written on this thread when it can be (a single send;
     /// broadcasts leave the writes to the I/O threads, in parallel).
-    pub fn send(
-        &self,
-        out: &Outgoing,
-        limits: Limits,
-        write_here: bool,
-        notes: &mut SendNotes,
-    ) -> Result<SendStatus, Error> {
+    pub fn send(&self, out: &Outgoing, limits: Limits, via: Via, notes: &mut SendNotes) -> Result<SendStatus, Error> {
         let mut ob = self.outbox.lock();
         if ob.closed {
             return Err(Error::Closed(self.id));
+        }
+        if let Via::Own(Some(cork)) = via {
+            if ob.frames.is_empty() && ob.in_flight == 0 && ob.deflate.is_none() {
+                let ((head, head_len), payload) = out.plain_parts();
+                // Under the soft limit, as the queue would be.
+                if cork.push(&head[..head_len], payload, limits.soft) {
+                    ob.corked = true;
+                    return Ok(SendStatus::Queued);
+                }
+            }
         }
         // A frame from the connection's own context is made only once it is
         // sure to be queued (its bound checked instead): the context moves on.
@@ -395,14 +469,15 @@ impl ConnShared {
         };
         drop(ob);
         if was_empty {
-            let on_own_task = CURRENT.with(|c| c.get().0) == self.id;
-            let wake = match write_here && !on_own_task && status == SendStatus::Queued {
-                true => {
+            let wake = match via {
+                // The task writes once the callback returns.
+                Via::Own(_) => false,
+                Via::Other if status == SendStatus::Queued => {
                     let (written, wake) = self.write_here(limits.soft);
                     notes.written = written;
                     wake
                 }
-                false => true,
+                _ => true,
             };
             if wake {
                 self.wake();
@@ -674,6 +749,54 @@ mod tests {
         ob.settle(&mut batch, 1, 1 << 20);
         assert_eq!(contents(&ob), [&b"ne"[..], b"close"]);
         assert_eq!(ob.bytes(), 7);
+    }
+
+    #[test]
+    fn a_cork_a_full_socket_refuses_goes_first_in_the_queue_in_order() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsRawFd;
+        let (mut ours, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let conn = ConnShared::new(1, 0, Arc::new(RemoteWakes::new()), None);
+        conn.allow_direct_writes(ours.as_raw_fd());
+        let mut filled = 0;
+        while let Ok(n) = ours.write(&[0xAA; 4096]) {
+            filled += n;
+        }
+        let mut slot = std::mem::MaybeUninit::uninit();
+        let cork = Cork::in_place(&mut slot);
+        let payload: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        assert!(cork.push(&[0x82, 126, 0x4e, 0x20], &payload, usize::MAX));
+        conn.outbox.lock().corked = true;
+        assert_eq!(conn.outbox.lock().push(Bytes::from_static(b"after")), false, "corked: not the first");
+        assert_eq!(conn.write_cork(cork), (0, true), "the socket is full: all of it left");
+        assert!(cork.is_empty());
+        {
+            let ob = conn.outbox.lock();
+            assert!(!ob.corked && !ob.front_started, "nothing of it went out: it may still be discarded");
+            assert_eq!((ob.frames.len(), ob.bytes()), (2, 20_004 + 5));
+        }
+        // The rest follows in order once the task writes the queue.
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            peer.read_to_end(&mut all).unwrap();
+            all
+        });
+        loop {
+            let mut batch = SmallVec::<[Bytes; 4]>::new();
+            conn.outbox.lock().take_batch(&mut batch, 4);
+            if batch.is_empty() {
+                break;
+            }
+            let n = ours.write(&batch[0]).unwrap_or(0);
+            conn.outbox.lock().settle(&mut batch, n, 1 << 20);
+        }
+        drop(ours);
+        let all = reader.join().unwrap();
+        assert_eq!(all.len(), filled + 20_004 + 5);
+        let tail = &all[filled..];
+        assert_eq!(&tail[..4], &[0x82, 126, 0x4e, 0x20]);
+        assert!(tail[4..20_004] == payload[..] && &tail[20_004..] == b"after");
     }
 
     #[test]

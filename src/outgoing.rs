@@ -105,6 +105,12 @@ impl<'a> Outgoing<'a> {
         frame::encode_compressed(self.opcode, &z)
     }
 
+    /// The uncompressed frame's header (and its length) and payload, for a
+    /// connection without deflate that writes them itself (the cork).
+    pub fn plain_parts(&self) -> (([u8; 10], usize), &[u8]) {
+        (frame::header(0x80 | self.opcode as u8, self.data.len()), self.data)
+    }
+
     /// The message's length.
     pub fn len(&self) -> usize {
         self.data.len()

@@ -3,11 +3,12 @@
 //! close.
 use crate::budget::Budget;
 use crate::connection::{Connection, Host};
+use crate::cork::Cork;
 use crate::events::{EventQueue, Events, Polled, Verdict};
 use crate::handshake::{self, Incoming, Refusal};
 use crate::http::response::Response;
 use crate::io_threads::IoThreads;
-use crate::outbox::{ConnShared, CurrentConn, Limits, SendNotes};
+use crate::outbox::{ConnShared, CurrentConn, Limits, SendNotes, Via};
 use crate::outgoing::{ConnDeflate, Outgoing};
 use crate::protocol::frame;
 use crate::protocol::{deflate, Reader};
@@ -196,11 +197,11 @@ impl ServerHandle {
     /// Runs `f` on connection `conn`: the one whose callback is running on
     /// this thread needs no registry lookup, others are found by id.
     fn with_conn<R>(&self, conn: ConnId, f: impl FnOnce(&ConnShared) -> R) -> Result<R, Error> {
-        let f = match crate::outbox::with_current(conn, f) {
+        let f = match crate::outbox::with_current(conn, |c, _| f(c)) {
             Ok(r) => return Ok(r),
             Err(f) => f,
         };
-        match self.inner.registry.with(conn, f) {
+        match self.inner.registry.with(conn, |c| f(c, None)) {
             Some(r) => Ok(r),
             None if conn != 0 && conn < self.inner.next_id.load(Ordering::Relaxed) => Err(Error::Closed(conn)),
             None => Err(Error::NoSuchConn(conn)),
@@ -222,14 +223,14 @@ impl ServerHandle {
         let out = Outgoing::new(data, kind, self.config(), compress)?.for_one();
         let limits = self.limits();
         let mut notes = SendNotes::default();
-        let send = |c: &ConnShared| c.send(&out, limits, true, &mut notes);
-        let result = match crate::outbox::with_current(conn, send) {
+        let own = |c: &ConnShared, cork: Option<&Cork>| c.send(&out, limits, Via::Own(cork), &mut notes);
+        let result = match crate::outbox::with_current(conn, own) {
             Ok(r) => r,
             // Another connection than the one polled here: held by its Arc,
             // so that a direct write's system call (`ConnShared::send`) runs
             // outside the registry's shard lock, which other senders and the
             // I/O threads take.
-            Err(mut send) => send(&*self.shared(conn)?),
+            Err(_) => self.shared(conn)?.send(&out, limits, Via::Other, &mut notes),
         };
         if result.is_ok() {
             Counters::add(&self.inner.counters.messages_out, 1);
@@ -271,7 +272,7 @@ impl ServerHandle {
         let (mut queued, mut refused) = (0, 0);
         each(&mut |c: &Arc<ConnShared>| {
             let mut notes = SendNotes::default();
-            if Some(c.id) != except && c.send(out, limits, false, &mut notes).is_ok() {
+            if Some(c.id) != except && c.send(out, limits, Via::Many, &mut notes).is_ok() {
                 queued += 1;
             }
             refused += notes.first_refusal.is_some() as usize;
@@ -940,7 +941,7 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
         return None;
     }
     let verdict = {
-        let _current = CurrentConn::enter(&shared);
+        let _current = CurrentConn::enter(&shared, None);
         inner.events.open(&server, &shared, &upgrade.request)
     };
     let verdict = match verdict {

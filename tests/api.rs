@@ -1085,3 +1085,98 @@ fn disconnect_of_a_client_that_never_answers_ends_after_close_timeout() {
     deaf.expect_end();
     server.close(Duration::from_millis(100));
 }
+
+/// For each message "n k", replies k messages of mixed sizes from the
+/// connection's own callback (they gather in its cork, and past it in the
+/// queue); "close" sends one more reply and then closes with 4001.
+struct Replier(Recorder);
+impl Replier {
+    const SIZES: [usize; 7] = [1, 125, 126, 3_000, 20_000, 40_000, 16];
+    fn reply(n: u32, j: u32) -> Vec<u8> {
+        let mut msg = vec![(n * 31 + j) as u8; Self::SIZES[(n + j) as usize % Self::SIZES.len()]];
+        msg[0] = j as u8;
+        msg
+    }
+}
+impl Handler for Replier {
+    fn on_open(&self, s: &ServerHandle, c: ConnId, r: &Request) -> Result<(), u16> {
+        self.0.on_open(s, c, r)
+    }
+    fn on_message(&self, s: &ServerHandle, c: ConnId, d: &[u8], k: Kind) {
+        self.0.on_message(s, c, d, k);
+        let text = std::str::from_utf8(d).unwrap();
+        if text == "close" {
+            s.send(c, b"last", Kind::Text).unwrap();
+            s.disconnect(c, 4001, "done").unwrap();
+            return;
+        }
+        let (n, count) = text.split_once(' ').unwrap();
+        let (n, count): (u32, u32) = (n.parse().unwrap(), count.parse().unwrap());
+        for j in 0..count {
+            assert_ne!(s.send(c, &Self::reply(n, j), Kind::Binary), Err(Error::Dropped(c)), "reply {n}.{j}");
+        }
+    }
+    fn on_close(&self, s: &ServerHandle, c: ConnId, code: u16, r: &str) {
+        self.0.on_close(s, c, code, r)
+    }
+    fn on_error(&self, s: &ServerHandle, c: ConnId, e: &Error) {
+        self.0.on_error(s, c, e)
+    }
+}
+
+#[test]
+fn replies_from_a_callback_arrive_in_order_before_its_close_and_are_counted_once() {
+    let frame_len = |n: usize| {
+        n + if n < 126 {
+            2
+        } else if n < 65_536 {
+            4
+        } else {
+            10
+        }
+    };
+    let config = Config { send_queue_limit: 4 << 20, send_queue_hard_limit: 8 << 20, ..cfg() };
+    let h = Arc::new(Replier(Recorder::default()));
+    let (server, port) = start_with(config, h.clone());
+    let handle = server.handle();
+    let rt = rt();
+    // A small receive buffer: the socket takes part of a read's replies, the
+    // rest is written later by the connection's task.
+    let mut ws = rt.block_on(connect_small_rcvbuf(port));
+    let id = h.0.nth_open(0);
+    wait("handshake answer written", || handle.queued_bytes(id) == Ok(0));
+    let before = handle.stats().bytes_out;
+    // Sent all at once, read only after: later replies meet a full socket
+    // (its cork is written in part), and one read may hold several requests.
+    let counts = [1u32, 3, 7, 2, 12, 1, 5, 9, 30, 4, 6, 1, 20, 8];
+    let expected: u64 = rt.block_on(async {
+        for (n, &count) in counts.iter().enumerate() {
+            ws.feed(Message::text(format!("{n} {count}"))).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+        let mut bytes = 0;
+        for (n, &count) in counts.iter().enumerate() {
+            let n = n as u32;
+            for j in 0..count {
+                let want = Replier::reply(n, j);
+                match next_msg(&mut ws).await {
+                    Message::Binary(b) => {
+                        assert!(b[..] == want[..], "reply {n}.{j}: {} bytes, not {}", b.len(), want.len())
+                    }
+                    other => panic!("reply {n}.{j}: {other:?}"),
+                }
+                bytes += frame_len(want.len()) as u64;
+            }
+        }
+        ws.send(Message::text("close")).await.unwrap();
+        let (msgs, close) = read_until_close(&mut ws).await;
+        assert_eq!(msgs, [Message::text("last")], "the reply sent before the close comes before it");
+        assert_eq!(close_of(&close).0, 4001);
+        bytes + frame_len(4) as u64
+    });
+    assert_eq!(h.0.wait_close(id).0, 4001);
+    // The close frame (2 + 2 + 4 bytes) is counted too.
+    assert_eq!(handle.stats().bytes_out - before, expected + 8, "bytes_out counts every frame byte once");
+    server.close(Duration::from_millis(300));
+    check_event_order(&h.0.snapshot());
+}

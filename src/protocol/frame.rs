@@ -147,30 +147,38 @@ pub(crate) fn encode_compressed(opcode: OpCode, payload: &[u8]) -> Bytes {
 }
 
 fn encode_frame(first: u8, payload: &[u8]) -> Bytes {
-    let len = payload.len();
-    let header = match len {
-        0..=125 => 2,
-        126..=0xffff => 4,
-        _ => 10,
-    };
+    let (head, head_len) = header(first, payload.len());
     // Exact capacity: `Bytes::from` then takes the buffer without a copy or
     // a second allocation. Large frames come from (and go back to) the pool.
-    let mut out = crate::pool::take(header + len);
-    out.push(first);
-    if len < 126 {
-        out.push(len as u8);
-    } else if len <= u16::MAX as usize {
-        out.push(126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
+    let mut out = crate::pool::take(head_len + payload.len());
+    out.extend_from_slice(&head[..head_len]);
     out.extend_from_slice(payload);
     if out.capacity() >= 4096 {
         Bytes::from_owner(crate::pool::Pooled(out))
     } else {
         Bytes::from(out)
+    }
+}
+
+/// The header of an unmasked server frame with first byte `first` and a
+/// payload of `len` bytes, and its length (2, 4 or 10).
+pub(crate) fn header(first: u8, len: usize) -> ([u8; 10], usize) {
+    let mut h = [first, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    match len {
+        0..=125 => {
+            h[1] = len as u8;
+            (h, 2)
+        }
+        126..=0xffff => {
+            h[1] = 126;
+            h[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            (h, 4)
+        }
+        _ => {
+            h[1] = 127;
+            h[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            (h, 10)
+        }
     }
 }
 

@@ -1,0 +1,84 @@
+//! The cork: frames a connection's own callbacks send while its task
+//! handles a read, gathered on the task's stack and written with one
+//! send(2) once the read is handled. The common echo then costs no
+//! allocation, no queue and no second pass over the connection; what the
+//! socket does not take goes to the front of the queue, for the task.
+//! Plain TCP only (a TLS session is written through its stream).
+use std::cell::{Cell, UnsafeCell};
+use std::mem::MaybeUninit;
+
+/// The most bytes one read's replies gather before they go to the queue.
+pub(crate) const CORK_SIZE: usize = 32 << 10;
+
+/// Not `Sync` (its cell): it is used by one thread, the task's, and the
+/// sends that reach it from callbacks on that thread.
+pub(crate) struct Cork {
+    buf: UnsafeCell<[MaybeUninit<u8>; CORK_SIZE]>,
+    len: Cell<usize>,
+}
+
+impl Cork {
+    /// An empty cork in `slot`, made in place: a cork returned by value
+    /// would be copied, 32 KiB at every poll.
+    pub fn in_place(slot: &mut MaybeUninit<Cork>) -> &Cork {
+        let p = slot.as_mut_ptr();
+        // SAFETY: the buffer's bytes may stay uninitialised (MaybeUninit);
+        // with `len` written every field is valid.
+        unsafe {
+            std::ptr::addr_of_mut!((*p).len).write(Cell::new(0));
+            &*p
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len.get() == 0
+    }
+
+    /// Appends one frame (its header and payload) if the cork then holds at
+    /// most `max` bytes; false (and nothing appended) otherwise.
+    pub fn push(&self, header: &[u8], payload: &[u8], max: usize) -> bool {
+        let len = self.len.get();
+        let total = len + header.len() + payload.len();
+        if total > max.min(CORK_SIZE) {
+            return false;
+        }
+        // SAFETY: `total` fits the buffer; no reference into it outlives a
+        // method of this one-thread type, so nothing else sees it meanwhile.
+        unsafe {
+            let at = (*self.buf.get()).as_mut_ptr().cast::<u8>().add(len);
+            std::ptr::copy_nonoverlapping(header.as_ptr(), at, header.len());
+            std::ptr::copy_nonoverlapping(payload.as_ptr(), at.add(header.len()), payload.len());
+        }
+        self.len.set(total);
+        true
+    }
+
+    /// Hands the gathered bytes to `f` and empties the cork.
+    pub fn drain<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let len = self.len.replace(0);
+        // SAFETY: the first `len` bytes were written by `push`. Callers do
+        // not send (push) from `f`, so nothing writes them while `f` reads.
+        let bytes = unsafe { std::slice::from_raw_parts((*self.buf.get()).as_ptr().cast::<u8>(), len) };
+        f(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_gather_in_order_up_to_the_bound() {
+        let mut slot = Box::new(MaybeUninit::uninit());
+        let cork = Cork::in_place(&mut slot);
+        assert!(cork.is_empty());
+        assert!(cork.push(&[0x81, 2], b"hi", 100));
+        assert!(cork.push(&[0x82, 3], b"abc", 100));
+        assert!(!cork.push(&[0x81, 126, 0, 200], &[7; 200], 100), "past the bound: refused");
+        assert!(!cork.push(&[0x82], &vec![0; CORK_SIZE], usize::MAX), "past the cork's size: refused");
+        assert_eq!(cork.drain(|b| b.to_vec()), [0x81, 2, b'h', b'i', 0x82, 3, b'a', b'b', b'c']);
+        assert!(cork.is_empty());
+        assert!(cork.push(&[0x81, 1], b"z", 100));
+        assert_eq!(cork.drain(|b| b.len()), 3, "a drained cork starts again at its beginning");
+    }
+}
