@@ -25,6 +25,7 @@ mod report;
 mod servers;
 mod sock;
 mod targets;
+mod tls;
 mod workloads;
 
 use std::path::{Path, PathBuf};
@@ -187,6 +188,7 @@ impl Plan {
                 true,
             ));
         }
+        v.extend(tls::workloads(self)); // the wss:// rows
         v.push((
             self.deflate_mem_id(),
             format!("memory per idle connection, deflate agreed, {} connections", fmt_count(self.deflate_mem as f64)),
@@ -221,6 +223,9 @@ impl Plan {
     pub fn has(&self, spec: &Spec, id: &str) -> bool {
         if id == self.cross_id() {
             return spec.cross.is_some();
+        }
+        if tls::lacks(self, spec, id) {
+            return false;
         }
         let raw = spec.family == Family::Ceiling;
         !id.starts_with("deflate_")
@@ -526,7 +531,7 @@ async fn phase(out: &mut Sink<'_>, phase: &str, launch: Result<&Launch, &String>
                 Err(format!("server died: {}", srv.log_tail()))
             } else {
                 let limit = Duration::from_secs(if *n > 20_000 { 120 } else { 60 });
-                workloads::memory_step(addr, (raw, *dfl), pid, &mut set, *n, base, limit).await
+                workloads::memory_step(addr, (raw, *dfl), srv.tls, pid, &mut set, *n, base, limit).await
             };
             if let Err(e) = &r {
                 failed.get_or_insert(e.chars().take(80).collect());
@@ -541,7 +546,8 @@ async fn phase(out: &mut Sink<'_>, phase: &str, launch: Result<&Launch, &String>
     for (id, conns, size, dfl) in echo {
         let r = if srv.alive() {
             let t = timing(id, &plan.echo_t);
-            measured(ctx, name, id, async || workloads::echo(addr, (raw, *dfl), pid, *conns, *size, t).await).await
+            measured(ctx, name, id, async || workloads::echo(addr, (raw, *dfl), srv.tls, pid, *conns, *size, t).await)
+                .await
         } else {
             Err(format!("server died: {}", srv.log_tail()))
         };
@@ -698,6 +704,7 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) -> (Collected, Vec<Vec<String>>) {
                 phase(&mut out, "deflate-broadcast", d.broadcast.as_ref(), Runs { bcast, ..Runs::default() }).await;
             }
             cross_phase(spec, &mut out).await;
+            tls::phase(spec, &mut out, first).await; // the wss:// rows
             if first {
                 instr_phase(spec, &mut out).await;
             }
@@ -719,6 +726,7 @@ fn main() {
     let root = std::fs::canonicalize(&args.root).unwrap_or(args.root.clone());
     let out = if args.out.is_absolute() { args.out.clone() } else { std::env::current_dir().unwrap().join(&args.out) };
     std::fs::create_dir_all(out.join("logs")).expect("cannot create the output directory");
+    tls::init(&out.join("tls")); // the wss:// rows' certificates
     let exe = std::env::current_exe().expect("current_exe");
     let rust_bins = exe.parent().unwrap_or(Path::new(".")).to_path_buf();
     let specs = servers::all(&servers::Paths { root: &root, rust_bins: &rust_bins, out: &out });
