@@ -41,9 +41,9 @@ pub const CERT: &str = "{cert}";
 pub const KEY: &str = "{key}";
 
 /// The servers with a TLS mode here (`launch`); the others have no wss://
-/// rows. boost-beast: its peer has no TLS mode (bench/peers/beast_echo.cpp
-/// is plain beast::tcp_stream).
-pub const SERVERS: [&str; 5] = ["wsserver-c", "tokio-tungstenite", "libwebsockets", "node-ws", "python-websockets"];
+/// rows.
+pub const SERVERS: [&str; 6] =
+    ["wsserver-c", "tokio-tungstenite", "libwebsockets", "boost-beast", "node-ws", "python-websockets"];
 
 pub type ClientStream = tokio_rustls::client::TlsStream<TcpStream>;
 
@@ -446,8 +446,8 @@ mod tests {
             skip: None,
             deflate: None,
         };
-        assert!(lacks(&plan, &spec("boost-beast"), "wss_echo_16b_100c"));
-        assert!(!lacks(&plan, &spec("boost-beast"), "echo_16b_100c"));
+        assert!(lacks(&plan, &spec("qtwebsockets"), "wss_echo_16b_100c"));
+        assert!(!lacks(&plan, &spec("qtwebsockets"), "echo_16b_100c"));
         assert!(!lacks(&plan, &spec("node-ws"), "mem_1k_tls"));
         // The peers' TLS mode is their echo line plus --tls; a launch naming
         // the certificate is a TLS one.
