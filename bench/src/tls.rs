@@ -289,7 +289,9 @@ pub fn launch(spec: &Spec) -> Option<Result<Launch, String>> {
 
 /// The wss:// echo rows: the plain 100-connection echo rows, over TLS.
 pub fn echo_rows(plan: &Plan) -> Vec<(String, String, usize, usize)> {
-    (plan.echo.iter().filter(|e| e.2 == 100))
+    plan.echo
+        .iter()
+        .filter(|e| e.2 == 100)
         .map(|(id, label, conns, size)| (format!("wss_{id}"), format!("wss:// {label}"), *conns, *size))
         .collect()
 }
@@ -307,9 +309,9 @@ pub fn workloads(plan: &Plan) -> Vec<(String, String, &'static str, bool)> {
         .map(|(id, label, ..)| (id, format!("{label}, 1 message in flight each (TLS 1.3, AES-128-GCM)"), "msg/s", true))
         .collect();
     let (id, n) = mem_row(plan);
-    let label =
-        format!("memory over TLS: server RSS growth per idle wss:// connection, {}", crate::fmt_count(n as f64));
-    v.push((id, label + " connections", "bytes/conn", false));
+    let n = crate::fmt_count(n as f64);
+    let label = format!("memory over TLS: server RSS growth per idle wss:// connection, {n} connections");
+    v.push((id, label, "bytes/conn", false));
     v
 }
 
