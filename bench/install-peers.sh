@@ -19,7 +19,8 @@ as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; elif command -v sudo >/dev/null;
 
 need_apt=()
 # cmake and Qt 6 (base + websockets): the wsserver-qt and qtwebsockets rows.
-for pkg in libwebsockets-dev libboost-dev g++ gcc cmake qt6-base-dev qt6-websockets-dev nodejs npm python3-pip; do
+# libssl-dev: Boost.Beast's --tls mode (asio's OpenSSL); libwebsockets-dev brings it too.
+for pkg in libwebsockets-dev libboost-dev libssl-dev g++ gcc cmake qt6-base-dev qt6-websockets-dev nodejs npm python3-pip; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 # nodejs/npm/pip may come from elsewhere than apt (pyenv, nodesource): only ask apt when missing.

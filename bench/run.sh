@@ -80,7 +80,7 @@ fi
 # 4. Boost.Beast peer.
 if [[ -f /usr/include/boost/beast.hpp ]]; then
   if stale "$out/bin/beast_echo" bench/peers/beast_echo.cpp &&
-    ! g++ -O2 -std=c++17 -Wall -o "$out/bin/beast_echo" bench/peers/beast_echo.cpp -pthread 2>"$out/logs/build-beast.log"; then
+    ! g++ -O2 -std=c++17 -Wall -o "$out/bin/beast_echo" bench/peers/beast_echo.cpp -pthread -lssl -lcrypto 2>"$out/logs/build-beast.log"; then
     skip boost-beast "beast_echo.cpp did not build: $(last_line "$out/logs/build-beast.log")"
   fi
 else

@@ -1,6 +1,6 @@
 /* libwebsockets peer for the wsserver benchmark.
  *
- *   lws_echo PORT [--broadcast] [--deflate]
+ *   lws_echo PORT [--broadcast] [--deflate] [--tls CERT KEY]
  *
  * Echo mode sends every message back to its sender with the same kind;
  * broadcast mode relays every message to every connected client.
@@ -16,6 +16,8 @@
  * are reassembled from lws's receive chunks, then queued per connection and
  * written from the WRITEABLE callback, as lws wants. A queued message is
  * shared by all the queues that hold it (reference counted).
+ * --tls CERT KEY: wss:// on lws's TLS (Debian builds it with OpenSSL),
+ * the PEM files given, its TLS settings at their defaults.
  */
 #include <libwebsockets.h>
 #include <signal.h>
@@ -197,16 +199,21 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
 	struct lws_context_creation_info info;
+	const char *cert = NULL, *key = NULL;
 	int port, i;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: lws_echo PORT [--broadcast] [--deflate]\n");
+		fprintf(stderr, "usage: lws_echo PORT [--broadcast] [--deflate] [--tls CERT KEY]\n");
 		return 2;
 	}
 	port = atoi(argv[1]);
 	for (i = 2; i < argc; i++) {
 		broadcast_mode |= !strcmp(argv[i], "--broadcast");
 		deflate |= !strcmp(argv[i], "--deflate");
+		if (!strcmp(argv[i], "--tls") && i + 2 < argc) {
+			cert = argv[++i];
+			key = argv[++i];
+		}
 	}
 	lws_set_log_level(LLL_ERR, NULL);
 
@@ -218,6 +225,11 @@ int main(int argc, char **argv)
 		info.extensions = extensions;
 		info.pt_serv_buf_size = 65536;
 	}
+	if (cert) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = cert;
+		info.ssl_private_key_filepath = key;
+	}
 	context = lws_create_context(&info);
 	if (!context) {
 		fprintf(stderr, "lws_create_context failed\n");
@@ -225,7 +237,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
-	printf("listening on ws://127.0.0.1:%d\n", port);
+	printf("listening on %s://127.0.0.1:%d\n", cert ? "wss" : "ws", port);
 	fflush(stdout);
 	while (!stopping && lws_service(context, 0) >= 0)
 		;

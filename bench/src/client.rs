@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::deflate::{self, Agreed, Inflater};
+use crate::tls::Stream;
 
 pub const OP_TEXT: u8 = 1;
 pub const OP_BINARY: u8 = 2;
@@ -266,7 +267,8 @@ async fn tcp_connect(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<TcpStr
 }
 
 pub struct WsConn {
-    stream: TcpStream,
+    /// The socket, or the socket under a TLS session (wss://, src/tls.rs).
+    stream: Stream,
     fb: FrameBuf,
     /// permessage-deflate as agreed (raw TCP with `Deflate::On`: as if
     /// agreed, since it returns our own compressed frames).
@@ -278,7 +280,13 @@ impl WsConn {
     /// opening handshake, offering deflate unless `NotOffered`. Bytes that
     /// follow the 101 response stay buffered.
     pub async fn connect(addr: SocketAddr, src: Option<IpAddr>, raw: bool, dfl: Deflate) -> io::Result<WsConn> {
-        let stream = tcp_connect(addr, src).await?;
+        WsConn::dial(addr, src, raw, dfl, false).await
+    }
+
+    /// `connect`, over TLS (wss://, trusting the run's CA) when `tls`.
+    pub async fn dial(addr: SocketAddr, src: Option<IpAddr>, raw: bool, dfl: Deflate, tls: bool) -> io::Result<WsConn> {
+        let tcp = tcp_connect(addr, src).await?;
+        let stream = if tls { Stream::Tls(Box::new(crate::tls::connect(addr, tcp).await?)) } else { Stream::Tcp(tcp) };
         let mut c = WsConn { stream, fb: FrameBuf::new(4096), agreed: None };
         if !raw {
             c.handshake(addr, dfl).await?;
@@ -306,6 +314,7 @@ impl WsConn {
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n"
         );
         self.stream.write_all(req.as_bytes()).await?;
+        self.stream.flush().await?;
         loop {
             if let Some(i) = find(self.fb.filled(), b"\r\n\r\n") {
                 let head = &self.fb.filled()[..i];
@@ -327,22 +336,36 @@ impl WsConn {
         }
     }
 
-    /// Gives back the socket alone (idle connections need no buffer).
+    /// Gives back the socket alone (idle connections need no buffer, nor
+    /// TLS state: the server cannot tell).
     pub fn into_stream(self) -> TcpStream {
-        self.stream
+        self.stream.into_tcp()
     }
 
     /// Gives back a blocking-mode-agnostic std socket (still non-blocking)
-    /// and the parser state, for the epoll echo loop.
+    /// and the parser state, for the epoll echo loop (TCP only; TLS:
+    /// `tls::TlsWire`).
     pub fn into_parts(self) -> io::Result<(std::net::TcpStream, FrameBuf)> {
-        Ok((self.stream.into_std()?, self.fb))
+        match self.stream {
+            Stream::Tcp(s) => Ok((s.into_std()?, self.fb)),
+            Stream::Tls(_) => Err(io::Error::other("a TLS connection has no plain socket to hand over")),
+        }
+    }
+
+    /// The TLS stream and the parser state (None: not TLS).
+    pub fn into_tls(self) -> Option<(Box<crate::tls::ClientStream>, FrameBuf)> {
+        match self.stream {
+            Stream::Tls(s) => Some((s, self.fb)),
+            Stream::Tcp(_) => None,
+        }
     }
 
     pub async fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         if !self.fb.pending.is_empty() {
             self.flush_pending().await?;
         }
-        self.stream.write_all(frame).await
+        self.stream.write_all(frame).await?;
+        self.stream.flush().await
     }
 
     pub async fn flush_pending(&mut self) -> io::Result<()> {

@@ -3,12 +3,10 @@
 //! nothing else, so that the load generator stays cheaper per message than
 //! the servers it drives (the raw TCP row shows where it saturates).
 
-use std::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::client::FrameBuf;
-use crate::hotloop::{self, flush_pending, nanos, send_all_nb, Window};
+use crate::hotloop::{self, flush_pending, nanos, send_all_nb, Window, Wire};
 use crate::procs::CpuDelta;
 use crate::sock;
 
@@ -23,8 +21,8 @@ pub struct EchoOut {
     pub cpu: Option<CpuDelta>,
 }
 
-struct Conn {
-    stream: TcpStream,
+struct Conn<W> {
+    stream: W,
     fb: FrameBuf,
     sent_at: Instant,
     alive: bool,
@@ -36,8 +34,8 @@ struct Conn {
 /// `hard`, or until every connection failed), each sending `frames` in turn. Messages completed between
 /// the first loop turn at or after `mstart` and the first at or after `mend`
 /// are counted; the CPU marks are taken at those same two instants.
-pub fn run(
-    conns: Vec<(TcpStream, FrameBuf)>,
+pub fn run<W: Wire>(
+    conns: Vec<(W, FrameBuf)>,
     frames: &[Vec<u8>],
     pid: u32,
     mstart: Instant,
@@ -60,11 +58,11 @@ pub fn run(
         }
     };
     let now = Instant::now();
-    let mut cs: Vec<Conn> = conns
+    let mut cs: Vec<Conn<W>> = conns
         .into_iter()
         .map(|(stream, fb)| Conn { stream, fb, sent_at: now, alive: true, done: 0, sent: 0 })
         .collect();
-    let fail = |c: &mut Conn, out: &mut EchoOut, why: String| {
+    let fail = |c: &mut Conn<W>, out: &mut EchoOut, why: String| {
         if c.alive {
             c.alive = false;
             ep.del(c.stream.as_raw_fd());

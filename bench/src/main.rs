@@ -19,6 +19,7 @@ mod report;
 mod servers;
 mod sock;
 mod targets;
+mod tls;
 mod workloads;
 
 use std::path::{Path, PathBuf};
@@ -158,6 +159,7 @@ impl Plan {
             );
             v.push((self.deflate_bcast_id(on), label, "deliveries/s", true));
         }
+        v.extend(tls::workloads(self)); // the wss:// rows
         let label = format!("memory per idle connection, deflate agreed, {} connections", n(self.deflate_mem));
         v.push((self.deflate_mem_id(), label, "bytes/conn", false));
         let i = &self.instr;
@@ -184,6 +186,9 @@ impl Plan {
     pub fn has(&self, spec: &Spec, id: &str) -> bool {
         if id == self.cross_id() {
             return spec.cross.is_some();
+        }
+        if tls::lacks(self, spec, id) {
+            return false;
         }
         let raw = spec.family == Family::Ceiling;
         !id.starts_with("deflate_")
@@ -456,7 +461,7 @@ async fn phase(out: &mut Sink<'_>, phase: &str, launch: Result<&Launch, &String>
                 Err(format!("server died: {}", srv.log_tail()))
             } else {
                 let limit = Duration::from_secs(if *n > 20_000 { 120 } else { 60 });
-                workloads::memory_step(addr, (raw, *dfl), pid, &mut set, *n, base, limit).await
+                workloads::memory_step(addr, (raw, *dfl), srv.tls, pid, &mut set, *n, base, limit).await
             };
             if let Err(e) = &r {
                 failed.get_or_insert(e.chars().take(80).collect());
@@ -471,7 +476,8 @@ async fn phase(out: &mut Sink<'_>, phase: &str, launch: Result<&Launch, &String>
     for (id, conns, size, dfl) in echo {
         let r = if srv.alive() {
             let t = timing(id, &plan.echo_t);
-            measured(ctx, name, id, async || workloads::echo(addr, (raw, *dfl), pid, *conns, *size, t).await).await
+            measured(ctx, name, id, async || workloads::echo(addr, (raw, *dfl), srv.tls, pid, *conns, *size, t).await)
+                .await
         } else {
             Err(format!("server died: {}", srv.log_tail()))
         };
@@ -628,6 +634,7 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) -> (Collected, Vec<Vec<String>>) {
                 phase(&mut out, "deflate-broadcast", d.broadcast.as_ref(), Runs { bcast, ..Runs::default() }).await;
             }
             cross_phase(spec, &mut out).await;
+            tls::phase(spec, &mut out, first).await; // the wss:// rows
             if first {
                 instr_phase(spec, &mut out).await;
             }
@@ -646,6 +653,7 @@ fn main() {
     let out = args.out.clone().unwrap_or(args.root.join("build/bench"));
     let out = if out.is_absolute() { out } else { std::env::current_dir().unwrap().join(out) };
     std::fs::create_dir_all(out.join("logs")).expect("cannot create the output directory");
+    tls::init(&out.join("tls")); // the wss:// rows' certificates
     let exe = std::env::current_exe().expect("current_exe");
     let rust_bins = exe.parent().unwrap_or(Path::new(".")).to_path_buf();
     let specs = servers::all(&servers::Paths { root: &root, rust_bins: &rust_bins, out: &out });

@@ -138,6 +138,8 @@ pub struct Server {
     pub pid: u32,
     pub addr: SocketAddr,
     pub log: PathBuf,
+    /// Served over TLS (its launch takes the certificate, src/tls.rs).
+    pub tls: bool,
 }
 
 /// How to start one server: argv with `{port}` in place of the port.
@@ -164,6 +166,8 @@ impl Server {
     ) -> Result<Server, String> {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let argv: Vec<String> = launch.argv.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
+        let tls = launch.tls();
+        let argv = if tls { crate::tls::with_certs(argv)? } else { argv };
         let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let mut cmd = pinned(cpu, &argv);
@@ -171,7 +175,7 @@ impl Server {
         let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", argv[0]))?;
         let pid = child.id();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut srv = Server { child, pid, addr, log };
+        let mut srv = Server { child, pid, addr, log, tls };
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(st)) = srv.child.try_wait() {
@@ -179,7 +183,7 @@ impl Server {
             }
             let probe = tokio::time::timeout(
                 Duration::from_secs(2),
-                WsConn::connect(addr, None, launch.raw, Deflate::NotOffered),
+                WsConn::dial(addr, None, launch.raw, Deflate::NotOffered, tls),
             )
             .await;
             if let Ok(Ok(c)) = probe {

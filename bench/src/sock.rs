@@ -33,6 +33,7 @@ pub fn transient(e: &io::Error) -> bool {
 /// Sends all of `data` on a non-blocking socket (MSG_NOSIGNAL: a closed peer
 /// is an error, not a SIGPIPE). In the rare case the socket buffer is full it
 /// waits for room (poll, 1 s at most a time), `give_up` in all.
+#[inline]
 pub fn send_all(fd: RawFd, mut data: &[u8], give_up: Duration) -> io::Result<()> {
     let mut deadline: Option<Instant> = None;
     while !data.is_empty() {

@@ -16,8 +16,9 @@ use tokio::time::{sleep, sleep_until, timeout};
 
 use crate::client::{client_frame, message_frame, source_ip, Deflate, FrameBuf, WsConn, OP_BINARY, OP_TEXT};
 use crate::deflate::{json_doc, Agreed};
-use crate::hotloop::nanos;
+use crate::hotloop::{nanos, Wire};
 use crate::procs::{rss_kib, CpuDelta, CpuMark};
+use crate::tls::TlsWire;
 
 /// One measured figure plus what explains it.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -78,12 +79,14 @@ fn percentile(sorted: &[u32], p: f64) -> Option<f64> {
 
 /// Opens `n` connections with at most `conc` handshakes in flight, spread
 /// over source addresses when `spread`, offering deflate as `dfl` says (a
-/// server that does not answer as `dfl` expects fails the connection).
+/// server that does not answer as `dfl` expects fails the connection),
+/// over TLS when `tls`.
 /// Stops at `deadline` or at the first error; returns what was opened and
 /// the error, if any.
 pub async fn open_many(
     addr: SocketAddr,
     (raw, dfl): (bool, Deflate),
+    tls: bool,
     n: usize,
     conc: usize,
     spread: bool,
@@ -110,7 +113,7 @@ pub async fn open_many(
                 }
                 let src = spread.then(|| source_ip(offset + i));
                 let left = (deadline - now).min(Duration::from_secs(10));
-                match timeout(left, WsConn::connect(addr, src, raw, dfl)).await {
+                match timeout(left, WsConn::dial(addr, src, raw, dfl, tls)).await {
                     Ok(Ok(c)) => out.borrow_mut().push(c),
                     Ok(Err(e)) => {
                         err.borrow_mut().get_or_insert_with(|| format!("connection {i}: {e}"));
@@ -133,17 +136,20 @@ pub async fn open_many(
 /// Opens `n` connections for one of the epoll hot loops, split evenly over
 /// `addrs` (spread over source addresses above 1,000 to one address), and
 /// hands back their sockets and parsers, and the deflate they agreed (the
-/// same for all); `what` names them in the error.
-async fn open_for_loop(
+/// same for all); `what` names them in the error. `W`: plain sockets, or
+/// TLS sessions over them (`tls::TlsWire`).
+async fn open_for_loop<W: Wire>(
     addrs: &[SocketAddr],
     mode: (bool, Deflate),
     n: usize,
     what: &str,
-) -> Result<(Vec<(StdStream, FrameBuf)>, Option<Agreed>), String> {
+) -> Result<(Vec<(W, FrameBuf)>, Option<Agreed>), String> {
+    let tls = W::TLS;
     let mut opened = Vec::with_capacity(n);
     for (i, addr) in addrs.iter().enumerate() {
         let k = n / addrs.len() + (i < n % addrs.len()) as usize;
-        let (conns, err) = open_many(*addr, mode, k, 64, k > 1000, Instant::now() + Duration::from_secs(60), 0).await;
+        let (conns, err) =
+            open_many(*addr, mode, tls, k, 64, k > 1000, Instant::now() + Duration::from_secs(60), 0).await;
         let got = opened.len() + conns.len();
         opened.extend(conns);
         if let Some(e) = err {
@@ -155,7 +161,7 @@ async fn open_for_loop(
         return Err(format!("connections agreed different deflate parameters: {agreed:?}, {:?}", c.agreed));
     }
     let parts: Result<Vec<_>, String> =
-        opened.into_iter().map(|c| c.into_parts().map_err(|e| format!("into_std: {e}"))).collect();
+        opened.into_iter().map(|c| W::from_conn(c).map_err(|e| format!("into_std: {e}"))).collect();
     Ok((parts?, agreed))
 }
 
@@ -191,8 +197,24 @@ impl Timing {
 /// Echo: `conns` connections, each with one message of `size` bytes in
 /// flight: binary, or with deflate offered (`dfl`), JSON-like text (`DOCS`
 /// texts in turn), compressed when agreed. Value: messages per second
-/// (round trips completed).
+/// (round trips completed). Over TLS when `tls` (the wss:// rows).
 pub async fn echo(
+    addr: SocketAddr,
+    mode: (bool, Deflate),
+    tls: bool,
+    pid: u32,
+    conns: usize,
+    size: usize,
+    t: &Timing,
+) -> Result<Measure, String> {
+    if tls {
+        echo_on::<TlsWire>(addr, mode, pid, conns, size, t).await
+    } else {
+        echo_on::<StdStream>(addr, mode, pid, conns, size, t).await
+    }
+}
+
+async fn echo_on<W: Wire>(
     addr: SocketAddr,
     (raw, dfl): (bool, Deflate),
     pid: u32,
@@ -200,7 +222,7 @@ pub async fn echo(
     size: usize,
     t: &Timing,
 ) -> Result<Measure, String> {
-    let (parts, agreed) = open_for_loop(&[addr], (raw, dfl), conns, "").await?;
+    let (parts, agreed) = open_for_loop::<W>(&[addr], (raw, dfl), conns, "").await?;
     let frames: Vec<Vec<u8>> = if dfl == Deflate::NotOffered {
         vec![client_frame(OP_BINARY, &(0..size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>())]
     } else {
@@ -404,6 +426,7 @@ impl IdleSet {
 pub async fn memory_step(
     addr: SocketAddr,
     mode: (bool, Deflate),
+    tls: bool,
     pid: u32,
     set: &mut IdleSet,
     target: usize,
@@ -412,7 +435,7 @@ pub async fn memory_step(
 ) -> Result<Measure, String> {
     let need = target.saturating_sub(set.streams.len());
     let t0 = Instant::now();
-    let (conns, err) = open_many(addr, mode, need, 64, true, t0 + limit, set.streams.len()).await;
+    let (conns, err) = open_many(addr, mode, tls, need, 64, true, t0 + limit, set.streams.len()).await;
     let agreed = conns.first().and_then(|c| c.agreed);
     set.streams.extend(conns.into_iter().map(WsConn::into_stream));
     if let Some(e) = err {
