@@ -289,8 +289,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
         self.inbuf = buf;
     }
 
-    /// Writes what `cork` gathered; true if the socket left some of it
-    /// queued (for [`Connection::poll_flush_out`]).
+    /// Writes what `cork` gathered; true if the queue holds frames now (the
+    /// cork's rest, or frames sent meanwhile: for [`Connection::poll_flush_out`]).
     fn write_cork(&self, cork: &Cork) -> bool {
         let (written, left) = self.shared.write_cork(cork);
         if written > 0 {

@@ -340,7 +340,8 @@ impl ConnShared {
     /// Writes the queue's only frame on this thread when the task is not
     /// writing, the socket is ours and takes it whole; returns the bytes
     /// written and whether the task must still be woken (nothing or part
-    /// written: the task finishes the frame when the socket is writable).
+    /// written, or more queued meanwhile: the task writes them when the
+    /// socket is writable).
     fn write_here(&self, soft: usize) -> (usize, bool) {
         if self.direct_fd.load(Ordering::Acquire) < 0 {
             return (0, true);
@@ -362,13 +363,15 @@ impl ConnShared {
         // `frame` is a live buffer of `frame.len()` bytes.
         let n = unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
         let n = n.max(0) as usize;
-        self.outbox.lock().settle(&mut batch, n, soft);
-        (n, n < len)
+        let mut ob = self.outbox.lock();
+        ob.settle(&mut batch, n, soft);
+        // Frames queued meanwhile found ours in flight and did not wake it.
+        (n, n < len || !ob.is_empty())
     }
 
     /// Writes what the task's cork gathered (with one send(2)); what the
     /// socket does not take is queued first, for the task. Returns the
-    /// bytes written, and whether some were left queued.
+    /// bytes written, and whether the queue holds frames now.
     pub fn write_cork(&self, cork: &Cork) -> (usize, bool) {
         if cork.is_empty() {
             return (0, false);
@@ -387,9 +390,10 @@ impl ConnShared {
                 .max(0) as usize,
             };
             let rest = (n < bytes.len()).then(|| Bytes::copy_from_slice(&bytes[n..]));
-            let left = rest.is_some();
-            self.outbox.lock().uncork(rest, n > 0);
-            (n, left)
+            let mut ob = self.outbox.lock();
+            ob.uncork(rest, n > 0);
+            // (Or frames queued meanwhile, which found the cork and did not wake it.)
+            (n, !ob.is_empty())
         })
     }
 
