@@ -58,7 +58,11 @@ impl Budget {
     }
 
     /// Moves a holder's count from `*held` to `now`.
+    #[inline]
     pub fn adjust(&self, held: &mut usize, now: usize) {
+        if now == *held {
+            return; // the common case, at every poll of every connection
+        }
         if now > *held {
             self.add(now - *held);
         } else {
@@ -68,6 +72,7 @@ impl Budget {
     }
 
     /// Whether the budget is spent (new handshakes are refused).
+    #[inline]
     pub fn is_over(&self) -> bool {
         self.over.load(Ordering::Acquire)
     }
@@ -79,10 +84,16 @@ impl Budget {
 
     /// Ready while under budget; otherwise registers `cx` to be woken once
     /// enough is released.
+    #[inline]
     pub fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
         if !self.is_over() {
             return Poll::Ready(());
         }
+        self.wait_for_room(cx)
+    }
+
+    #[cold]
+    fn wait_for_room(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut waiting = self.waiting.lock();
         // Checked again under the lock `release` wakes under: no lost wake-up.
         if !self.is_over() {

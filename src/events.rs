@@ -365,6 +365,7 @@ impl Events {
     }
 
     /// Ready while the host can take more events (always, with callbacks).
+    #[inline]
     pub fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
         match self.queue.get() {
             Some(q) => q.poll_room(cx),
