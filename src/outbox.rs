@@ -376,7 +376,8 @@ impl ConnShared {
         if cork.is_empty() {
             return (0, false);
         }
-        let _writer = self.writing.lock();
+        // No writer lock: while `corked`, no sender starts a write of its
+        // own, and none was in flight when the cork began (it needs none).
         let fd = self.direct_fd.load(Ordering::Acquire);
         cork.drain(|bytes| {
             // SAFETY: a cork is used only while direct writes are allowed,

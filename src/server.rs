@@ -234,7 +234,9 @@ impl ServerHandle {
         };
         if result.is_ok() {
             Counters::add(&self.inner.counters.messages_out, 1);
-            Counters::add(&self.inner.counters.bytes_out, notes.written as u64);
+            if notes.written > 0 {
+                Counters::add(&self.inner.counters.bytes_out, notes.written as u64);
+            }
         }
         if let Some(queued) = notes.first_refusal {
             self.log(
