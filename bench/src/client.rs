@@ -1,14 +1,6 @@
-//! The load generator's own WebSocket client: just enough of RFC 6455 to
-//! drive a server hard without becoming the bottleneck.
-//!
-//! Outgoing frames are built once (masked, as a client must) and written as
-//! plain bytes. Incoming frames are parsed in place in one growable buffer;
-//! only the first 16 payload bytes are ever looked at. Masked incoming frames
-//! are accepted too, because the raw TCP echo peer returns our own frames byte
-//! for byte. Pings are answered with pongs; nothing else is validated. With
-//! permessage-deflate agreed (`Deflate`, src/deflate.rs), compressed
-//! messages (RSV1) are inflated in full as their frames are parsed, and a
-//! message's first 16 bytes are those of its inflated text.
+//! The load generator's WebSocket client: frames built once, masked; frames
+//! parsed in place, only their first 16 payload bytes (inflated, with
+//! deflate agreed) looked at; masked ones accepted (raw-tcp returns ours).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -81,10 +73,8 @@ pub struct Frame {
     pub prefix: [u8; 16],
 }
 
-/// What a connection offers and what the row expects of the server: no
-/// offer (every row but the deflate ones), or permessage-deflate offered
-/// and declined (the server was started with its deflate off) or accepted.
-/// A server that answers otherwise fails the handshake.
+/// permessage-deflate not offered, or offered and to be declined (`Off`) or
+/// accepted (`On`); a server that answers otherwise fails the handshake.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Deflate {
     #[default]
@@ -93,9 +83,7 @@ pub enum Deflate {
     On,
 }
 
-/// Source address number `i` for client sockets: 127.0.0.2, 127.0.0.3, ...
-/// (16 of them), so that more than ~28k connections to one server port fit in
-/// the ephemeral port range.
+/// Source address `i` of 16 (127.0.0.2, ...): past ~28k connections to a port.
 pub fn source_ip(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 16) as u8))
 }
@@ -276,17 +264,12 @@ pub struct WsConn {
 }
 
 impl WsConn {
-    /// Connects (optionally from `src`), and unless `raw`, performs the
-    /// opening handshake, offering deflate unless `NotOffered`. Bytes that
-    /// follow the 101 response stay buffered.
-    pub async fn connect(addr: SocketAddr, src: Option<IpAddr>, raw: bool, dfl: Deflate) -> io::Result<WsConn> {
-        WsConn::dial(addr, src, raw, dfl, false).await
-    }
-
-    /// `connect`, over TLS (wss://, trusting the run's CA) when `tls`.
+    /// Connects (from `src`, over TLS when `tls`) and, unless `raw`,
+    /// handshakes; what follows the 101 stays buffered.
     pub async fn dial(addr: SocketAddr, src: Option<IpAddr>, raw: bool, dfl: Deflate, tls: bool) -> io::Result<WsConn> {
         let tcp = tcp_connect(addr, src).await?;
-        let stream = if tls { Stream::Tls(Box::new(crate::tls::connect(addr, tcp).await?)) } else { Stream::Tcp(tcp) };
+        let stream =
+            if tls { Stream::Right(Box::new(crate::tls::connect(addr, tcp).await?)) } else { Stream::Left(tcp) };
         let mut c = WsConn { stream, fb: FrameBuf::new(4096), agreed: None };
         if !raw {
             c.handshake(addr, dfl).await?;
@@ -339,43 +322,41 @@ impl WsConn {
     /// Gives back the socket alone (idle connections need no buffer, nor
     /// TLS state: the server cannot tell).
     pub fn into_stream(self) -> TcpStream {
-        self.stream.into_tcp()
+        match self.stream {
+            Stream::Left(s) => s,
+            Stream::Right(s) => s.into_inner().0,
+        }
     }
 
-    /// Gives back a blocking-mode-agnostic std socket (still non-blocking)
-    /// and the parser state, for the epoll echo loop (TCP only; TLS:
-    /// `tls::TlsWire`).
+    /// The std socket (still non-blocking) and the parser, for a hot loop.
     pub fn into_parts(self) -> io::Result<(std::net::TcpStream, FrameBuf)> {
         match self.stream {
-            Stream::Tcp(s) => Ok((s.into_std()?, self.fb)),
-            Stream::Tls(_) => Err(io::Error::other("a TLS connection has no plain socket to hand over")),
+            Stream::Left(s) => Ok((s.into_std()?, self.fb)),
+            Stream::Right(_) => Err(io::Error::other("a TLS connection has no plain socket to hand over")),
         }
     }
 
     /// The TLS stream and the parser state (None: not TLS).
     pub fn into_tls(self) -> Option<(Box<crate::tls::ClientStream>, FrameBuf)> {
         match self.stream {
-            Stream::Tls(s) => Some((s, self.fb)),
-            Stream::Tcp(_) => None,
+            Stream::Right(s) => Some((s, self.fb)),
+            Stream::Left(_) => None,
         }
     }
 
     pub async fn send(&mut self, frame: &[u8]) -> io::Result<()> {
-        if !self.fb.pending.is_empty() {
-            self.flush_pending().await?;
-        }
+        self.flush_pending().await?;
         self.stream.write_all(frame).await?;
         self.stream.flush().await
     }
 
-    pub async fn flush_pending(&mut self) -> io::Result<()> {
-        self.stream.write_all(&self.fb.pending).await?;
-        self.fb.pending.clear();
+    /// Writes the pongs owed, if any.
+    async fn flush_pending(&mut self) -> io::Result<()> {
+        if !self.fb.pending.is_empty() {
+            self.stream.write_all(&self.fb.pending).await?;
+            self.fb.pending.clear();
+        }
         Ok(())
-    }
-
-    pub fn has_pending(&self) -> bool {
-        !self.fb.pending.is_empty()
     }
 
     /// Reads more bytes into the buffer. Cancel-safe: the only await is one
@@ -397,16 +378,12 @@ impl WsConn {
                     return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "server sent close"));
                 }
                 if f.fin {
-                    if self.has_pending() {
-                        self.flush_pending().await?;
-                    }
+                    self.flush_pending().await?;
                     return Ok(f);
                 }
                 continue;
             }
-            if self.has_pending() {
-                self.flush_pending().await?;
-            }
+            self.flush_pending().await?;
             self.fill().await?;
         }
     }

@@ -1,14 +1,6 @@
-//! permessage-deflate (RFC 7692) for the load generator's client: the offer,
-//! the server's answer, compressing what we send, inflating what we get, and
-//! the JSON-like text the deflate rows send.
-//!
-//! What is fair: the offer is a browser's plus `client_no_context_takeover`
-//! (we compress every message afresh, so that a server may drop its inflater
-//! between messages), and we send compressed whenever deflate was agreed, so
-//! that every server inflates as well as compresses; our messages are
-//! compressed once, before the measured window, at zlib's default level 6
-//! (a browser's). Whatever the server keeps between messages, we inflate
-//! every message it sends, in full.
+//! permessage-deflate (RFC 7692) for the client: the offer (a browser's plus
+//! client_no_context_takeover), the answer, compressing ours once at level
+//! 6, inflating every message in full; and the deflate rows' JSON-like text.
 
 use std::cell::RefCell;
 use std::io;

@@ -1,8 +1,6 @@
-//! The broadcast workload's hot loop, on plain level-triggered epoll in one
-//! thread (see epoll_echo.rs for why): one publisher connection sends
-//! numbered text messages, every receiver counts the ones it gets. The
-//! messages are 16 B ("BC" and 8 hex digits) or, in the deflate rows,
-//! JSON-like text that starts with the same number (`["BC0000002a",{...`).
+//! The broadcast hot loop (epoll, one thread): the publisher sends numbered
+//! text (16 B "BC" + 8 hex digits, or JSON-like `["BC0000002a",{...`),
+//! every receiver counts what it gets.
 
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -83,6 +81,7 @@ impl Msgs {
     }
 }
 
+#[derive(Default)]
 pub struct BcastOut {
     pub delivered: u64,
     pub published: u64,
@@ -113,16 +112,7 @@ pub fn run(
     mstart: Instant,
     mend: Instant,
 ) -> BcastOut {
-    let mut out = BcastOut {
-        delivered: 0,
-        published: 0,
-        stalled: 0,
-        lat: Vec::with_capacity(1 << 20),
-        errors: 0,
-        first_err: None,
-        publisher_err: None,
-        cpu: None,
-    };
+    let mut out = BcastOut { lat: Vec::with_capacity(1 << 20), ..BcastOut::default() };
     let receivers_n = receivers.len() as u64;
     let ep = match sock::Epoll::new() {
         Ok(ep) => ep,
@@ -193,13 +183,7 @@ pub fn run(
             seq += 1;
         }
         let wait_ms = win.wait_ms(now, Duration::from_millis(20));
-        let ready = match ep.wait(&mut events, wait_ms) {
-            Ok(ready) => ready,
-            Err(e) => {
-                out.first_err.get_or_insert(format!("epoll_wait: {e}"));
-                break;
-            }
-        };
+        let Some(ready) = hotloop::wait(&ep, &mut events, wait_ms, &mut out.first_err) else { break };
         for ev in ready {
             let idx = ev.u64 as usize;
             let c = &mut cs[idx];

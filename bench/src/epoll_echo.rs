@@ -10,6 +10,7 @@ use crate::hotloop::{self, flush_pending, nanos, send_all_nb, Window, Wire};
 use crate::procs::CpuDelta;
 use crate::sock;
 
+#[derive(Default)]
 pub struct EchoOut {
     pub done: u64,
     /// Messages completed in the window by each connection still alive.
@@ -31,9 +32,8 @@ struct Conn<W> {
 }
 
 /// Runs one-message-in-flight echo on every connection until `mend` (or
-/// `hard`, or until every connection failed), each sending `frames` in turn. Messages completed between
-/// the first loop turn at or after `mstart` and the first at or after `mend`
-/// are counted; the CPU marks are taken at those same two instants.
+/// `hard`, or until every connection failed), each sending `frames` in
+/// turn; what completes in the window `mstart`..`mend` counts.
 pub fn run<W: Wire>(
     conns: Vec<(W, FrameBuf)>,
     frames: &[Vec<u8>],
@@ -42,14 +42,7 @@ pub fn run<W: Wire>(
     mend: Instant,
     hard: Instant,
 ) -> EchoOut {
-    let mut out = EchoOut {
-        done: 0,
-        per_conn: Vec::new(),
-        lat: Vec::with_capacity(1 << 20),
-        errors: 0,
-        first_err: None,
-        cpu: None,
-    };
+    let mut out = EchoOut { lat: Vec::with_capacity(1 << 20), ..EchoOut::default() };
     let ep = match sock::Epoll::new() {
         Ok(ep) => ep,
         Err(e) => {
@@ -94,13 +87,7 @@ pub fn run<W: Wire>(
         }
         let measuring = win.measuring();
         let wait_ms = win.wait_ms(now, Duration::from_millis(50));
-        let ready = match ep.wait(&mut events, wait_ms) {
-            Ok(ready) => ready,
-            Err(e) => {
-                out.first_err.get_or_insert(format!("epoll_wait: {e}"));
-                break;
-            }
-        };
+        let Some(ready) = hotloop::wait(&ep, &mut events, wait_ms, &mut out.first_err) else { break };
         for ev in ready {
             let c = &mut cs[ev.u64 as usize];
             if !c.alive {

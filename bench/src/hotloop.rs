@@ -16,10 +16,7 @@ pub fn nanos(d: Duration) -> u32 {
     d.as_nanos().min(u32::MAX as u128) as u32
 }
 
-/// What a hot loop's connection is carried on: the socket itself (plain
-/// TCP), or the socket and a TLS session (`tls::TlsWire`, the wss:// rows).
-/// The loops are generic over it, so the plain one compiles to the same
-/// recv(2)/send(2) calls as before.
+/// A hot loop's connection: the socket, or it and a TLS session (`TlsWire`).
 pub trait Wire: AsRawFd + Sized {
     /// Whether its connections are opened over TLS.
     const TLS: bool = false;
@@ -56,9 +53,7 @@ impl Wire for TcpStream {
     }
 }
 
-/// Sends all of `data` on a non-blocking socket, waiting 10 s at most for
-/// room in the rare case its buffer is full. Errors come back as text, like
-/// every error of the hot loops.
+/// `Wire::send_all`, its error as text like every hot-loop error.
 #[inline]
 pub fn send_all_nb(s: &impl Wire, data: &[u8]) -> Result<(), String> {
     s.send_all(data).map_err(|e| e.to_string())
@@ -75,12 +70,9 @@ pub fn flush_pending(s: &impl Wire, fb: &mut FrameBuf) -> Result<(), String> {
     Ok(())
 }
 
-/// Handles one readable event of a connection: one recv into `fb`, then
-/// every complete data frame in it goes to `on_data` (with the parser, whose
-/// owed pongs it may send); again while the wire holds received bytes (TLS).
-/// Ok: the connection is fine (also when there was
-/// nothing to read after all); Err: why it is not (the server closed it or
-/// sent a close frame, a socket or parse error, or `on_data`'s error).
+/// One readable event: a recv into `fb`, every complete data frame to
+/// `on_data`; again while the wire holds bytes (TLS). Err: why the
+/// connection is done.
 #[inline]
 pub fn read_frames(
     s: &impl Wire,
@@ -102,6 +94,23 @@ pub fn read_frames(
         }
         if !s.buffered() {
             return Ok(());
+        }
+    }
+}
+
+/// One epoll_wait; its error goes to `first_err` (None: the loop ends).
+#[inline]
+pub fn wait<'a>(
+    ep: &sock::Epoll,
+    events: &'a mut [libc::epoll_event],
+    ms: i32,
+    first_err: &mut Option<String>,
+) -> Option<&'a [libc::epoll_event]> {
+    match ep.wait(events, ms) {
+        Ok(ready) => Some(ready),
+        Err(e) => {
+            first_err.get_or_insert(format!("epoll_wait: {e}"));
+            None
         }
     }
 }

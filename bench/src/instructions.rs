@@ -1,13 +1,6 @@
-//! The instruction-count row: user-space instructions per echoed
-//! 16 B message, counted by valgrind's callgrind, not timed. Each server is
-//! started twice under `valgrind --tool=callgrind` (its echo command line
-//! from servers.rs), `clients` connections each echo `n1` messages in the
-//! first run and `n2` in the second, one in flight each, the server is
-//! stopped with SIGTERM (callgrind writes its counts as the process ends),
-//! and the figure is the difference of the two totals (`Ir`, every thread
-//! of the process) over the difference of the messages: start-up, the
-//! handshakes and shutdown cancel out. The clients are this program's own
-//! (`WsConn`), 16 B text messages, masked as every client's.
+//! The instruction-count row: the server's echo mode twice under callgrind
+//! (`n1`, then `n2` echoes per client), the difference of the two `Ir`
+//! totals over that of the messages, so start-up and shutdown cancel out.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -84,7 +77,7 @@ fn under_callgrind(launch: &Launch, out_file: &Path) -> Launch {
 async fn echo_clients(addr: std::net::SocketAddr, raw: bool, p: &InstrPlan, n: usize) -> Result<u64, String> {
     let mut conns = Vec::new();
     for i in 0..p.clients {
-        let c = timeout(Duration::from_secs(30), WsConn::connect(addr, None, raw, Deflate::NotOffered))
+        let c = timeout(Duration::from_secs(30), WsConn::dial(addr, None, raw, Deflate::NotOffered, false))
             .await
             .map_err(|_| format!("connection {i}: handshake timed out"))?
             .map_err(|e| format!("connection {i}: {e}"))?;
@@ -172,17 +165,11 @@ pub async fn measure(
         Ok(v) => v,
         Err(e) => return (Err(e), exits),
     };
+    let (n, InstrPlan { clients, size, n1, n2 }) = (|x: u64| crate::fmt_count(x as f64), *p);
+    let secs = started.elapsed().as_secs_f64();
     let mut note = format!(
-        "Ir {} for {} msgs, {} for {} ({} clients x {}/{} echoes of {} B text, wsbench's Rust client; {:.0} s)",
-        crate::fmt_count(*ir1 as f64),
-        crate::fmt_count(*m1 as f64),
-        crate::fmt_count(*ir2 as f64),
-        crate::fmt_count(*m2 as f64),
-        p.clients,
-        p.n1,
-        p.n2,
-        p.size,
-        started.elapsed().as_secs_f64()
+        "Ir {} for {} msgs, {} for {} ({clients} clients x {n1}/{n2} echoes of {size} B text, wsbench's Rust client; {secs:.0} s)",
+        n(*ir1), n(*m1), n(*ir2), n(*m2)
     );
     // A server that did not end on SIGTERM by itself was killed: callgrind
     // then wrote nothing, so only an unusual clean end is worth a word.

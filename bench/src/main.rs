@@ -1,11 +1,5 @@
-//! wsbench: runs every workload against every server, one server at a time,
-//! and reports absolute figures plus the ratio to wsserver (C API); `--help`
-//! lists the flags. `--instructions` (`make bench-instructions`) runs only
-//! the instruction-count row (callgrind, src/instructions.rs), which runs
-//! only when asked for, by that flag or `--workloads instructions`.
-//!
-//! Normally started by bench/run.sh, which builds the peers, raises the fd
-//! limit and pins this process to CPU 1; servers are started pinned to CPU 0.
+//! wsbench: every workload against every server, one server at a time
+//! (bench/README.md; normally started by bench/run.sh).
 
 mod broker;
 mod client;
@@ -22,6 +16,7 @@ mod targets;
 mod tls;
 mod workloads;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -34,8 +29,7 @@ use workloads::{IdleSet, Measure, Timing};
 /// What one run measures; `--quick` shrinks durations and counts.
 pub struct Plan {
     pub quick: bool,
-    /// How many times the echo and broadcast rows are measured per server,
-    /// interleaved across servers; each figure reported is the median.
+    /// Rounds of the echo and broadcast rows (interleaved; medians reported).
     pub rounds: usize,
     pub echo_t: Timing,
     pub echo: Vec<(&'static str, String, usize, usize)>,
@@ -44,16 +38,12 @@ pub struct Plan {
     pub bcast_clients: usize,
     pub bcast_t: Timing,
     pub mem_steps: Vec<usize>,
-    /// The deflate rows, JSON-like text with permessage-deflate
-    /// offered, the server's deflate off and on: echo (connections, bytes),
-    /// broadcast (receivers, bytes), idle connections with deflate agreed.
+    /// The deflate rows: echo (connections, bytes), broadcast (receivers,
+    /// bytes), idle connections.
     pub deflate_echo: (usize, usize),
     pub deflate_bcast: (usize, usize),
     pub deflate_mem: usize,
-    /// The deflate echo and broadcast rows' window.
     pub deflate_t: Timing,
-    /// The instruction-count row: clients, message size and
-    /// the messages per client of its two runs.
     pub instr: instructions::InstrPlan,
 }
 
@@ -162,27 +152,18 @@ impl Plan {
         v.extend(tls::workloads(self)); // the wss:// rows
         let label = format!("memory per idle connection, deflate agreed, {} connections", n(self.deflate_mem));
         v.push((self.deflate_mem_id(), label, "bytes/conn", false));
-        let i = &self.instr;
+        let instructions::InstrPlan { clients, size, n1, n2 } = self.instr;
+        let d = n2 - n1;
         let label = format!(
-            "user-space instructions per echoed {} B message (callgrind: (Ir({}) - Ir({})) / ({} x {}), \
-             {} clients x {} and x {} echoes, one in flight each)",
-            i.size,
-            i.n2,
-            i.n1,
-            i.clients,
-            i.n2 - i.n1,
-            i.clients,
-            i.n1,
-            i.n2
+            "user-space instructions per echoed {size} B message (callgrind: (Ir({n2}) - Ir({n1})) / ({clients} x {d}), \
+             {clients} clients x {n1} and x {n2} echoes, one in flight each)"
         );
         v.push((self.instr_id(), label, "instr/msg", false));
         v
     }
 
-    /// Whether `spec` has row `id`: the deflate rows are only for the
-    /// servers with a deflate mode, and raw-tcp (the generator's check) has
-    /// no deflate memory row and, in quick mode, none at all; the
-    /// cross-server row is only for servers with a cross mode.
+    /// Whether `spec` has row `id` (deflate rows: servers with a deflate mode;
+    /// raw-tcp none in quick mode, never deflate_mem; cross: a cross mode).
     pub fn has(&self, spec: &Spec, id: &str) -> bool {
         if id == self.cross_id() {
             return spec.cross.is_some();
@@ -263,12 +244,7 @@ const INSTR_SERVERS: [&str; 6] =
 /// CPUs online (not just the ones this process may run on: run.sh pins us).
 pub fn num_cpus() -> usize {
     // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    if n > 0 {
-        n as usize
-    } else {
-        1
-    }
+    unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize
 }
 
 struct Ctx {
@@ -303,9 +279,8 @@ impl Ctx {
 /// window, its figures are noisy: measure again, within a budget.
 const NOISY_PCT: f64 = 25.0;
 
-/// Runs one workload, again (full mode, up to 3 times, within the run's
-/// retry budget) while other processes disturbed it; keeps the quietest
-/// result and marks it when it is still noisy.
+/// Runs one workload, again (full mode, 3 times at most, within the retry
+/// budget) while others used the CPU; keeps the quietest result.
 async fn measured(
     ctx: &Ctx,
     server: &str,
@@ -355,8 +330,7 @@ fn progress(ctx: &Ctx, server: &str, id: &str, r: &Result<Measure, String>, unit
     }
 }
 
-/// Every result of each (server, workload), one per round it ran in, in the
-/// order the pairs were first measured (server by server).
+/// Every result of each (server, workload), one per round, in first-measured order.
 #[derive(Default)]
 struct Collected(Vec<(String, String, Rounds)>);
 
@@ -404,9 +378,8 @@ impl Sink<'_> {
 /// and what the client offers and expects of deflate.
 type Load = (String, usize, usize, Deflate);
 
-/// What one server process runs, in this order: memory steps (row id,
-/// connections, deflate; on the fresh process), echo rows, the connection
-/// rate, broadcast rows.
+/// What one server process runs, in order: memory steps (id, connections,
+/// deflate), echo rows, the connection rate, broadcast rows.
 #[derive(Default)]
 struct Runs {
     mem: Vec<(String, usize, Deflate)>,
@@ -444,7 +417,7 @@ async fn phase(out: &mut Sink<'_>, phase: &str, launch: Result<&Launch, &String>
         Ok(s) => s,
         Err(e) => return ids.iter().for_each(|id| out.add(id, "", Err(e.clone()))),
     };
-    let (addr, pid, name) = (srv.addr, srv.pid, out.name);
+    let (addr, pid, name, tls) = (srv.addr, srv.pid, out.name, srv.tls);
     let timing = |id: &str, t| if id.starts_with("deflate_") { &plan.deflate_t } else { t };
     if !mem.is_empty() {
         // Idle connections in growing steps, against the fresh process's RSS.
@@ -457,11 +430,9 @@ async fn phase(out: &mut Sink<'_>, phase: &str, launch: Result<&Launch, &String>
                 Err(format!("not tried: a smaller step failed ({f})"))
             } else if (*n as u64) + 4096 > ctx.fd_limit {
                 Err(format!("fd limit (ulimit -n) {} is below {n} connections", ctx.fd_limit))
-            } else if !srv.alive() {
-                Err(format!("server died: {}", srv.log_tail()))
             } else {
                 let limit = Duration::from_secs(if *n > 20_000 { 120 } else { 60 });
-                workloads::memory_step(addr, (raw, *dfl), srv.tls, pid, &mut set, *n, base, limit).await
+                if_alive(&mut srv, workloads::memory_step(addr, (raw, *dfl), tls, pid, &mut set, *n, base, limit)).await
             };
             if let Err(e) = &r {
                 failed.get_or_insert(e.chars().take(80).collect());
@@ -474,47 +445,38 @@ async fn phase(out: &mut Sink<'_>, phase: &str, launch: Result<&Launch, &String>
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     for (id, conns, size, dfl) in echo {
-        let r = if srv.alive() {
-            let t = timing(id, &plan.echo_t);
-            measured(ctx, name, id, async || workloads::echo(addr, (raw, *dfl), srv.tls, pid, *conns, *size, t).await)
-                .await
-        } else {
-            Err(format!("server died: {}", srv.log_tail()))
-        };
-        out.add(id, "msg/s", r);
+        let t = timing(id, &plan.echo_t);
+        let f = measured(ctx, name, id, async || workloads::echo(addr, (raw, *dfl), tls, pid, *conns, *size, t).await);
+        out.add(id, "msg/s", if_alive(&mut srv, f).await);
         tokio::time::sleep(ctx.pause()).await;
     }
     if cr {
-        let r = if srv.alive() {
-            measured(ctx, name, &cr_id, async || {
-                workloads::connrate(addr, raw, pid, plan.connrate_conc, &plan.connrate_t).await
-            })
-            .await
-        } else {
-            Err(format!("server died: {}", srv.log_tail()))
-        };
-        out.add(&cr_id, "handshakes/s", r);
+        let (c, t) = (plan.connrate_conc, &plan.connrate_t);
+        let f = measured(ctx, name, &cr_id, async || workloads::connrate(addr, raw, pid, c, t).await);
+        out.add(&cr_id, "handshakes/s", if_alive(&mut srv, f).await);
     }
     for (id, clients, size, dfl) in bcast {
-        let r = if srv.alive() {
-            let t = timing(id, &plan.bcast_t);
-            measured(ctx, name, id, async || {
-                workloads::broadcast(&[addr], (raw, *dfl), &[pid], *clients, *size, 8, t).await
-            })
-            .await
-        } else {
-            Err(format!("server died: {}", srv.log_tail()))
-        };
-        out.add(id, "deliveries/s", r);
+        let t = timing(id, &plan.bcast_t);
+        let f = measured(ctx, name, id, async || {
+            workloads::broadcast(&[addr], (raw, *dfl), &[pid], *clients, *size, 8, t).await
+        });
+        out.add(id, "deliveries/s", if_alive(&mut srv, f).await);
         tokio::time::sleep(ctx.pause()).await;
     }
     out.exit(phase, srv.stop().await);
 }
 
-/// Broadcast across two server processes on one Redis broker (all three
-/// pinned where the single server runs), receivers split over both, the
-/// publisher a client of the first. Only servers with a cross mode have
-/// this row.
+/// `f`, unless the server has died meanwhile.
+async fn if_alive(srv: &mut Server, f: impl Future<Output = Result<Measure, String>>) -> Result<Measure, String> {
+    if srv.alive() {
+        f.await
+    } else {
+        Err(format!("server died: {}", srv.log_tail()))
+    }
+}
+
+/// Broadcast across two server processes on one Redis broker, receivers
+/// split over both, the publisher on the first.
 async fn cross_phase(spec: &Spec, out: &mut Sink<'_>) {
     let ctx = out.ctx;
     let plan = &ctx.plan;
@@ -574,10 +536,8 @@ async fn instr_phase(spec: &Spec, out: &mut Sink<'_>) {
     out.add(&id, "instr/msg", r);
 }
 
-/// Runs the plan: `rounds` rounds, each giving every server its turn (so
-/// that a drift of the machine hits every server alike). The echo and
-/// broadcast rows run in every round; connection rate and memory only in
-/// the first. Returns the results and how each server's processes ended.
+/// Runs the plan: `rounds` rounds of every server in turn (a drift hits all
+/// alike); connection rate, memory and instructions in the first only.
 async fn run_all(specs: &[Spec], ctx: &Ctx) -> (Collected, Vec<Vec<String>>) {
     let mut col = Collected::default();
     let mut exits: Vec<Vec<String>> = vec![Vec::new(); specs.len()];

@@ -19,9 +19,7 @@ pub fn clk_tck() -> f64 {
     }
 }
 
-/// User and system CPU time of a process, in seconds. The fields of
-/// /proc/PID/stat already cover every thread of the process (live and
-/// exited), so nothing needs summing over /proc/PID/task.
+/// User and system CPU time of a process (all its threads), in seconds.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuTimes {
     /// utime: the process's own code (and libraries).
@@ -75,9 +73,7 @@ pub fn machine_busy_seconds() -> f64 {
     busy as f64 / clk_tck()
 }
 
-/// CPU use of the server (its processes summed: one, or two servers and
-/// their broker), of this process and of the whole machine over one
-/// interval.
+/// CPU use of the server's processes, of this one and of the machine.
 #[derive(Clone, Copy)]
 pub struct CpuMark {
     at: Instant,

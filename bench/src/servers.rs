@@ -1,16 +1,12 @@
-//! The servers under test, one table row each (`all`): how to start each in
-//! echo mode and in broadcast mode, what it is (wsserver itself, another
-//! WebSocket library, or the raw TCP ceiling), and why it is skipped when it
-//! cannot run here. A new server is one more line of `TABLE`.
+//! The servers under test, one line of `TABLE` each: how each starts in its
+//! modes, what it is, and why it is skipped when it cannot run here.
 
 use std::path::Path;
 use std::process::Command;
 
 use crate::procs::Launch;
 
-/// What a row is to the best-peer summary: wsserver through one of its APIs or
-/// examples (compared with wsserver-c, never counted as a peer), another
-/// WebSocket library (a peer), or the raw TCP ceiling.
+/// To the best-peer summary: wsserver (never a peer), a peer, or the raw TCP ceiling.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Family {
     Wsserver,
@@ -23,25 +19,18 @@ pub struct Spec {
     pub about: &'static str,
     pub family: Family,
     pub echo: Launch,
-    /// Broadcast mode (every text message relayed to every client; for
-    /// wsserver, published to a topic every client subscribed to), or why
-    /// the server has none or it cannot run here.
+    /// Broadcast mode, or why there is none here.
     pub broadcast: Result<Launch, String>,
-    /// Broadcast across two server processes joined on a Redis backplane
-    /// (`{backplane}` in argv is the broker's URL), or why it cannot run
-    /// here (its row then says "skipped: why"); None: the server has no
-    /// such mode and no such row. Only wsserver-c has one
-    /// (bench/peers/wsserver_publish.c).
+    /// Two processes on a Redis backplane (`{backplane}`: its URL), or why
+    /// not here; None: no such mode and no such row.
     pub cross: Option<Result<Launch, String>>,
     /// Why it cannot run here, if it cannot.
     pub skip: Option<String>,
-    /// Its permessage-deflate mode, for the deflate rows (None: it has none
-    /// here and takes no part in them).
+    /// Its permessage-deflate mode (None: no deflate rows).
     pub deflate: Option<DeflateMode>,
 }
 
-/// How a server starts with permessage-deflate on, in echo and in
-/// broadcast mode (or why it cannot).
+/// Echo and broadcast with permessage-deflate on (or why not).
 pub struct DeflateMode {
     pub echo: Result<Launch, String>,
     pub broadcast: Result<Launch, String>,
@@ -74,8 +63,7 @@ enum Dfl {
     Flag,
     /// The same command lines (raw-tcp, which returns our compressed frames).
     Same,
-    /// Its own echo command line (`--deflate` included), a mode of its
-    /// broadcast program (so it can run only when that one can); broadcast: `Flag`.
+    /// Its own echo line, of its broadcast program (runs only when that does); broadcast: `Flag`.
     Echo(&'static str),
 }
 
@@ -228,11 +216,8 @@ fn spec(p: &Paths, (name, family, about, echo_line, bcast, dfl, need, cross): &R
 }
 
 impl Spec {
-    /// The same row with a cross-server broadcast mode: the broadcast
-    /// program's command line plus the backplane URL; `broker_missing`
-    /// saying why redis-server cannot run here (if it cannot): the row is
-    /// then skipped with that reason, as it is with the broadcast
-    /// program's when that one is missing.
+    /// With a cross mode: the broadcast line plus the backplane URL, or why
+    /// not (the broadcast program's reason, or `broker_missing`'s).
     fn with_cross_unless(mut self, broker_missing: Option<String>) -> Spec {
         let cross = self.broadcast.clone().map(|mut l| {
             l.argv.push("{backplane}".into());
@@ -247,21 +232,20 @@ impl Spec {
 }
 
 #[cfg(test)]
+impl Spec {
+    /// A row for tests: its name, family and echo argv, no other mode.
+    pub fn bare(name: &'static str, family: Family, echo: &[&str]) -> Spec {
+        let echo = Launch { argv: echo.iter().map(|a| a.to_string()).collect(), raw: false };
+        Spec { name, about: "", family, echo, broadcast: Err(String::new()), cross: None, skip: None, deflate: None }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     fn publisher(broadcast: Result<Launch, String>) -> Spec {
-        let echo = Launch { argv: vec!["echo_server".into(), "127.0.0.1".into(), "{port}".into()], raw: false };
-        Spec {
-            name: "wsserver-c",
-            about: "",
-            family: Family::Wsserver,
-            echo,
-            broadcast,
-            cross: None,
-            skip: None,
-            deflate: None,
-        }
+        Spec { broadcast, ..Spec::bare("wsserver-c", Family::Wsserver, &["echo_server", "127.0.0.1", "{port}"]) }
     }
 
     #[test]

@@ -1,12 +1,5 @@
-//! The socket calls of the hot loops (recv, send, epoll), shared by the load
-//! generator and the raw TCP echo peer (`src/bin/raw_echo.rs` includes this
-//! file).
-//!
-//! They are recv(2) and send(2) rather than read(2) and write(2): on a
-//! socket both end in the same sock_recvmsg / sock_sendmsg, but read and
-//! write first pass the VFS layer (vfs_read / vfs_write, rw_verify_area,
-//! security_file_permission, fdget_pos), which showed in the profile of a
-//! loop that does nothing else.
+//! The hot loops' socket calls, also included by `src/bin/raw_echo.rs`:
+//! recv(2)/send(2), not read(2)/write(2), whose VFS layer showed in profiles.
 
 use std::io;
 use std::os::fd::RawFd;

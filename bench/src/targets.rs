@@ -183,7 +183,6 @@ impl Report<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::procs::Launch;
     use crate::report::{Report, Row};
     use crate::servers::{Family, Spec};
     use crate::workloads::Measure;
@@ -195,17 +194,7 @@ mod tests {
             n if n.starts_with("wsserver") => Family::Wsserver,
             _ => Family::Peer,
         };
-        let launch = Launch { argv: Vec::new(), raw: false };
-        Spec {
-            name,
-            about: "",
-            family,
-            echo: launch,
-            broadcast: Err(String::new()),
-            cross: None,
-            skip: None,
-            deflate: None,
-        }
+        Spec::bare(name, family, &[])
     }
 
     /// A row of one round per value given, `cpu` µs/op each.

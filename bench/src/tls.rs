@@ -1,32 +1,17 @@
-//! The wss:// rows: the run's certificates, the load generator's TLS
-//! client, and each server's TLS mode.
-//!
-//! Certificates: a CA and a server certificate for 127.0.0.1 and localhost
-//! (ECDSA P-256, rcgen), made at the start of every run into
-//! build/bench/tls/ and never committed. A server's TLS mode is its echo
-//! command line with `{cert}` and `{key}` (the PEM files) in it, and a
-//! launch that names `{cert}` is served over TLS: `Server::start` fills
-//! both in and probes it with a wss:// handshake.
-//!
-//! The client: tokio-rustls, trusting that CA alone, offering TLS 1.3 with
-//! AES-128-GCM only, so that every server runs the same cipher and the rows
-//! compare their implementations, not their cipher choice. Handshakes go
-//! through `WsConn` (over `Stream`); the echo hot loop then carries on with
-//! the socket and the rustls session (`TlsWire`), decrypting and encrypting
-//! in the load generator's one thread.
+//! The wss:// rows: the run's certificates (rcgen, into build/bench/tls/),
+//! the load generator's TLS client (TLS 1.3, AES-128-GCM only, so the rows
+//! compare implementations, not ciphers) and each server's TLS mode: its
+//! echo argv with `{cert}` and `{key}`, which `Server::start` fills in.
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream as StdStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -141,53 +126,8 @@ pub async fn connect(addr: SocketAddr, tcp: TcpStream) -> io::Result<ClientStrea
     TlsConnector::from(m.client.clone()).connect(ServerName::IpAddress(addr.ip().into()), tcp).await
 }
 
-/// A `WsConn`'s stream: plain TCP or TLS over it.
-pub enum Stream {
-    Tcp(TcpStream),
-    Tls(Box<ClientStream>),
-}
-
-impl Stream {
-    /// The socket (a TLS session is dropped, its connection left open).
-    pub fn into_tcp(self) -> TcpStream {
-        match self {
-            Stream::Tcp(s) => s,
-            Stream::Tls(s) => s.into_inner().0,
-        }
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+/// A `WsConn`'s stream: plain TCP (Left) or TLS over it (Right).
+pub type Stream = tokio_util::either::Either<TcpStream, Box<ClientStream>>;
 
 /// A hot loop's TLS connection: the non-blocking socket and the rustls
 /// session, driven by hand (read_tls / process_new_packets / reader on
@@ -438,16 +378,7 @@ mod tests {
         assert_eq!(ids, ["wss_echo_16b_100c", "wss_echo_16k_100c", "mem_1k_tls"]);
         let full = Plan::new(false, None);
         assert_eq!(mem_row(&full), ("mem_10k_tls".to_string(), 10_000));
-        let spec = |name: &'static str| Spec {
-            name,
-            about: "",
-            family: crate::servers::Family::Peer,
-            echo: Launch { argv: vec!["/x/echo_server".into(), "127.0.0.1".into(), "{port}".into()], raw: false },
-            broadcast: Err(String::new()),
-            cross: None,
-            skip: None,
-            deflate: None,
-        };
+        let spec = |name| Spec::bare(name, crate::servers::Family::Peer, &["/x/echo_server", "127.0.0.1", "{port}"]);
         assert!(lacks(&plan, &spec("qtwebsockets"), "wss_echo_16b_100c"));
         assert!(!lacks(&plan, &spec("qtwebsockets"), "echo_16b_100c"));
         assert!(!lacks(&plan, &spec("node-ws"), "mem_1k_tls"));

@@ -1,8 +1,5 @@
-//! The workloads. Each runs against one already started server and returns
-//! one measurement. Every loop here ends by a deadline and by a count.
-//!
-//! All tasks run on one current-thread runtime (the whole load generator is
-//! one thread, pinned to its own CPU), so shared state is `Rc`/`Cell`.
+//! The workloads, each against one started server, each loop ended by a
+//! deadline and a count; one thread (current-thread runtime): `Rc`/`Cell`.
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
@@ -77,12 +74,9 @@ fn percentile(sorted: &[u32], p: f64) -> Option<f64> {
     Some(sorted[i] as f64 / 1000.0)
 }
 
-/// Opens `n` connections with at most `conc` handshakes in flight, spread
-/// over source addresses when `spread`, offering deflate as `dfl` says (a
-/// server that does not answer as `dfl` expects fails the connection),
-/// over TLS when `tls`.
-/// Stops at `deadline` or at the first error; returns what was opened and
-/// the error, if any.
+/// Opens `n` connections, at most `conc` handshakes in flight, from spread
+/// source addresses when `spread`, over TLS when `tls`, until `deadline` or
+/// the first error; returns what was opened and the error, if any.
 pub async fn open_many(
     addr: SocketAddr,
     (raw, dfl): (bool, Deflate),
@@ -133,11 +127,8 @@ pub async fn open_many(
     (conns, e)
 }
 
-/// Opens `n` connections for one of the epoll hot loops, split evenly over
-/// `addrs` (spread over source addresses above 1,000 to one address), and
-/// hands back their sockets and parsers, and the deflate they agreed (the
-/// same for all); `what` names them in the error. `W`: plain sockets, or
-/// TLS sessions over them (`tls::TlsWire`).
+/// Opens `n` connections for a hot loop, split evenly over `addrs`, as wires
+/// `W` (sockets or `tls::TlsWire`), and the deflate they all agreed.
 async fn open_for_loop<W: Wire>(
     addrs: &[SocketAddr],
     mode: (bool, Deflate),
@@ -194,10 +185,8 @@ impl Timing {
     }
 }
 
-/// Echo: `conns` connections, each with one message of `size` bytes in
-/// flight: binary, or with deflate offered (`dfl`), JSON-like text (`DOCS`
-/// texts in turn), compressed when agreed. Value: messages per second
-/// (round trips completed). Over TLS when `tls` (the wss:// rows).
+/// Echo: `conns` connections, one `size` B message in flight each: binary,
+/// or with deflate offered, JSON-like text (compressed when agreed).
 pub async fn echo(
     addr: SocketAddr,
     mode: (bool, Deflate),
@@ -236,43 +225,32 @@ async fn echo_on<W: Wire>(
     let Some(cpu) = r.cpu else {
         return Err(format!("measurement window never closed: {}", r.first_err.unwrap_or_default()));
     };
-    let total = r.done;
-    let mut lat = r.lat;
-    let note = if dfl == Deflate::NotOffered { String::new() } else { deflate_note(agreed, &frames, size) };
-    let mut m = Measure::of_window(total, &cpu, &mut lat, r.errors, note);
+    let mut notes = Vec::new();
     // Fairness: how the least served connection fared against the mean.
     if r.per_conn.len() > 1 {
         let mean = r.per_conn.iter().sum::<u64>() as f64 / r.per_conn.len() as f64;
         let min = *r.per_conn.iter().min().unwrap_or(&0);
         if mean > 0.0 && (min as f64) < 0.5 * mean {
-            let unfair = format!("unfair: least served connection got {:.0}% of the mean", 100.0 * min as f64 / mean);
-            m.note = [unfair, m.note].into_iter().filter(|n| !n.is_empty()).collect::<Vec<_>>().join("; ");
+            notes.push(format!("unfair: least served connection got {:.0}% of the mean", 100.0 * min as f64 / mean));
         }
+    }
+    if dfl != Deflate::NotOffered {
+        notes.push(deflate_note(agreed, &frames, size));
     }
     if let Some(e) = r.first_err {
-        if !m.note.is_empty() {
-            m.note.push_str("; ");
-        }
-        m.note.push_str(&format!("{} connection(s) failed: {e}", r.errors));
+        notes.push(format!("{} connection(s) failed: {e}", r.errors));
     }
-    if total == 0 {
-        return Err(format!(
-            "no message echoed{}",
-            if m.note.is_empty() { String::new() } else { format!(" ({})", m.note) }
-        ));
+    let note = notes.join("; ");
+    if r.done == 0 {
+        return Err(if note.is_empty() { "no message echoed".into() } else { format!("no message echoed ({note})") });
     }
-    Ok(m)
+    let mut lat = r.lat;
+    Ok(Measure::of_window(r.done, &cpu, &mut lat, r.errors, note))
 }
 
-/// Broadcast: `clients` receivers plus one publisher. The publisher keeps at
-/// most `window` messages in flight, a message leaving the window once every
-/// receiver got it (or after 2 s, counted as stalled). The messages: 16 B of
-/// text, or with deflate offered (`dfl`), JSON-like text of `size` bytes
-/// (`DOCS` texts in turn, each numbered), compressed when agreed. Value:
-/// deliveries per second summed over all receivers. With more than one
-/// server address (the cross-server row: processes on one backplane) the
-/// receivers are split evenly over them and the publisher is a client of
-/// the first; `pids` are every server-side process whose CPU counts.
+/// Broadcast: `clients` receivers (split over `addrs`), one publisher (on
+/// the first) keeping `window` messages in flight: 16 B text, or with
+/// deflate offered, `size` B of JSON-like text; `pids`: whose CPU counts.
 pub async fn broadcast(
     addrs: &[SocketAddr],
     (raw, dfl): (bool, Deflate),
@@ -283,7 +261,7 @@ pub async fn broadcast(
     t: &Timing,
 ) -> Result<Measure, String> {
     let (parts, agreed) = open_for_loop(addrs, (raw, dfl), clients, " receivers").await?;
-    let publisher = timeout(Duration::from_secs(10), WsConn::connect(addrs[0], None, raw, dfl))
+    let publisher = timeout(Duration::from_secs(10), WsConn::dial(addrs[0], None, raw, dfl, false))
         .await
         .map_err(|_| "publisher handshake timed out".to_string())?
         .map_err(|e| format!("publisher: {e}"))?;
@@ -323,9 +301,8 @@ pub async fn broadcast(
     Ok(Measure::of_window(total, &cpu, &mut lat, r.errors, note))
 }
 
-/// Connection rate: `conc` workers each loop connect, handshake, close
-/// handshake. Value: completed cycles per second. For the raw TCP peer a
-/// cycle is connect, one 16-byte round trip, close.
+/// Connection rate: `conc` workers loop connect, handshake, close (raw TCP:
+/// connect, one 16 B round trip, close).
 pub async fn connrate(addr: SocketAddr, raw: bool, pid: u32, conc: usize, t: &Timing) -> Result<Measure, String> {
     let (mstart, mend) = t.window_from_now();
     let counter = Rc::new(Cell::new(0usize));
@@ -346,7 +323,7 @@ pub async fn connrate(addr: SocketAddr, raw: bool, pid: u32, conc: usize, t: &Ti
                 let i = counter.get();
                 counter.set(i + 1);
                 let cycle = async {
-                    let mut c = WsConn::connect(addr, Some(source_ip(i)), raw, Deflate::NotOffered).await?;
+                    let mut c = WsConn::dial(addr, Some(source_ip(i)), raw, Deflate::NotOffered, false).await?;
                     if raw {
                         c.roundtrip(&probe).await?;
                         Ok::<(), std::io::Error>(())
@@ -420,9 +397,8 @@ impl IdleSet {
     }
 }
 
-/// Memory: grows the idle set to `target` handshaken connections (each
-/// having agreed deflate or not, as `dfl` expects) and returns the server's
-/// RSS growth per connection in bytes, measured against `base_kib`.
+/// Memory: grows the idle set to `target` connections; the server's RSS
+/// growth per connection in bytes, against `base_kib`.
 pub async fn memory_step(
     addr: SocketAddr,
     mode: (bool, Deflate),

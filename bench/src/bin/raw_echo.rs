@@ -1,11 +1,5 @@
-//! The ceiling: a plain TCP server with the same load shape as the WebSocket
-//! peers but no WebSocket at all, on bare level-triggered epoll in one
-//! thread (one recv and one send per message, connections found by their fd
-//! in a Vec: as cheap as a server gets).
-//! Echo mode returns every chunk as received; `--broadcast` writes every
-//! chunk read from any client to every client. The load generator's frames
-//! pass through unchanged (still masked), and its parser accepts masked
-//! frames, so the same workloads run against it.
+//! The ceiling: plain TCP on bare epoll in one thread, no WebSocket; echoes
+//! every chunk (`--broadcast`: to every client), our frames passing through.
 //!
 //! Usage: raw_echo PORT [--broadcast]
 

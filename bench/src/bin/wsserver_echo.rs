@@ -1,9 +1,5 @@
-//! wsserver through its Rust API: echo every message with the same kind, or
-//! with `--broadcast`, relay every text message to every other client
-//! through a topic: each client is subscribed to "all" when it opens
-//! (`ServerHandle::subscribe`), and what it sends is published there
-//! except to itself (`ServerHandle::publish`), as
-//! bench/peers/wsserver_publish.c does through the C API.
+//! wsserver through its Rust API: echo, or with `--broadcast` every text
+//! message published to the topic every client joined, except to itself.
 //!
 //! Usage: wsserver_echo PORT [--broadcast]
 
