@@ -144,7 +144,7 @@ autobahn: all
 bench-quick: all
 	bash bench/run.sh --quick
 
-# Issue 15's row: each server twice under valgrind --tool=callgrind (10
+# The instruction-count row: each server twice under valgrind --tool=callgrind (10
 # clients x 200, then x 1,200 echoes), the difference per message; see
 # bench/README.md "Instructions per message".
 bench-instructions: all
