@@ -100,6 +100,9 @@ pub(crate) struct Outbox {
 struct PendingOpen {
     offered: Vec<String>,
     answer: Option<Verdict>,
+    /// An answer was given (it stays given once the handshake took it):
+    /// a second one is refused, however fast the handshake was.
+    answered: bool,
     /// The host will answer later (`ServerHandle::defer`).
     deferred: bool,
     extra: AnswerExtra,
@@ -558,7 +561,8 @@ impl ConnShared {
 
     /// Marks the open as waiting for the host's answer.
     pub fn await_answer(&self, offered: Vec<String>) {
-        let pending = PendingOpen { offered, answer: None, deferred: false, extra: AnswerExtra::default() };
+        let pending =
+            PendingOpen { offered, answer: None, answered: false, deferred: false, extra: AnswerExtra::default() };
         self.outbox.lock().pending_open = Some(Box::new(pending));
     }
 
@@ -569,7 +573,7 @@ impl ConnShared {
             return Err(Error::Closed(self.id));
         }
         match ob.pending_open.as_deref_mut() {
-            Some(p) if p.answer.is_none() => f(p),
+            Some(p) if !p.answered => f(p),
             _ => Err(Error::State(format!("connection {} is not waiting for an answer to its open", self.id))),
         }
     }
@@ -620,6 +624,7 @@ impl ConnShared {
                 }
             }
             pending.answer = Some(verdict);
+            pending.answered = true;
             pending.extra.body = body;
             Ok(())
         })?;
