@@ -258,6 +258,15 @@ pub(crate) fn with_current<R, F: FnOnce(&ConnShared, Option<&Cork>) -> R>(id: Co
     Ok(f(unsafe { &*ptr }, unsafe { cork.as_ref() }))
 }
 
+/// One non-blocking send(2) of `bytes` to `fd`, an open socket the caller
+/// keeps open meanwhile: the bytes it took (0 when full or failed; the task
+/// then meets the error on its own write).
+fn send_now(fd: RawFd, bytes: &[u8]) -> usize {
+    // SAFETY: `bytes` is a live buffer of `bytes.len()` bytes; `fd` is open.
+    let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    n.max(0) as usize
+}
+
 /// Who sends, which decides how a frame may reach the socket.
 #[derive(Clone, Copy)]
 pub(crate) enum Via<'a> {
@@ -359,13 +368,10 @@ impl ConnShared {
         let mut batch = SmallVec::<[Bytes; 1]>::new();
         ob.take_batch(&mut batch, 1);
         drop(ob);
-        let frame = &batch[0];
-        let len = frame.len();
-        // SAFETY: `fd` is the connection's open socket: the task clears
-        // `direct_fd` under `writing` (held here) before closing it.
-        // `frame` is a live buffer of `frame.len()` bytes.
-        let n = unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-        let n = n.max(0) as usize;
+        let len = batch[0].len();
+        // `fd` stays open: the task clears `direct_fd` under `writing` (held
+        // here) before closing it.
+        let n = send_now(fd, &batch[0]);
         let mut ob = self.outbox.lock();
         ob.settle(&mut batch, n, soft);
         // Frames queued meanwhile found ours in flight and did not wake it.
@@ -383,16 +389,9 @@ impl ConnShared {
         // own, and none was in flight when the cork began (it needs none).
         let fd = self.direct_fd.load(Ordering::Acquire);
         cork.drain(|bytes| {
-            // SAFETY: a cork is used only while direct writes are allowed,
-            // and only this task ends them: `fd` is the open socket.
-            // `bytes` is a live buffer of `bytes.len()` bytes.
-            let n = match fd < 0 {
-                true => 0,
-                false => unsafe {
-                    libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-                }
-                .max(0) as usize,
-            };
+            // A cork is used only while direct writes are allowed, and only
+            // this task ends them: `fd` is the open socket.
+            let n = if fd < 0 { 0 } else { send_now(fd, bytes) };
             let rest = (n < bytes.len()).then(|| Bytes::copy_from_slice(&bytes[n..]));
             let mut ob = self.outbox.lock();
             ob.uncork(rest, n > 0);
@@ -420,9 +419,9 @@ impl ConnShared {
     /// soft limit takes any frame (so every message the server would accept
     /// can be echoed); one at or over it refuses a frame that would pass
     /// the hard limit. The first refused frame since the queue last drained
-    /// is noted in `notes`. With `write_here`, a frame that finds the queue
-    /// empty is written on this thread when it can be (a single send;
-    /// broadcasts leave the writes to the I/O threads, in parallel).
+    /// is noted in `notes`. `via` decides where a frame that finds the
+    /// queue empty goes: the task's cork, written on this thread, or left
+    /// to the I/O threads (see [`Via`]).
     pub fn send(&self, out: &Outgoing, limits: Limits, via: Via, notes: &mut SendNotes) -> Result<SendStatus, Error> {
         let mut ob = self.outbox.lock();
         if ob.closed {
