@@ -668,6 +668,8 @@ fn sends_from_a_host_thread_arrive_in_order_and_are_counted_once() {
     });
     sender.join().unwrap();
     let expected: u64 = (0..N).map(|i| frame_len(size(i)) as u64).sum();
+    // Counted right after each write: the last may have arrived first.
+    wait("every frame counted", || h.stats().bytes_out - before >= expected);
     assert_eq!(h.stats().bytes_out - before, expected, "bytes_out counts every frame byte once");
     assert_eq!(h.queued_bytes(id), Ok(0));
     server.close(Duration::from_millis(300));

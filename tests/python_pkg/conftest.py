@@ -36,6 +36,17 @@ async def recv(ws: Any) -> Any:
     return await asyncio.wait_for(ws.recv(), WAIT)
 
 
+async def stats_when(srv: wsserver.Server, pred: Callable[[Any], bool]) -> Any:
+    """The server's stats once `pred` holds: a count moves right after what
+    it counts, so a client may hold a reply a moment before its count."""
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while not pred(st := srv.stats()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out; stats: {st!r}")
+        await asyncio.sleep(0.002)
+    return st
+
+
 class Recorder:
     """Collects what handlers see on the I/O thread; tests wait on it."""
 
