@@ -448,7 +448,10 @@ typedef uint32_t ws_option;
 /**
  * A snapshot of a server's counters (all since `listen`, except the
  * gauges `open_connections`, `queued_bytes`, `topics`, `subscriptions`,
- * `backplane_connected`, `memory_held`).
+ * `backplane_connected`, `memory_held`). Counters never go back; each
+ * moves right after what it counts, so a client can hold a reply a moment
+ * before `messages_out` and `bytes_out` show it: wait for a count rather
+ * than read it once.
  * In C this is `ws_stats`: members are only ever appended; fill one with
  * the `ws_server_stats(srv, &stats)` macro, which passes its size.
  */
