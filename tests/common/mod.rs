@@ -105,7 +105,7 @@ pub fn start(config: Config, echo: bool) -> (Server, Arc<Recorder>, u16) {
 }
 
 // ---------------------------------------------------------------------------
-// Helpers added for tests/conformance.rs and tests/api.rs.
+// Helpers added for tests/integration/conformance.rs and api.rs.
 // ---------------------------------------------------------------------------
 
 impl Recorder {

@@ -1,9 +1,8 @@
 //! wss:// through the Rust API with real TLS clients (tokio-rustls +
 //! tokio-tungstenite); certificates are made at test time by
 //! scripts/make-certs.sh (openssl), never committed.
-mod common;
-use common::certs::{client_config, client_config_trusting, file, tls};
-use common::*;
+use crate::common::certs::{client_config, client_config_trusting, file, tls};
+use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,8 +6,7 @@
 //! the offending connection, with the exact close code in the server's close
 //! frame, after which the server ends the TCP connection; a bystander
 //! connection on the same server must keep working.
-mod common;
-use common::*;
+use crate::common::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wsserver::{Config, ConnId, Kind, Server};

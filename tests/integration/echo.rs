@@ -1,6 +1,5 @@
 //! The Rust API with a real client (tokio-tungstenite) over loopback.
-mod common;
-use common::*;
+use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;

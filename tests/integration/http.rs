@@ -1,8 +1,7 @@
 //! Plain HTTP on the WebSocket port, over real sockets: static files (and
 //! every way out of their directory), health, the host's handler,
 //! keep-alive, pipelining, limits, and an upgrade after HTTP requests.
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;

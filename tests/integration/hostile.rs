@@ -3,8 +3,7 @@
 //! the process survives, each connection ends with a close code the RFC
 //! allows (or a plain TCP end), event order holds, and an honest client
 //! keeps being served. Deterministic (a fixed-seed xorshift), bounded.
-mod common;
-use common::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 use wsserver::Config;
 

@@ -5,8 +5,7 @@
 //!
 //! Tests are plain `#[test]`s: clients run on their own tokio runtime so the
 //! test thread can make blocking server calls (`close`) while they work.
-mod common;
-use common::*;
+use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};

@@ -1,7 +1,6 @@
 //! Event-queue mode through the Rust API: the host takes events with
 //! `poll_event` and answers opens itself, with raw clients over loopback.
-mod common;
-use common::*;
+use crate::common::*;
 use std::sync::Arc;
 use std::time::Duration;
 use wsserver::{Config, Event, Handler, Kind, Server};
