@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the load generator and every peer server, then runs all workloads
-# against all servers, one server at a time (see bench/README.md).
+# Builds the load generator and every peer server (those named with --only),
+# then runs all workloads against all servers, one server at a time (see
+# bench/README.md).
 #
 #   bash bench/run.sh [--quick] [extra wsbench arguments, e.g. --only raw-tcp]
 #
@@ -13,6 +14,21 @@ out="$root/build/bench"
 cd "$root"
 
 args=("$@")
+# With --only, only the servers named are built (the quick run in `make
+# test` asks for four, and building the rest took it minutes).
+only=""
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case ${args[i]} in
+    --only) only=${args[i + 1]:-} ;;
+    --only=*) only=${args[i]#--only=} ;;
+  esac
+done
+wanted() { # wanted NAME...: true if any NAME is to be measured
+  [[ -z $only ]] && return 0
+  local n
+  for n in "$@"; do [[ ,$only, == *,$n,* ]] && return 0; done
+  return 1
+}
 mkdir -p "$out/bin" "$out/skip" "$out/logs"
 rm -f "$out"/skip/*.txt
 
@@ -41,8 +57,10 @@ target_dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null |
 bins="$target_dir/release"
 
 # The wsserver Rust-API peer needs the core crate to build.
-say "cargo build --release -p wsbench --features wsserver-api --bin wsserver_echo"
-if ! cargo build --release -p wsbench --features wsserver-api --bin wsserver_echo 2>"$out/logs/build-wsserver_echo.log"; then
+if wanted wsserver-rust; then
+  say "cargo build --release -p wsbench --features wsserver-api --bin wsserver_echo"
+fi
+if wanted wsserver-rust && ! cargo build --release -p wsbench --features wsserver-api --bin wsserver_echo 2>"$out/logs/build-wsserver_echo.log"; then
   skip wsserver-rust "Rust-API peer did not build: $(last_line "$out/logs/build-wsserver_echo.log") (log: build/bench/logs/build-wsserver_echo.log)"
 fi
 
@@ -53,7 +71,9 @@ fi
 #    Its broadcast row: bench/peers/wsserver_publish.c (topics), on the same
 #    library. Without it only that row is skipped (skip/wsserver-c-publish.txt).
 so="$target_dir/release/libwsserver.so"
-if [[ ! -f $so ]]; then
+if ! wanted wsserver-c; then
+  :
+elif [[ ! -f $so ]]; then
   skip wsserver-c-publish "$so not built (run make first)"
 elif { stale "$out/bin/wsserver_publish" bench/peers/wsserver_publish.c || stale "$out/bin/wsserver_publish" "$so" ||
   stale "$out/bin/wsserver_publish" include/wsserver.h; } &&
@@ -66,7 +86,9 @@ fi
 
 # 3. libwebsockets peer.
 say "building the C and C++ peers"
-if pkg-config --exists libwebsockets 2>/dev/null || [[ -f /usr/include/libwebsockets.h ]]; then
+if ! wanted libwebsockets; then
+  :
+elif pkg-config --exists libwebsockets 2>/dev/null || [[ -f /usr/include/libwebsockets.h ]]; then
   lws_flags=$(pkg-config --cflags --libs libwebsockets 2>/dev/null || echo "-lwebsockets")
   # shellcheck disable=SC2086
   if stale "$out/bin/lws_echo" bench/peers/lws_echo.c &&
@@ -78,7 +100,9 @@ else
 fi
 
 # 4. Boost.Beast peer.
-if [[ -f /usr/include/boost/beast.hpp ]]; then
+if ! wanted boost-beast; then
+  :
+elif [[ -f /usr/include/boost/beast.hpp ]]; then
   if stale "$out/bin/beast_echo" bench/peers/beast_echo.cpp &&
     ! g++ -O2 -std=c++17 -Wall -o "$out/bin/beast_echo" bench/peers/beast_echo.cpp -pthread -lssl -lcrypto 2>"$out/logs/build-beast.log"; then
     skip boost-beast "beast_echo.cpp did not build: $(last_line "$out/logs/build-beast.log")"
@@ -88,7 +112,7 @@ else
 fi
 
 # 5. Node ws peer: install from the lock file if not there yet.
-if command -v npm >/dev/null && [[ ! -f bench/node/node_modules/ws/package.json ]]; then
+if wanted node-ws && command -v npm >/dev/null && [[ ! -f bench/node/node_modules/ws/package.json ]]; then
   say "npm ci in bench/node"
   npm ci --prefix bench/node --no-audit --no-fund --loglevel=error >"$out/logs/npm.log" 2>&1 ||
     skip node-ws "npm ci failed: $(tail -n 1 "$out/logs/npm.log")"
@@ -100,7 +124,9 @@ command -v node >/dev/null || skip node-ws "node not installed"
 #    CMake project (bench/peers/qt) with one Qt for both: 6 when found, else 5.
 #    cmake --build only recompiles what changed.
 qt_why=""
-if ! command -v cmake >/dev/null; then
+if ! wanted wsserver-qt qtwebsockets; then
+  :
+elif ! command -v cmake >/dev/null; then
   qt_why="cmake not installed (bench/install-peers.sh)"
 elif ! pkg-config --exists Qt6WebSockets 2>/dev/null && ! pkg-config --exists Qt5WebSockets 2>/dev/null; then
   qt_why="Qt WebSockets not installed: qt6-base-dev qt6-websockets-dev or qtbase5-dev libqt5websockets5-dev (bench/install-peers.sh)"

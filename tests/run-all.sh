@@ -29,7 +29,8 @@ suite "TLS through the C ABI" bash tests/tls/run.sh
 suite "install + pkg-config" bash tests/install/run.sh
 suite "benchmark unit tests (client frames, round medians, targets)" cargo test --release -p wsbench
 suite "fuzz (cargo-fuzz targets, 20 s each, 2 at a time)" bash fuzz/run.sh 20
-# Every peer is built; four rows are run (the whole quick table adds ~2.5 minutes).
+# Four servers, built and run (the whole quick table adds ~2.5 minutes and
+# the other peers' builds).
 suite "benchmark (quick, figures not asserted)" bash bench/run.sh --quick --only wsserver-c,wsserver-poll,libwebsockets,raw-tcp
 [ ${#failures[@]} -eq 0 ] || echo "failed suites: ${failures[*]}"
 echo "$passed passed, $failed failed"
