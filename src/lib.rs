@@ -32,6 +32,7 @@ mod server;
 mod stats;
 mod tls;
 mod tls_refusal;
+mod tls_stream;
 mod topics;
 mod wakes;
 

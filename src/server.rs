@@ -857,7 +857,12 @@ fn serve_tls(tls: Tls, accepted: Accepted, stream: TcpStream) -> impl Future<Out
         let server = accepted.slot.server().clone();
         let peer = accepted.peer;
         let deadline = tokio::time::Instant::now() + server.config().handshake_timeout;
-        let stream = match tokio::time::timeout_at(deadline, tls.acceptor.accept(stream)).await {
+        let stream = match tokio::time::timeout_at(
+            deadline,
+            crate::tls_stream::TlsStream::accept(tls.acceptor.config().clone(), stream),
+        )
+        .await
+        {
             Err(_) => {
                 server.log(LogLevel::Info, &format!("{peer}: TLS handshake timed out"));
                 return None;
@@ -869,7 +874,7 @@ fn serve_tls(tls: Tls, accepted: Accepted, stream: TcpStream) -> impl Future<Out
             }
             Ok(Ok(stream)) => stream,
         };
-        let subject = crate::tls::client_subject(stream.get_ref().1);
+        let subject = crate::tls::client_subject(stream.session());
         open_websocket(accepted, stream, deadline, subject).await
     }))
 }

@@ -263,7 +263,7 @@ impl fmt::Debug for Tls {
 }
 
 /// The subject of the client's certificate (RFC 4514, e.g. "CN=alice,O=Org").
-pub(crate) fn client_subject(conn: &rustls::ServerConnection) -> Option<String> {
+pub(crate) fn client_subject(conn: &rustls::CommonState) -> Option<String> {
     let der = conn.peer_certificates()?.first()?;
     let cert = x509_cert::Certificate::from_der(der).ok()?;
     Some(cert.tbs_certificate.subject.to_string())

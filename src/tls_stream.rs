@@ -1,0 +1,365 @@
+//! A wss:// connection's TLS, on rustls's unbuffered API: the socket's bytes
+//! are read into a per-thread scratch buffer and decrypted there, and what
+//! goes out is encrypted into a buffer freed once the socket took it, so an
+//! idle connection keeps no buffer at all. (tokio-rustls's stream keeps
+//! rustls's 4 KiB read buffer per connection for good after its first read.)
+//! Only a partial record, plaintext the reader had no room for, or output
+//! the socket did not take stays with the connection, until it is gone.
+use std::cell::RefCell;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::server::{ServerConfig, UnbufferedServerConnection};
+use tokio_rustls::rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
+
+/// Enough for the largest TLS record (16 KiB of payload plus overhead).
+const SCRATCH_SIZE: usize = 18 * 1024;
+/// Most plaintext one `poll_write` encrypts.
+const MAX_WRITE: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What the record processing stopped at.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// It needs more bytes from the peer.
+    Blocked,
+    /// Application data may be written (`Job::Write` was, this many bytes).
+    Writable(usize),
+    /// The peer sent close_notify.
+    PeerClosed,
+    /// Both sides sent close_notify.
+    Closed,
+}
+
+/// What to do once application data may be written.
+enum Job<'a> {
+    Nothing,
+    Write(&'a [u8]),
+    Close,
+}
+
+pub(crate) struct TlsStream {
+    io: TcpStream,
+    conn: UnbufferedServerConnection,
+    /// Received bytes not yet processed: a partial record (usually empty).
+    incoming: Vec<u8>,
+    /// Decrypted bytes the reader had no room for yet (usually empty).
+    plain: Vec<u8>,
+    /// Encrypted bytes the socket did not take yet, from `sent` on.
+    outgoing: Vec<u8>,
+    sent: usize,
+    /// The peer ended its side (close_notify, or end of the TCP stream).
+    eof: bool,
+    close_queued: bool,
+}
+
+fn tls_error(e: tokio_rustls::rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+/// Runs `f` on `outgoing` grown until it fits what `f` writes after `len`.
+fn encode_into<E>(
+    outgoing: &mut Vec<u8>,
+    mut f: impl FnMut(&mut [u8]) -> Result<usize, E>,
+    too_small: impl Fn(&E) -> Option<usize>,
+) -> Result<(), E> {
+    let len = outgoing.len();
+    let mut room = 512;
+    loop {
+        outgoing.resize(len + room, 0);
+        match f(&mut outgoing[len..]) {
+            Ok(n) => {
+                outgoing.truncate(len + n);
+                return Ok(());
+            }
+            Err(e) => match too_small(&e) {
+                Some(required) if required > room => room = required,
+                _ => {
+                    outgoing.truncate(len);
+                    return Err(e);
+                }
+            },
+        }
+    }
+}
+
+/// Processes the records in `data` (consuming all complete ones): plaintext
+/// into `out` and the rest into `plain`, TLS output queued on `outgoing`;
+/// `job` is done once application data may be written. Returns how many
+/// bytes of `data` were used, and where it stopped.
+fn process(
+    conn: &mut UnbufferedServerConnection,
+    data: &mut [u8],
+    out: &mut ReadBuf<'_>,
+    plain: &mut Vec<u8>,
+    outgoing: &mut Vec<u8>,
+    job: Job<'_>,
+) -> (usize, io::Result<Step>) {
+    let mut used = 0;
+    loop {
+        let status = conn.process_tls_records(&mut data[used..]);
+        let discard = status.discard;
+        let step = match status.state {
+            Err(e) => {
+                used += discard;
+                // The alert that tells the peer why is queued: send it too.
+                let status = conn.process_tls_records(&mut []);
+                if let Ok(ConnectionState::EncodeTlsData(mut enc)) = status.state {
+                    let _ = encode_into(outgoing, |b| enc.encode(b), |_| None::<usize>);
+                }
+                return (used, Err(tls_error(e)));
+            }
+            Ok(ConnectionState::ReadTraffic(mut read)) => {
+                while let Some(record) = read.next_record() {
+                    let payload = match record {
+                        Ok(r) => r.payload,
+                        Err(e) => return (used + discard, Err(tls_error(e))),
+                    };
+                    let n = payload.len().min(out.remaining());
+                    out.put_slice(&payload[..n]);
+                    plain.extend_from_slice(&payload[n..]);
+                }
+                None
+            }
+            Ok(ConnectionState::EncodeTlsData(mut enc)) => {
+                let r = encode_into(
+                    outgoing,
+                    |b| enc.encode(b),
+                    |e| match e {
+                        EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => Some(*required_size),
+                        _ => None,
+                    },
+                );
+                if let Err(e) = r {
+                    return (used + discard, Err(io::Error::other(e.to_string())));
+                }
+                None
+            }
+            // Queued on `outgoing`, which goes out before anything later.
+            Ok(ConnectionState::TransmitTlsData(t)) => {
+                t.done();
+                None
+            }
+            Ok(ConnectionState::BlockedHandshake) => Some(Step::Blocked),
+            Ok(ConnectionState::WriteTraffic(mut w)) => {
+                let too_small = |e: &EncryptError| match e {
+                    EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => Some(*required_size),
+                    _ => None,
+                };
+                let r = match job {
+                    Job::Nothing => Ok(0),
+                    Job::Write(buf) => {
+                        let buf = &buf[..buf.len().min(MAX_WRITE)];
+                        encode_into(outgoing, |b| w.encrypt(buf, b), too_small).map(|()| buf.len())
+                    }
+                    Job::Close => encode_into(outgoing, |b| w.queue_close_notify(b), too_small).map(|()| 0),
+                };
+                match r {
+                    Ok(n) => Some(Step::Writable(n)),
+                    Err(e) => return (used + discard, Err(io::Error::other(e.to_string()))),
+                }
+            }
+            Ok(ConnectionState::PeerClosed) => Some(Step::PeerClosed),
+            Ok(ConnectionState::Closed) => Some(Step::Closed),
+            Ok(_) => {
+                return (used + discard, Err(io::Error::other("unexpected TLS state (early data is not enabled)")));
+            }
+        };
+        used += discard;
+        if let Some(step) = step {
+            return (used, Ok(step));
+        }
+    }
+}
+
+impl TlsStream {
+    /// The server side of a TLS handshake on `io`.
+    pub(crate) async fn accept(config: Arc<ServerConfig>, io: TcpStream) -> io::Result<TlsStream> {
+        let conn = UnbufferedServerConnection::new(config).map_err(tls_error)?;
+        let mut s = TlsStream {
+            io,
+            conn,
+            incoming: Vec::new(),
+            plain: Vec::new(),
+            outgoing: Vec::new(),
+            sent: 0,
+            eof: false,
+            close_queued: false,
+        };
+        std::future::poll_fn(|cx| s.poll_handshake(cx)).await?;
+        Ok(s)
+    }
+
+    /// The rustls session (certificates the client presented, ALPN, ...).
+    pub(crate) fn session(&self) -> &UnbufferedServerConnection {
+        &self.conn
+    }
+
+    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.poll_send(cx))?;
+            if !self.conn.is_handshaking() {
+                return Poll::Ready(Ok(()));
+            }
+            if self.eof {
+                return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+            }
+            let mut none = ReadBuf::new(&mut []);
+            ready!(self.poll_receive(cx, &mut none))?;
+        }
+    }
+
+    /// Writes `outgoing` until the socket took it all (then frees it).
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.sent < self.outgoing.len() {
+            match ready!(Pin::new(&mut self.io).poll_write(cx, &self.outgoing[self.sent..])) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => self.sent += n,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        if self.outgoing.capacity() > 0 {
+            self.outgoing = Vec::new();
+            self.sent = 0;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Reads from the socket once and processes what came: Ready when
+    /// something did (plaintext in `out` or `plain`, or the end).
+    fn poll_receive(&mut self, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let TlsStream { io, conn, incoming, plain, outgoing, eof, .. } = self;
+        let result = if incoming.is_empty() {
+            SCRATCH.with(|cell| {
+                let mut owned;
+                let mut guard = cell.try_borrow_mut();
+                let scratch: &mut Vec<u8> = match guard.as_deref_mut() {
+                    Ok(s) => s,
+                    Err(_) => {
+                        owned = Vec::new();
+                        &mut owned
+                    }
+                };
+                if scratch.len() < SCRATCH_SIZE {
+                    scratch.resize(SCRATCH_SIZE, 0);
+                }
+                let mut rb = ReadBuf::new(scratch);
+                ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
+                let n = rb.filled().len();
+                if n == 0 {
+                    *eof = true;
+                    return Poll::Ready(Ok(()));
+                }
+                let (used, step) = process(conn, &mut scratch[..n], out, plain, outgoing, Job::Nothing);
+                if used < n {
+                    incoming.extend_from_slice(&scratch[used..n]);
+                }
+                Poll::Ready(step.map(|s| *eof |= matches!(s, Step::PeerClosed | Step::Closed)))
+            })
+        } else {
+            let len = incoming.len();
+            incoming.resize(len + SCRATCH_SIZE.max(len), 0);
+            let mut rb = ReadBuf::new(&mut incoming[len..]);
+            let r = Pin::new(&mut *io).poll_read(cx, &mut rb);
+            let n = rb.filled().len();
+            incoming.truncate(len + n);
+            ready!(r)?;
+            if n == 0 {
+                *eof = true;
+                return Poll::Ready(Ok(()));
+            }
+            let (used, step) = process(conn, incoming, out, plain, outgoing, Job::Nothing);
+            incoming.drain(..used);
+            if incoming.is_empty() {
+                *incoming = Vec::new();
+            } else {
+                incoming.shrink_to_fit();
+            }
+            Poll::Ready(step.map(|s| *eof |= matches!(s, Step::PeerClosed | Step::Closed)))
+        };
+        // Handshake messages, alerts or key updates that processing queued.
+        if !self.outgoing.is_empty() {
+            if let Poll::Ready(Err(e)) = self.poll_send(cx) {
+                if !matches!(result, Poll::Ready(Err(_))) {
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        result
+    }
+
+    /// Encrypts application data (`Job::Write`) or close_notify.
+    fn write_job(&mut self, job: Job<'_>) -> io::Result<usize> {
+        let mut none = ReadBuf::new(&mut []);
+        let TlsStream { conn, plain, outgoing, .. } = self;
+        match process(conn, &mut [], &mut none, plain, outgoing, job).1? {
+            Step::Writable(n) => Ok(n),
+            Step::Blocked => Err(io::Error::other("TLS handshake not complete")),
+            Step::PeerClosed | Step::Closed => Err(io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+}
+
+impl AsyncRead for TlsStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.plain.is_empty() {
+                let n = this.plain.len().min(buf.remaining());
+                buf.put_slice(&this.plain[..n]);
+                this.plain.drain(..n);
+                if this.plain.is_empty() {
+                    this.plain = Vec::new();
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.eof || buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            let before = buf.filled().len();
+            ready!(this.poll_receive(cx, buf))?;
+            if buf.filled().len() > before {
+                return Poll::Ready(Ok(()));
+            }
+        }
+    }
+}
+
+impl AsyncWrite for TlsStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        // What the socket did not take goes first: that is the back pressure.
+        ready!(this.poll_send(cx))?;
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let n = this.write_job(Job::Write(buf))?;
+        match this.poll_send(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            _ => Poll::Ready(Ok(n)),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_send(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.close_queued {
+            ready!(this.poll_send(cx))?;
+            this.close_queued = true;
+            // Nothing to say when the peer is gone or closed both ways.
+            let _ = this.write_job(Job::Close);
+        }
+        ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
