@@ -15,7 +15,9 @@ suite() { # name command...
     fi
     echo "--------------- $name: $((SECONDS - start)) s"
 }
-suite "rust (unit, integration, conformance, TLS)" cargo test --release
+# The debug-assertions build (cargo profile checked) that the Qt and Python
+# package suites load too: its dependencies are compiled once for all three.
+suite "rust (unit, integration, conformance, TLS; debug assertions)" cargo test --profile checked
 suite "C ABI (.so, .a, ASan+UBSan, valgrind)" bash tests/c/run.sh
 suite "Redis backplane (redis-server, 2 and 3 server processes)" bash tests/backplane/run.sh
 suite "C++ binding (and ASan+UBSan)" bash tests/cpp/run.sh

@@ -76,7 +76,32 @@ run_one() {
     shift 2
     local start=$SECONDS
     "$@" >"$log" 2>&1
-    local rc=$?
+    summarize "$name" "$log" $? $((SECONDS - start))
+}
+
+# Starts one test binary in the background, at most WSTEST_JOBS (2) at
+# once (the sanitizer and valgrind passes: each run is mostly one busy
+# thread); `collect` reports it once all are done.
+run_bg() { # log command...
+    local log=$1
+    shift
+    rm -f "$log.rc"
+    while [ "$(jobs -rp | wc -l)" -ge "${WSTEST_JOBS:-2}" ]; do wait -n; done
+    (
+        start=$SECONDS
+        "$@" >"$log" 2>&1
+        echo "$? $((SECONDS - start))" >"$log.rc"
+    ) &
+}
+collect() { # name log
+    local rc secs
+    read -r rc secs <"$2.rc" 2>/dev/null || { rc=lost secs=0; }
+    summarize "$1" "$2" "$rc" "$secs"
+}
+
+# A finished run's summary line, added to the totals.
+summarize() { # name log rc seconds
+    local name=$1 log=$2 rc=$3 secs=$4
     local line
     line=$(grep -oE '[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
     local p f
@@ -84,17 +109,17 @@ run_one() {
     f=$(awk '{print $3}' <<<"$line")
     grep -E '^(FAIL|note)' "$log" | head -40
     if [ -z "$line" ]; then
-        fail "$name: no summary (exit $rc, $((SECONDS - start)) s); tail of $log:"
+        fail "$name: no summary (exit $rc, $secs s); tail of $log:"
         tail -20 "$log"
         return
     fi
     passed=$((passed + p))
     failed=$((failed + f))
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    if [ "$rc" != 0 ] && [ "$f" -eq 0 ]; then
         fail "$name: exit status $rc"
         tail -20 "$log"
     else
-        echo "---- $name: $p passed, $f failed ($((SECONDS - start)) s)"
+        echo "---- $name: $p passed, $f failed ($secs s)"
     fi
 }
 
@@ -115,6 +140,7 @@ done
 if [ "${WSTEST_ASAN:-1}" != "0" ]; then
     SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
     for t in $TESTS; do
+        rm -f "$OUT/$t.asan"
         # shellcheck disable=SC2086
         if ! $CC $CFLAGS $SAN -o "$OUT/$t.asan" "tests/c/$t.c" $COMMON -L"$REL" -lwsserver -Wl,-rpath,"$ROOT/$REL" \
             -lpthread >"$OUT/$t.asan.build.log" 2>&1; then
@@ -122,10 +148,15 @@ if [ "${WSTEST_ASAN:-1}" != "0" ]; then
             cat "$OUT/$t.asan.build.log"
             continue
         fi
-        alog="$OUT/$t.asan.log"
         ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:detect_stack_use_after_return=1 \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 WSTEST_TIMEOUT_SCALE=2 \
-            run_one "$t (ASan+UBSan)" "$alog" timeout -k 5 300 "$OUT/$t.asan"
+            run_bg "$OUT/$t.asan.log" timeout -k 5 300 "$OUT/$t.asan"
+    done
+    wait
+    for t in $TESTS; do
+        [ -x "$OUT/$t.asan" ] || continue
+        alog="$OUT/$t.asan.log"
+        collect "$t (ASan+UBSan)" "$alog"
         if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer' \
             "$alog"; then
             fail "$t: sanitizers reported problems:"
@@ -145,10 +176,16 @@ if [ "${WSTEST_VALGRIND:-1}" != "0" ]; then
         for t in $TESTS; do
             [ "$t" = test_sigpipe ] && continue
             [ -x "$OUT/$t.so" ] || continue
-            vlog="$OUT/$t.valgrind.log"
-            WSTEST_TIMEOUT_SCALE=${WSTEST_VALGRIND_SCALE:-8} run_one "$t (valgrind)" "$OUT/$t.valgrind.out" \
+            WSTEST_TIMEOUT_SCALE=${WSTEST_VALGRIND_SCALE:-8} run_bg "$OUT/$t.valgrind.out" \
                 timeout -k 5 300 valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
-                --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --log-file="$vlog" "$OUT/$t.so"
+                --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --log-file="$OUT/$t.valgrind.log" "$OUT/$t.so"
+        done
+        wait
+        for t in $TESTS; do
+            [ "$t" = test_sigpipe ] && continue
+            [ -x "$OUT/$t.so" ] || continue
+            vlog="$OUT/$t.valgrind.log"
+            collect "$t (valgrind)" "$OUT/$t.valgrind.out"
             if grep -qE 'ERROR SUMMARY: [1-9]|(definitely|indirectly) lost|Invalid (read|write|free)|uninitialised|Conditional jump|Mismatched|Syscall param|overlap|Process terminating' \
                 "$vlog" 2>/dev/null; then
                 fail "$t: valgrind reported problems:"
