@@ -14,6 +14,7 @@ use crate::protocol::frame;
 use crate::protocol::{deflate, Reader};
 use crate::registry::Registry;
 use crate::stats::{Counters, Stats};
+use crate::tls_stream::TlsStream;
 use crate::topics::Topics;
 use crate::wakes::RemoteWakes;
 use crate::{Config, ConnId, Error, Handler, Kind, LogLevel, Tls};
@@ -851,25 +852,25 @@ fn serve_plain(accepted: Accepted, stream: TcpStream) -> impl Future<Output = ()
     }))
 }
 
+/// How long a refused TLS handshake's socket is drained before it closes
+/// (see `tls_stream::close_after_refusal`).
+const CLOSE_AFTER_REFUSAL: Duration = Duration::from_millis(500);
+
 /// A wss:// connection's task: TLS, then as `serve_plain`.
 fn serve_tls(tls: Tls, accepted: Accepted, stream: TcpStream) -> impl Future<Output = ()> + Send {
     ConnTask::Handshake(Box::pin(async move {
         let server = accepted.slot.server().clone();
         let peer = accepted.peer;
         let deadline = tokio::time::Instant::now() + server.config().handshake_timeout;
-        let stream = match tokio::time::timeout_at(
-            deadline,
-            crate::tls_stream::TlsStream::accept(tls.acceptor.config().clone(), stream),
-        )
-        .await
-        {
+        let stream = match tokio::time::timeout_at(deadline, TlsStream::accept(tls.config, stream)).await {
             Err(_) => {
                 server.log(LogLevel::Info, &format!("{peer}: TLS handshake timed out"));
                 return None;
             }
-            Ok(Err(e)) => {
+            Ok(Err((e, tcp))) => {
                 let why = crate::tls_refusal::explain(&e);
                 server.log(LogLevel::Warn, &format!("{peer}: TLS handshake failed: {why}"));
+                crate::tls_stream::close_after_refusal(tcp, CLOSE_AFTER_REFUSAL).await;
                 return None;
             }
             Ok(Ok(stream)) => stream,

@@ -227,10 +227,7 @@ impl TlsBuilder {
             .with_single_cert(self.certs.clone(), key.clone_key())
             .map_err(|e| tls_err(format!("certificate and key rejected: {e}")))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Tls {
-            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
-            validity_warning: validity_warning(&self.certs[0], &self.cert_source),
-        })
+        Ok(Tls { config: Arc::new(config), validity_warning: validity_warning(&self.certs[0], &self.cert_source) })
     }
 }
 
@@ -252,7 +249,7 @@ fn validity_warning(leaf: &CertificateDer<'_>, source: &str) -> Option<String> {
 /// A built TLS configuration: immutable, cheap to clone.
 #[derive(Clone)]
 pub struct Tls {
-    pub(crate) acceptor: tokio_rustls::TlsAcceptor,
+    pub(crate) config: Arc<rustls::ServerConfig>,
     pub(crate) validity_warning: Option<String>,
 }
 

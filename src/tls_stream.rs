@@ -6,19 +6,19 @@
 //! Only a partial record, plaintext the reader had no room for, or output
 //! the socket did not take stays with the connection, until it is gone.
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::server::{ServerConfig, UnbufferedServerConnection};
 use tokio_rustls::rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
 
 /// Enough for the largest TLS record (16 KiB of payload plus overhead).
 const SCRATCH_SIZE: usize = 18 * 1024;
-/// Most plaintext one `poll_write` encrypts.
+/// Most plaintext one write encrypts.
 const MAX_WRITE: usize = 64 * 1024;
 
 thread_local! {
@@ -41,7 +41,9 @@ enum Step {
 /// What to do once application data may be written.
 enum Job<'a> {
     Nothing,
-    Write(&'a [u8]),
+    /// Encrypt these (each slice its own record or records), up to
+    /// `MAX_WRITE` bytes in all.
+    Write(&'a [IoSlice<'a>]),
     Close,
 }
 
@@ -64,7 +66,8 @@ fn tls_error(e: tokio_rustls::rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-/// Runs `f` on `outgoing` grown until it fits what `f` writes after `len`.
+/// Runs `f` on `outgoing` grown until it fits what `f` writes after its
+/// current end; `too_small` tells the size an error asks for.
 fn encode_into<E>(
     outgoing: &mut Vec<u8>,
     mut f: impl FnMut(&mut [u8]) -> Result<usize, E>,
@@ -90,6 +93,13 @@ fn encode_into<E>(
     }
 }
 
+fn encrypt_too_small(e: &EncryptError) -> Option<usize> {
+    match e {
+        EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => Some(*required_size),
+        _ => None,
+    }
+}
+
 /// Processes the records in `data` (consuming all complete ones): plaintext
 /// into `out` and the rest into `plain`, TLS output queued on `outgoing`;
 /// `job` is done once application data may be written. Returns how many
@@ -105,26 +115,35 @@ fn process(
     let mut used = 0;
     loop {
         let status = conn.process_tls_records(&mut data[used..]);
-        let discard = status.discard;
+        // Records decrypted below add theirs: all of it goes once the
+        // state is handled, before the next call.
+        let mut discard = status.discard;
         let step = match status.state {
             Err(e) => {
                 used += discard;
-                // The alert that tells the peer why is queued: send it too.
-                let status = conn.process_tls_records(&mut []);
-                if let Ok(ConnectionState::EncodeTlsData(mut enc)) = status.state {
-                    let _ = encode_into(outgoing, |b| enc.encode(b), |_| None::<usize>);
+                // The alert that tells the peer why is queued, maybe behind
+                // messages made before the failure (a ServerHello): all go.
+                // (Asked with the rest of `data`, as rustls expects after a
+                // discard: with an empty slice its deframer panics.)
+                while let Ok(ConnectionState::EncodeTlsData(mut enc)) =
+                    conn.process_tls_records(&mut data[used..]).state
+                {
+                    if encode_into(outgoing, |b| enc.encode(b), |_| None::<usize>).is_err() {
+                        break;
+                    }
                 }
                 return (used, Err(tls_error(e)));
             }
             Ok(ConnectionState::ReadTraffic(mut read)) => {
                 while let Some(record) = read.next_record() {
-                    let payload = match record {
-                        Ok(r) => r.payload,
+                    let record = match record {
+                        Ok(r) => r,
                         Err(e) => return (used + discard, Err(tls_error(e))),
                     };
-                    let n = payload.len().min(out.remaining());
-                    out.put_slice(&payload[..n]);
-                    plain.extend_from_slice(&payload[n..]);
+                    discard += record.discard;
+                    let n = record.payload.len().min(out.remaining());
+                    out.put_slice(&record.payload[..n]);
+                    plain.extend_from_slice(&record.payload[n..]);
                 }
                 None
             }
@@ -149,17 +168,26 @@ fn process(
             }
             Ok(ConnectionState::BlockedHandshake) => Some(Step::Blocked),
             Ok(ConnectionState::WriteTraffic(mut w)) => {
-                let too_small = |e: &EncryptError| match e {
-                    EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => Some(*required_size),
-                    _ => None,
-                };
                 let r = match job {
                     Job::Nothing => Ok(0),
-                    Job::Write(buf) => {
-                        let buf = &buf[..buf.len().min(MAX_WRITE)];
-                        encode_into(outgoing, |b| w.encrypt(buf, b), too_small).map(|()| buf.len())
+                    Job::Write(bufs) => {
+                        let mut total = 0;
+                        let mut r = Ok(());
+                        for buf in bufs.iter().filter(|b| !b.is_empty()) {
+                            let buf = &buf[..buf.len().min(MAX_WRITE - total)];
+                            r = encode_into(outgoing, |b| w.encrypt(buf, b), encrypt_too_small);
+                            if r.is_err() {
+                                break;
+                            }
+                            total += buf.len();
+                            if total == MAX_WRITE {
+                                break;
+                            }
+                        }
+                        // What was encrypted is queued and counts as written.
+                        r.map(|()| total).or_else(|e| if total > 0 { Ok(total) } else { Err(e) })
                     }
-                    Job::Close => encode_into(outgoing, |b| w.queue_close_notify(b), too_small).map(|()| 0),
+                    Job::Close => encode_into(outgoing, |b| w.queue_close_notify(b), encrypt_too_small).map(|()| 0),
                 };
                 match r {
                     Ok(n) => Some(Step::Writable(n)),
@@ -180,9 +208,14 @@ fn process(
 }
 
 impl TlsStream {
-    /// The server side of a TLS handshake on `io`.
-    pub(crate) async fn accept(config: Arc<ServerConfig>, io: TcpStream) -> io::Result<TlsStream> {
-        let conn = UnbufferedServerConnection::new(config).map_err(tls_error)?;
+    /// The server side of a TLS handshake on `io`. A refused handshake
+    /// gives the socket back (its alert sent, if the socket took it), for
+    /// [`close_after_refusal`].
+    pub(crate) async fn accept(config: Arc<ServerConfig>, io: TcpStream) -> Result<TlsStream, (io::Error, TcpStream)> {
+        let conn = match UnbufferedServerConnection::new(config) {
+            Ok(conn) => conn,
+            Err(e) => return Err((tls_error(e), io)),
+        };
         let mut s = TlsStream {
             io,
             conn,
@@ -193,8 +226,10 @@ impl TlsStream {
             eof: false,
             close_queued: false,
         };
-        std::future::poll_fn(|cx| s.poll_handshake(cx)).await?;
-        Ok(s)
+        match std::future::poll_fn(|cx| s.poll_handshake(cx)).await {
+            Ok(()) => Ok(s),
+            Err(e) => Err((e, s.io)),
+        }
     }
 
     /// The rustls session (certificates the client presented, ALPN, ...).
@@ -211,6 +246,8 @@ impl TlsStream {
             if self.eof {
                 return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
             }
+            // Application data sent right behind the handshake (the HTTP
+            // upgrade request) is kept in `plain`.
             let mut none = ReadBuf::new(&mut []);
             ready!(self.poll_receive(cx, &mut none))?;
         }
@@ -238,6 +275,8 @@ impl TlsStream {
         let TlsStream { io, conn, incoming, plain, outgoing, eof, .. } = self;
         let result = if incoming.is_empty() {
             SCRATCH.with(|cell| {
+                // A second stream on this thread inside the first one's
+                // read cannot happen; if it did, it reads into its own.
                 let mut owned;
                 let mut guard = cell.try_borrow_mut();
                 let scratch: &mut Vec<u8> = match guard.as_deref_mut() {
@@ -258,14 +297,15 @@ impl TlsStream {
                     return Poll::Ready(Ok(()));
                 }
                 let (used, step) = process(conn, &mut scratch[..n], out, plain, outgoing, Job::Nothing);
-                if used < n {
+                if used < n && step.is_ok() {
                     incoming.extend_from_slice(&scratch[used..n]);
                 }
                 Poll::Ready(step.map(|s| *eof |= matches!(s, Step::PeerClosed | Step::Closed)))
             })
         } else {
+            // A partial record waits here; the rest is read behind it.
             let len = incoming.len();
-            incoming.resize(len + SCRATCH_SIZE.max(len), 0);
+            incoming.resize(len + SCRATCH_SIZE, 0);
             let mut rb = ReadBuf::new(&mut incoming[len..]);
             let r = Pin::new(&mut *io).poll_read(cx, &mut rb);
             let n = rb.filled().len();
@@ -298,13 +338,33 @@ impl TlsStream {
     /// Encrypts application data (`Job::Write`) or close_notify.
     fn write_job(&mut self, job: Job<'_>) -> io::Result<usize> {
         let mut none = ReadBuf::new(&mut []);
-        let TlsStream { conn, plain, outgoing, .. } = self;
-        match process(conn, &mut [], &mut none, plain, outgoing, job).1? {
+        let TlsStream { conn, incoming, plain, outgoing, .. } = self;
+        // With the bytes still unprocessed (usually none): rustls keeps
+        // positions in them across calls (a partial handshake message).
+        let (used, step) = process(conn, incoming, &mut none, plain, outgoing, job);
+        incoming.drain(..used);
+        match step? {
             Step::Writable(n) => Ok(n),
             Step::Blocked => Err(io::Error::other("TLS handshake not complete")),
             Step::PeerClosed | Step::Closed => Err(io::ErrorKind::BrokenPipe.into()),
         }
     }
+}
+
+/// Ends a refused handshake's socket so that its alert arrives: our side is
+/// shut first, then what the client still sends (the rest of its flight,
+/// its request) is read and dropped until it closes or `within` is up.
+/// Closed at once, a socket with unread bytes sends a reset, and the
+/// client's system may drop the alert before the client reads it.
+pub(crate) async fn close_after_refusal(mut io: TcpStream, within: std::time::Duration) {
+    if io.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut sink = [0u8; 1024];
+        while let Ok(1..) = io.read(&mut sink).await {}
+    };
+    let _ = tokio::time::timeout(within, drain).await;
 }
 
 impl AsyncRead for TlsStream {
@@ -334,17 +394,33 @@ impl AsyncRead for TlsStream {
 
 impl AsyncWrite for TlsStream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    /// Encrypts the slices (one record or more each) and sends them with
+    /// one write: the connection's batch of frames is one system call.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         // What the socket did not take goes first: that is the back pressure.
         ready!(this.poll_send(cx))?;
-        if buf.is_empty() {
+        if bufs.iter().all(|b| b.is_empty()) {
             return Poll::Ready(Ok(0));
         }
-        let n = this.write_job(Job::Write(buf))?;
+        let n = this.write_job(Job::Write(bufs))?;
+        // Taken once encrypted: what the socket does not take now waits in
+        // `outgoing`, and the next write or flush waits for it.
         match this.poll_send(cx) {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             _ => Poll::Ready(Ok(n)),
         }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

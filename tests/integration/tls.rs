@@ -30,10 +30,14 @@ async fn connect(port: u16, identity: Option<(&str, &str)>) -> Result<(Wss, Stri
     Ok((ws, subject))
 }
 
-async fn echo_once(ws: &mut Wss, text: &str) {
+async fn echo_once<S>(ws: &mut S, text: &str)
+where
+    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error>
+        + futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + Unpin,
+{
     ws.send(Message::text(text)).await.unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
-    assert_eq!(reply, Message::text(text));
+    assert_eq!(next_message(ws).await, Message::text(text));
 }
 
 fn start_tls(t: Tls) -> (wsserver::Server, Arc<Recorder>, u16) {
@@ -304,4 +308,192 @@ fn security_md_names_every_suite_and_group_offered() {
             assert!(suites.iter().any(|s| s == word), "SECURITY.md names {word}, which is not offered");
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// The server's TLS stream (src/tls_stream.rs): records split across reads,
+// messages of many records, a socket that takes part of the output, the
+// close_notify at the end, the alert that explains a refusal.
+// ---------------------------------------------------------------------------
+
+/// A client socket that writes at most `chunk` bytes per write (no Nagle):
+/// the server's reads end inside records, headers included.
+struct Dribble {
+    tcp: TcpStream,
+    chunk: usize,
+}
+
+impl tokio::io::AsyncRead for Dribble {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Dribble {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let n = buf.len().min(this.chunk);
+        std::pin::Pin::new(&mut this.tcp).poll_write(cx, &buf[..n])
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+/// TLS and the upgrade over `io`, trusting the test CA.
+async fn upgrade_over<IO>(port: u16, io: IO) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<IO>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let connector = tokio_rustls::TlsConnector::from(client_config(None));
+    let tls = connector.connect(ServerName::try_from("localhost").unwrap(), io).await.expect("TLS handshake");
+    tokio_tungstenite::client_async(format!("wss://localhost:{port}/"), tls).await.expect("upgrade").0
+}
+
+fn payload(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+/// The next data or close message, 10 s at most.
+async fn next_message<S>(ws: &mut S) -> Message
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        Ok(Some(Ok(m))) => m,
+        other => panic!("no message: {other:?}"),
+    }
+}
+
+fn big_tls_config() -> Config {
+    Config {
+        tls: Some(tls("server.pem", "server.key", None, None).unwrap()),
+        max_message_size: 8 << 20,
+        send_queue_limit: 16 << 20,
+        send_queue_hard_limit: 32 << 20,
+        ..Config::default()
+    }
+}
+
+#[tokio::test]
+async fn records_split_across_reads_and_messages_of_many_records_echo_intact() {
+    let (server, rec, port) = start(big_tls_config(), true);
+    for chunk in [1, 7, 1000] {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let mut ws = upgrade_over(port, Dribble { tcp, chunk }).await;
+        // 1 B; one record and a bit; many records (16 KiB of plaintext each).
+        let sizes: &[usize] = if chunk == 1 { &[1, 17_000] } else { &[1, 17_000, 300_000] };
+        for (i, &len) in sizes.iter().enumerate() {
+            let data = payload(len, i as u8);
+            ws.send(Message::binary(data.clone())).await.unwrap();
+            match next_message(&mut ws).await {
+                Message::Binary(b) => assert!(b[..] == data[..], "chunk {chunk}: {len} bytes came back changed"),
+                other => panic!("chunk {chunk}: {other:?}"),
+            }
+        }
+        ws.close(None).await.unwrap();
+    }
+    assert!(!rec.logs.lock().unwrap().iter().any(|(_, m)| m.contains("TLS")), "{:?}", rec.logs.lock().unwrap());
+    server.close(Duration::from_secs(1));
+}
+
+/// A client that does not read while the host sends 200 messages (6 MiB):
+/// the socket takes part of each write, the rest waits encrypted in the
+/// stream and goes first; every byte arrives, in order.
+#[test]
+fn a_slow_reader_gets_every_message_in_order_over_tls() {
+    const N: usize = 200;
+    let (server, rec, port) = start(big_tls_config(), false);
+    let h = server.handle();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut ws = rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.set_recv_buffer_size(8 * 1024).unwrap();
+        let tcp = sock.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        upgrade_over(port, tcp).await
+    });
+    let id = rec.nth_open(0);
+    let sender = std::thread::spawn(move || {
+        for i in 0..N {
+            let len = [10, 1_000, 16_384, 16_385, 70_000, 100_000][i % 6];
+            let mut msg = payload(len, i as u8);
+            msg[0] = i as u8;
+            h.send(id, &msg, wsserver::Kind::Binary).expect("queued");
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300)); // the server's socket fills meanwhile
+    rt.block_on(async {
+        for i in 0..N {
+            let len = [10, 1_000, 16_384, 16_385, 70_000, 100_000][i % 6];
+            let mut want = payload(len, i as u8);
+            want[0] = i as u8;
+            match next_message(&mut ws).await {
+                Message::Binary(b) => {
+                    assert!(b[..] == want[..], "message {i}: {} bytes, changed or out of order", b.len())
+                }
+                other => panic!("message {i}: {other:?}"),
+            }
+        }
+    });
+    sender.join().unwrap();
+    let h = server.handle();
+    assert_eq!(h.queued_bytes(id), Ok(0), "all of it went out");
+    server.close(Duration::from_secs(1));
+}
+
+/// The close handshake ends with TLS's own: the server sends close_notify
+/// (the client reads a clean end, not a truncated stream), after the
+/// client's.
+#[tokio::test]
+async fn the_close_handshake_ends_with_close_notify() {
+    let (server, rec, port) = start(big_tls_config(), true);
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut ws = upgrade_over(port, tcp).await;
+    echo_once(&mut ws, "before the close").await;
+    ws.send(Message::Close(None)).await.unwrap();
+    assert!(matches!(next_message(&mut ws).await, Message::Close(_)), "the server answers the close");
+    // tokio-rustls reports a stream cut without close_notify as UnexpectedEof.
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.get_mut().read_to_end(&mut rest)).await.unwrap();
+    assert_eq!(end.map_err(|e| e.kind()), Ok(0), "a clean end: close_notify, then the end of the stream");
+    assert!(rec.wait_until(Duration::from_secs(5), |ev| ev.iter().any(|e| matches!(e, Ev::Close(_, 1005, _)))));
+    server.close(Duration::from_secs(1));
+}
+
+/// A refused handshake tells the client why with a TLS alert (not just a
+/// closed socket): no client certificate where one is required, and an
+/// application protocol the server does not speak.
+#[tokio::test]
+async fn a_refused_handshake_sends_the_client_an_alert() {
+    let (server, _rec, port) = start_tls(tls("server.pem", "server.key", None, Some("ca.pem")).unwrap());
+    let err = connect(port, None).await.expect_err("no client certificate");
+    assert!(err.contains("alert") && err.contains("CertificateRequired"), "{err}");
+    server.close(Duration::from_secs(1));
+
+    let (server, _rec, port) = start_tls(tls("server.pem", "server.key", None, None).unwrap());
+    let mut config = (*client_config(None)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let err = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.expect_err("h2 only");
+    assert!(err.to_string().contains("NoApplicationProtocol"), "{err}");
+    server.close(Duration::from_secs(1));
 }
