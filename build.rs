@@ -36,6 +36,8 @@ fn main() {
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("wsserver.h");
     println!("cargo:rerun-if-changed=src/ffi");
+    // ws_stats is defined beside the counters it snapshots.
+    println!("cargo:rerun-if-changed=src/stats.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-env-changed=WSSERVER_UPDATE_HEADER");
     // A versioned soname, so hosts link against the ABI major version.

@@ -123,11 +123,14 @@ fn process(
                 used += discard;
                 // The alert that tells the peer why is queued, maybe behind
                 // messages made before the failure (a ServerHello): all go.
-                // (Asked with the rest of `data`, as rustls expects after a
-                // discard: with an empty slice its deframer panics.)
-                while let Ok(ConnectionState::EncodeTlsData(mut enc)) =
-                    conn.process_tls_records(&mut data[used..]).state
-                {
+                // Only while some is queued: rustls then hands it over
+                // before it reads records (reading the rest of `data` again
+                // would meet the same error and alert twice).
+                while conn.wants_write() {
+                    let Ok(ConnectionState::EncodeTlsData(mut enc)) = conn.process_tls_records(&mut data[used..]).state
+                    else {
+                        break;
+                    };
                     if encode_into(outgoing, |b| enc.encode(b), |_| None::<usize>).is_err() {
                         break;
                     }
