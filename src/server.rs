@@ -852,10 +852,6 @@ fn serve_plain(accepted: Accepted, stream: TcpStream) -> impl Future<Output = ()
     }))
 }
 
-/// How long a refused TLS handshake's socket is drained before it closes
-/// (see `tls_stream::close_after_refusal`).
-const CLOSE_AFTER_REFUSAL: Duration = Duration::from_millis(500);
-
 /// A wss:// connection's task: TLS, then as `serve_plain`.
 fn serve_tls(tls: Tls, accepted: Accepted, stream: TcpStream) -> impl Future<Output = ()> + Send {
     ConnTask::Handshake(Box::pin(async move {
@@ -870,7 +866,7 @@ fn serve_tls(tls: Tls, accepted: Accepted, stream: TcpStream) -> impl Future<Out
             Ok(Err((e, tcp))) => {
                 let why = crate::tls_refusal::explain(&e);
                 server.log(LogLevel::Warn, &format!("{peer}: TLS handshake failed: {why}"));
-                crate::tls_stream::close_after_refusal(tcp, CLOSE_AFTER_REFUSAL).await;
+                crate::tls_stream::close_after_refusal(tcp).await;
                 return None;
             }
             Ok(Ok(stream)) => stream,

@@ -1,15 +1,17 @@
 //! A wss:// connection's TLS, on rustls's unbuffered API: the socket's bytes
 //! are read into a per-thread scratch buffer and decrypted there, and what
-//! goes out is encrypted into a buffer freed once the socket took it, so an
-//! idle connection keeps no buffer at all. (tokio-rustls's stream keeps
+//! goes out is encrypted into another and written from it, so an idle
+//! connection keeps no buffer at all and a message allocates none. (tokio-rustls's stream keeps
 //! rustls's 4 KiB read buffer per connection for good after its first read.)
 //! Only a partial record, plaintext the reader had no room for, or output
 //! the socket did not take stays with the connection, until it is gone.
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::thread::LocalKey;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -20,9 +22,25 @@ use tokio_rustls::rustls::unbuffered::{ConnectionState, EncodeError, EncryptErro
 const SCRATCH_SIZE: usize = 18 * 1024;
 /// Most plaintext one write encrypts.
 const MAX_WRITE: usize = 64 * 1024;
+/// More than any cipher suite adds to a record (TLS 1.2 AES-GCM: 29 bytes).
+const RECORD_OVERHEAD: usize = 64;
+/// How long a refused handshake's socket is drained before it closes.
+const CLOSE_AFTER_REFUSAL: Duration = Duration::from_millis(500);
 
 thread_local! {
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Received bytes, behind the connection's partial record if any.
+    static READ_SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// Encrypted bytes on their way to the socket.
+    static WRITE_SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's buffer `key` (taken out meanwhile: a nested
+/// use would get an empty one of its own, never the same).
+fn with_scratch<R>(key: &'static LocalKey<Cell<Vec<u8>>>, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buf = key.take();
+    let r = f(&mut buf);
+    key.set(buf);
+    r
 }
 
 /// What the record processing stopped at.
@@ -67,14 +85,15 @@ fn tls_error(e: tokio_rustls::rustls::Error) -> io::Error {
 }
 
 /// Runs `f` on `outgoing` grown until it fits what `f` writes after its
-/// current end; `too_small` tells the size an error asks for.
+/// current end, starting with `room` bytes; `too_small` tells the size an
+/// error asks for.
 fn encode_into<E>(
     outgoing: &mut Vec<u8>,
+    mut room: usize,
     mut f: impl FnMut(&mut [u8]) -> Result<usize, E>,
     too_small: impl Fn(&E) -> Option<usize>,
 ) -> Result<(), E> {
     let len = outgoing.len();
-    let mut room = 512;
     loop {
         outgoing.resize(len + room, 0);
         match f(&mut outgoing[len..]) {
@@ -131,7 +150,7 @@ fn process(
                     else {
                         break;
                     };
-                    if encode_into(outgoing, |b| enc.encode(b), |_| None::<usize>).is_err() {
+                    if encode_into(outgoing, 512, |b| enc.encode(b), |_| None::<usize>).is_err() {
                         break;
                     }
                 }
@@ -153,6 +172,7 @@ fn process(
             Ok(ConnectionState::EncodeTlsData(mut enc)) => {
                 let r = encode_into(
                     outgoing,
+                    512,
                     |b| enc.encode(b),
                     |e| match e {
                         EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => Some(*required_size),
@@ -178,7 +198,9 @@ fn process(
                         let mut r = Ok(());
                         for buf in bufs.iter().filter(|b| !b.is_empty()) {
                             let buf = &buf[..buf.len().min(MAX_WRITE - total)];
-                            r = encode_into(outgoing, |b| w.encrypt(buf, b), encrypt_too_small);
+                            // Sized for it at once (rustls splits it in records).
+                            let room = buf.len() + (buf.len() / 16_384 + 1) * RECORD_OVERHEAD;
+                            r = encode_into(outgoing, room, |b| w.encrypt(buf, b), encrypt_too_small);
                             if r.is_err() {
                                 break;
                             }
@@ -190,7 +212,10 @@ fn process(
                         // What was encrypted is queued and counts as written.
                         r.map(|()| total).or_else(|e| if total > 0 { Ok(total) } else { Err(e) })
                     }
-                    Job::Close => encode_into(outgoing, |b| w.queue_close_notify(b), encrypt_too_small).map(|()| 0),
+                    Job::Close => {
+                        encode_into(outgoing, RECORD_OVERHEAD, |b| w.queue_close_notify(b), encrypt_too_small)
+                            .map(|()| 0)
+                    }
                 };
                 match r {
                     Ok(n) => Some(Step::Writable(n)),
@@ -208,6 +233,19 @@ fn process(
             return (used, Ok(step));
         }
     }
+}
+
+/// Writes `bytes` from `*sent` on until the socket took them all (Ready)
+/// or is full (Pending, `*sent` where it stopped).
+fn write_from(io: &mut TcpStream, cx: &mut Context<'_>, bytes: &[u8], sent: &mut usize) -> Poll<io::Result<()>> {
+    while *sent < bytes.len() {
+        match ready!(Pin::new(&mut *io).poll_write(cx, &bytes[*sent..])) {
+            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => *sent += n,
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+    Poll::Ready(Ok(()))
 }
 
 impl TlsStream {
@@ -258,13 +296,7 @@ impl TlsStream {
 
     /// Writes `outgoing` until the socket took it all (then frees it).
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.sent < self.outgoing.len() {
-            match ready!(Pin::new(&mut self.io).poll_write(cx, &self.outgoing[self.sent..])) {
-                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Ok(n) => self.sent += n,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        ready!(write_from(&mut self.io, cx, &self.outgoing, &mut self.sent))?;
         if self.outgoing.capacity() > 0 {
             self.outgoing = Vec::new();
             self.sent = 0;
@@ -276,57 +308,26 @@ impl TlsStream {
     /// something did (plaintext in `out` or `plain`, or the end).
     fn poll_receive(&mut self, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let TlsStream { io, conn, incoming, plain, outgoing, eof, .. } = self;
-        let result = if incoming.is_empty() {
-            SCRATCH.with(|cell| {
-                // A second stream on this thread inside the first one's
-                // read cannot happen; if it did, it reads into its own.
-                let mut owned;
-                let mut guard = cell.try_borrow_mut();
-                let scratch: &mut Vec<u8> = match guard.as_deref_mut() {
-                    Ok(s) => s,
-                    Err(_) => {
-                        owned = Vec::new();
-                        &mut owned
-                    }
-                };
-                if scratch.len() < SCRATCH_SIZE {
-                    scratch.resize(SCRATCH_SIZE, 0);
-                }
-                let mut rb = ReadBuf::new(scratch);
-                ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
-                let n = rb.filled().len();
-                if n == 0 {
-                    *eof = true;
-                    return Poll::Ready(Ok(()));
-                }
-                let (used, step) = process(conn, &mut scratch[..n], out, plain, outgoing, Job::Nothing);
-                if used < n && step.is_ok() {
-                    incoming.extend_from_slice(&scratch[used..n]);
-                }
-                Poll::Ready(step.map(|s| *eof |= matches!(s, Step::PeerClosed | Step::Closed)))
-            })
-        } else {
-            // A partial record waits here; the rest is read behind it.
-            let len = incoming.len();
-            incoming.resize(len + SCRATCH_SIZE, 0);
-            let mut rb = ReadBuf::new(&mut incoming[len..]);
-            let r = Pin::new(&mut *io).poll_read(cx, &mut rb);
+        let result = with_scratch(&READ_SCRATCH, |scratch| {
+            // The partial record (usually none) first, the new bytes behind.
+            let kept = incoming.len();
+            if scratch.len() < kept + SCRATCH_SIZE {
+                scratch.resize(kept + SCRATCH_SIZE, 0);
+            }
+            scratch[..kept].copy_from_slice(incoming);
+            let mut rb = ReadBuf::new(&mut scratch[kept..kept + SCRATCH_SIZE]);
+            ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
             let n = rb.filled().len();
-            incoming.truncate(len + n);
-            ready!(r)?;
             if n == 0 {
                 *eof = true;
                 return Poll::Ready(Ok(()));
             }
-            let (used, step) = process(conn, incoming, out, plain, outgoing, Job::Nothing);
-            incoming.drain(..used);
-            if incoming.is_empty() {
-                *incoming = Vec::new();
-            } else {
-                incoming.shrink_to_fit();
-            }
+            let (used, step) = process(conn, &mut scratch[..kept + n], out, plain, outgoing, Job::Nothing);
+            // What is left (a partial record) stays with the connection,
+            // exactly sized; nothing when all was used.
+            *incoming = scratch[used..kept + n].to_vec();
             Poll::Ready(step.map(|s| *eof |= matches!(s, Step::PeerClosed | Step::Closed)))
-        };
+        });
         // Handshake messages, alerts or key updates that processing queued.
         if !self.outgoing.is_empty() {
             if let Poll::Ready(Err(e)) = self.poll_send(cx) {
@@ -339,9 +340,9 @@ impl TlsStream {
     }
 
     /// Encrypts application data (`Job::Write`) or close_notify.
-    fn write_job(&mut self, job: Job<'_>) -> io::Result<usize> {
+    fn write_job(&mut self, job: Job<'_>, outgoing: &mut Vec<u8>) -> io::Result<usize> {
         let mut none = ReadBuf::new(&mut []);
-        let TlsStream { conn, incoming, plain, outgoing, .. } = self;
+        let TlsStream { conn, incoming, plain, .. } = self;
         // With the bytes still unprocessed (usually none): rustls keeps
         // positions in them across calls (a partial handshake message).
         let (used, step) = process(conn, incoming, &mut none, plain, outgoing, job);
@@ -356,10 +357,11 @@ impl TlsStream {
 
 /// Ends a refused handshake's socket so that its alert arrives: our side is
 /// shut first, then what the client still sends (the rest of its flight,
-/// its request) is read and dropped until it closes or `within` is up.
+/// its request) is read and dropped until it closes or `CLOSE_AFTER_REFUSAL`
+/// is up.
 /// Closed at once, a socket with unread bytes sends a reset, and the
 /// client's system may drop the alert before the client reads it.
-pub(crate) async fn close_after_refusal(mut io: TcpStream, within: std::time::Duration) {
+pub(crate) async fn close_after_refusal(mut io: TcpStream) {
     if io.shutdown().await.is_err() {
         return;
     }
@@ -367,7 +369,7 @@ pub(crate) async fn close_after_refusal(mut io: TcpStream, within: std::time::Du
         let mut sink = [0u8; 1024];
         while let Ok(1..) = io.read(&mut sink).await {}
     };
-    let _ = tokio::time::timeout(within, drain).await;
+    let _ = tokio::time::timeout(CLOSE_AFTER_REFUSAL, drain).await;
 }
 
 impl AsyncRead for TlsStream {
@@ -413,13 +415,23 @@ impl AsyncWrite for TlsStream {
         if bufs.iter().all(|b| b.is_empty()) {
             return Poll::Ready(Ok(0));
         }
-        let n = this.write_job(Job::Write(bufs))?;
-        // Taken once encrypted: what the socket does not take now waits in
+        // Encrypted into this thread's buffer and written from it; taken
+        // once encrypted: what the socket does not take now waits in
         // `outgoing`, and the next write or flush waits for it.
-        match this.poll_send(cx) {
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            _ => Poll::Ready(Ok(n)),
-        }
+        let n = with_scratch(&WRITE_SCRATCH, |buf| {
+            buf.clear();
+            let n = this.write_job(Job::Write(bufs), buf)?;
+            let mut sent = 0;
+            if let Poll::Ready(Err(e)) = write_from(&mut this.io, cx, buf, &mut sent) {
+                return Err(e);
+            }
+            if sent < buf.len() {
+                this.outgoing = buf[sent..].to_vec();
+                this.sent = 0;
+            }
+            Ok(n)
+        })?;
+        Poll::Ready(Ok(n))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -436,7 +448,9 @@ impl AsyncWrite for TlsStream {
             ready!(this.poll_send(cx))?;
             this.close_queued = true;
             // Nothing to say when the peer is gone or closed both ways.
-            let _ = this.write_job(Job::Close);
+            let mut outgoing = std::mem::take(&mut this.outgoing);
+            let _ = this.write_job(Job::Close, &mut outgoing);
+            this.outgoing = outgoing;
         }
         ready!(this.poll_send(cx))?;
         Pin::new(&mut this.io).poll_shutdown(cx)
