@@ -547,3 +547,23 @@ pub fn rss() -> usize {
 pub fn mib(bytes: usize) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
+
+/// The next data or close message (pings and pongs skipped), 5 s at most.
+pub async fn next_msg<S>(ws: &mut S) -> tokio_tungstenite::tungstenite::Message
+where
+    S: futures_util::Stream<
+            Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+        > + Unpin,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), futures_util::StreamExt::next(ws)).await {
+            Err(_) => panic!("no message within 5 s"),
+            Ok(None) => panic!("stream ended"),
+            Ok(Some(Err(e))) => panic!("client error: {e}"),
+            Ok(Some(Ok(
+                tokio_tungstenite::tungstenite::Message::Ping(_) | tokio_tungstenite::tungstenite::Message::Pong(_),
+            ))) => continue,
+            Ok(Some(Ok(m))) => return m,
+        }
+    }
+}

@@ -72,22 +72,6 @@ async fn connect_small_rcvbuf(port: u16) -> RawWs {
     ws
 }
 
-/// The next data or close message (pings and pongs skipped), 5 s at most.
-async fn next_msg<S>(ws: &mut S) -> Message
-where
-    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
-            Err(_) => panic!("no message within 5 s"),
-            Ok(None) => panic!("stream ended"),
-            Ok(Some(Err(e))) => panic!("client error: {e}"),
-            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-            Ok(Some(Ok(m))) => return m,
-        }
-    }
-}
-
 /// Reads until the server's close frame; returns the messages before it
 /// and the close frame. Lets the client answer the close.
 async fn read_until_close<S>(ws: &mut S) -> (Vec<Message>, Option<CloseFrame>)

@@ -37,7 +37,7 @@ where
         + Unpin,
 {
     ws.send(Message::text(text)).await.unwrap();
-    assert_eq!(next_message(ws).await, Message::text(text));
+    assert_eq!(next_msg(ws).await, Message::text(text));
 }
 
 fn start_tls(t: Tls) -> (wsserver::Server, Arc<Recorder>, u16) {
@@ -371,17 +371,6 @@ fn payload(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
-/// The next data or close message, 10 s at most.
-async fn next_message<S>(ws: &mut S) -> Message
-where
-    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-        Ok(Some(Ok(m))) => m,
-        other => panic!("no message: {other:?}"),
-    }
-}
-
 fn big_tls_config() -> Config {
     Config {
         tls: Some(tls("server.pem", "server.key", None, None).unwrap()),
@@ -404,7 +393,7 @@ async fn records_split_across_reads_and_messages_of_many_records_echo_intact() {
         for (i, &len) in sizes.iter().enumerate() {
             let data = payload(len, i as u8);
             ws.send(Message::binary(data.clone())).await.unwrap();
-            match next_message(&mut ws).await {
+            match next_msg(&mut ws).await {
                 Message::Binary(b) => assert!(b[..] == data[..], "chunk {chunk}: {len} bytes came back changed"),
                 other => panic!("chunk {chunk}: {other:?}"),
             }
@@ -431,21 +420,22 @@ fn a_slow_reader_gets_every_message_in_order_over_tls() {
         upgrade_over(port, tcp).await
     });
     let id = rec.nth_open(0);
+    // Message i: sizes around a record's 16 KiB and past it, numbered.
+    let message = |i: usize| {
+        let mut msg = payload([10, 1_000, 16_384, 16_385, 70_000, 100_000][i % 6], i as u8);
+        msg[0] = i as u8;
+        msg
+    };
     let sender = std::thread::spawn(move || {
         for i in 0..N {
-            let len = [10, 1_000, 16_384, 16_385, 70_000, 100_000][i % 6];
-            let mut msg = payload(len, i as u8);
-            msg[0] = i as u8;
-            h.send(id, &msg, wsserver::Kind::Binary).expect("queued");
+            h.send(id, &message(i), wsserver::Kind::Binary).expect("queued");
         }
     });
     std::thread::sleep(Duration::from_millis(300)); // the server's socket fills meanwhile
     rt.block_on(async {
         for i in 0..N {
-            let len = [10, 1_000, 16_384, 16_385, 70_000, 100_000][i % 6];
-            let mut want = payload(len, i as u8);
-            want[0] = i as u8;
-            match next_message(&mut ws).await {
+            let want = message(i);
+            match next_msg(&mut ws).await {
                 Message::Binary(b) => {
                     assert!(b[..] == want[..], "message {i}: {} bytes, changed or out of order", b.len())
                 }
@@ -469,7 +459,7 @@ async fn the_close_handshake_ends_with_close_notify() {
     let mut ws = upgrade_over(port, tcp).await;
     echo_once(&mut ws, "before the close").await;
     ws.send(Message::Close(None)).await.unwrap();
-    assert!(matches!(next_message(&mut ws).await, Message::Close(_)), "the server answers the close");
+    assert!(matches!(next_msg(&mut ws).await, Message::Close(_)), "the server answers the close");
     // tokio-rustls reports a stream cut without close_notify as UnexpectedEof.
     let mut rest = Vec::new();
     let end = tokio::time::timeout(Duration::from_secs(5), ws.get_mut().read_to_end(&mut rest)).await.unwrap();

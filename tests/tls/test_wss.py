@@ -168,6 +168,26 @@ class MutualTlsTest(unittest.TestCase):
         with_reload_server(self, go, ca_option)
 
 
+class AlertTest(unittest.TestCase):
+    def test_a_refused_client_is_told_why_with_a_tls_alert(self):
+        """Not a bare closed socket: the client's TLS stack reads the server's
+        certificate_required alert (the server drains the socket before it
+        closes, so the client's request does not turn the close into a reset)."""
+        async def go(srv):
+            def handshake_and_request():
+                # Blocking ssl: asyncio reports the alert as a plain end of stream.
+                with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as raw:
+                    with context().wrap_socket(raw, server_hostname="localhost") as tls:
+                        tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                        return tls.recv(1024)
+
+            with self.assertRaises(ssl.SSLError) as caught:
+                await asyncio.get_running_loop().run_in_executor(None, handshake_and_request)
+            self.assertIn("CERTIFICATE_REQUIRED", str(caught.exception).upper().replace(" ", "_"))
+
+        with_reload_server(self, go, "--ca")
+
+
 class RefusalTest(unittest.TestCase):
     """Each client certificate the verifier refuses (OpenSSL on the client
     side, which sends even a v1 one) is logged through on_log with the
