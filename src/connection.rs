@@ -8,6 +8,7 @@
 //! all. Reads land in a per-thread scratch buffer and complete frames are
 //! handled in place; only a partial frame is copied into `inbuf`, which is
 //! freed again once it empties.
+use crate::boxed_vec::BoxedVec;
 use crate::budget::Budget;
 use crate::config::Config;
 use crate::cork::Cork;
@@ -101,7 +102,7 @@ enum Mode {
     /// Our close frame is queued; waiting for the peer's.
     Closing,
     /// The close is settled: flush the outbox, then report `code`.
-    Finishing { code: u16, reason: String },
+    Finishing { code: u16, reason: Box<str> },
     /// Reported; shutting the socket down and draining what the peer sent.
     Lingering,
 }
@@ -110,8 +111,9 @@ pub(crate) struct Connection<S, H: Host> {
     stream: S,
     shared: Arc<ConnShared>,
     host: H,
-    /// A partial frame carried over between reads (empty when idle).
-    inbuf: Vec<u8>,
+    /// A partial frame carried over between reads (empty when idle; one
+    /// pointer then, so an idle connection's task fits a 256-byte cell).
+    inbuf: BoxedVec<u8>,
     /// The protocol state: frames, reassembly, inflating, UTF-8.
     reader: Reader,
     mode: Mode,
@@ -138,7 +140,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
             stream,
             shared,
             host,
-            inbuf: leftover,
+            inbuf: BoxedVec::from(leftover),
             reader,
             mode: Mode::Open,
             deadline: None,
@@ -156,7 +158,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
     /// Reports the end to the host, once, then lingers (see `poll_linger`).
     fn report_close(&mut self, code: u16, reason: &str) {
         if self.announce_close(code, reason) {
-            self.inbuf = Vec::new();
+            self.inbuf = BoxedVec::default();
             self.reader = Reader::default();
             self.mode = Mode::Lingering;
             self.set_deadline(LINGER);
@@ -191,7 +193,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
             }
             Command::Fail { code, reason, error } => {
                 self.report_error(&error);
-                self.mode = Mode::Finishing { code, reason };
+                self.mode = Mode::Finishing { code, reason: reason.into() };
                 self.set_deadline(self.host.config().close_timeout);
             }
             Command::Kill(error) => {
@@ -216,7 +218,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
         let close = deliver.close.take();
         self.write_cork(cork);
         if let Some((code, reason)) = close {
-            self.mode = Mode::Finishing { code, reason };
+            self.mode = Mode::Finishing { code, reason: reason.into() };
             self.set_deadline(self.host.config().close_timeout);
         }
         match result {
@@ -278,13 +280,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
     /// (with room for all of it) or freeing the buffer.
     fn process_inbuf(&mut self, cork: &Cork) {
         let mut buf = std::mem::take(&mut self.inbuf);
-        let used = self.process(&mut buf, cork);
+        let used = self.process(&mut buf[..], cork);
         if self.reported || used == buf.len() {
             return;
         }
         buf.drain(..used);
-        if buf.capacity() < self.reader.need() {
-            buf.reserve_exact(self.reader.need() - buf.len());
+        let (need, len) = (self.reader.need(), buf.len());
+        if buf.capacity() < need {
+            buf.reserve_exact(need - len);
         }
         self.inbuf = buf;
     }
@@ -379,7 +382,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
                     Mode::Finishing { code, reason } => {
                         (*code, reason.clone(), format!("the client did not take the close frame within {ms} ms"))
                     }
-                    _ => (1006, String::new(), format!("no close frame from the client within {ms} ms")),
+                    _ => (1006, "".into(), format!("no close frame from the client within {ms} ms")),
                 };
                 self.report_error(&Error::Timeout(why));
                 self.report_close(code, &reason);

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod backplane;
+mod boxed_vec;
 mod budget;
 mod config;
 mod connection;

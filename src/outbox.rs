@@ -3,6 +3,7 @@
 //! commands (close, fail, kill) another thread can give the connection.
 //! The connection's own task writes to the socket; a sender on another
 //! thread may too while nothing is queued (see [`ConnShared::send`]).
+use crate::boxed_vec::BoxedVec;
 use crate::budget::Budget;
 use crate::config::OverflowPolicy;
 use crate::cork::Cork;
@@ -88,7 +89,7 @@ pub(crate) struct Outbox {
     /// Boxed: rare, and 60 bytes inline in every connection.
     command: Option<Box<Command>>,
     /// The topics this connection is subscribed to (see topics.rs).
-    topics: Vec<Arc<str>>,
+    topics: BoxedVec<Arc<str>>,
     /// The connection is over (`shut`): it may join no topic any more.
     ended: bool,
     /// While the host has not answered the open: what it may choose
@@ -662,7 +663,7 @@ impl ConnShared {
         ob.frames = VecDeque::new();
         ob.set_bytes(0);
         ob.pending_open = None;
-        std::mem::take(&mut ob.topics)
+        std::mem::take(&mut ob.topics).into_vec()
     }
 
     /// Lists `topic` as one of ours; fails once the connection has ended.

@@ -5,6 +5,7 @@
 //! rustls's 4 KiB read buffer per connection for good after its first read.)
 //! Only a partial record, plaintext the reader had no room for, or output
 //! the socket did not take stays with the connection, until it is gone.
+use crate::boxed_vec::BoxedVec;
 use std::cell::Cell;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -69,11 +70,13 @@ pub(crate) struct TlsStream {
     io: TcpStream,
     conn: UnbufferedServerConnection,
     /// Received bytes not yet processed: a partial record (usually empty).
-    incoming: Vec<u8>,
+    /// These three are one pointer each while empty: an idle connection's
+    /// task fits a smaller tokio task cell (its size grows in 128-byte steps).
+    incoming: BoxedVec<u8>,
     /// Decrypted bytes the reader had no room for yet (usually empty).
-    plain: Vec<u8>,
+    plain: BoxedVec<u8>,
     /// Encrypted bytes the socket did not take yet, from `sent` on.
-    outgoing: Vec<u8>,
+    outgoing: BoxedVec<u8>,
     sent: usize,
     /// The peer ended its side (close_notify, or end of the TCP stream).
     eof: bool,
@@ -88,11 +91,12 @@ fn tls_error(e: tokio_rustls::rustls::Error) -> io::Error {
 /// current end, starting with `room` bytes; `too_small` tells the size an
 /// error asks for.
 fn encode_into<E>(
-    outgoing: &mut Vec<u8>,
+    outgoing: &mut impl AsMut<Vec<u8>>,
     mut room: usize,
     mut f: impl FnMut(&mut [u8]) -> Result<usize, E>,
     too_small: impl Fn(&E) -> Option<usize>,
 ) -> Result<(), E> {
+    let outgoing = outgoing.as_mut();
     let len = outgoing.len();
     loop {
         outgoing.resize(len + room, 0);
@@ -127,8 +131,8 @@ fn process(
     conn: &mut UnbufferedServerConnection,
     data: &mut [u8],
     out: &mut ReadBuf<'_>,
-    plain: &mut Vec<u8>,
-    outgoing: &mut Vec<u8>,
+    plain: &mut BoxedVec<u8>,
+    outgoing: &mut impl AsMut<Vec<u8>>,
     job: Job<'_>,
 ) -> (usize, io::Result<Step>) {
     let mut used = 0;
@@ -260,9 +264,9 @@ impl TlsStream {
         let mut s = TlsStream {
             io,
             conn,
-            incoming: Vec::new(),
-            plain: Vec::new(),
-            outgoing: Vec::new(),
+            incoming: BoxedVec::default(),
+            plain: BoxedVec::default(),
+            outgoing: BoxedVec::default(),
             sent: 0,
             eof: false,
             close_queued: false,
@@ -298,7 +302,7 @@ impl TlsStream {
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(write_from(&mut self.io, cx, &self.outgoing, &mut self.sent))?;
         if self.outgoing.capacity() > 0 {
-            self.outgoing = Vec::new();
+            self.outgoing = BoxedVec::default();
             self.sent = 0;
         }
         Poll::Ready(Ok(()))
@@ -325,7 +329,7 @@ impl TlsStream {
             let (used, step) = process(conn, &mut scratch[..kept + n], out, plain, outgoing, Job::Nothing);
             // What is left (a partial record) stays with the connection,
             // exactly sized; nothing when all was used.
-            *incoming = scratch[used..kept + n].to_vec();
+            *incoming = scratch[used..kept + n].to_vec().into();
             Poll::Ready(step.map(|s| *eof |= matches!(s, Step::PeerClosed | Step::Closed)))
         });
         // Handshake messages, alerts or key updates that processing queued.
@@ -340,13 +344,15 @@ impl TlsStream {
     }
 
     /// Encrypts application data (`Job::Write`) or close_notify.
-    fn write_job(&mut self, job: Job<'_>, outgoing: &mut Vec<u8>) -> io::Result<usize> {
+    fn write_job(&mut self, job: Job<'_>, outgoing: &mut impl AsMut<Vec<u8>>) -> io::Result<usize> {
         let mut none = ReadBuf::new(&mut []);
         let TlsStream { conn, incoming, plain, .. } = self;
         // With the bytes still unprocessed (usually none): rustls keeps
         // positions in them across calls (a partial handshake message).
-        let (used, step) = process(conn, incoming, &mut none, plain, outgoing, job);
-        incoming.drain(..used);
+        let (used, step) = process(conn, incoming.slice_mut(), &mut none, plain, outgoing, job);
+        if used > 0 {
+            incoming.drain(..used);
+        }
         match step? {
             Step::Writable(n) => Ok(n),
             Step::Blocked => Err(io::Error::other("TLS handshake not complete")),
@@ -381,7 +387,7 @@ impl AsyncRead for TlsStream {
                 buf.put_slice(&this.plain[..n]);
                 this.plain.drain(..n);
                 if this.plain.is_empty() {
-                    this.plain = Vec::new();
+                    this.plain = BoxedVec::default();
                 }
                 return Poll::Ready(Ok(()));
             }
@@ -426,7 +432,7 @@ impl AsyncWrite for TlsStream {
                 return Err(e);
             }
             if sent < buf.len() {
-                this.outgoing = buf[sent..].to_vec();
+                this.outgoing = buf[sent..].to_vec().into();
                 this.sent = 0;
             }
             Ok(n)

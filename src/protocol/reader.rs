@@ -47,8 +47,9 @@ struct Assembly {
 pub(crate) struct Reader {
     /// permessage-deflate, when negotiated.
     deflate: Option<Deflate>,
-    /// A message whose later frames are still to come.
-    message: Option<Assembly>,
+    /// A message whose later frames are still to come (boxed: an idle
+    /// connection holds a pointer, not the assembly's 32 bytes).
+    message: Option<Box<Assembly>>,
     /// The current text message's UTF-8 state.
     utf8: Utf8,
     /// Held while a compressed message arrives, and for good when the
@@ -163,7 +164,7 @@ impl Reader {
                 if h.rsv1 {
                     let mut data = Vec::new();
                     inflate(&mut self.inflater, keep, &mut self.utf8, payload, h.fin, kind, &mut data, limits)?;
-                    self.message = Some(Assembly { kind, data, compressed: true });
+                    self.message = Some(Box::new(Assembly { kind, data, compressed: true }));
                 } else {
                     if kind == Kind::Text && !self.utf8.feed(&payload[done..]) {
                         return Err(BAD_UTF8);
@@ -175,7 +176,7 @@ impl Reader {
                         sink.message(payload, kind);
                         return Ok(());
                     }
-                    self.message = Some(Assembly { kind, data: payload.to_vec(), compressed: false });
+                    self.message = Some(Box::new(Assembly { kind, data: payload.to_vec(), compressed: false }));
                 }
             }
             OpCode::Continuation => {
