@@ -101,8 +101,9 @@ enum Mode {
     Open,
     /// Our close frame is queued; waiting for the peer's.
     Closing,
-    /// The close is settled: flush the outbox, then report `code`.
-    Finishing { code: u16, reason: Box<str> },
+    /// The close is settled: flush the outbox, then report its code and
+    /// reason (boxed: an open connection carries one pointer for them).
+    Finishing(Box<(u16, String)>),
     /// Reported; shutting the socket down and draining what the peer sent.
     Lingering,
 }
@@ -131,6 +132,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
     /// while the queue is empty ([`ConnShared::allow_direct_writes`]).
     pub fn allow_direct_writes(&self, fd: std::os::fd::RawFd) {
         self.shared.allow_direct_writes(fd);
+    }
+
+    pub fn shared(&self) -> &Arc<ConnShared> {
+        &self.shared
+    }
+
+    pub fn stream(&self) -> &S {
+        &self.stream
     }
 
     /// `leftover` is what the client sent after its handshake request.
@@ -179,7 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
         };
         self.report_error(&error);
         self.shared.queue_close(frame::encode_close(v.code, v.reason));
-        self.mode = Mode::Finishing { code: v.code, reason: v.reason.into() };
+        self.mode = Mode::Finishing(Box::new((v.code, v.reason.into())));
         self.set_deadline(self.host.config().close_timeout);
     }
 
@@ -193,7 +202,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
             }
             Command::Fail { code, reason, error } => {
                 self.report_error(&error);
-                self.mode = Mode::Finishing { code, reason: reason.into() };
+                self.mode = Mode::Finishing(Box::new((code, reason)));
                 self.set_deadline(self.host.config().close_timeout);
             }
             Command::Kill(error) => {
@@ -218,7 +227,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
         let close = deliver.close.take();
         self.write_cork(cork);
         if let Some((code, reason)) = close {
-            self.mode = Mode::Finishing { code, reason: reason.into() };
+            self.mode = Mode::Finishing(Box::new((code, reason)));
             self.set_deadline(self.host.config().close_timeout);
         }
         match result {
@@ -369,8 +378,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
             }
             Poll::Pending => false,
         };
-        if flushed && matches!(self.mode, Mode::Finishing { .. }) {
-            if let Mode::Finishing { code, reason } = std::mem::replace(&mut self.mode, Mode::Lingering) {
+        if flushed && matches!(self.mode, Mode::Finishing(_)) {
+            if let Mode::Finishing(close) = std::mem::replace(&mut self.mode, Mode::Lingering) {
+                let (code, reason) = *close;
                 self.report_close(code, &reason);
             }
             return Poll::Ready(false);
@@ -379,7 +389,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
             if d.as_mut().poll(cx).is_ready() {
                 let ms = self.host.config().close_timeout.as_millis();
                 let (code, reason, why) = match &self.mode {
-                    Mode::Finishing { code, reason } => {
+                    Mode::Finishing(close) => {
+                        let (code, reason) = &**close;
                         (*code, reason.clone(), format!("the client did not take the close frame within {ms} ms"))
                     }
                     _ => (1006, "".into(), format!("no close frame from the client within {ms} ms")),

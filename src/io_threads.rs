@@ -106,7 +106,7 @@ fn spawn_one(owner: usize, batch: bool) -> Result<Thread, Error> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let (stop, stop_rx) = oneshot::channel::<()>();
     let wakes = Arc::new(RemoteWakes::new());
-    let drainer = wakes.clone();
+    let (drainer, driven) = (wakes.clone(), wakes.clone());
     let join = std::thread::Builder::new()
         .name("wsserver-io".into())
         .spawn(move || {
@@ -126,7 +126,13 @@ fn spawn_one(owner: usize, batch: bool) -> Result<Thread, Error> {
             rt.block_on(async {
                 tokio::spawn(drainer.drain());
                 tokio::spawn(crate::events::signal_batches());
-                let _ = stop_rx.await;
+                // The connection driver is this thread's main future (it is
+                // not Send): stopping drops it here, with its connections,
+                // while the runtime still runs their timers.
+                tokio::select! {
+                    _ = stop_rx => {}
+                    _ = crate::driver::run(driven) => {}
+                }
             });
         })
         .map_err(|e| Error::Io(format!("cannot start an I/O thread: {e}")))?;

@@ -13,6 +13,7 @@ mod budget;
 mod config;
 mod connection;
 mod cork;
+mod driver;
 mod error;
 mod events;
 #[cfg(fuzzing)]

@@ -3,7 +3,7 @@
 //! commands (close, fail, kill) another thread can give the connection.
 //! The connection's own task writes to the socket; a sender on another
 //! thread may too while nothing is queued (see [`ConnShared::send`]).
-use crate::boxed_vec::BoxedVec;
+use crate::boxed_vec::{Boxed, BoxedVec};
 use crate::budget::Budget;
 use crate::config::OverflowPolicy;
 use crate::cork::Cork;
@@ -19,7 +19,7 @@ use smallvec::SmallVec;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What a queued send reports when it succeeded.
@@ -63,8 +63,9 @@ pub(crate) struct Limits {
 
 #[derive(Default)]
 pub(crate) struct Outbox {
-    /// The frames not being written right now, in order.
-    frames: VecDeque<Bytes>,
+    /// The frames not being written right now, in order (one pointer
+    /// while the queue has no buffer).
+    frames: Boxed<VecDeque<Bytes>>,
     /// The front frame was partly written (it is advanced past that part):
     /// it may not be discarded for a close.
     front_started: bool,
@@ -76,7 +77,7 @@ pub(crate) struct Outbox {
     /// The server's memory budget, which counts `bytes`.
     budget: Option<Arc<Budget>>,
     /// permessage-deflate, once negotiated (set before the 101 is queued).
-    deflate: Option<ConnDeflate>,
+    deflate: Option<Box<ConnDeflate>>,
     /// A send reported backpressure; fire drain when under the limit again.
     backpressured: bool,
     /// False once a close frame is queued: data sends are refused.
@@ -136,7 +137,9 @@ impl Outbox {
     /// allocates); [`Outbox::settle`] puts back what was not written.
     pub fn take_batch<A: smallvec::Array<Item = Bytes>>(&mut self, out: &mut SmallVec<A>, max: usize) {
         let n = self.frames.len().min(max);
-        out.extend(self.frames.drain(..n));
+        if n > 0 {
+            out.extend(self.frames.drain(..n));
+        }
         self.in_flight = n;
     }
 
@@ -163,8 +166,10 @@ impl Outbox {
             self.frames.push_front(f);
         }
         batch.clear();
-        if self.frames.is_empty() && self.frames.capacity() > 16 {
-            self.frames = VecDeque::new();
+        // An empty queue lets its buffer go when it grew large, or when it
+        // only ever held the handshake answer: an idle connection holds none.
+        if self.frames.is_empty() && !(2..=16).contains(&self.frames.capacity()) {
+            self.frames = Boxed::default();
         }
         if self.backpressured && self.bytes < soft {
             self.backpressured = false;
@@ -295,7 +300,9 @@ pub(crate) struct ConnShared {
     /// Server clock (ms) of the last bytes received: for ping and idle timeout.
     pub last_rx: AtomicU64,
     /// Server clock (ms) of the last keep-alive ping sent.
-    pub last_ping: AtomicU64,
+    /// Only its low 32 bits (compared wrapping: a ping interval is far
+    /// below 49 days), so that it packs with the flags below.
+    pub last_ping: AtomicU32,
     /// A command is waiting: lets the task skip the lock when none is.
     has_command: AtomicBool,
     /// The host's pointer for this connection (`ws_conn_set_user_data`).
@@ -312,7 +319,14 @@ pub(crate) struct ConnShared {
     /// that finds the queue empty writes the frame itself, which costs the
     /// same system call and saves waking and polling the task.
     direct_fd: AtomicI32,
+    /// Its slot in its I/O thread's driver (src/driver.rs), NO_SLOT while
+    /// it has none (a handshake, a TLS connection, or removed).
+    driver_slot: AtomicU32,
+    /// On the driver's ready list (set by a wake, cleared when polled).
+    scheduled: AtomicBool,
 }
+
+const NO_SLOT: u32 = u32::MAX;
 
 impl ConnShared {
     pub fn new(id: ConnId, now: u64, wakes: Arc<RemoteWakes>, budget: Option<Arc<Budget>>) -> ConnShared {
@@ -323,13 +337,38 @@ impl ConnShared {
             outbox: Mutex::new(outbox),
             waker: AtomicWaker::new(),
             last_rx: AtomicU64::new(now),
-            last_ping: AtomicU64::new(now),
+            last_ping: AtomicU32::new(now as u32),
             has_command: AtomicBool::new(false),
             user_data: AtomicUsize::new(0),
             wakes,
             writing: Mutex::new(()),
             direct_fd: AtomicI32::new(-1),
+            driver_slot: AtomicU32::new(NO_SLOT),
+            scheduled: AtomicBool::new(false),
         }
+    }
+
+    /// The list that wakes this connection from other threads.
+    pub fn wakes(&self) -> &Arc<RemoteWakes> {
+        &self.wakes
+    }
+
+    /// Its slot in its thread's driver, if the driver has it.
+    pub fn driver_slot(&self) -> Option<u32> {
+        Some(self.driver_slot.load(Ordering::Relaxed)).filter(|&s| s != NO_SLOT)
+    }
+
+    pub fn set_driver_slot(&self, slot: Option<u32>) {
+        self.driver_slot.store(slot.unwrap_or(NO_SLOT), Ordering::Relaxed);
+    }
+
+    /// Marks it scheduled; false if it already was (it is on the list).
+    pub fn mark_scheduled(&self) -> bool {
+        !self.scheduled.swap(true, Ordering::Relaxed)
+    }
+
+    pub fn clear_scheduled(&self) {
+        self.scheduled.store(false, Ordering::Relaxed);
     }
 
     /// Lets senders on other threads write to `fd` while the queue is empty.
@@ -440,10 +479,10 @@ impl ConnShared {
         }
         // A frame from the connection's own context is made only once it is
         // sure to be queued (its bound checked instead): the context moves on.
-        let (frame, len) = match out.uses_own_context(ob.deflate.as_ref()) {
+        let (frame, len) = match out.uses_own_context(ob.deflate.as_deref()) {
             true => (None, out.max_frame_len()),
             false => {
-                let f = out.frame_for(ob.deflate.as_mut());
+                let f = out.frame_for(ob.deflate.as_deref_mut());
                 let len = f.len();
                 (Some(f), len)
             }
@@ -466,7 +505,7 @@ impl ConnShared {
         }
         let frame = match frame {
             Some(f) => f,
-            None => out.frame_for(ob.deflate.as_mut()),
+            None => out.frame_for(ob.deflate.as_deref_mut()),
         };
         let was_empty = ob.push(frame);
         let status = if ob.bytes() >= limits.soft {
@@ -530,7 +569,7 @@ impl ConnShared {
 
     /// Records the permessage-deflate agreement (before the 101 is queued).
     pub fn set_deflate(&self, deflate: ConnDeflate) {
-        self.outbox.lock().deflate = Some(deflate);
+        self.outbox.lock().deflate = Some(Box::new(deflate));
     }
 
     /// Puts the 101 answer before everything `on_open` queued, even a close
@@ -541,7 +580,7 @@ impl ConnShared {
         let now = ob.bytes + answer.len();
         ob.set_bytes(now);
         // Room for this one frame only (a first push would make room for
-        // four): an idle connection keeps the queue's buffer, 32 B, not 128.
+        // four): the buffer goes once it is written (`settle`).
         ob.frames.reserve_exact(1);
         ob.frames.push_front(answer);
     }
@@ -660,10 +699,10 @@ impl ConnShared {
         let mut ob = self.outbox.lock();
         ob.closed = true;
         ob.ended = true;
-        ob.frames = VecDeque::new();
+        ob.frames = Boxed::default();
         ob.set_bytes(0);
         ob.pending_open = None;
-        std::mem::take(&mut ob.topics).into_vec()
+        std::mem::take(&mut ob.topics).into_inner()
     }
 
     /// Lists `topic` as one of ours; fails once the connection has ended.

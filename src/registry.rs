@@ -4,8 +4,9 @@
 use crate::outbox::ConnShared;
 use crate::ConnId;
 use parking_lot::Mutex;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -29,7 +30,31 @@ impl Hasher for IdHasher {
     }
 }
 
-type Shard = HashMap<ConnId, Arc<ConnShared>, BuildHasherDefault<IdHasher>>;
+/// A connection found by its id, which it holds: the table keeps one
+/// pointer per connection, not the id beside it.
+struct ById(Arc<ConnShared>);
+
+impl Borrow<ConnId> for ById {
+    fn borrow(&self) -> &ConnId {
+        &self.0.id
+    }
+}
+
+impl Hash for ById {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state)
+    }
+}
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ById {}
+
+type Shard = HashSet<ById, BuildHasherDefault<IdHasher>>;
 
 pub(crate) struct Registry {
     shards: Box<[Mutex<Shard>]>,
@@ -56,7 +81,7 @@ impl Registry {
         if !self.accepting.load(Ordering::SeqCst) {
             return false;
         }
-        shard.insert(conn.id, conn);
+        shard.replace(ById(conn));
         true
     }
 
@@ -67,12 +92,12 @@ impl Registry {
     /// Runs `f` on connection `id` under its shard lock (no Arc traffic);
     /// `f` must not call into the host.
     pub fn with<R>(&self, id: ConnId, f: impl FnOnce(&ConnShared) -> R) -> Option<R> {
-        self.shard(id).lock().get(&id).map(|c| f(c))
+        self.shard(id).lock().get(&id).map(|c| f(&c.0))
     }
 
     /// The connection `id`, if live.
     pub fn get(&self, id: ConnId) -> Option<Arc<ConnShared>> {
-        self.shard(id).lock().get(&id).cloned()
+        self.shard(id).lock().get(&id).map(|c| c.0.clone())
     }
 
     pub fn stop_accepting(&self) {
@@ -83,8 +108,8 @@ impl Registry {
     /// call into the host (no callbacks under a shard lock).
     pub fn for_each(&self, f: &mut dyn FnMut(&Arc<ConnShared>)) {
         for shard in self.shards.iter() {
-            for conn in shard.lock().values() {
-                f(conn);
+            for conn in shard.lock().iter() {
+                f(&conn.0);
             }
         }
     }

@@ -841,12 +841,24 @@ where
     }
 }
 
-/// A plain ws:// connection's task.
+/// A plain ws:// connection's task: its handshake, then the open
+/// connection goes to the I/O thread's driver (src/driver.rs), or stays
+/// this task where the driver cannot take it.
 fn serve_plain(accepted: Accepted, stream: TcpStream) -> impl Future<Output = ()> + Send {
     ConnTask::Handshake(Box::pin(async move {
         let deadline = tokio::time::Instant::now() + accepted.slot.server().config().handshake_timeout;
+        let Opened { stream, shared, slot, reader, leftover } =
+            open_websocket(accepted, stream, deadline, None).await?;
+        if let Some(raw) = crate::driver::take_over(&stream, &shared) {
+            drop(stream); // tokio forgets the socket; the driver watches its copy
+            let fd = raw.fd();
+            let conn = Connection::new(raw, shared, slot, reader, leftover);
+            conn.allow_direct_writes(fd);
+            crate::driver::adopt(conn);
+            return None;
+        }
         let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-        let conn = open_websocket(accepted, stream, deadline, None).await?;
+        let conn = Connection::new(stream, shared, slot, reader, leftover);
         conn.allow_direct_writes(fd);
         Some(conn)
     }))
@@ -872,18 +884,29 @@ fn serve_tls(tls: Tls, accepted: Accepted, stream: TcpStream) -> impl Future<Out
             Ok(Ok(stream)) => stream,
         };
         let subject = crate::tls::client_subject(stream.session());
-        open_websocket(accepted, stream, deadline, subject).await
+        let o = open_websocket(accepted, stream, deadline, subject).await?;
+        Some(Connection::new(o.stream, o.shared, o.slot, o.reader, o.leftover))
     }))
 }
 
-/// The WebSocket handshake over TCP or TLS; the open connection, or None
-/// when the handshake failed or was refused.
+/// An accepted WebSocket, for its connection to be built on: the host saw
+/// its open, so it must become a Connection (which reports the close).
+struct Opened<S> {
+    stream: S,
+    shared: Arc<ConnShared>,
+    slot: Slot,
+    reader: Reader,
+    leftover: Vec<u8>,
+}
+
+/// The WebSocket handshake over TCP or TLS; the accepted connection, or
+/// None when the handshake failed or was refused.
 async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     accepted: Accepted,
     mut stream: S,
     deadline: tokio::time::Instant,
     client_subject: Option<String>,
-) -> Option<Connection<S, Slot>> {
+) -> Option<Opened<S>> {
     let Accepted { slot, peer, over_limit, wakes } = accepted;
     let server = slot.server().clone();
     let cfg = server.config();
@@ -996,7 +1019,7 @@ async fn open_websocket<S: AsyncRead + AsyncWrite + Unpin>(
     });
     Counters::add(&inner.counters.handshakes_accepted, 1);
     shared.queue_handshake_answer(Bytes::from(handshake::accept_response(&upgrade, &extra.headers)));
-    Some(Connection::new(stream, shared, slot, Reader::new(deflate), upgrade.leftover))
+    Some(Opened { stream, shared, slot, reader: Reader::new(deflate), leftover: upgrade.leftover })
 }
 
 /// Waits for the host's answer to an open (event mode), until the
@@ -1043,9 +1066,9 @@ async fn sweeper(server: ServerHandle, tick: Duration) {
                 c.kill(Error::Timeout(format!("nothing received for {idle_ms} ms")));
             } else if ping_ms > 0
                 && quiet >= ping_ms
-                && now.saturating_sub(c.last_ping.load(Ordering::Relaxed)) >= ping_ms
+                && (now as u32).wrapping_sub(c.last_ping.load(Ordering::Relaxed)) as u64 >= ping_ms
             {
-                c.last_ping.store(now, Ordering::Relaxed);
+                c.last_ping.store(now as u32, Ordering::Relaxed);
                 c.send_control(ping.clone());
             }
         });

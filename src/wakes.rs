@@ -30,17 +30,27 @@ impl RemoteWakes {
     /// Wakes the task registered in `task`: directly on its own thread,
     /// batched from any other.
     pub fn wake(self: &Arc<Self>, task: &AtomicWaker) {
-        if OWN.with(|o| o.get()) == Arc::as_ptr(self) {
+        if self.is_own() {
             return task.wake();
         }
         if let Some(waker) = task.take() {
-            let mut pending = self.pending.lock();
-            pending.push(waker);
-            let first = pending.len() == 1;
-            drop(pending);
-            if first {
-                self.drainer.wake();
-            }
+            self.defer(waker);
+        }
+    }
+
+    /// Whether the calling thread is this list's I/O thread.
+    pub fn is_own(self: &Arc<Self>) -> bool {
+        OWN.with(|o| o.get()) == Arc::as_ptr(self)
+    }
+
+    /// Wakes `waker` from this list's I/O thread, batched (see the top).
+    pub fn defer(&self, waker: Waker) {
+        let mut pending = self.pending.lock();
+        pending.push(waker);
+        let first = pending.len() == 1;
+        drop(pending);
+        if first {
+            self.drainer.wake();
         }
     }
 

@@ -1165,3 +1165,44 @@ fn replies_from_a_callback_arrive_in_order_before_its_close_and_are_counted_once
     server.close(Duration::from_millis(300));
     check_event_order(&h.0.snapshot());
 }
+
+/// Echoes, and panics on "boom" (a bug in a Rust host's handler).
+struct Panicky(Recorder);
+impl Handler for Panicky {
+    fn on_open(&self, s: &ServerHandle, c: ConnId, r: &Request) -> Result<(), u16> {
+        self.0.on_open(s, c, r)
+    }
+    fn on_message(&self, s: &ServerHandle, c: ConnId, d: &[u8], k: Kind) {
+        assert!(d != b"boom", "the handler's own bug");
+        s.send(c, d, k).unwrap();
+    }
+    fn on_close(&self, s: &ServerHandle, c: ConnId, code: u16, r: &str) {
+        self.0.on_close(s, c, code, r)
+    }
+}
+
+/// A handler's panic ends the connection it ran for (its close reported,
+/// its socket closed) and nothing else: the other connections on the same
+/// I/O thread, polled by the same driver, go on echoing.
+#[test]
+fn a_panicking_handler_ends_only_its_own_connection() {
+    let h = Arc::new(Panicky(Recorder::default()));
+    let (server, port) = start_with(Config { threads: 1, ..cfg() }, h.clone());
+    let (mut victim, mut bystander) = (RawClient::open(port, "/"), RawClient::open(port, "/"));
+    bystander.text("before");
+    assert_eq!(bystander.read_frame().payload, b"before");
+    victim.text("boom"); // its panic message shows in the output
+    let closed = |ev: &[Ev]| ev.iter().any(|e| matches!(e, Ev::Close(..)));
+    assert!(h.0.wait_until(Duration::from_secs(5), closed), "no close reported for the panicking connection");
+    let closes = h.0.closes();
+    assert_eq!((closes.len(), closes[0].1), (1, 1006), "one connection closed, as a 1006: {closes:?}");
+    victim.set_read_timeout(Duration::from_secs(5));
+    assert!(victim.try_read_frame().is_err(), "its socket is closed");
+    for i in 0..20 {
+        let m = format!("after {i}");
+        bystander.text(&m);
+        assert_eq!(bystander.read_frame().payload, m.as_bytes(), "the other connection still echoes");
+    }
+    assert_eq!(server.stats().open_connections, 1);
+    server.close(Duration::from_secs(1));
+}

@@ -1,0 +1,423 @@
+//! One driver per I/O thread for its open ws:// connections, instead of a
+//! tokio task and a tokio registration each. Memory per idle connection is
+//! a design target: a task cell is 256 bytes and tokio's per-socket
+//! readiness state (`ScheduledIo`) another 256, both 128-byte aligned. Here
+//! an open connection is one slab entry; its socket is registered, edge
+//! triggered, in the thread's own epoll set, which is the one file tokio
+//! watches for the driver. The handshake still runs as a tokio task (its
+//! state is freed once it is done); TLS connections stay tasks (rustls
+//! owns their state).
+//!
+//! A connection is polled as the future it is, with a waker made from its
+//! `ConnShared` (no allocation): woken on this thread it joins the ready
+//! list; woken from another thread it goes through the thread's
+//! [`RemoteWakes`], which wakes it again from here.
+use crate::connection::Connection;
+use crate::outbox::ConnShared;
+use crate::server::Slot;
+use crate::wakes::RemoteWakes;
+use slab::Slab;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Epoll events taken per call.
+const EVENTS: usize = 256;
+/// Connection polls per turn before the driver lets the thread's other
+/// tasks (handshakes, timers) run.
+const POLLS_PER_TURN: usize = 1024;
+
+/// A connected socket in non-blocking mode, read and written directly:
+/// Pending when the kernel says EAGAIN (the driver's epoll set reports
+/// when that changes).
+pub(crate) struct RawStream(OwnedFd);
+
+/// `Ok(n)`, or the errno as an io::Error (EAGAIN: Pending).
+fn io_result(n: isize) -> Poll<io::Result<usize>> {
+    if n >= 0 {
+        return Poll::Ready(Ok(n as usize));
+    }
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::WouldBlock => Poll::Pending,
+        _ => Poll::Ready(Err(e)),
+    }
+}
+
+impl AsyncRead for RawStream {
+    fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        // SAFETY: only written by read(2), and only what it reports is
+        // marked initialised.
+        let room = unsafe { buf.unfilled_mut() };
+        loop {
+            // SAFETY: reads into memory we own, at most its length.
+            let n = unsafe { libc::read(self.0.as_raw_fd(), room.as_mut_ptr().cast(), room.len()) };
+            match io_result(n) {
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Poll::Ready(Ok(n)) => {
+                    // SAFETY: read(2) initialised the first n bytes.
+                    unsafe { buf.assume_init(n) };
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for RawStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(self: Pin<&mut Self>, _: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        let msg = libc::msghdr {
+            msg_name: std::ptr::null_mut(),
+            msg_namelen: 0,
+            msg_iov: bufs.as_ptr() as *mut libc::iovec,
+            msg_iovlen: bufs.len().min(libc::UIO_MAXIOV as usize),
+            msg_control: std::ptr::null_mut(),
+            msg_controllen: 0,
+            msg_flags: 0,
+        };
+        loop {
+            // SAFETY: IoSlice is ABI-compatible with iovec; the slices outlive
+            // the call. MSG_NOSIGNAL: a reset peer is EPIPE, not SIGPIPE.
+            let n = unsafe { libc::sendmsg(self.0.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+            match io_result(n) {
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // SAFETY: plain libc call on a socket we own.
+        match unsafe { libc::shutdown(self.0.as_raw_fd(), libc::SHUT_WR) } {
+            0 => Poll::Ready(Ok(())),
+            _ => Poll::Ready(Err(io::Error::last_os_error())),
+        }
+    }
+}
+
+type Conn = Connection<RawStream, Slot>;
+
+/// What the thread's wakers and handshake tasks reach: the ready list, the
+/// connections waiting to be adopted, and the driver task's own waker.
+struct Local {
+    ready: RefCell<Vec<u32>>,
+    adopt: RefCell<Vec<Conn>>,
+    task: RefCell<Option<Waker>>,
+    /// The driver is polling connections (it will see the ready list).
+    running: Cell<bool>,
+    /// The wake list connections of this thread carry.
+    wakes: Arc<RemoteWakes>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+}
+
+impl Local {
+    fn schedule(&self, slot: u32) {
+        self.ready.borrow_mut().push(slot);
+        if !self.running.get() {
+            if let Some(w) = self.task.borrow().as_ref() {
+                w.wake_by_ref();
+            }
+        }
+    }
+}
+
+/// The driver's own handle on `stream`'s socket (a duplicate of its fd),
+/// if this thread's driver runs and serves `shared`'s thread; the caller
+/// then drops `stream` (tokio forgets its copy) and [`adopt`]s the
+/// connection. None: it stays a tokio task (no driver, or no fd to spare).
+pub(crate) fn take_over(stream: &tokio::net::TcpStream, shared: &ConnShared) -> Option<RawStream> {
+    let here = LOCAL.with(|l| l.borrow().as_ref().is_some_and(|local| Arc::ptr_eq(&local.wakes, shared.wakes())));
+    if !here {
+        return None;
+    }
+    // SAFETY: plain libc call; the new fd is owned at once.
+    let fd = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    // SAFETY: a new fd that nothing else owns.
+    (fd >= 0).then(|| RawStream(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+impl RawStream {
+    pub fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// Hands an open connection on a [`take_over`] socket to this thread's
+/// driver, which polls it first thing (the handshake answer is queued).
+pub(crate) fn adopt(conn: Conn) {
+    LOCAL.with(|l| {
+        if let Some(local) = l.borrow().as_ref() {
+            local.adopt.borrow_mut().push(conn);
+            if let Some(w) = local.task.borrow().as_ref() {
+                w.wake_by_ref();
+            }
+        }
+        // Otherwise (the driver ended meanwhile: the runtime is shutting
+        // down) the connection is dropped here and its close reported.
+    })
+}
+
+/// A connection's waker: a weak count on its `ConnShared` (no allocation
+/// of its own; weak, because the ConnShared keeps its own waker in its
+/// AtomicWaker, and a strong count there would never let it go).
+static VTABLE: RawWakerVTable = RawWakerVTable::new(clone_waker, wake, wake_by_ref, drop_waker);
+
+/// The waker's Weak, not to be dropped (the waker keeps its count).
+///
+/// SAFETY: `data` must be a waker's data pointer: Weak::into_raw of a
+/// ConnShared, its count still the waker's.
+unsafe fn weak(data: *const ()) -> ManuallyDrop<Weak<ConnShared>> {
+    ManuallyDrop::new(unsafe { Weak::from_raw(data as *const ConnShared) })
+}
+
+unsafe fn clone_waker(data: *const ()) -> RawWaker {
+    // SAFETY: as `weak`; the clone's count is the new waker's.
+    let clone = Weak::clone(unsafe { &weak(data) });
+    RawWaker::new(Weak::into_raw(clone) as *const (), &VTABLE)
+}
+
+unsafe fn wake(data: *const ()) {
+    // SAFETY: as `weak`; this waker's count is given back after.
+    unsafe {
+        wake_by_ref(data);
+        drop_waker(data);
+    }
+}
+
+unsafe fn wake_by_ref(data: *const ()) {
+    // SAFETY: as `weak`.
+    let Some(shared) = unsafe { weak(data) }.upgrade() else { return };
+    let Some(slot) = shared.driver_slot() else { return };
+    if shared.wakes().is_own() {
+        if shared.mark_scheduled() {
+            LOCAL.with(|l| {
+                if let Some(local) = l.borrow().as_ref() {
+                    local.schedule(slot);
+                }
+            });
+        }
+    } else {
+        // SAFETY: as `weak`; the clone holds its own count.
+        let waker = unsafe { Waker::from_raw(clone_waker(data)) };
+        shared.wakes().defer(waker);
+    }
+}
+
+unsafe fn drop_waker(data: *const ()) {
+    // SAFETY: as `weak`: gives back the count clone_waker took.
+    drop(ManuallyDrop::into_inner(unsafe { weak(data) }));
+}
+
+struct Entry {
+    conn: Conn,
+    /// In the epoll token with the slot: a stale event for a slot reused
+    /// since is recognised.
+    generation: u32,
+}
+
+/// The driver of one I/O thread: its main future (io_threads), for its life.
+pub(crate) async fn run(wakes: Arc<RemoteWakes>) {
+    // SAFETY: plain libc call; the fd is owned at once.
+    let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if epoll < 0 {
+        // Connections stay tasks on this thread (take_over says no).
+        return std::future::pending().await;
+    }
+    // SAFETY: epoll_create1 returned a new fd that nothing else owns; the
+    // AsyncFd owns it (as an OwnedFd) for its whole life.
+    let registered = unsafe { AsyncFd::register_with_interest(OwnedFd::from_raw_fd(epoll), Interest::READABLE) };
+    let epoll = match registered {
+        Ok(fd) => fd,
+        Err(_) => return std::future::pending().await,
+    };
+    let local = Rc::new(Local {
+        ready: RefCell::new(Vec::new()),
+        adopt: RefCell::new(Vec::new()),
+        task: RefCell::new(None),
+        running: Cell::new(false),
+        wakes,
+    });
+    LOCAL.with(|l| *l.borrow_mut() = Some(local.clone()));
+    let mut driver = Driver { epoll, local, conns: Slab::new(), generation: 0, events: Vec::with_capacity(EVENTS) };
+    // Unconstrained: tokio's per-task budget would make the connections'
+    // timers look pending after 128 polls; the driver bounds its own turn.
+    tokio::task::unconstrained(std::future::poll_fn(|cx| driver.poll(cx))).await
+}
+
+struct Driver {
+    epoll: AsyncFd<OwnedFd>,
+    local: Rc<Local>,
+    conns: Slab<Entry>,
+    generation: u32,
+    events: Vec<libc::epoll_event>,
+}
+
+impl Driver {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        {
+            let mut task = self.local.task.borrow_mut();
+            if !task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *task = Some(cx.waker().clone());
+            }
+        }
+        let mut polls = 0;
+        loop {
+            self.take_adopted();
+            self.take_events(cx);
+            let batch = std::mem::take(&mut *self.local.ready.borrow_mut());
+            if batch.is_empty() {
+                return Poll::Pending;
+            }
+            self.local.running.set(true);
+            for &slot in &batch {
+                self.poll_conn(slot as usize);
+            }
+            self.local.running.set(false);
+            polls += batch.len();
+            // Give the list's buffer back for the next turn.
+            let mut ready = self.local.ready.borrow_mut();
+            if ready.is_empty() {
+                let mut batch = batch;
+                batch.clear();
+                *ready = batch;
+            }
+            drop(ready);
+            if polls >= POLLS_PER_TURN {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+    }
+
+    fn take_adopted(&mut self) {
+        let adopted = std::mem::take(&mut *self.local.adopt.borrow_mut());
+        for conn in adopted {
+            let fd = conn.stream().fd();
+            self.generation = self.generation.wrapping_add(1);
+            let generation = self.generation;
+            let entry = self.conns.vacant_entry();
+            let slot = entry.key() as u32;
+            let mut ev = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+                u64: (u64::from(generation) << 32) | u64::from(slot),
+            };
+            // SAFETY: plain libc call on fds we own (the socket lives in `conn`).
+            if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+                // Not watched, it could never be woken by its socket: it
+                // is dropped (the host gets its close).
+                drop(conn);
+                continue;
+            }
+            conn.shared().set_driver_slot(Some(slot));
+            entry.insert(Entry { conn, generation });
+            // First poll: the handshake answer and any frames sent with it.
+            if self.conns[slot as usize].conn.shared().mark_scheduled() {
+                self.local.ready.borrow_mut().push(slot);
+            }
+        }
+    }
+
+    fn take_events(&mut self, cx: &mut Context<'_>) {
+        let Poll::Ready(Ok(mut guard)) = self.epoll.poll_read_ready(cx) else { return };
+        // SAFETY: the buffer has room for EVENTS entries; epoll writes at most that many.
+        let n = unsafe { libc::epoll_wait(guard.get_inner().as_raw_fd(), self.events.as_mut_ptr(), EVENTS as i32, 0) };
+        let n = n.max(0) as usize;
+        // SAFETY: epoll_wait initialised the first n entries.
+        unsafe { self.events.set_len(n) };
+        if n < EVENTS {
+            guard.clear_ready();
+        } else {
+            guard.retain_ready();
+        }
+        let mut ready = self.local.ready.borrow_mut();
+        for ev in &self.events {
+            let token = ev.u64;
+            let (slot, generation) = (token as u32 as usize, (token >> 32) as u32);
+            match self.conns.get(slot) {
+                Some(e) if e.generation == generation && e.conn.shared().mark_scheduled() => ready.push(slot as u32),
+                _ => {}
+            }
+        }
+        if n == EVENTS {
+            cx.waker().wake_by_ref();
+        }
+    }
+
+    /// Polls one connection; removes it once it is done, or if it panicked
+    /// (a Rust handler's panic ends its connection, not the thread's).
+    fn poll_conn(&mut self, slot: usize) {
+        let Some(entry) = self.conns.get_mut(slot) else { return };
+        let shared = entry.conn.shared();
+        shared.clear_scheduled();
+        // The waker for this poll: one weak count, taken and given back.
+        let data = Weak::into_raw(Arc::downgrade(shared)) as *const ();
+        // SAFETY: `data` is a Weak's own pointer, as the vtable expects.
+        let waker = unsafe { Waker::from_raw(RawWaker::new(data, &VTABLE)) };
+        let mut cx = Context::from_waker(&waker);
+        let conn = &mut entry.conn;
+        let done = match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(conn).poll(&mut cx))) {
+            Ok(Poll::Pending) => false,
+            Ok(Poll::Ready(())) | Err(_) => true,
+        };
+        if done {
+            let entry = self.conns.remove(slot);
+            entry.conn.shared().set_driver_slot(None);
+            drop(entry);
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        LOCAL.with(|l| {
+            if let Ok(mut l) = l.try_borrow_mut() {
+                *l = None;
+            }
+        });
+        for e in self.conns.drain() {
+            e.conn.shared().set_driver_slot(None);
+        }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    /// Memory per idle connection is a design target: an open ws://
+    /// connection is its slab entry here and its ConnShared (in a 176-byte
+    /// glibc chunk with the Arc's counts, at most 152 bytes of its own).
+    #[test]
+    fn an_idle_connection_stays_small() {
+        assert!(size_of::<super::Entry>() <= 120, "{}", size_of::<super::Entry>());
+        let shared = size_of::<crate::outbox::ConnShared>();
+        assert!(shared <= 152, "{shared}");
+    }
+}
