@@ -142,6 +142,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
         &self.stream
     }
 
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
     /// `leftover` is what the client sent after its handshake request.
     pub fn new(stream: S, shared: Arc<ConnShared>, host: H, reader: Reader, leftover: Vec<u8>) -> Self {
         let has_leftover = !leftover.is_empty();

@@ -40,7 +40,13 @@ const POLLS_PER_TURN: usize = 1024;
 /// A connected socket in non-blocking mode, read and written directly:
 /// Pending when the kernel says EAGAIN (the driver's epoll set reports
 /// when that changes).
-pub(crate) struct RawStream(OwnedFd);
+pub(crate) struct RawStream {
+    fd: OwnedFd,
+    /// In the epoll token with the slot: a stale event for a slot reused
+    /// since is recognised. (Here, not beside the connection in the slab:
+    /// it packs with the fd.)
+    generation: u32,
+}
 
 /// `Ok(n)`, or the errno as an io::Error (EAGAIN: Pending).
 fn io_result(n: isize) -> Poll<io::Result<usize>> {
@@ -61,7 +67,7 @@ impl AsyncRead for RawStream {
         let room = unsafe { buf.unfilled_mut() };
         loop {
             // SAFETY: reads into memory we own, at most its length.
-            let n = unsafe { libc::read(self.0.as_raw_fd(), room.as_mut_ptr().cast(), room.len()) };
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), room.as_mut_ptr().cast(), room.len()) };
             match io_result(n) {
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Poll::Ready(Ok(n)) => {
@@ -95,7 +101,7 @@ impl AsyncWrite for RawStream {
         loop {
             // SAFETY: IoSlice is ABI-compatible with iovec; the slices outlive
             // the call. MSG_NOSIGNAL: a reset peer is EPIPE, not SIGPIPE.
-            let n = unsafe { libc::sendmsg(self.0.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+            let n = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
             match io_result(n) {
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 r => return r,
@@ -113,7 +119,7 @@ impl AsyncWrite for RawStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         // SAFETY: plain libc call on a socket we own.
-        match unsafe { libc::shutdown(self.0.as_raw_fd(), libc::SHUT_WR) } {
+        match unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_WR) } {
             0 => Poll::Ready(Ok(())),
             _ => Poll::Ready(Err(io::Error::last_os_error())),
         }
@@ -161,12 +167,12 @@ pub(crate) fn take_over(stream: &tokio::net::TcpStream, shared: &ConnShared) -> 
     // SAFETY: plain libc call; the new fd is owned at once.
     let fd = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
     // SAFETY: a new fd that nothing else owns.
-    (fd >= 0).then(|| RawStream(unsafe { OwnedFd::from_raw_fd(fd) }))
+    (fd >= 0).then(|| RawStream { fd: unsafe { OwnedFd::from_raw_fd(fd) }, generation: 0 })
 }
 
 impl RawStream {
     pub fn fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+        self.fd.as_raw_fd()
     }
 }
 
@@ -236,13 +242,6 @@ unsafe fn drop_waker(data: *const ()) {
     drop(ManuallyDrop::into_inner(unsafe { weak(data) }));
 }
 
-struct Entry {
-    conn: Conn,
-    /// In the epoll token with the slot: a stale event for a slot reused
-    /// since is recognised.
-    generation: u32,
-}
-
 /// The driver of one I/O thread: its main future (io_threads), for its life.
 pub(crate) async fn run(wakes: Arc<RemoteWakes>) {
     // SAFETY: plain libc call; the fd is owned at once.
@@ -266,7 +265,8 @@ pub(crate) async fn run(wakes: Arc<RemoteWakes>) {
         wakes,
     });
     LOCAL.with(|l| *l.borrow_mut() = Some(local.clone()));
-    let mut driver = Driver { epoll, local, conns: Slab::new(), generation: 0, events: Vec::with_capacity(EVENTS) };
+    let events = Vec::with_capacity(EVENTS);
+    let mut driver = Driver { epoll, local, conns: Slab::new(), generation: 0, events, batch: Vec::new() };
     // Unconstrained: tokio's per-task budget would make the connections'
     // timers look pending after 128 polls; the driver bounds its own turn.
     tokio::task::unconstrained(std::future::poll_fn(|cx| driver.poll(cx))).await
@@ -275,9 +275,11 @@ pub(crate) async fn run(wakes: Arc<RemoteWakes>) {
 struct Driver {
     epoll: AsyncFd<OwnedFd>,
     local: Rc<Local>,
-    conns: Slab<Entry>,
+    conns: Slab<Conn>,
     generation: u32,
     events: Vec<libc::epoll_event>,
+    /// The ready list's other buffer (see `poll`).
+    batch: Vec<u32>,
 }
 
 impl Driver {
@@ -292,8 +294,11 @@ impl Driver {
         loop {
             self.take_adopted();
             self.take_events(cx);
-            let batch = std::mem::take(&mut *self.local.ready.borrow_mut());
+            // Two lists in turn: wakes during this batch go to the other.
+            let mut batch = std::mem::take(&mut self.batch);
+            std::mem::swap(&mut batch, &mut *self.local.ready.borrow_mut());
             if batch.is_empty() {
+                self.batch = batch;
                 return Poll::Pending;
             }
             self.local.running.set(true);
@@ -302,14 +307,8 @@ impl Driver {
             }
             self.local.running.set(false);
             polls += batch.len();
-            // Give the list's buffer back for the next turn.
-            let mut ready = self.local.ready.borrow_mut();
-            if ready.is_empty() {
-                let mut batch = batch;
-                batch.clear();
-                *ready = batch;
-            }
-            drop(ready);
+            batch.clear();
+            self.batch = batch;
             if polls >= POLLS_PER_TURN {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
@@ -319,7 +318,7 @@ impl Driver {
 
     fn take_adopted(&mut self) {
         let adopted = std::mem::take(&mut *self.local.adopt.borrow_mut());
-        for conn in adopted {
+        for mut conn in adopted {
             let fd = conn.stream().fd();
             self.generation = self.generation.wrapping_add(1);
             let generation = self.generation;
@@ -337,9 +336,9 @@ impl Driver {
                 continue;
             }
             conn.shared().set_driver_slot(Some(slot));
-            entry.insert(Entry { conn, generation });
+            conn.stream_mut().generation = generation;
             // First poll: the handshake answer and any frames sent with it.
-            if self.conns[slot as usize].conn.shared().mark_scheduled() {
+            if entry.insert(conn).shared().mark_scheduled() {
                 self.local.ready.borrow_mut().push(slot);
             }
         }
@@ -361,9 +360,10 @@ impl Driver {
         for ev in &self.events {
             let token = ev.u64;
             let (slot, generation) = (token as u32 as usize, (token >> 32) as u32);
-            match self.conns.get(slot) {
-                Some(e) if e.generation == generation && e.conn.shared().mark_scheduled() => ready.push(slot as u32),
-                _ => {}
+            if let Some(conn) = self.conns.get_mut(slot).filter(|c| c.stream().generation == generation) {
+                if conn.shared().mark_scheduled() {
+                    ready.push(slot as u32);
+                }
             }
         }
         if n == EVENTS {
@@ -374,23 +374,22 @@ impl Driver {
     /// Polls one connection; removes it once it is done, or if it panicked
     /// (a Rust handler's panic ends its connection, not the thread's).
     fn poll_conn(&mut self, slot: usize) {
-        let Some(entry) = self.conns.get_mut(slot) else { return };
-        let shared = entry.conn.shared();
+        let Some(conn) = self.conns.get_mut(slot) else { return };
+        let shared = conn.shared();
         shared.clear_scheduled();
         // The waker for this poll: one weak count, taken and given back.
         let data = Weak::into_raw(Arc::downgrade(shared)) as *const ();
         // SAFETY: `data` is a Weak's own pointer, as the vtable expects.
         let waker = unsafe { Waker::from_raw(RawWaker::new(data, &VTABLE)) };
         let mut cx = Context::from_waker(&waker);
-        let conn = &mut entry.conn;
         let done = match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(conn).poll(&mut cx))) {
             Ok(Poll::Pending) => false,
             Ok(Poll::Ready(())) | Err(_) => true,
         };
         if done {
-            let entry = self.conns.remove(slot);
-            entry.conn.shared().set_driver_slot(None);
-            drop(entry);
+            let conn = self.conns.remove(slot);
+            conn.shared().set_driver_slot(None);
+            drop(conn);
         }
     }
 }
@@ -402,8 +401,8 @@ impl Drop for Driver {
                 *l = None;
             }
         });
-        for e in self.conns.drain() {
-            e.conn.shared().set_driver_slot(None);
+        for conn in self.conns.drain() {
+            conn.shared().set_driver_slot(None);
         }
     }
 }
@@ -416,7 +415,7 @@ mod tests {
     /// glibc chunk with the Arc's counts, at most 152 bytes of its own).
     #[test]
     fn an_idle_connection_stays_small() {
-        assert!(size_of::<super::Entry>() <= 120, "{}", size_of::<super::Entry>());
+        assert!(size_of::<super::Conn>() <= 120, "{}", size_of::<super::Conn>());
         let shared = size_of::<crate::outbox::ConnShared>();
         assert!(shared <= 152, "{shared}");
     }
