@@ -119,13 +119,13 @@ async fn one_run(
     (out_file, log): (PathBuf, PathBuf),
 ) -> Result<(u64, u64, String), String> {
     let _ = std::fs::remove_file(&out_file);
-    let srv = Server::start_within(&under_callgrind(launch, &out_file), cpu, log, Duration::from_secs(60))
+    let srv = Server::start(&under_callgrind(launch, &out_file), cpu, log, Duration::from_secs(60))
         .await
         .map_err(|e| format!("server did not start under callgrind: {e}"))?;
     let echoed = timeout(Duration::from_secs(300), echo_clients(srv.addr, launch.raw, p, n)).await;
     // The clients have closed; let the server finish with them before the signal.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let how = srv.stop_within(Duration::from_secs(60)).await;
+    let how = srv.stop(Duration::from_secs(60)).await;
     let echoed = echoed.map_err(|_| format!("{n} echoes per client not done in 300 s"))??;
     let text = std::fs::read_to_string(&out_file)
         .map_err(|e| format!("no callgrind counts ({}: {e}); the server {how}", out_file.display()))?;

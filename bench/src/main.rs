@@ -16,7 +16,7 @@ mod targets;
 mod tls;
 mod workloads;
 
-use std::future::Future;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -254,9 +254,13 @@ struct Ctx {
     fd_limit: u64,
     wanted: Option<Vec<String>>,
     /// Re-measurements of noisy windows left for this run.
-    retries_left: std::cell::Cell<u32>,
+    retries_left: Cell<u32>,
     /// The round being run, from 1.
-    round: std::cell::Cell<usize>,
+    round: Cell<usize>,
+    /// Every result of each (server, row), one per round, in first-measured order.
+    results: RefCell<Vec<(String, String, Rounds)>>,
+    /// How each server process ended: (server, "phase: how").
+    exits: RefCell<Vec<(&'static str, String)>>,
 }
 
 impl Ctx {
@@ -275,6 +279,10 @@ impl Ctx {
     }
 }
 
+/// How long a server may take to answer its first handshake, and to exit on SIGTERM.
+const START: Duration = Duration::from_secs(20);
+const GRACE: Duration = Duration::from_secs(5);
+
 /// Above this much CPU (100 = one core) used by everything else during a
 /// window, its figures are noisy: measure again, within a budget.
 const NOISY_PCT: f64 = 25.0;
@@ -282,11 +290,11 @@ const NOISY_PCT: f64 = 25.0;
 /// Runs one workload, again (full mode, 3 times at most, within the retry
 /// budget) while others used the CPU; keeps the quietest result.
 async fn measured(
-    ctx: &Ctx,
-    server: &str,
+    out: Sink<'_>,
     id: &str,
     mut f: impl AsyncFnMut() -> Result<Measure, String>,
 ) -> Result<Measure, String> {
+    let ctx = out.ctx;
     let tries = if ctx.plan.quick { 1 } else { 3 };
     let mut best: Option<Result<Measure, String>> = None;
     for attempt in 1..=tries {
@@ -303,7 +311,7 @@ async fn measured(
         match other {
             Some(o) if o > NOISY_PCT && attempt < tries && ctx.retries_left.get() > 0 => {
                 ctx.retries_left.set(ctx.retries_left.get() - 1);
-                eprintln!("[wsbench] {server:<18} {id:<16} other processes used {o:.0}% CPU: measuring again");
+                eprintln!("[wsbench] {:<18} {id:<16} other processes used {o:.0}% CPU: measuring again", out.name);
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
             _ => break,
@@ -322,286 +330,238 @@ async fn measured(
     r
 }
 
-fn progress(ctx: &Ctx, server: &str, id: &str, r: &Result<Measure, String>, unit: &str) {
-    let round = if ctx.plan.rounds > 1 { format!("r{}/{} ", ctx.round.get(), ctx.plan.rounds) } else { String::new() };
-    match r {
-        Ok(m) => eprintln!("[wsbench] {round}{server:<18} {id:<16} {:>12} {unit}", fmt_count(m.value)),
-        Err(e) => eprintln!("[wsbench] {round}{server:<18} {id:<16} skipped: {e}"),
-    }
-}
-
-/// Every result of each (server, workload), one per round, in first-measured order.
-#[derive(Default)]
-struct Collected(Vec<(String, String, Rounds)>);
-
-impl Collected {
-    fn add(&mut self, server: &str, id: &str, r: Result<Measure, String>) {
-        match self.0.iter_mut().find(|e| e.0 == server && e.1 == id) {
-            Some(e) => e.2.push(r),
-            None => self.0.push((server.to_string(), id.to_string(), vec![r])),
-        }
-    }
-
-    fn rows(self) -> Vec<Row> {
-        self.0.into_iter().map(|(server, id, rounds)| Row::from_rounds(server, id, rounds)).collect()
-    }
-}
-
-/// One server's part of a round: where its results and process exits go.
+/// Where one server's results and process exits go.
+#[derive(Clone, Copy)]
 struct Sink<'a> {
     ctx: &'a Ctx,
     name: &'static str,
-    col: &'a mut Collected,
-    exits: &'a mut Vec<String>,
 }
 
 impl Sink<'_> {
-    fn add(&mut self, id: &str, unit: &str, r: Result<Measure, String>) {
-        progress(self.ctx, self.name, id, &r, unit);
-        self.col.add(self.name, id, r);
+    /// One round's result of row `id`, its progress line on stderr.
+    fn add(self, id: &str, r: Result<Measure, String>) {
+        let (plan, name) = (&self.ctx.plan, self.name);
+        let round = if plan.rounds > 1 { format!("r{}/{} ", self.ctx.round.get(), plan.rounds) } else { String::new() };
+        let unit = plan.workloads().into_iter().find(|w| w.0 == id).map_or("", |w| w.2);
+        match &r {
+            Ok(m) => eprintln!("[wsbench] {round}{name:<18} {id:<16} {:>12} {unit}", fmt_count(m.value)),
+            Err(e) => eprintln!("[wsbench] {round}{name:<18} {id:<16} skipped: {e}"),
+        }
+        self.record(id, r);
     }
 
-    fn exit(&mut self, phase: &str, how: String) {
+    fn record(self, id: &str, r: Result<Measure, String>) {
+        let mut results = self.ctx.results.borrow_mut();
+        match results.iter_mut().find(|e| e.0 == self.name && e.1 == id) {
+            Some(e) => e.2.push(r),
+            None => results.push((self.name.to_string(), id.to_string(), vec![r])),
+        }
+    }
+
+    fn exit(self, phase: &str, how: String) {
         let round = if self.ctx.plan.rounds > 1 { format!("round {} ", self.ctx.round.get()) } else { String::new() };
-        self.exits.push(format!("{round}{phase}: {how}"));
+        self.ctx.exits.borrow_mut().push((self.name, format!("{round}{phase}: {how}")));
     }
 
     /// The server's log file for one phase (later rounds: one file each).
-    fn log(&self, phase: &str) -> PathBuf {
+    fn log(self, phase: &str) -> PathBuf {
         let round = self.ctx.round.get();
         let suffix = if round > 1 { format!("-r{round}") } else { String::new() };
         self.ctx.out.join("logs").join(format!("{}-{phase}{suffix}.log", self.name))
     }
 }
 
-/// An echo or broadcast row: id, connections (receivers), message size,
-/// and what the client offers and expects of deflate.
-type Load = (String, usize, usize, Deflate);
-
-/// What one server process runs, in order: memory steps (id, connections,
-/// deflate), echo rows, the connection rate, broadcast rows.
-#[derive(Default)]
-struct Runs {
-    mem: Vec<(String, usize, Deflate)>,
-    echo: Vec<Load>,
-    connrate: bool,
-    bcast: Vec<Load>,
+/// How a row is measured on a started server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Idle connections, held in growing steps, against the fresh process's RSS.
+    Mem,
+    Echo,
+    Connrate,
+    Bcast,
 }
 
+/// One row on one server process: how, id, connections (receivers,
+/// workers), message size, and what the client offers and expects of deflate.
+pub type Job = (Kind, String, usize, usize, Deflate);
+
 /// One server process started with `launch` (or why there is none), and
-/// the rows of `runs` measured on it.
-async fn phase(out: &mut Sink<'_>, phase: &str, launch: Result<&Launch, &String>, runs: Runs) {
-    let ctx = out.ctx;
-    let plan = &ctx.plan;
-    let cr_id = format!("connrate_{}", plan.connrate_conc);
-    let mem: Vec<_> = runs.mem.iter().filter(|m| ctx.wants(&m.0)).collect();
-    let echo: Vec<&Load> = runs.echo.iter().filter(|r| ctx.wants(&r.0)).collect();
-    let bcast: Vec<&Load> = runs.bcast.iter().filter(|r| ctx.wants(&r.0)).collect();
-    let cr = runs.connrate && ctx.wants(&cr_id);
-    let ids: Vec<&str> = (mem.iter().map(|m| m.0.as_str()))
-        .chain(echo.iter().map(|r| r.0.as_str()))
-        .chain(cr.then_some(cr_id.as_str()))
-        .chain(bcast.iter().map(|r| r.0.as_str()))
-        .collect();
-    if ids.is_empty() {
+/// the rows `jobs` measured on it in order (memory steps first).
+async fn phase(out: Sink<'_>, phase: &str, launch: Result<&Launch, &String>, jobs: Vec<Job>) {
+    let (ctx, plan) = (out.ctx, &out.ctx.plan);
+    let jobs: Vec<Job> = jobs.into_iter().filter(|j| ctx.wants(&j.1)).collect();
+    if jobs.is_empty() {
         return;
     }
     let started = match launch {
-        Ok(launch) => Server::start(launch, ctx.server_cpu, out.log(phase))
+        Ok(l) => Server::start(l, ctx.server_cpu, out.log(phase), START)
             .await
-            .map(|s| (s, launch.raw))
             .map_err(|e| format!("server did not start: {e}")),
         Err(why) => Err(why.clone()),
     };
-    let (mut srv, raw) = match started {
+    let mut srv = match started {
         Ok(s) => s,
-        Err(e) => return ids.iter().for_each(|id| out.add(id, "", Err(e.clone()))),
+        Err(e) => return jobs.iter().for_each(|j| out.add(&j.1, Err(e.clone()))),
     };
-    let (addr, pid, name, tls) = (srv.addr, srv.pid, out.name, srv.tls);
-    let timing = |id: &str, t| if id.starts_with("deflate_") { &plan.deflate_t } else { t };
-    if !mem.is_empty() {
-        // Idle connections in growing steps, against the fresh process's RSS.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let base = rss_kib(pid).unwrap_or(0);
-        let mut set = IdleSet { streams: Vec::new() };
-        let mut failed: Option<String> = None;
-        for (id, n, dfl) in mem {
-            let r = if let Some(f) = &failed {
-                Err(format!("not tried: a smaller step failed ({f})"))
-            } else if (*n as u64) + 4096 > ctx.fd_limit {
-                Err(format!("fd limit (ulimit -n) {} is below {n} connections", ctx.fd_limit))
-            } else {
-                let limit = Duration::from_secs(if *n > 20_000 { 120 } else { 60 });
-                if_alive(&mut srv, workloads::memory_step(addr, (raw, *dfl), tls, pid, &mut set, *n, base, limit)).await
-            };
-            if let Err(e) = &r {
-                failed.get_or_insert(e.chars().take(80).collect());
-            }
-            out.add(id, "bytes/conn", r);
-        }
+    let (addr, pid, tls, raw) = (srv.addr, srv.pid, srv.tls, launch.is_ok_and(|l| l.raw));
+    let (mut idle, mut failed): (Option<(IdleSet, u64)>, Option<String>) = (None, None);
+    for (kind, id, n, size, dfl) in &jobs {
         // Clients leave first, so no server has to close 10k+ connections
         // itself within stop()'s grace time.
-        drop(set);
+        if *kind != Kind::Mem && idle.take().is_some() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let t = match kind {
+            _ if id.starts_with("deflate_") => &plan.deflate_t,
+            Kind::Bcast => &plan.bcast_t,
+            Kind::Connrate => &plan.connrate_t,
+            _ => &plan.echo_t,
+        };
+        let mode = (raw, *dfl);
+        let r = match kind {
+            _ if !srv.alive() => Err(format!("server died: {}", srv.log_tail())),
+            Kind::Mem => {
+                if idle.is_none() {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    idle = Some((IdleSet { streams: Vec::new() }, rss_kib(pid).unwrap_or(0)));
+                }
+                let (set, base) = idle.as_mut().expect("just set");
+                let r = if let Some(f) = &failed {
+                    Err(format!("not tried: a smaller step failed ({f})"))
+                } else if (*n as u64) + 4096 > ctx.fd_limit {
+                    Err(format!("fd limit (ulimit -n) {} is below {n} connections", ctx.fd_limit))
+                } else {
+                    let limit = Duration::from_secs(if *n > 20_000 { 120 } else { 60 });
+                    workloads::memory_step(addr, mode, tls, pid, set, *n, *base, limit).await
+                };
+                if let Err(e) = &r {
+                    failed.get_or_insert(e.chars().take(80).collect());
+                }
+                r
+            }
+            Kind::Echo => measured(out, id, async || workloads::echo(addr, mode, tls, pid, *n, *size, t).await).await,
+            Kind::Connrate => measured(out, id, async || workloads::connrate(addr, raw, pid, *n, t).await).await,
+            Kind::Bcast => {
+                measured(out, id, async || workloads::broadcast(&[addr], mode, &[pid], *n, *size, 8, t).await).await
+            }
+        };
+        out.add(id, r);
+        if *kind != Kind::Mem {
+            tokio::time::sleep(ctx.pause()).await;
+        }
+    }
+    if idle.take().is_some() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    for (id, conns, size, dfl) in echo {
-        let t = timing(id, &plan.echo_t);
-        let f = measured(ctx, name, id, async || workloads::echo(addr, (raw, *dfl), tls, pid, *conns, *size, t).await);
-        out.add(id, "msg/s", if_alive(&mut srv, f).await);
-        tokio::time::sleep(ctx.pause()).await;
-    }
-    if cr {
-        let (c, t) = (plan.connrate_conc, &plan.connrate_t);
-        let f = measured(ctx, name, &cr_id, async || workloads::connrate(addr, raw, pid, c, t).await);
-        out.add(&cr_id, "handshakes/s", if_alive(&mut srv, f).await);
-    }
-    for (id, clients, size, dfl) in bcast {
-        let t = timing(id, &plan.bcast_t);
-        let f = measured(ctx, name, id, async || {
-            workloads::broadcast(&[addr], (raw, *dfl), &[pid], *clients, *size, 8, t).await
-        });
-        out.add(id, "deliveries/s", if_alive(&mut srv, f).await);
-        tokio::time::sleep(ctx.pause()).await;
-    }
-    out.exit(phase, srv.stop().await);
-}
-
-/// `f`, unless the server has died meanwhile.
-async fn if_alive(srv: &mut Server, f: impl Future<Output = Result<Measure, String>>) -> Result<Measure, String> {
-    if srv.alive() {
-        f.await
-    } else {
-        Err(format!("server died: {}", srv.log_tail()))
-    }
+    out.exit(phase, srv.stop(GRACE).await);
 }
 
 /// Broadcast across two server processes on one Redis broker, receivers
 /// split over both, the publisher on the first.
-async fn cross_phase(spec: &Spec, out: &mut Sink<'_>) {
-    let ctx = out.ctx;
-    let plan = &ctx.plan;
+async fn cross_phase(spec: &Spec, out: Sink<'_>) {
+    let (ctx, plan) = (out.ctx, &out.ctx.plan);
     let id = plan.cross_id();
-    let Some(cross) = &spec.cross else { return };
-    if !ctx.wants(&id) {
-        return;
-    }
-    let launch = match cross {
-        Ok(l) => l,
-        Err(why) => return out.add(&id, "", Err(why.clone())),
-    };
-    let dir = ctx.out.join("logs").join(format!("{}-redis", spec.name));
-    let _ = std::fs::create_dir_all(&dir);
-    let broker = match broker::Broker::start(ctx.server_cpu, &dir) {
-        Ok(b) => b,
-        Err(e) => return out.add(&id, "", Err(e)),
-    };
-    let launch = procs::Launch {
-        argv: launch.argv.iter().map(|a| a.replace("{backplane}", &broker.url())).collect(),
-        raw: launch.raw,
-    };
-    let mut servers = Vec::new();
-    for i in 0..2 {
-        match Server::start(&launch, ctx.server_cpu, out.log(&format!("cross{i}"))).await {
-            Ok(s) => servers.push(s),
-            Err(e) => return out.add(&id, "", Err(format!("server {i} did not start: {e}"))),
+    let Some(cross) = spec.cross.as_ref().filter(|_| ctx.wants(&id)) else { return };
+    let r = async {
+        let launch = cross.clone()?;
+        let dir = ctx.out.join("logs").join(format!("{}-redis", spec.name));
+        let _ = std::fs::create_dir_all(&dir);
+        let broker = broker::Broker::start(ctx.server_cpu, &dir)?;
+        let argv = launch.argv.iter().map(|a| a.replace("{backplane}", &broker.url())).collect();
+        let launch = Launch { argv, raw: launch.raw };
+        let mut servers = Vec::new();
+        for i in 0..2 {
+            let s = Server::start(&launch, ctx.server_cpu, out.log(&format!("cross{i}")), START).await;
+            servers.push(s.map_err(|e| format!("server {i} did not start: {e}"))?);
         }
-    }
-    let addrs: Vec<_> = servers.iter().map(|s| s.addr).collect();
-    let pids: Vec<u32> = servers.iter().map(|s| s.pid).chain([broker.pid]).collect();
-    let r = measured(ctx, spec.name, &id, async || {
-        let mode = (launch.raw, Deflate::NotOffered);
-        workloads::broadcast(&addrs, mode, &pids, plan.bcast_clients, 16, 8, &plan.bcast_t).await
-    })
-    .await;
-    for (i, s) in servers.into_iter().enumerate() {
-        out.exit(&format!("cross{i}"), s.stop().await);
-    }
-    drop(broker);
-    out.add(&id, "deliveries/s", r);
+        let addrs: Vec<_> = servers.iter().map(|s| s.addr).collect();
+        let pids: Vec<u32> = servers.iter().map(|s| s.pid).chain([broker.pid]).collect();
+        let r = measured(out, &id, async || {
+            let mode = (launch.raw, Deflate::NotOffered);
+            workloads::broadcast(&addrs, mode, &pids, plan.bcast_clients, 16, 8, &plan.bcast_t).await
+        })
+        .await;
+        for (i, s) in servers.into_iter().enumerate() {
+            out.exit(&format!("cross{i}"), s.stop(GRACE).await);
+        }
+        r
+    };
+    out.add(&id, r.await);
 }
 
 /// The instruction-count row: the server's echo mode twice under callgrind
 /// (src/instructions.rs).
-async fn instr_phase(spec: &Spec, out: &mut Sink<'_>) {
-    let ctx = out.ctx;
-    let id = ctx.plan.instr_id();
-    if !ctx.wants(&id) || !ctx.plan.has(spec, &id) {
-        return;
+async fn instr_phase(spec: &Spec, out: Sink<'_>) {
+    let (ctx, id) = (out.ctx, out.ctx.plan.instr_id());
+    if ctx.wants(&id) && ctx.plan.has(spec, &id) {
+        let logs = ctx.out.join("logs");
+        let (r, exits) = instructions::measure(&spec.echo, ctx.server_cpu, &ctx.plan.instr, &logs, spec.name).await;
+        exits.into_iter().for_each(|e| out.exit("instructions", e));
+        out.add(&id, r);
     }
-    let (r, exits) =
-        instructions::measure(&spec.echo, ctx.server_cpu, &ctx.plan.instr, &ctx.out.join("logs"), spec.name).await;
-    for e in exits {
-        out.exit("instructions", e);
-    }
-    out.add(&id, "instr/msg", r);
 }
 
 /// Runs the plan: `rounds` rounds of every server in turn (a drift hits all
 /// alike); connection rate, memory and instructions in the first only.
-async fn run_all(specs: &[Spec], ctx: &Ctx) -> (Collected, Vec<Vec<String>>) {
-    let mut col = Collected::default();
-    let mut exits: Vec<Vec<String>> = vec![Vec::new(); specs.len()];
-    for round in 1..=ctx.plan.rounds {
+async fn run_all(specs: &[Spec], ctx: &Ctx) {
+    let plan = &ctx.plan;
+    let ((conns, esize), (clients, bsize)) = (plan.deflate_echo, plan.deflate_bcast);
+    let no = Deflate::NotOffered;
+    for round in 1..=plan.rounds {
         ctx.round.set(round);
-        if ctx.plan.rounds > 1 {
-            eprintln!("[wsbench] round {round} of {}", ctx.plan.rounds);
+        if plan.rounds > 1 {
+            eprintln!("[wsbench] round {round} of {}", plan.rounds);
         }
         let first = round == 1;
-        for (spec, exits) in specs.iter().zip(exits.iter_mut()) {
+        for spec in specs {
+            let out = Sink { ctx, name: spec.name };
             if let Some(reason) = &spec.skip {
                 if first {
-                    for (id, ..) in ctx.plan.workloads().iter().filter(|w| ctx.wants(&w.0) && ctx.plan.has(spec, &w.0))
-                    {
-                        col.add(spec.name, id, Err(reason.clone()));
+                    for (id, ..) in plan.workloads().iter().filter(|w| ctx.wants(&w.0) && plan.has(spec, &w.0)) {
+                        out.record(id, Err(reason.clone()));
                     }
                     eprintln!("[wsbench] {:<18} skipped: {reason}", spec.name);
                 }
                 continue;
             }
-            let mut out = Sink { ctx, name: spec.name, col: &mut col, exits };
-            let plan = &ctx.plan;
-            let ((conns, esize), (clients, bsize)) = (plan.deflate_echo, plan.deflate_bcast);
             let deflate_rows = plan.has(spec, &plan.deflate_echo_id(false));
             // The plain modes: the classic rows, then the deflate-off rows
             // (offered, declined) on the same processes.
-            let mut echo: Vec<Load> =
-                plan.echo.iter().map(|e| (e.0.to_string(), e.2, e.3, Deflate::NotOffered)).collect();
+            let mut echo: Vec<Job> = plan.echo.iter().map(|e| (Kind::Echo, e.0.to_string(), e.2, e.3, no)).collect();
             let mut bcast =
-                vec![(format!("broadcast_{}c", plan.bcast_clients), plan.bcast_clients, 16, Deflate::NotOffered)];
+                vec![(Kind::Bcast, format!("broadcast_{}c", plan.bcast_clients), plan.bcast_clients, 16, no)];
             if deflate_rows {
-                echo.push((plan.deflate_echo_id(false), conns, esize, Deflate::Off));
-                bcast.push((plan.deflate_bcast_id(false), clients, bsize, Deflate::Off));
+                echo.push((Kind::Echo, plan.deflate_echo_id(false), conns, esize, Deflate::Off));
+                bcast.push((Kind::Bcast, plan.deflate_bcast_id(false), clients, bsize, Deflate::Off));
             }
-            phase(&mut out, "echo", Ok(&spec.echo), Runs { echo, connrate: first, ..Runs::default() }).await;
             if first {
-                let mem =
-                    plan.mem_steps.iter().map(|n| (format!("mem_{}k", n / 1000), *n, Deflate::NotOffered)).collect();
-                phase(&mut out, "memory", Ok(&spec.echo), Runs { mem, ..Runs::default() }).await;
+                echo.push((Kind::Connrate, format!("connrate_{}", plan.connrate_conc), plan.connrate_conc, 0, no));
             }
-            phase(&mut out, "broadcast", spec.broadcast.as_ref(), Runs { bcast, ..Runs::default() }).await;
+            phase(out, "echo", Ok(&spec.echo), echo).await;
+            if first {
+                let mem = plan.mem_steps.iter().map(|n| (Kind::Mem, format!("mem_{}k", n / 1000), *n, 0, no)).collect();
+                phase(out, "memory", Ok(&spec.echo), mem).await;
+            }
+            phase(out, "broadcast", spec.broadcast.as_ref(), bcast).await;
             // Deflate on: the server started in its deflate mode; idle
             // connections first, on the fresh process (first round only).
             if let Some(d) = spec.deflate.as_ref().filter(|_| deflate_rows) {
-                let mem_id = plan.deflate_mem_id();
-                let mem = if first && plan.has(spec, &mem_id) {
-                    vec![(mem_id, plan.deflate_mem, Deflate::On)]
-                } else {
-                    vec![]
-                };
-                let echo = vec![(plan.deflate_echo_id(true), conns, esize, Deflate::On)];
-                phase(&mut out, "deflate-echo", d.echo.as_ref(), Runs { mem, echo, ..Runs::default() }).await;
-                let bcast = vec![(plan.deflate_bcast_id(true), clients, bsize, Deflate::On)];
-                phase(&mut out, "deflate-broadcast", d.broadcast.as_ref(), Runs { bcast, ..Runs::default() }).await;
+                let mut echo = vec![(Kind::Echo, plan.deflate_echo_id(true), conns, esize, Deflate::On)];
+                if first && plan.has(spec, &plan.deflate_mem_id()) {
+                    echo.insert(0, (Kind::Mem, plan.deflate_mem_id(), plan.deflate_mem, 0, Deflate::On));
+                }
+                phase(out, "deflate-echo", d.echo.as_ref(), echo).await;
+                let bcast = vec![(Kind::Bcast, plan.deflate_bcast_id(true), clients, bsize, Deflate::On)];
+                phase(out, "deflate-broadcast", d.broadcast.as_ref(), bcast).await;
             }
-            cross_phase(spec, &mut out).await;
-            tls::phase(spec, &mut out, first).await; // the wss:// rows
+            cross_phase(spec, out).await;
+            tls::phase(spec, out, first).await; // the wss:// rows
             if first {
-                instr_phase(spec, &mut out).await;
+                instr_phase(spec, out).await;
             }
             tokio::time::sleep(ctx.pause()).await;
         }
     }
-    (col, exits)
 }
 
 fn main() {
@@ -627,8 +587,10 @@ fn main() {
         server_cpu,
         fd_limit,
         wanted: args.workloads.clone(),
-        retries_left: std::cell::Cell::new(15),
-        round: std::cell::Cell::new(1),
+        retries_left: Cell::new(15),
+        round: Cell::new(1),
+        results: RefCell::default(),
+        exits: RefCell::default(),
     };
     let started = Instant::now();
     eprintln!(
@@ -639,10 +601,9 @@ fn main() {
         ctx.server_cpu.map(|c| c.to_string()).unwrap_or("(any)".into())
     );
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    let local = tokio::task::LocalSet::new();
-    let (col, exits) = local.block_on(&rt, run_all(&specs, &ctx));
-    let rows = col.rows();
-    let exits: Vec<(&'static str, Vec<String>)> = specs.iter().map(|s| s.name).zip(exits).collect();
+    tokio::task::LocalSet::new().block_on(&rt, run_all(&specs, &ctx));
+    let rows: Vec<Row> = ctx.results.take().into_iter().map(|(s, id, r)| Row::from_rounds(s, id, r)).collect();
+    let exits = ctx.exits.take();
     let rep = report::Report {
         plan: &ctx.plan,
         specs: &specs,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{Deflate, WsConn};
 
-pub fn clk_tck() -> f64 {
+fn clk_tck() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 {
@@ -32,28 +32,15 @@ impl CpuTimes {
     pub fn total(&self) -> f64 {
         self.user + self.sys
     }
-
-    fn minus(&self, o: &CpuTimes) -> CpuTimes {
-        CpuTimes { user: self.user - o.user, sys: self.sys - o.sys }
-    }
 }
 
-pub fn cpu_times(pid: u32) -> Option<CpuTimes> {
+/// The CPU times of /proc/`pid`/stat ("self": this process).
+fn cpu_times(pid: &str) -> Option<CpuTimes> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    times_from_stat(&s)
-}
-
-pub fn self_cpu_seconds() -> f64 {
-    fs::read_to_string("/proc/self/stat").ok().and_then(|s| times_from_stat(&s)).map(|t| t.total()).unwrap_or(0.0)
-}
-
-fn times_from_stat(s: &str) -> Option<CpuTimes> {
     // Fields after "(comm)" start with field 3 (state); utime is 14, stime 15.
-    let rest = &s[s.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ut: u64 = f.get(11)?.parse().ok()?;
-    let st: u64 = f.get(12)?.parse().ok()?;
-    Some(CpuTimes { user: ut as f64 / clk_tck(), sys: st as f64 / clk_tck() })
+    let f: Vec<&str> = s[s.rfind(')')? + 1..].split_whitespace().collect();
+    let secs = |i: usize| Some(f.get(i)?.parse::<u64>().ok()? as f64 / clk_tck());
+    Some(CpuTimes { user: secs(11)?, sys: secs(12)? })
 }
 
 /// VmRSS in KiB.
@@ -64,13 +51,12 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 /// Busy CPU time of the whole machine (all CPUs, /proc/stat), in seconds.
-pub fn machine_busy_seconds() -> f64 {
+fn machine_busy_seconds() -> f64 {
     let s = fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(line) = s.lines().next() else { return 0.0 };
     // cpu user nice system idle iowait irq softirq steal ...
-    let f: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
-    let busy: u64 = [0usize, 1, 2, 5, 6, 7].iter().filter_map(|&i| f.get(i)).sum();
-    busy as f64 / clk_tck()
+    let f: Vec<u64> =
+        s.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    [0usize, 1, 2, 5, 6, 7].iter().filter_map(|&i| f.get(i)).sum::<u64>() as f64 / clk_tck()
 }
 
 /// CPU use of the server's processes, of this one and of the machine.
@@ -94,15 +80,14 @@ pub struct CpuDelta {
 
 impl CpuMark {
     pub fn now(pids: &[u32]) -> CpuMark {
-        let server = pids
-            .iter()
-            .filter_map(|p| cpu_times(*p))
+        let server = (pids.iter().filter_map(|p| cpu_times(&p.to_string())))
             .fold(CpuTimes::default(), |a, t| CpuTimes { user: a.user + t.user, sys: a.sys + t.sys });
-        CpuMark { at: Instant::now(), server, me: self_cpu_seconds(), machine: machine_busy_seconds() }
+        let me = cpu_times("self").map_or(0.0, |t| t.total());
+        CpuMark { at: Instant::now(), server, me, machine: machine_busy_seconds() }
     }
     pub fn since(&self, pids: &[u32]) -> CpuDelta {
         let b = CpuMark::now(pids);
-        let server = b.server.minus(&self.server);
+        let server = CpuTimes { user: b.server.user - self.server.user, sys: b.server.sys - self.server.sys };
         let me = b.me - self.me;
         CpuDelta {
             wall: (b.at - self.at).as_secs_f64(),
@@ -146,20 +131,10 @@ pub struct Launch {
 }
 
 impl Server {
-    /// Starts the server pinned to `cpu` (when given), waits until a client
-    /// can connect (and, for WebSocket servers, complete a handshake).
-    pub async fn start(launch: &Launch, cpu: Option<usize>, log: PathBuf) -> Result<Server, String> {
-        Server::start_within(launch, cpu, log, Duration::from_secs(20)).await
-    }
-
-    /// `start`, waiting up to `limit` for the first handshake (a server
-    /// under valgrind starts slowly).
-    pub async fn start_within(
-        launch: &Launch,
-        cpu: Option<usize>,
-        log: PathBuf,
-        limit: Duration,
-    ) -> Result<Server, String> {
+    /// Starts the server pinned to `cpu` (when given), waits up to `limit`
+    /// until a client can connect (and, for WebSocket servers, complete a
+    /// handshake; a server under valgrind starts slowly).
+    pub async fn start(launch: &Launch, cpu: Option<usize>, log: PathBuf, limit: Duration) -> Result<Server, String> {
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let argv: Vec<String> = launch.argv.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
         let tls = launch.tls();
@@ -213,14 +188,9 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, then up to 5 s for a clean exit, then SIGKILL. Returns how it
-    /// ended, e.g. "exit 0" or "killed after SIGTERM timeout".
-    pub async fn stop(self) -> String {
-        self.stop_within(Duration::from_secs(5)).await
-    }
-
-    /// `stop` with `grace` instead of 5 s before SIGKILL.
-    pub async fn stop_within(mut self, grace: Duration) -> String {
+    /// SIGTERM, then up to `grace` for a clean exit, then SIGKILL. Returns
+    /// how it ended, e.g. "exit 0" or "killed after SIGTERM timeout".
+    pub async fn stop(mut self, grace: Duration) -> String {
         if let Ok(Some(st)) = self.child.try_wait() {
             return format!("had already exited ({st})");
         }

@@ -35,11 +35,9 @@ pub fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
 }
 
-/// (max - min) / 2 / median of one figure over the measured rounds; None
-/// with fewer than two values.
-fn spread_of(rounds: &Rounds, f: fn(&Measure) -> Option<f64>) -> Option<f64> {
-    let v: Vec<f64> = rounds.iter().filter_map(|r| r.as_ref().ok().and_then(f)).collect();
-    let mid = median(v.clone()).filter(|m| v.len() > 1 && *m > 0.0)?;
+/// (max - min) / 2 / median of the values; None with fewer than two.
+fn spread(v: &[f64]) -> Option<f64> {
+    let mid = median(v.to_vec()).filter(|m| v.len() > 1 && *m > 0.0)?;
     let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
     Some((hi - lo) / 2.0 / mid)
 }
@@ -48,8 +46,9 @@ impl Row {
     pub fn from_rounds(server: String, workload: String, rounds: Rounds) -> Row {
         let ok: Vec<(usize, &Measure)> =
             rounds.iter().enumerate().filter_map(|(i, r)| r.as_ref().ok().map(|m| (i, m))).collect();
-        let spread = spread_of(&rounds, |m| Some(m.value));
-        let status = match median(ok.iter().map(|(_, m)| m.value).collect()) {
+        let values: Vec<f64> = ok.iter().map(|(_, m)| m.value).collect();
+        let spread = spread(&values);
+        let status = match median(values) {
             None => Err(rounds.iter().find_map(|r| r.as_ref().err()).cloned().unwrap_or_default()),
             Some(value) => {
                 let of = |f: fn(&Measure) -> Option<f64>| median(ok.iter().filter_map(|(_, m)| f(m)).collect());
@@ -89,11 +88,6 @@ impl Row {
         Row { server, workload, status, rounds, spread }
     }
 
-    /// Spread of one figure over the measured rounds (see `spread_of`).
-    pub fn spread_of(&self, f: fn(&Measure) -> Option<f64>) -> Option<f64> {
-        spread_of(&self.rounds, f)
-    }
-
     /// What the note column starts with for a row of several rounds: the
     /// spread, and how many rounds were measured when not all.
     fn rounds_note(&self) -> String {
@@ -107,7 +101,7 @@ pub struct Report<'a> {
     pub plan: &'a Plan,
     pub specs: &'a [Spec],
     pub rows: &'a [Row],
-    pub exits: &'a [(&'static str, Vec<String>)],
+    pub exits: &'a [(&'static str, String)],
     pub root: &'a Path,
     pub elapsed: Duration,
     pub server_cpu: Option<usize>,
@@ -239,7 +233,7 @@ impl Report<'_> {
             .collect();
         let servers: Vec<Value> = (self.specs.iter())
             .map(|s| {
-                let exits = self.exits.iter().find(|e| e.0 == s.name).map(|e| e.1.clone()).unwrap_or_default();
+                let exits: Vec<&String> = self.exits.iter().filter(|e| e.0 == s.name).map(|e| &e.1).collect();
                 json!({"name": s.name, "about": s.about, "skipped": s.skip, "exits": exits})
             })
             .collect();
@@ -294,18 +288,12 @@ fn columns<'a>(cells: impl Iterator<Item = &'a str>) -> String {
 
 /// The fields of one result: status, figures and note, or the reason it was skipped.
 fn result_json(r: Result<&Measure, &str>) -> Map<String, Value> {
-    let v = match r {
+    let mut v = match r {
         Err(why) => json!({"status": "skipped", "reason": why}),
-        Ok(m) => {
-            let mut v = serde_json::to_value(m).expect("JSON of plain values");
-            v["status"] = json!("ok");
-            v
-        }
+        Ok(m) => serde_json::to_value(m).expect("JSON of plain values"),
     };
-    match v {
-        Value::Object(o) => o,
-        _ => unreachable!("an object"),
-    }
+    v.as_object_mut().expect("an object").entry("status").or_insert(json!("ok"));
+    v.as_object().cloned().expect("an object")
 }
 
 fn git_commit(root: &Path) -> String {

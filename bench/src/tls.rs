@@ -19,7 +19,7 @@ use crate::client::{Deflate, FrameBuf, WsConn};
 use crate::hotloop::Wire;
 use crate::procs::Launch;
 use crate::servers::Spec;
-use crate::{Plan, Runs, Sink};
+use crate::{Job, Kind, Plan, Sink};
 
 /// In a launch's argv: the server certificate's and key's PEM files.
 pub const CERT: &str = "{cert}";
@@ -262,13 +262,14 @@ pub fn lacks(plan: &Plan, spec: &Spec, id: &str) -> bool {
 
 /// The server's TLS mode on one process: idle connections (first round
 /// only, on the fresh process), then the wss:// echo rows.
-pub async fn phase(spec: &Spec, out: &mut Sink<'_>, first: bool) {
+pub async fn phase(spec: &Spec, out: Sink<'_>, first: bool) {
     let Some(launch) = launch(spec) else { return };
     let plan = &out.ctx.plan;
     let (mem_id, n) = mem_row(plan);
-    let mem = if first { vec![(mem_id, n, Deflate::NotOffered)] } else { vec![] };
-    let echo = echo_rows(plan).into_iter().map(|(id, _, c, s)| (id, c, s, Deflate::NotOffered)).collect();
-    crate::phase(out, "tls", launch.as_ref(), Runs { mem, echo, ..Runs::default() }).await;
+    let echo = echo_rows(plan).into_iter().map(|(id, _, c, s)| (Kind::Echo, id, c, s, Deflate::NotOffered));
+    let mem = first.then_some((Kind::Mem, mem_id, n, 0, Deflate::NotOffered));
+    let jobs: Vec<Job> = mem.into_iter().chain(echo).collect();
+    crate::phase(out, "tls", launch.as_ref(), jobs).await;
 }
 
 #[cfg(test)]
