@@ -157,31 +157,22 @@ impl FrameBuf {
                 return Ok(None);
             }
             let (b0, b1) = (avail[0], avail[1]);
-            let mut len = (b1 & 0x7f) as u64;
-            let mut hl = 2usize;
-            if len == 126 {
-                if avail.len() < 4 {
-                    return Ok(None);
-                }
-                len = u16::from_be_bytes([avail[2], avail[3]]) as u64;
-                hl = 4;
-            } else if len == 127 {
-                if avail.len() < 10 {
-                    return Ok(None);
-                }
-                len = u64::from_be_bytes(avail[2..10].try_into().unwrap());
-                hl = 10;
-            }
-            let mask = if b1 & 0x80 != 0 {
-                if avail.len() < hl + 4 {
-                    return Ok(None);
-                }
-                let m = [avail[hl], avail[hl + 1], avail[hl + 2], avail[hl + 3]];
-                hl += 4;
-                m
-            } else {
-                [0; 4]
+            // The length's extra bytes (126: 2, 127: 8), then the mask's 4.
+            let ext = match b1 & 0x7f {
+                126 => 2,
+                127 => 8,
+                _ => 0,
             };
+            let hl = 2 + ext + if b1 & 0x80 != 0 { 4 } else { 0 };
+            if avail.len() < hl {
+                return Ok(None);
+            }
+            let len = match ext {
+                0 => (b1 & 0x7f) as u64,
+                2 => u16::from_be_bytes([avail[2], avail[3]]) as u64,
+                _ => u64::from_be_bytes(avail[2..10].try_into().unwrap()),
+            };
+            let mask: [u8; 4] = if b1 & 0x80 != 0 { avail[hl - 4..hl].try_into().unwrap() } else { [0; 4] };
             if len > MAX_FRAME {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
             }
@@ -214,18 +205,15 @@ impl FrameBuf {
                     *p = payload[i] ^ mask[i & 3];
                 }
             }
-            if opcode == OP_PING {
-                let payload = &self.buf[p0..p1];
-                let body: Vec<u8> = payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]).collect();
-                self.pending.extend_from_slice(&client_frame(OP_PONG, &body));
-                self.start += total;
-                continue;
-            }
             self.start += total;
-            if opcode == OP_PONG {
-                continue;
+            match opcode {
+                OP_PING => {
+                    let body: Vec<u8> = self.buf[p0..p1].iter().enumerate().map(|(i, b)| b ^ mask[i & 3]).collect();
+                    self.pending.extend_from_slice(&client_frame(OP_PONG, &body));
+                }
+                OP_PONG => {}
+                _ => return Ok(Some(frame)),
             }
-            return Ok(Some(frame));
         }
     }
 }
@@ -299,7 +287,7 @@ impl WsConn {
         self.stream.write_all(req.as_bytes()).await?;
         self.stream.flush().await?;
         loop {
-            if let Some(i) = find(self.fb.filled(), b"\r\n\r\n") {
+            if let Some(i) = self.fb.filled().windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = &self.fb.filled()[..i];
                 let line = head.split(|&b| b == b'\r').next().unwrap_or(b"");
                 if !line.starts_with(b"HTTP/1.1 101") {
@@ -412,10 +400,6 @@ impl WsConn {
             }
         }
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]

@@ -1,13 +1,15 @@
-//! What the echo and broadcast hot loops (`epoll_echo.rs`,
-//! `epoll_bcast.rs`) share: reading a connection's frames, sending on a
-//! non-blocking socket, and the measured window.
+//! The echo and broadcast hot loops, on plain level-triggered epoll in one
+//! thread: per message one read, one write and a share of one epoll_wait,
+//! nothing else, so that the load generator stays cheaper per message than
+//! the servers it drives (the raw TCP row shows where it saturates).
 
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::client::{Frame, FrameBuf, WsConn, OP_CLOSE};
+use crate::client::{client_frame, message_frame, Frame, FrameBuf, WsConn, OP_CLOSE, OP_TEXT};
+use crate::deflate::Agreed;
 use crate::procs::{CpuDelta, CpuMark};
 use crate::sock;
 
@@ -55,14 +57,14 @@ impl Wire for TcpStream {
 
 /// `Wire::send_all`, its error as text like every hot-loop error.
 #[inline]
-pub fn send_all_nb(s: &impl Wire, data: &[u8]) -> Result<(), String> {
+fn send_all_nb(s: &impl Wire, data: &[u8]) -> Result<(), String> {
     s.send_all(data).map_err(|e| e.to_string())
 }
 
 /// Sends the pongs `fb` owes the server, if any; the buffer keeps its
 /// capacity for the next ones.
 #[inline]
-pub fn flush_pending(s: &impl Wire, fb: &mut FrameBuf) -> Result<(), String> {
+fn flush_pending(s: &impl Wire, fb: &mut FrameBuf) -> Result<(), String> {
     if !fb.pending.is_empty() {
         send_all_nb(s, &fb.pending)?;
         fb.pending.clear();
@@ -74,7 +76,7 @@ pub fn flush_pending(s: &impl Wire, fb: &mut FrameBuf) -> Result<(), String> {
 /// `on_data`; again while the wire holds bytes (TLS). Err: why the
 /// connection is done.
 #[inline]
-pub fn read_frames(
+fn read_frames(
     s: &impl Wire,
     fb: &mut FrameBuf,
     mut on_data: impl FnMut(&mut FrameBuf, Frame) -> Result<(), String>,
@@ -100,7 +102,7 @@ pub fn read_frames(
 
 /// One epoll_wait; its error goes to `first_err` (None: the loop ends).
 #[inline]
-pub fn wait<'a>(
+fn wait<'a>(
     ep: &sock::Epoll,
     events: &'a mut [libc::epoll_event],
     ms: i32,
@@ -118,7 +120,7 @@ pub fn wait<'a>(
 /// The measured window: what counts is done between the first loop turn at
 /// or after `start` and the first at or after `end`, and the CPU marks are
 /// taken at those same two turns.
-pub struct Window {
+struct Window {
     pids: Vec<u32>,
     start: Instant,
     end: Instant,
@@ -127,14 +129,14 @@ pub struct Window {
 
 impl Window {
     /// The window from `start` to `end`, for the CPU use of processes `pids`.
-    pub fn new(pids: &[u32], start: Instant, end: Instant) -> Window {
+    fn new(pids: &[u32], start: Instant, end: Instant) -> Window {
         Window { pids: pids.to_vec(), start, end, mark: None }
     }
 
     /// To be called at the top of every loop turn: opens the window at the
     /// first turn at or after `start`; at the first turn at or after `end`,
     /// closes it and returns the CPU used in it (then the loop ends).
-    pub fn turn(&mut self, now: Instant) -> Option<CpuDelta> {
+    fn turn(&mut self, now: Instant) -> Option<CpuDelta> {
         if self.mark.is_none() && now >= self.start {
             self.mark = Some(CpuMark::now(&self.pids));
         }
@@ -145,13 +147,348 @@ impl Window {
     }
 
     /// The window is open: what happens now is counted.
-    pub fn measuring(&self) -> bool {
+    fn measuring(&self) -> bool {
         self.mark.is_some()
     }
 
     /// How long the next epoll_wait may block: until `end`, `cap` at most,
     /// 1 ms at least.
-    pub fn wait_ms(&self, now: Instant, cap: Duration) -> i32 {
+    fn wait_ms(&self, now: Instant, cap: Duration) -> i32 {
         (self.end.saturating_duration_since(now).min(cap).as_millis() as i32).max(1)
+    }
+}
+
+/// What a hot loop counted.
+#[derive(Default)]
+pub struct LoopOut {
+    /// Messages echoed (broadcast: deliveries) in the window.
+    pub done: u64,
+    /// Echo: messages completed in the window by each connection still alive.
+    pub per_conn: Vec<u64>,
+    /// Broadcast: messages published in the window, and those not delivered
+    /// to every receiver within 2 s.
+    pub published: u64,
+    pub stalled: u64,
+    pub lat: Vec<u32>,
+    /// Connections that failed (each counted once), the first one's reason.
+    pub errors: u64,
+    pub first_err: Option<String>,
+    pub publisher_err: Option<String>,
+    /// CPU use over the measured window (None: the window never closed).
+    pub cpu: Option<CpuDelta>,
+}
+
+struct Conn<W> {
+    stream: W,
+    fb: FrameBuf,
+    alive: bool,
+    sent_at: Instant,
+    done: u64,
+    sent: usize,
+}
+
+impl<W: Wire> Conn<W> {
+    fn new((stream, fb): (W, FrameBuf)) -> Conn<W> {
+        Conn { stream, fb, alive: true, sent_at: Instant::now(), done: 0, sent: 0 }
+    }
+
+    /// Leaves the loop (once), counted in `errors`, its reason kept in `first`.
+    fn fail(&mut self, ep: &sock::Epoll, errors: &mut u64, first: &mut Option<String>, why: String) {
+        if self.alive {
+            self.alive = false;
+            ep.del(self.stream.as_raw_fd());
+            *errors += 1;
+            first.get_or_insert(why);
+        }
+    }
+}
+
+/// An epoll instance with `conns` registered, each with its index as token.
+fn register<W: Wire>(conns: Vec<(W, FrameBuf)>, out: &mut LoopOut) -> Option<(sock::Epoll, Vec<Conn<W>>)> {
+    let ep = sock::Epoll::new().map_err(|e| out.first_err = Some(format!("epoll_create1: {e}"))).ok()?;
+    let mut cs: Vec<Conn<W>> = conns.into_iter().map(Conn::new).collect();
+    for (i, c) in cs.iter_mut().enumerate() {
+        if let Err(e) = ep.add(c.stream.as_raw_fd(), i as u64) {
+            c.fail(&ep, &mut out.errors, &mut out.first_err, format!("epoll_ctl: {e}"));
+        }
+    }
+    Some((ep, cs))
+}
+
+/// Runs one-message-in-flight echo on every connection until `mend` (or
+/// `hard`, or until every connection failed), each sending `frames` in
+/// turn; what completes in the window `mstart`..`mend` counts.
+pub fn echo<W: Wire>(
+    conns: Vec<(W, FrameBuf)>,
+    frames: &[Vec<u8>],
+    pid: u32,
+    mstart: Instant,
+    mend: Instant,
+    hard: Instant,
+) -> LoopOut {
+    let mut out = LoopOut { lat: Vec::with_capacity(1 << 20), ..LoopOut::default() };
+    let Some((ep, mut cs)) = register(conns, &mut out) else { return out };
+    for (i, c) in cs.iter_mut().enumerate().filter(|(_, c)| c.alive) {
+        c.sent_at = Instant::now();
+        if let Err(e) = send_all_nb(&c.stream, &frames[i % frames.len()]) {
+            c.fail(&ep, &mut out.errors, &mut out.first_err, e);
+        }
+    }
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    let mut win = Window::new(&[pid], mstart, mend);
+    loop {
+        let now = Instant::now();
+        if let Some(cpu) = win.turn(now) {
+            out.cpu = Some(cpu);
+            break;
+        }
+        // Every connection that failed counts once in `errors`.
+        if now >= hard || out.errors as usize == cs.len() {
+            break;
+        }
+        let measuring = win.measuring();
+        let wait_ms = win.wait_ms(now, Duration::from_millis(50));
+        let Some(ready) = wait(&ep, &mut events, wait_ms, &mut out.first_err) else { break };
+        for ev in ready {
+            let c = &mut cs[ev.u64 as usize];
+            if !c.alive {
+                continue;
+            }
+            let r = read_frames(&c.stream, &mut c.fb, |fb, f| {
+                if !f.fin {
+                    return Ok(());
+                }
+                let t = Instant::now();
+                if measuring {
+                    out.done += 1;
+                    c.done += 1;
+                    if out.lat.len() < 8_000_000 {
+                        out.lat.push(nanos(t - c.sent_at));
+                    }
+                }
+                flush_pending(&c.stream, fb)?;
+                c.sent_at = t;
+                c.sent += 1;
+                send_all_nb(&c.stream, &frames[c.sent % frames.len()])
+            })
+            .and_then(|()| flush_pending(&c.stream, &mut c.fb));
+            if let Err(e) = r {
+                c.fail(&ep, &mut out.errors, &mut out.first_err, e);
+            }
+        }
+    }
+    out.per_conn = cs.iter().filter(|c| c.alive).map(|c| c.done).collect();
+    out
+}
+
+const RING: usize = 4096;
+
+/// Broadcast frame `seq`: 16 bytes of text, "BC" + 8 hex digits + padding.
+/// Built once; `set_seq` then rewrites its 8 digits in place for each
+/// message, so that publishing allocates nothing.
+fn bcast_frame(seq: u64) -> Vec<u8> {
+    let mut f = client_frame(OP_TEXT, b"BC00000000......");
+    set_seq(&mut f, seq);
+    f
+}
+
+/// Writes the digits of `seq` (its low 32 bits, lower-case hex) into a frame
+/// made by `bcast_frame`, masked with the frame's own key.
+fn set_seq(f: &mut [u8], seq: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // 2-byte header (payload < 126 bytes), then the 4-byte key, then "BC".
+    let (mask, digits) = (2, 2 + 4 + 2);
+    for i in 0..8 {
+        let nibble = (seq as u32 >> (28 - 4 * i)) & 0xf;
+        f[digits + i] = HEX[nibble as usize] ^ f[mask + ((2 + i) & 3)];
+    }
+}
+
+fn parse_hex8(b: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(b.get(..8)?).ok()?;
+    u64::from_str_radix(s, 16).ok()
+}
+
+/// The number of a broadcast message, of either kind; None for anything else.
+fn seq_of(f: &Frame) -> Option<u64> {
+    let p = &f.prefix[..f.len.min(16)];
+    parse_hex8(p.strip_prefix(b"BC").or_else(|| p.strip_prefix(b"[\"BC"))?)
+}
+
+/// What the publisher sends.
+pub enum Msgs {
+    /// The 16 B frame, its number rewritten in place.
+    Tiny(Vec<u8>),
+    /// JSON texts used in turn, their number (bytes 4..12) rewritten, each
+    /// message framed (and compressed, when agreed) as it is sent.
+    Json { docs: Vec<Vec<u8>>, agreed: Option<Agreed>, frame: Vec<u8> },
+}
+
+impl Msgs {
+    pub fn tiny() -> Msgs {
+        Msgs::Tiny(bcast_frame(0))
+    }
+
+    pub fn json(docs: Vec<Vec<u8>>, agreed: Option<Agreed>) -> Msgs {
+        Msgs::Json { docs, agreed, frame: Vec::new() }
+    }
+
+    fn frame(&mut self, seq: u64) -> &[u8] {
+        match self {
+            Msgs::Tiny(f) => {
+                set_seq(f, seq);
+                f
+            }
+            Msgs::Json { docs, agreed, frame } => {
+                let n = docs.len();
+                let doc = &mut docs[seq as usize % n];
+                doc[4..12].copy_from_slice(format!("{:08x}", seq as u32).as_bytes());
+                *frame = message_frame(OP_TEXT, doc, *agreed);
+                frame
+            }
+        }
+    }
+}
+
+/// Publishes with at most `window` messages in flight: message `s + window`
+/// goes out once every receiver got message `s`, or once `s` is 2 s old
+/// (then counted as stalled). Deliveries are counted between the first loop
+/// turns at or after `mstart` and `mend`, where the CPU marks are taken.
+pub fn broadcast(
+    receivers: Vec<(TcpStream, FrameBuf)>,
+    publisher: (TcpStream, FrameBuf),
+    mut msgs: Msgs,
+    window: u64,
+    pids: &[u32],
+    mstart: Instant,
+    mend: Instant,
+) -> LoopOut {
+    let mut out = LoopOut { lat: Vec::with_capacity(1 << 20), ..LoopOut::default() };
+    let receivers_n = receivers.len() as u64;
+    let Some((ep, mut cs)) = register(receivers, &mut out) else { return out };
+    // A failed publisher sets `publisher_err` (and publishing stops).
+    let pub_idx = cs.len();
+    cs.push(Conn::new(publisher));
+    if let Err(e) = ep.add(cs[pub_idx].stream.as_raw_fd(), pub_idx as u64) {
+        cs[pub_idx].fail(&ep, &mut 0, &mut out.publisher_err, format!("epoll_ctl: {e}"));
+    }
+    let start = Instant::now();
+    let mut count = vec![0u32; RING];
+    let mut sent_at = vec![start; RING];
+    let mut seq: u64 = 0;
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 2048];
+    let mut win = Window::new(pids, mstart, mend);
+    loop {
+        let now = Instant::now();
+        if let Some(cpu) = win.turn(now) {
+            out.cpu = Some(cpu);
+            break;
+        }
+        let measuring = win.measuring();
+        // Receivers still connected: a message is complete when all of them got it.
+        let live = receivers_n.saturating_sub(out.errors) as u32;
+        // Publish while the window allows.
+        while out.publisher_err.is_none() && seq < u32::MAX as u64 {
+            if seq >= window {
+                let old = (seq - window) as usize % RING;
+                if count[old] < live {
+                    if now - sent_at[old] > Duration::from_secs(2) {
+                        out.stalled += 1;
+                    } else {
+                        break;
+                    }
+                }
+            }
+            let slot = seq as usize % RING;
+            count[slot] = 0;
+            sent_at[slot] = Instant::now();
+            let p = &mut cs[pub_idx];
+            let frame = msgs.frame(seq);
+            if let Err(e) = flush_pending(&p.stream, &mut p.fb).and_then(|_| send_all_nb(&p.stream, frame)) {
+                out.publisher_err = Some(e);
+                break;
+            }
+            if measuring {
+                out.published += 1;
+            }
+            seq += 1;
+        }
+        let wait_ms = win.wait_ms(now, Duration::from_millis(20));
+        let Some(ready) = wait(&ep, &mut events, wait_ms, &mut out.first_err) else { break };
+        for ev in ready {
+            let idx = ev.u64 as usize;
+            let c = &mut cs[idx];
+            if !c.alive {
+                continue;
+            }
+            // When this read's messages arrived: after the recv, taken once.
+            let mut read_at: Option<Instant> = None;
+            let mut r = read_frames(&c.stream, &mut c.fb, |_, f| {
+                // Not the publisher's own copy, welcome texts or the like.
+                let Some(s) = seq_of(&f).filter(|_| idx != pub_idx) else { return Ok(()) };
+                let slot = s as usize % RING;
+                count[slot] += 1;
+                if measuring {
+                    out.done += 1;
+                    if out.lat.len() < 4_000_000 {
+                        let t = *read_at.get_or_insert_with(Instant::now);
+                        out.lat.push(nanos(t - sent_at[slot]));
+                    }
+                }
+                Ok(())
+            });
+            if idx != pub_idx {
+                r = r.and_then(|()| flush_pending(&c.stream, &mut c.fb));
+            }
+            if let Err(e) = r {
+                match idx == pub_idx {
+                    true => c.fail(&ep, &mut 0, &mut out.publisher_err, e),
+                    false => c.fail(&ep, &mut out.errors, &mut out.first_err, e),
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_digits_rewritten_in_place() {
+        let mut f = bcast_frame(0);
+        for seq in [0u64, 1, 0xabc, 0x1234_5678, 0xffff_ffff, 0x1_0000_0007] {
+            set_seq(&mut f, seq);
+            let fresh = client_frame(OP_TEXT, format!("BC{:08x}......", seq as u32).as_bytes());
+            assert_eq!(f, fresh, "seq {seq:#x}");
+        }
+    }
+
+    #[test]
+    fn json_messages_are_numbered_and_read_back() {
+        let docs: Vec<Vec<u8>> = (0..3).map(|k| crate::deflate::json_doc(2048, k, "\"BC00000000\"")).collect();
+        let agreed = Some(Agreed { server_no_context: true, client_bits: 15 });
+        for (msgs, compressed) in [(Msgs::json(docs.clone(), None), false), (Msgs::json(docs, agreed), true)] {
+            let mut msgs = msgs;
+            for seq in [0u64, 7, 0x1234_abcd] {
+                let frame = msgs.frame(seq).to_vec();
+                assert_eq!(frame[0] & 0x40 != 0, compressed);
+                let mut fb = FrameBuf::new(8192);
+                if compressed {
+                    fb.set_inflater(true);
+                }
+                fb.spare()[..frame.len()].copy_from_slice(&frame);
+                fb.advance(frame.len());
+                let f = fb.try_parse().unwrap().unwrap();
+                assert_eq!((seq_of(&f), f.len), (Some(seq), 2048));
+            }
+        }
+        let mut tiny = Msgs::tiny();
+        let f = tiny.frame(0xbeef).to_vec();
+        let mut fb = FrameBuf::new(64);
+        fb.spare()[..f.len()].copy_from_slice(&f);
+        fb.advance(f.len());
+        assert_eq!(seq_of(&fb.try_parse().unwrap().unwrap()), Some(0xbeef));
     }
 }

@@ -4,8 +4,6 @@
 mod broker;
 mod client;
 mod deflate;
-mod epoll_bcast;
-mod epoll_echo;
 mod hotloop;
 mod instructions;
 mod procs;
@@ -423,7 +421,7 @@ async fn phase(out: Sink<'_>, phase: &str, launch: Result<&Launch, &String>, job
             Kind::Mem => {
                 if idle.is_none() {
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    idle = Some((IdleSet { streams: Vec::new() }, rss_kib(pid).unwrap_or(0)));
+                    idle = Some((IdleSet::new(), rss_kib(pid).unwrap_or(0)));
                 }
                 let (set, base) = idle.as_mut().expect("just set");
                 let r = if let Some(f) = &failed {
