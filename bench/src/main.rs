@@ -87,20 +87,6 @@ impl Plan {
         }
     }
 
-    /// The deflate echo row's id, deflate off or on.
-    pub fn deflate_echo_id(&self, on: bool) -> String {
-        let (conns, size) = self.deflate_echo;
-        format!("deflate_echo_{}k_{conns}c_{}", size / 1024, if on { "on" } else { "off" })
-    }
-
-    pub fn deflate_bcast_id(&self, on: bool) -> String {
-        format!("deflate_bcast_{}c_{}", self.deflate_bcast.0, if on { "on" } else { "off" })
-    }
-
-    pub fn deflate_mem_id(&self) -> String {
-        format!("deflate_mem_{}k", self.deflate_mem / 1000)
-    }
-
     /// The instruction-count row's id.
     pub fn instr_id(&self) -> String {
         format!("instructions_{}b_{}c", self.instr.size, self.instr.clients)
@@ -111,68 +97,109 @@ impl Plan {
         format!("broadcast_{}c_2srv", self.bcast_clients)
     }
 
-    /// (id, label, unit, higher is better) of every row, in table order.
-    pub fn workloads(&self) -> Vec<(String, String, &'static str, bool)> {
+    /// Every row, in table order.
+    pub fn workloads(&self) -> Vec<Wl> {
         let n = |x: usize| fmt_count(x as f64);
         let (c, b) = (self.connrate_conc, self.bcast_clients);
         let ((conns, esize), (clients, bsize)) = (self.deflate_echo, self.deflate_bcast);
         let how = |on| if on { "deflate on" } else { "deflate off (offered, declined)" };
-        let mut v: Vec<(String, String, &'static str, bool)> = Vec::new();
-        for (id, label, _, _) in &self.echo {
-            v.push((id.to_string(), format!("{label}, 1 message in flight each"), "msg/s", true));
+        let (no, dfl) = (Deflate::NotOffered, |on| if on { Deflate::On } else { Deflate::Off });
+        let mut v: Vec<Wl> = Vec::new();
+        let mut row = |id: String, label: String, unit, phase, job| {
+            let higher = !matches!(unit, "bytes/conn" | "instr/msg");
+            v.push(Wl { id, label, unit, higher, phase, job })
+        };
+        for (id, label, conns, size) in &self.echo {
+            row(
+                id.to_string(),
+                format!("{label}, 1 message in flight each"),
+                "msg/s",
+                "echo",
+                (Kind::Echo, *conns, *size, no),
+            );
         }
         let connrate = format!("connection rate: connect + handshake + close, {c} concurrent");
-        v.push((format!("connrate_{c}"), connrate, "handshakes/s", true));
+        row(format!("connrate_{c}"), connrate, "handshakes/s", "echo", (Kind::Connrate, c, 0, no));
         let bcast = format!("broadcast to {b} clients, 1 publisher, window 8 (deliveries/s across clients)");
-        v.push((format!("broadcast_{b}c"), bcast, "deliveries/s", true));
+        row(format!("broadcast_{b}c"), bcast, "deliveries/s", "broadcast", (Kind::Bcast, b, 16, no));
         let cross = format!(
             "broadcast to {b} clients split over 2 server processes on a Redis backplane, publisher on one \
              (server CPU: both servers and redis-server)"
         );
-        v.push((self.cross_id(), cross, "deliveries/s", true));
+        row(self.cross_id(), cross, "deliveries/s", "cross", (Kind::Bcast, b, 16, no));
         for k in &self.mem_steps {
             let label = format!("memory: server RSS growth per idle connection, {} connections", n(*k));
-            v.push((format!("mem_{}k", k / 1000), label, "bytes/conn", false));
+            row(format!("mem_{}k", k / 1000), label, "bytes/conn", "memory", (Kind::Mem, *k, 0, no));
         }
+        // The deflate-off rows run on the plain modes' processes.
         for on in [false, true] {
+            let (id, phase) = (
+                format!("deflate_echo_{}k_{conns}c_{}", esize / 1024, if on { "on" } else { "off" }),
+                if on { "deflate-echo" } else { "echo" },
+            );
             let label = format!("echo {} KiB JSON-like text, {conns} connections, {}", esize / 1024, how(on));
-            v.push((self.deflate_echo_id(on), label, "msg/s", true));
+            row(id, label, "msg/s", phase, (Kind::Echo, conns, esize, dfl(on)));
         }
         for on in [false, true] {
+            let (id, phase) = (
+                format!("deflate_bcast_{clients}c_{}", if on { "on" } else { "off" }),
+                if on { "deflate-broadcast" } else { "broadcast" },
+            );
             let label = format!(
                 "broadcast {} KiB JSON-like text to {} clients, window 8, {}",
                 bsize / 1024,
                 n(clients),
                 how(on)
             );
-            v.push((self.deflate_bcast_id(on), label, "deliveries/s", true));
+            row(id, label, "deliveries/s", phase, (Kind::Bcast, clients, bsize, dfl(on)));
         }
-        v.extend(tls::workloads(self)); // the wss:// rows
-        let label = format!("memory per idle connection, deflate agreed, {} connections", n(self.deflate_mem));
-        v.push((self.deflate_mem_id(), label, "bytes/conn", false));
+        // The wss:// rows: the 100-connection echo rows, and the first memory step.
+        for (id, label, conns, size) in self.echo.iter().filter(|e| e.2 == 100) {
+            let label = format!("wss:// {label}, 1 message in flight each (TLS 1.3, AES-128-GCM)");
+            row(format!("wss_{id}"), label, "msg/s", "tls", (Kind::Echo, *conns, *size, no));
+        }
+        let k = self.mem_steps[0];
+        let label = format!("memory over TLS: server RSS growth per idle wss:// connection, {} connections", n(k));
+        row(format!("mem_{}k_tls", k / 1000), label, "bytes/conn", "tls", (Kind::Mem, k, 0, no));
+        let (k, id) = (self.deflate_mem, format!("deflate_mem_{}k", self.deflate_mem / 1000));
+        let label = format!("memory per idle connection, deflate agreed, {} connections", n(k));
+        row(id, label, "bytes/conn", "deflate-echo", (Kind::Mem, k, 0, Deflate::On));
         let instructions::InstrPlan { clients, size, n1, n2 } = self.instr;
         let d = n2 - n1;
         let label = format!(
             "user-space instructions per echoed {size} B message (callgrind: (Ir({n2}) - Ir({n1})) / ({clients} x {d}), \
              {clients} clients x {n1} and x {n2} echoes, one in flight each)"
         );
-        v.push((self.instr_id(), label, "instr/msg", false));
+        row(self.instr_id(), label, "instr/msg", "instructions", (Kind::Echo, clients, size, no));
         v
     }
 
     /// Whether `spec` has row `id` (deflate rows: servers with a deflate mode;
-    /// raw-tcp none in quick mode, never deflate_mem; cross: a cross mode).
+    /// raw-tcp none in quick mode, never deflate_mem; cross: a cross mode;
+    /// wss://: a TLS mode).
     pub fn has(&self, spec: &Spec, id: &str) -> bool {
-        if id == self.cross_id() {
-            return spec.cross.is_some();
-        }
-        if tls::lacks(self, spec, id) {
-            return false;
-        }
+        let Some(w) = self.workloads().into_iter().find(|w| w.id == id) else { return false };
         let raw = spec.family == Family::Ceiling;
-        !id.starts_with("deflate_")
-            || (spec.deflate.is_some() && !(raw && (self.quick || id.starts_with("deflate_mem"))))
+        match w.phase {
+            "cross" => spec.cross.is_some(),
+            "tls" => tls::SERVERS.contains(&spec.name),
+            _ => {
+                !id.starts_with("deflate_")
+                    || (spec.deflate.is_some() && !(raw && (self.quick || w.job.0 == Kind::Mem)))
+            }
+        }
     }
+}
+
+/// One row of the tables: what it measures, in which unit, whether more is
+/// better; the server process it runs on (`phase`) and how.
+pub struct Wl {
+    pub id: String,
+    pub label: String,
+    pub unit: &'static str,
+    pub higher: bool,
+    pub phase: &'static str,
+    pub job: Job,
 }
 
 /// `x` rounded, with thousands separated by commas.
@@ -340,7 +367,7 @@ impl Sink<'_> {
     fn add(self, id: &str, r: Result<Measure, String>) {
         let (plan, name) = (&self.ctx.plan, self.name);
         let round = if plan.rounds > 1 { format!("r{}/{} ", self.ctx.round.get(), plan.rounds) } else { String::new() };
-        let unit = plan.workloads().into_iter().find(|w| w.0 == id).map_or("", |w| w.2);
+        let unit = plan.workloads().into_iter().find(|w| w.id == id).map_or("", |w| w.unit);
         match &r {
             Ok(m) => eprintln!("[wsbench] {round}{name:<18} {id:<16} {:>12} {unit}", fmt_count(m.value)),
             Err(e) => eprintln!("[wsbench] {round}{name:<18} {id:<16} skipped: {e}"),
@@ -369,8 +396,9 @@ impl Sink<'_> {
     }
 }
 
-/// How a row is measured on a started server.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// How a row is measured on a started server, in the order a server
+/// process runs them.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// Idle connections, held in growing steps, against the fresh process's RSS.
     Mem,
@@ -379,18 +407,14 @@ pub enum Kind {
     Bcast,
 }
 
-/// One row on one server process: how, id, connections (receivers,
-/// workers), message size, and what the client offers and expects of deflate.
-pub type Job = (Kind, String, usize, usize, Deflate);
+/// How a row is measured: connections (receivers, workers), message size,
+/// and what the client offers and expects of deflate.
+pub type Job = (Kind, usize, usize, Deflate);
 
 /// One server process started with `launch` (or why there is none), and
 /// the rows `jobs` measured on it in order (memory steps first).
-async fn phase(out: Sink<'_>, phase: &str, launch: Result<&Launch, &String>, jobs: Vec<Job>) {
+async fn phase(out: Sink<'_>, phase: &str, launch: Result<&Launch, &String>, jobs: &[&Wl]) {
     let (ctx, plan) = (out.ctx, &out.ctx.plan);
-    let jobs: Vec<Job> = jobs.into_iter().filter(|j| ctx.wants(&j.1)).collect();
-    if jobs.is_empty() {
-        return;
-    }
     let started = match launch {
         Ok(l) => Server::start(l, ctx.server_cpu, out.log(phase), START)
             .await
@@ -399,11 +423,11 @@ async fn phase(out: Sink<'_>, phase: &str, launch: Result<&Launch, &String>, job
     };
     let mut srv = match started {
         Ok(s) => s,
-        Err(e) => return jobs.iter().for_each(|j| out.add(&j.1, Err(e.clone()))),
+        Err(e) => return jobs.iter().for_each(|w| out.add(&w.id, Err(e.clone()))),
     };
     let (addr, pid, tls, raw) = (srv.addr, srv.pid, srv.tls, launch.is_ok_and(|l| l.raw));
     let (mut idle, mut failed): (Option<(IdleSet, u64)>, Option<String>) = (None, None);
-    for (kind, id, n, size, dfl) in &jobs {
+    for Wl { id, job: (kind, n, size, dfl), .. } in jobs {
         // Clients leave first, so no server has to close 10k+ connections
         // itself within stop()'s grace time.
         if *kind != Kind::Mem && idle.take().is_some() {
@@ -456,13 +480,11 @@ async fn phase(out: Sink<'_>, phase: &str, launch: Result<&Launch, &String>, job
 
 /// Broadcast across two server processes on one Redis broker, receivers
 /// split over both, the publisher on the first.
-async fn cross_phase(spec: &Spec, out: Sink<'_>) {
+async fn cross_phase(out: Sink<'_>, launch: Result<&Launch, &String>, w: &Wl) {
     let (ctx, plan) = (out.ctx, &out.ctx.plan);
-    let id = plan.cross_id();
-    let Some(cross) = spec.cross.as_ref().filter(|_| ctx.wants(&id)) else { return };
     let r = async {
-        let launch = cross.clone()?;
-        let dir = ctx.out.join("logs").join(format!("{}-redis", spec.name));
+        let launch = launch.cloned().map_err(String::clone)?;
+        let dir = ctx.out.join("logs").join(format!("{}-redis", out.name));
         let _ = std::fs::create_dir_all(&dir);
         let broker = broker::Broker::start(ctx.server_cpu, &dir)?;
         let argv = launch.argv.iter().map(|a| a.replace("{backplane}", &broker.url())).collect();
@@ -474,9 +496,9 @@ async fn cross_phase(spec: &Spec, out: Sink<'_>) {
         }
         let addrs: Vec<_> = servers.iter().map(|s| s.addr).collect();
         let pids: Vec<u32> = servers.iter().map(|s| s.pid).chain([broker.pid]).collect();
-        let r = measured(out, &id, async || {
-            let mode = (launch.raw, Deflate::NotOffered);
-            workloads::broadcast(&addrs, mode, &pids, plan.bcast_clients, 16, 8, &plan.bcast_t).await
+        let (_, clients, size, dfl) = w.job;
+        let r = measured(out, &w.id, async || {
+            workloads::broadcast(&addrs, (launch.raw, dfl), &pids, clients, size, 8, &plan.bcast_t).await
         })
         .await;
         for (i, s) in servers.into_iter().enumerate() {
@@ -484,27 +506,13 @@ async fn cross_phase(spec: &Spec, out: Sink<'_>) {
         }
         r
     };
-    out.add(&id, r.await);
-}
-
-/// The instruction-count row: the server's echo mode twice under callgrind
-/// (src/instructions.rs).
-async fn instr_phase(spec: &Spec, out: Sink<'_>) {
-    let (ctx, id) = (out.ctx, out.ctx.plan.instr_id());
-    if ctx.wants(&id) && ctx.plan.has(spec, &id) {
-        let logs = ctx.out.join("logs");
-        let (r, exits) = instructions::measure(&spec.echo, ctx.server_cpu, &ctx.plan.instr, &logs, spec.name).await;
-        exits.into_iter().for_each(|e| out.exit("instructions", e));
-        out.add(&id, r);
-    }
+    out.add(&w.id, r.await);
 }
 
 /// Runs the plan: `rounds` rounds of every server in turn (a drift hits all
 /// alike); connection rate, memory and instructions in the first only.
 async fn run_all(specs: &[Spec], ctx: &Ctx) {
-    let plan = &ctx.plan;
-    let ((conns, esize), (clients, bsize)) = (plan.deflate_echo, plan.deflate_bcast);
-    let no = Deflate::NotOffered;
+    let (plan, rows) = (&ctx.plan, ctx.plan.workloads());
     for round in 1..=plan.rounds {
         ctx.round.set(round);
         if plan.rounds > 1 {
@@ -513,49 +521,43 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) {
         let first = round == 1;
         for spec in specs {
             let out = Sink { ctx, name: spec.name };
+            let once = |w: &Wl| matches!(w.job.0, Kind::Mem | Kind::Connrate) || w.phase == "instructions";
+            let mine: Vec<&Wl> =
+                rows.iter().filter(|w| ctx.wants(&w.id) && plan.has(spec, &w.id) && (first || !once(w))).collect();
             if let Some(reason) = &spec.skip {
                 if first {
-                    for (id, ..) in plan.workloads().iter().filter(|w| ctx.wants(&w.0) && plan.has(spec, &w.0)) {
-                        out.record(id, Err(reason.clone()));
-                    }
+                    mine.iter().for_each(|w| out.record(&w.id, Err(reason.clone())));
                     eprintln!("[wsbench] {:<18} skipped: {reason}", spec.name);
                 }
                 continue;
             }
-            let deflate_rows = plan.has(spec, &plan.deflate_echo_id(false));
-            // The plain modes: the classic rows, then the deflate-off rows
-            // (offered, declined) on the same processes.
-            let mut echo: Vec<Job> = plan.echo.iter().map(|e| (Kind::Echo, e.0.to_string(), e.2, e.3, no)).collect();
-            let mut bcast =
-                vec![(Kind::Bcast, format!("broadcast_{}c", plan.bcast_clients), plan.bcast_clients, 16, no)];
-            if deflate_rows {
-                echo.push((Kind::Echo, plan.deflate_echo_id(false), conns, esize, Deflate::Off));
-                bcast.push((Kind::Bcast, plan.deflate_bcast_id(false), clients, bsize, Deflate::Off));
-            }
-            if first {
-                echo.push((Kind::Connrate, format!("connrate_{}", plan.connrate_conc), plan.connrate_conc, 0, no));
-            }
-            phase(out, "echo", Ok(&spec.echo), echo).await;
-            if first {
-                let mem = plan.mem_steps.iter().map(|n| (Kind::Mem, format!("mem_{}k", n / 1000), *n, 0, no)).collect();
-                phase(out, "memory", Ok(&spec.echo), mem).await;
-            }
-            phase(out, "broadcast", spec.broadcast.as_ref(), bcast).await;
-            // Deflate on: the server started in its deflate mode; idle
-            // connections first, on the fresh process (first round only).
-            if let Some(d) = spec.deflate.as_ref().filter(|_| deflate_rows) {
-                let mut echo = vec![(Kind::Echo, plan.deflate_echo_id(true), conns, esize, Deflate::On)];
-                if first && plan.has(spec, &plan.deflate_mem_id()) {
-                    echo.insert(0, (Kind::Mem, plan.deflate_mem_id(), plan.deflate_mem, 0, Deflate::On));
+            // One process per phase, its rows in `Kind` order (idle connections on the fresh process).
+            let tls = tls::launch(spec);
+            for p in
+                ["echo", "memory", "broadcast", "deflate-echo", "deflate-broadcast", "cross", "tls", "instructions"]
+            {
+                let mut jobs: Vec<&Wl> = mine.iter().copied().filter(|w| w.phase == p).collect();
+                jobs.sort_by_key(|w| w.job.0);
+                let launch = match p {
+                    "broadcast" => Some(spec.broadcast.as_ref()),
+                    "deflate-echo" => spec.deflate.as_ref().map(|d| d.echo.as_ref()),
+                    "deflate-broadcast" => spec.deflate.as_ref().map(|d| d.broadcast.as_ref()),
+                    "cross" => spec.cross.as_ref().map(|c| c.as_ref()),
+                    "tls" => tls.as_ref().map(|t| t.as_ref()),
+                    _ => Some(Ok(&spec.echo)),
+                };
+                let Some(launch) = launch.filter(|_| !jobs.is_empty()) else { continue };
+                match p {
+                    "cross" => cross_phase(out, launch, jobs[0]).await,
+                    "instructions" => {
+                        let (mut exits, logs, p) = (Vec::new(), ctx.out.join("logs"), &plan.instr);
+                        let r =
+                            instructions::measure(&spec.echo, ctx.server_cpu, p, (&logs, spec.name), &mut exits).await;
+                        exits.into_iter().for_each(|e| out.exit("instructions", e));
+                        out.add(&jobs[0].id, r);
+                    }
+                    _ => phase(out, p, launch, &jobs).await,
                 }
-                phase(out, "deflate-echo", d.echo.as_ref(), echo).await;
-                let bcast = vec![(Kind::Bcast, plan.deflate_bcast_id(true), clients, bsize, Deflate::On)];
-                phase(out, "deflate-broadcast", d.broadcast.as_ref(), bcast).await;
-            }
-            cross_phase(spec, out).await;
-            tls::phase(spec, out, first).await; // the wss:// rows
-            if first {
-                instr_phase(spec, out).await;
             }
             tokio::time::sleep(ctx.pause()).await;
         }

@@ -166,7 +166,7 @@ impl Report<'_> {
                 self.plan.rounds
             );
         }
-        for (id, label, unit, higher) in self.plan.workloads() {
+        for crate::Wl { id, label, unit, higher, .. } in self.plan.workloads() {
             if !self.rows.iter().any(|r| r.workload == id) {
                 continue;
             }
@@ -226,8 +226,9 @@ impl Report<'_> {
     pub fn json(&self) -> String {
         let wl = self.plan.workloads();
         let workloads: Vec<Value> = (wl.iter())
-            .map(|(id, label, unit, higher)| {
-                let reference = self.reference(id).map(|r| r.0);
+            .map(|w| {
+                let reference = self.reference(&w.id).map(|r| r.0);
+                let (id, label, unit, higher) = (&w.id, &w.label, w.unit, w.higher);
                 json!({"id": id, "label": label, "unit": unit, "higher_is_better": higher, "reference_server": reference})
             })
             .collect();
@@ -239,7 +240,7 @@ impl Report<'_> {
             .collect();
         let results: Vec<Value> = (self.rows.iter())
             .map(|r| {
-                let unit = wl.iter().find(|w| w.0 == r.workload).map(|w| w.2).unwrap_or("");
+                let unit = wl.iter().find(|w| w.id == r.workload).map_or("", |w| w.unit);
                 let mut v = json!({"server": r.server, "workload": r.workload, "unit": unit});
                 v.as_object_mut().unwrap().extend(result_json(r.status.as_ref().map_err(String::as_str)));
                 if let Ok(m) = &r.status {

@@ -1,8 +1,9 @@
-//! The hot loops' socket calls, also included by `src/bin/raw_echo.rs`:
+//! The hot loops' socket calls, also included by the peers in `src/bin/`:
 //! recv(2)/send(2), not read(2)/write(2), whose VFS layer showed in profiles.
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// One recv(2) into `buf` on a non-blocking socket. `Ok(0)`: the peer closed
@@ -112,4 +113,22 @@ impl Drop for Epoll {
         // SAFETY: our own epoll fd, closed once.
         unsafe { libc::close(self.fd) };
     }
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Whether SIGTERM or SIGINT has come, from the first call on (the peer
+/// servers stop on it; a blocking epoll_wait returns EINTR).
+#[allow(dead_code)] // the peers' (src/bin/), not wsbench's
+pub fn stopped() -> bool {
+    extern "C" fn on_signal(_: libc::c_int) {
+        STOP.store(true, Ordering::SeqCst);
+    }
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    // SAFETY: the handler only stores to an atomic.
+    INSTALLED.call_once(|| unsafe {
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+    });
+    STOP.load(Ordering::SeqCst)
 }

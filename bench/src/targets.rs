@@ -101,14 +101,14 @@ impl Report<'_> {
     /// One target, on the rows of it that ran.
     fn target(&self, &(a, b, rows, f, op, limit): &Target) -> Option<Line> {
         let of = |id: &str| if b.is_empty() { id == rows } else { id.starts_with(rows) };
-        let wl: Vec<_> = self.plan.workloads().into_iter().filter(|w| of(&w.0) && self.ran(&w.0)).collect();
-        let unit = wl.first()?.2;
+        let wl: Vec<_> = self.plan.workloads().into_iter().filter(|w| of(&w.id) && self.ran(&w.id)).collect();
+        let unit = wl.first()?.unit;
         let what = match b {
             "" => format!("{a} {rows} {op} {} {unit}", fmt_count(limit)),
             b => format!("{a} / {b} {} {op} {} on {rows}* rows", if f.0.is_empty() { unit } else { f.0 }, x(limit)),
         };
         let (mut parts, mut ok, mut missing) = (Vec::new(), true, None);
-        for (id, ..) in wl {
+        for crate::Wl { id, .. } in wl {
             let lost = self.measure(a, &id).map_or(0, |m| m.errors);
             let v = match (self.measure(a, &id).and_then(f.1), b) {
                 (Some(va), "") => Ok(va),
@@ -145,7 +145,12 @@ impl Report<'_> {
 
     /// Every run row against its best peer, in table order.
     pub fn summary(&self) -> Vec<Line> {
-        self.plan.workloads().iter().filter(|w| self.ran(&w.0)).map(|w| self.best_peer(&w.0, w.2, w.3)).collect()
+        self.plan
+            .workloads()
+            .iter()
+            .filter(|w| self.ran(&w.id))
+            .map(|w| self.best_peer(&w.id, w.unit, w.higher))
+            .collect()
     }
 
     /// The targets whose rows ran.

@@ -15,11 +15,10 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::client::{Deflate, FrameBuf, WsConn};
+use crate::client::{FrameBuf, WsConn};
 use crate::hotloop::Wire;
 use crate::procs::Launch;
 use crate::servers::Spec;
-use crate::{Job, Kind, Plan, Sink};
 
 /// In a launch's argv: the server certificate's and key's PEM files.
 pub const CERT: &str = "{cert}";
@@ -98,11 +97,7 @@ pub fn init(dir: &Path) {
 
 /// The run's material, or why there is none.
 pub fn material() -> Result<&'static Material, String> {
-    match MATERIAL.get() {
-        Some(Ok(m)) => Ok(m),
-        Some(Err(e)) => Err(e.clone()),
-        None => Err("no TLS material (tls::init not called)".into()),
-    }
+    MATERIAL.get().ok_or("no TLS material (tls::init not called)")?.as_ref().map_err(String::clone)
 }
 
 /// `argv` with `{cert}` and `{key}` replaced by the run's PEM files.
@@ -227,51 +222,6 @@ pub fn launch(spec: &Spec) -> Option<Result<Launch, String>> {
     Some(material().map(|_| Launch { argv, raw: spec.echo.raw }))
 }
 
-/// The wss:// echo rows: the plain 100-connection echo rows, over TLS.
-pub fn echo_rows(plan: &Plan) -> Vec<(String, String, usize, usize)> {
-    plan.echo
-        .iter()
-        .filter(|e| e.2 == 100)
-        .map(|(id, label, conns, size)| (format!("wss_{id}"), format!("wss:// {label}"), *conns, *size))
-        .collect()
-}
-
-/// The idle-memory row over TLS: the first plain step's count.
-pub fn mem_row(plan: &Plan) -> (String, usize) {
-    let n = plan.mem_steps[0];
-    (format!("mem_{}k_tls", n / 1000), n)
-}
-
-/// This module's rows of `Plan::workloads`.
-pub fn workloads(plan: &Plan) -> Vec<(String, String, &'static str, bool)> {
-    let mut v: Vec<_> = echo_rows(plan)
-        .into_iter()
-        .map(|(id, label, ..)| (id, format!("{label}, 1 message in flight each (TLS 1.3, AES-128-GCM)"), "msg/s", true))
-        .collect();
-    let (id, n) = mem_row(plan);
-    let n = crate::fmt_count(n as f64);
-    let label = format!("memory over TLS: server RSS growth per idle wss:// connection, {n} connections");
-    v.push((id, label, "bytes/conn", false));
-    v
-}
-
-/// Whether row `id` is one of this module's, and `spec` lacks it.
-pub fn lacks(plan: &Plan, spec: &Spec, id: &str) -> bool {
-    !SERVERS.contains(&spec.name) && workloads(plan).iter().any(|w| w.0 == id)
-}
-
-/// The server's TLS mode on one process: idle connections (first round
-/// only, on the fresh process), then the wss:// echo rows.
-pub async fn phase(spec: &Spec, out: Sink<'_>, first: bool) {
-    let Some(launch) = launch(spec) else { return };
-    let plan = &out.ctx.plan;
-    let (mem_id, n) = mem_row(plan);
-    let echo = echo_rows(plan).into_iter().map(|(id, _, c, s)| (Kind::Echo, id, c, s, Deflate::NotOffered));
-    let mem = first.then_some((Kind::Mem, mem_id, n, 0, Deflate::NotOffered));
-    let jobs: Vec<Job> = mem.into_iter().chain(echo).collect();
-    crate::phase(out, "tls", launch.as_ref(), jobs).await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,15 +324,20 @@ mod tests {
 
     #[test]
     fn only_servers_with_a_tls_mode_have_the_rows() {
-        let plan = Plan::new(true, None);
-        let ids: Vec<String> = workloads(&plan).into_iter().map(|w| w.0).collect();
-        assert_eq!(ids, ["wss_echo_16b_100c", "wss_echo_16k_100c", "mem_1k_tls"]);
-        let full = Plan::new(false, None);
-        assert_eq!(mem_row(&full), ("mem_10k_tls".to_string(), 10_000));
+        let tls_rows = |quick| {
+            let w = crate::Plan::new(quick, None).workloads().into_iter().filter(|w| w.phase == "tls");
+            w.map(|w| (w.id, w.job.1)).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            tls_rows(true),
+            [("wss_echo_16b_100c".into(), 100), ("wss_echo_16k_100c".into(), 100), ("mem_1k_tls".into(), 1000)]
+        );
+        assert_eq!(tls_rows(false)[2], ("mem_10k_tls".into(), 10_000));
         let spec = |name| Spec::bare(name, crate::servers::Family::Peer, &["/x/echo_server", "127.0.0.1", "{port}"]);
-        assert!(lacks(&plan, &spec("qtwebsockets"), "wss_echo_16b_100c"));
-        assert!(!lacks(&plan, &spec("qtwebsockets"), "echo_16b_100c"));
-        assert!(!lacks(&plan, &spec("node-ws"), "mem_1k_tls"));
+        let plan = crate::Plan::new(true, None);
+        assert!(!plan.has(&spec("qtwebsockets"), "wss_echo_16b_100c"));
+        assert!(plan.has(&spec("qtwebsockets"), "echo_16b_100c"));
+        assert!(plan.has(&spec("node-ws"), "mem_1k_tls"));
         // The peers' TLS mode is their echo line plus --tls; a launch naming
         // the certificate is a TLS one.
         init(&tmp("launch"));
