@@ -31,8 +31,9 @@ pub trait Wire: AsRawFd + Sized {
         false
     }
     /// Sends all of `data` (encrypted first, for TLS) on the non-blocking
-    /// socket, `sock::send_all` waiting 10 s at most for room.
-    fn send_all(&self, data: &[u8]) -> io::Result<()>;
+    /// socket, `sock::send_all` waiting 10 s at most for room; the error as
+    /// text, like every hot-loop error.
+    fn send_all(&self, data: &[u8]) -> Result<(), String>;
     /// A handshaken connection's wire and parser, for a hot loop.
     fn from_conn(c: WsConn) -> io::Result<(Self, FrameBuf)>;
 }
@@ -46,8 +47,8 @@ impl Wire for TcpStream {
     }
 
     #[inline]
-    fn send_all(&self, data: &[u8]) -> io::Result<()> {
-        sock::send_all(self.as_raw_fd(), data, Duration::from_secs(10))
+    fn send_all(&self, data: &[u8]) -> Result<(), String> {
+        sock::send_all(self.as_raw_fd(), data, Duration::from_secs(10)).map_err(|e| e.to_string())
     }
 
     fn from_conn(c: WsConn) -> io::Result<(Self, FrameBuf)> {
@@ -55,18 +56,12 @@ impl Wire for TcpStream {
     }
 }
 
-/// `Wire::send_all`, its error as text like every hot-loop error.
-#[inline]
-fn send_all_nb(s: &impl Wire, data: &[u8]) -> Result<(), String> {
-    s.send_all(data).map_err(|e| e.to_string())
-}
-
 /// Sends the pongs `fb` owes the server, if any; the buffer keeps its
 /// capacity for the next ones.
 #[inline]
 fn flush_pending(s: &impl Wire, fb: &mut FrameBuf) -> Result<(), String> {
     if !fb.pending.is_empty() {
-        send_all_nb(s, &fb.pending)?;
+        s.send_all(&fb.pending)?;
         fb.pending.clear();
     }
     Ok(())
@@ -96,23 +91,6 @@ fn read_frames(
         }
         if !s.buffered() {
             return Ok(());
-        }
-    }
-}
-
-/// One epoll_wait; its error goes to `first_err` (None: the loop ends).
-#[inline]
-fn wait<'a>(
-    ep: &sock::Epoll,
-    events: &'a mut [libc::epoll_event],
-    ms: i32,
-    first_err: &mut Option<String>,
-) -> Option<&'a [libc::epoll_event]> {
-    match ep.wait(events, ms) {
-        Ok(ready) => Some(ready),
-        Err(e) => {
-            first_err.get_or_insert(format!("epoll_wait: {e}"));
-            None
         }
     }
 }
@@ -151,10 +129,18 @@ impl Window {
         self.mark.is_some()
     }
 
-    /// How long the next epoll_wait may block: until `end`, `cap` at most,
-    /// 1 ms at least.
-    fn wait_ms(&self, now: Instant, cap: Duration) -> i32 {
-        (self.end.saturating_duration_since(now).min(cap).as_millis() as i32).max(1)
+    /// One epoll_wait, until `end` (`cap` at most, 1 ms at least); its
+    /// error goes to `first_err` (None: the loop ends).
+    #[inline]
+    fn wait<'a>(
+        &self,
+        (ep, events): (&sock::Epoll, &'a mut [libc::epoll_event]),
+        now: Instant,
+        cap: Duration,
+        first_err: &mut Option<String>,
+    ) -> Option<&'a [libc::epoll_event]> {
+        let ms = (self.end.saturating_duration_since(now).min(cap).as_millis() as i32).max(1);
+        ep.wait(events, ms).map_err(|e| first_err.get_or_insert(format!("epoll_wait: {e}"))).ok()
     }
 }
 
@@ -230,7 +216,7 @@ pub fn echo<W: Wire>(
     let Some((ep, mut cs)) = register(conns, &mut out) else { return out };
     for (i, c) in cs.iter_mut().enumerate().filter(|(_, c)| c.alive) {
         c.sent_at = Instant::now();
-        if let Err(e) = send_all_nb(&c.stream, &frames[i % frames.len()]) {
+        if let Err(e) = c.stream.send_all(&frames[i % frames.len()]) {
             c.fail(&ep, &mut out.errors, &mut out.first_err, e);
         }
     }
@@ -247,8 +233,8 @@ pub fn echo<W: Wire>(
             break;
         }
         let measuring = win.measuring();
-        let wait_ms = win.wait_ms(now, Duration::from_millis(50));
-        let Some(ready) = wait(&ep, &mut events, wait_ms, &mut out.first_err) else { break };
+        let ep_events = (&ep, &mut events[..]);
+        let Some(ready) = win.wait(ep_events, now, Duration::from_millis(50), &mut out.first_err) else { break };
         for ev in ready {
             let c = &mut cs[ev.u64 as usize];
             if !c.alive {
@@ -269,7 +255,7 @@ pub fn echo<W: Wire>(
                 flush_pending(&c.stream, fb)?;
                 c.sent_at = t;
                 c.sent += 1;
-                send_all_nb(&c.stream, &frames[c.sent % frames.len()])
+                c.stream.send_all(&frames[c.sent % frames.len()])
             })
             .and_then(|()| flush_pending(&c.stream, &mut c.fb));
             if let Err(e) = r {
@@ -283,17 +269,8 @@ pub fn echo<W: Wire>(
 
 const RING: usize = 4096;
 
-/// Broadcast frame `seq`: 16 bytes of text, "BC" + 8 hex digits + padding.
-/// Built once; `set_seq` then rewrites its 8 digits in place for each
-/// message, so that publishing allocates nothing.
-fn bcast_frame(seq: u64) -> Vec<u8> {
-    let mut f = client_frame(OP_TEXT, b"BC00000000......");
-    set_seq(&mut f, seq);
-    f
-}
-
-/// Writes the digits of `seq` (its low 32 bits, lower-case hex) into a frame
-/// made by `bcast_frame`, masked with the frame's own key.
+/// Writes the digits of `seq` (its low 32 bits, lower-case hex) into the 16 B
+/// broadcast frame (`Msgs::tiny`), masked with the frame's own key.
 fn set_seq(f: &mut [u8], seq: u64) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     // 2-byte header (payload < 126 bytes), then the 4-byte key, then "BC".
@@ -304,15 +281,11 @@ fn set_seq(f: &mut [u8], seq: u64) {
     }
 }
 
-fn parse_hex8(b: &[u8]) -> Option<u64> {
-    let s = std::str::from_utf8(b.get(..8)?).ok()?;
-    u64::from_str_radix(s, 16).ok()
-}
-
 /// The number of a broadcast message, of either kind; None for anything else.
 fn seq_of(f: &Frame) -> Option<u64> {
     let p = &f.prefix[..f.len.min(16)];
-    parse_hex8(p.strip_prefix(b"BC").or_else(|| p.strip_prefix(b"[\"BC"))?)
+    let hex = p.strip_prefix(b"BC").or_else(|| p.strip_prefix(b"[\"BC"))?.get(..8)?;
+    u64::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
 }
 
 /// What the publisher sends.
@@ -325,12 +298,10 @@ pub enum Msgs {
 }
 
 impl Msgs {
+    /// 16 bytes of text, "BC" + 8 hex digits + padding, built once: each
+    /// message rewrites its digits in place, so that publishing allocates nothing.
     pub fn tiny() -> Msgs {
-        Msgs::Tiny(bcast_frame(0))
-    }
-
-    pub fn json(docs: Vec<Vec<u8>>, agreed: Option<Agreed>) -> Msgs {
-        Msgs::Json { docs, agreed, frame: Vec::new() }
+        Msgs::Tiny(client_frame(OP_TEXT, b"BC00000000......"))
     }
 
     fn frame(&mut self, seq: u64) -> &[u8] {
@@ -404,7 +375,7 @@ pub fn broadcast(
             sent_at[slot] = Instant::now();
             let p = &mut cs[pub_idx];
             let frame = msgs.frame(seq);
-            if let Err(e) = flush_pending(&p.stream, &mut p.fb).and_then(|_| send_all_nb(&p.stream, frame)) {
+            if let Err(e) = flush_pending(&p.stream, &mut p.fb).and_then(|_| p.stream.send_all(frame)) {
                 out.publisher_err = Some(e);
                 break;
             }
@@ -413,8 +384,8 @@ pub fn broadcast(
             }
             seq += 1;
         }
-        let wait_ms = win.wait_ms(now, Duration::from_millis(20));
-        let Some(ready) = wait(&ep, &mut events, wait_ms, &mut out.first_err) else { break };
+        let ep_events = (&ep, &mut events[..]);
+        let Some(ready) = win.wait(ep_events, now, Duration::from_millis(20), &mut out.first_err) else { break };
         for ev in ready {
             let idx = ev.u64 as usize;
             let c = &mut cs[idx];
@@ -457,7 +428,7 @@ mod tests {
 
     #[test]
     fn frame_digits_rewritten_in_place() {
-        let mut f = bcast_frame(0);
+        let mut f = Msgs::tiny().frame(0).to_vec();
         for seq in [0u64, 1, 0xabc, 0x1234_5678, 0xffff_ffff, 0x1_0000_0007] {
             set_seq(&mut f, seq);
             let fresh = client_frame(OP_TEXT, format!("BC{:08x}......", seq as u32).as_bytes());
@@ -469,7 +440,10 @@ mod tests {
     fn json_messages_are_numbered_and_read_back() {
         let docs: Vec<Vec<u8>> = (0..3).map(|k| crate::deflate::json_doc(2048, k, "\"BC00000000\"")).collect();
         let agreed = Some(Agreed { server_no_context: true, client_bits: 15 });
-        for (msgs, compressed) in [(Msgs::json(docs.clone(), None), false), (Msgs::json(docs, agreed), true)] {
+        for (msgs, compressed) in [
+            (Msgs::Json { docs: docs.clone(), agreed: None, frame: vec![] }, false),
+            (Msgs::Json { docs, agreed, frame: vec![] }, true),
+        ] {
             let mut msgs = msgs;
             for seq in [0u64, 7, 0x1234_abcd] {
                 let frame = msgs.frame(seq).to_vec();

@@ -325,12 +325,9 @@ async fn measured(
     for attempt in 1..=tries {
         let r = f().await;
         let other = r.as_ref().ok().and_then(|m| m.other_cpu_pct);
-        let better = match (&best, &r) {
-            (None, _) | (Some(Err(_)), Ok(_)) => true,
-            (Some(Ok(b)), Ok(m)) => m.other_cpu_pct < b.other_cpu_pct,
-            _ => false,
-        };
-        if better {
+        // The quietest success, else the first failure.
+        let noise = |r: &Result<Measure, String>| r.as_ref().map_or(f64::MAX, |m| m.other_cpu_pct.unwrap_or(-1.0));
+        if best.as_ref().is_none_or(|b| noise(&r) < noise(b)) {
             best = Some(r);
         }
         match other {
@@ -345,11 +342,8 @@ async fn measured(
     let mut r = best.expect("at least one attempt");
     if let Ok(m) = &mut r {
         if let Some(o) = m.other_cpu_pct.filter(|o| *o > NOISY_PCT) {
-            let was = std::mem::take(&mut m.note);
-            m.note = format!("noisy: other processes used {o:.0}% CPU");
-            if !was.is_empty() {
-                m.note.push_str(&format!("; {was}"));
-            }
+            let sep = if m.note.is_empty() { "" } else { "; " };
+            m.note = format!("noisy: other processes used {o:.0}% CPU{sep}{}", m.note);
         }
     }
     r

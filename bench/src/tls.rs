@@ -183,13 +183,12 @@ impl Wire for TlsWire {
         tls.process_new_packets().map(|s| s.plaintext_bytes_to_read() > 0).unwrap_or(false)
     }
 
-    fn send_all(&self, data: &[u8]) -> io::Result<()> {
-        let mut tls = self.tls.borrow_mut();
-        let mut out = self.out.borrow_mut();
-        tls.writer().write_all(data)?;
+    fn send_all(&self, data: &[u8]) -> Result<(), String> {
+        let (mut tls, mut out) = (self.tls.borrow_mut(), self.out.borrow_mut());
+        tls.writer().write_all(data).map_err(|e| e.to_string())?;
         out.clear();
         while tls.wants_write() {
-            tls.write_tls(&mut *out)?;
+            tls.write_tls(&mut *out).map_err(|e| e.to_string())?;
         }
         self.tcp.send_all(&out)
     }

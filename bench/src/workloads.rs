@@ -253,7 +253,10 @@ pub async fn broadcast(
     let msgs = if dfl == Deflate::NotOffered {
         crate::hotloop::Msgs::tiny()
     } else {
-        crate::hotloop::Msgs::json((0..DOCS).map(|k| json_doc(size, k, "\"BC00000000\"")).collect(), agreed)
+        {
+            let docs = (0..DOCS).map(|k| json_doc(size, k, "\"BC00000000\"")).collect();
+            crate::hotloop::Msgs::Json { docs, agreed, frame: Vec::new() }
+        }
     };
     let publisher = publisher.into_parts().map_err(|e| format!("into_std: {e}"))?;
     let (mstart, mend) = t.window_from_now();
