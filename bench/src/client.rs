@@ -56,11 +56,6 @@ fn rsv_frame(rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
     f
 }
 
-/// A close frame with status 1000 (normal closure).
-pub fn close_frame() -> Vec<u8> {
-    client_frame(OP_CLOSE, &1000u16.to_be_bytes())
-}
-
 /// What the parser tells about one data frame.
 #[derive(Clone, Copy, Debug)]
 pub struct Frame {
@@ -131,10 +126,6 @@ impl FrameBuf {
         &self.buf[self.start..self.end]
     }
 
-    pub fn consume(&mut self, n: usize) {
-        self.start += n;
-    }
-
     /// Ensures `need` bytes from `start` fit in the buffer.
     fn make_room(&mut self, need: usize) {
         if self.start > 0 {
@@ -174,7 +165,7 @@ impl FrameBuf {
             };
             let mask: [u8; 4] = if b1 & 0x80 != 0 { avail[hl - 4..hl].try_into().unwrap() } else { [0; 4] };
             if len > MAX_FRAME {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+                return Err(deflate::bad(format!("frame of {len} bytes")));
             }
             let total = hl + len as usize;
             if avail.len() < total {
@@ -191,7 +182,7 @@ impl FrameBuf {
                     inf.active |= b0 & 0x40 != 0 && opcode != 0;
                     inf.active
                 }
-                _ if b0 & 0x40 != 0 => return Err(io::Error::new(io::ErrorKind::InvalidData, "RSV1 without deflate")),
+                _ if b0 & 0x40 != 0 => return Err(deflate::bad("RSV1 without deflate".into())),
                 _ => false,
             };
             let payload = &mut self.buf[p0..p1];
@@ -224,17 +215,9 @@ async fn tcp_connect(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<TcpStr
     if let Some(ip) = src {
         // Choose the port at connect() time, per destination, instead of at
         // bind() time from one global pool.
-        let one: libc::c_int = 1;
+        let (fd, one, opt) = (sock.as_raw_fd(), 1 as libc::c_int, libc::IP_BIND_ADDRESS_NO_PORT);
         // SAFETY: valid fd, option value points to a live c_int of the given size.
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_BIND_ADDRESS_NO_PORT,
-                &one as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        unsafe { libc::setsockopt(fd, libc::IPPROTO_IP, opt, (&one as *const libc::c_int).cast(), 4) };
         sock.bind(SocketAddr::new(ip, 0))?;
     }
     let stream = sock.connect(addr).await?;
@@ -291,17 +274,14 @@ impl WsConn {
                 let head = &self.fb.filled()[..i];
                 let line = head.split(|&b| b == b'\r').next().unwrap_or(b"");
                 if !line.starts_with(b"HTTP/1.1 101") {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("handshake refused: {}", String::from_utf8_lossy(line)),
-                    ));
+                    return Err(deflate::bad(format!("handshake refused: {}", String::from_utf8_lossy(line))));
                 }
                 self.agreed = deflate::agreed(head)?;
-                self.fb.consume(i + 4);
+                self.fb.start += i + 4;
                 return Ok(());
             }
             if self.fb.filled().len() >= 16384 {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "handshake response too long"));
+                return Err(deflate::bad("handshake response too long".into()));
             }
             self.fill().await?;
         }
@@ -316,20 +296,9 @@ impl WsConn {
         }
     }
 
-    /// The std socket (still non-blocking) and the parser, for a hot loop.
-    pub fn into_parts(self) -> io::Result<(std::net::TcpStream, FrameBuf)> {
-        match self.stream {
-            Stream::Left(s) => Ok((s.into_std()?, self.fb)),
-            Stream::Right(_) => Err(io::Error::other("a TLS connection has no plain socket to hand over")),
-        }
-    }
-
-    /// The TLS stream and the parser state (None: not TLS).
-    pub fn into_tls(self) -> Option<(Box<crate::tls::ClientStream>, FrameBuf)> {
-        match self.stream {
-            Stream::Right(s) => Some((s, self.fb)),
-            Stream::Left(_) => None,
-        }
+    /// The stream and the parser state, for a hot loop.
+    pub fn into_inner(self) -> (Stream, FrameBuf) {
+        (self.stream, self.fb)
     }
 
     pub async fn send(&mut self, frame: &[u8]) -> io::Result<()> {
@@ -358,8 +327,10 @@ impl WsConn {
         Ok(())
     }
 
-    /// Waits for the final frame of the next data message.
-    pub async fn next_message(&mut self) -> io::Result<Frame> {
+    /// One echo round trip: send `frame`, wait for the final frame of the
+    /// next data message.
+    pub async fn roundtrip(&mut self, frame: &[u8]) -> io::Result<Frame> {
+        self.send(frame).await?;
         loop {
             if let Some(f) = self.fb.try_parse()? {
                 if f.opcode == OP_CLOSE {
@@ -376,16 +347,10 @@ impl WsConn {
         }
     }
 
-    /// One echo round trip: send `frame`, wait for one whole message back.
-    pub async fn roundtrip(&mut self, frame: &[u8]) -> io::Result<Frame> {
-        self.send(frame).await?;
-        self.next_message().await
-    }
-
     /// Closing handshake: send a close frame, then wait for the server's close
     /// frame or end of stream (both count as closed).
     pub async fn close(mut self) -> io::Result<()> {
-        self.send(&close_frame()).await?;
+        self.send(&client_frame(OP_CLOSE, &1000u16.to_be_bytes())).await?; // 1000: normal closure
         loop {
             match self.fb.try_parse()? {
                 Some(f) if f.opcode == OP_CLOSE => return Ok(()),
@@ -394,8 +359,9 @@ impl WsConn {
             }
             match self.fill().await {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(()),
+                Err(e) if matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset) => {
+                    return Ok(())
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -20,7 +20,8 @@ pub struct Agreed {
     pub client_bits: u8,
 }
 
-fn bad(what: String) -> io::Error {
+/// Malformed input from the server (handshake, frame or deflate stream).
+pub fn bad(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
 }
 

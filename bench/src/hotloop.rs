@@ -52,7 +52,10 @@ impl Wire for TcpStream {
     }
 
     fn from_conn(c: WsConn) -> io::Result<(Self, FrameBuf)> {
-        c.into_parts()
+        match c.into_inner() {
+            (crate::tls::Stream::Left(s), fb) => Ok((s.into_std()?, fb)),
+            _ => Err(io::Error::other("a TLS connection has no plain socket to hand over")),
+        }
     }
 }
 
@@ -162,6 +165,14 @@ pub struct LoopOut {
     pub publisher_err: Option<String>,
     /// CPU use over the measured window (None: the window never closed).
     pub cpu: Option<CpuDelta>,
+}
+
+impl LoopOut {
+    /// The CPU use over the window, or why the window never closed.
+    pub fn window(&mut self) -> Result<CpuDelta, String> {
+        let why = || format!("measurement window never closed: {}", self.first_err.clone().unwrap_or_default());
+        self.cpu.take().ok_or_else(why)
+    }
 }
 
 struct Conn<W> {

@@ -87,11 +87,6 @@ impl Plan {
         }
     }
 
-    /// The instruction-count row's id.
-    pub fn instr_id(&self) -> String {
-        format!("instructions_{}b_{}c", self.instr.size, self.instr.clients)
-    }
-
     /// The cross-server broadcast row's id.
     pub fn cross_id(&self) -> String {
         format!("broadcast_{}c_2srv", self.bcast_clients)
@@ -170,7 +165,13 @@ impl Plan {
             "user-space instructions per echoed {size} B message (callgrind: (Ir({n2}) - Ir({n1})) / ({clients} x {d}), \
              {clients} clients x {n1} and x {n2} echoes, one in flight each)"
         );
-        row(self.instr_id(), label, "instr/msg", "instructions", (Kind::Echo, clients, size, no));
+        row(
+            format!("instructions_{size}b_{clients}c"),
+            label,
+            "instr/msg",
+            "instructions",
+            (Kind::Echo, clients, size, no),
+        );
         v
     }
 
@@ -249,17 +250,6 @@ fn parse_cpu(v: &str) -> Result<Cpu, String> {
         "none" => Ok(Cpu(None)),
         _ => v.parse().map(|n| Cpu(Some(n))).map_err(|_| format!("not a CPU number or none: {v}")),
     }
-}
-
-fn parse_args() -> Args {
-    let mut a = <Args as clap::Parser>::parse();
-    a.rounds = a.rounds.map(|n| n.clamp(1, 100));
-    if a.instructions {
-        a.workloads.get_or_insert_with(Vec::new).push("instructions".into());
-        a.only.get_or_insert_with(|| INSTR_SERVERS.iter().map(|s| s.to_string()).collect());
-        a.rounds.get_or_insert(1);
-    }
-    a
 }
 
 /// The servers of `--instructions` without `--only`.
@@ -559,7 +549,13 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) {
 }
 
 fn main() {
-    let args = parse_args();
+    let mut args = <Args as clap::Parser>::parse();
+    args.rounds = args.rounds.map(|n| n.clamp(1, 100));
+    if args.instructions {
+        args.workloads.get_or_insert_with(Vec::new).push("instructions".into());
+        args.only.get_or_insert_with(|| INSTR_SERVERS.iter().map(|s| s.to_string()).collect());
+        args.rounds.get_or_insert(1);
+    }
     let server_cpu = args.server_cpu.map_or((num_cpus() >= 2).then_some(0), |c| c.0);
     // The soft fd limit raised to the hard one; children inherit it.
     let fd_limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);

@@ -85,16 +85,12 @@ impl CpuMark {
         let me = cpu_times("self").map_or(0.0, |t| t.total());
         CpuMark { at: Instant::now(), server, me, machine: machine_busy_seconds() }
     }
+
     pub fn since(&self, pids: &[u32]) -> CpuDelta {
         let b = CpuMark::now(pids);
         let server = CpuTimes { user: b.server.user - self.server.user, sys: b.server.sys - self.server.sys };
-        let me = b.me - self.me;
-        CpuDelta {
-            wall: (b.at - self.at).as_secs_f64(),
-            server,
-            me,
-            other: (b.machine - self.machine - server.total() - me).max(0.0),
-        }
+        let (wall, me) = ((b.at - self.at).as_secs_f64(), b.me - self.me);
+        CpuDelta { wall, server, me, other: (b.machine - self.machine - server.total() - me).max(0.0) }
     }
 }
 
@@ -152,12 +148,8 @@ impl Server {
             if let Ok(Some(st)) = srv.child.try_wait() {
                 return Err(format!("exited at start ({st}): {}", srv.log_tail()));
             }
-            let probe = tokio::time::timeout(
-                Duration::from_secs(2),
-                WsConn::dial(addr, None, launch.raw, Deflate::NotOffered, tls),
-            )
-            .await;
-            if let Ok(Ok(c)) = probe {
+            let probe = WsConn::dial(addr, None, launch.raw, Deflate::NotOffered, tls);
+            if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(2), probe).await {
                 drop(c);
                 // Let the server forget the probe connection before we measure.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -195,16 +187,11 @@ impl Server {
             return format!("had already exited ({st})");
         }
         // SAFETY: pid is our own child, not yet reaped.
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
-        }
+        unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(st)) = self.child.try_wait() {
-                return match st.code() {
-                    Some(c) => format!("exit {c}"),
-                    None => format!("{st}"),
-                };
+                return st.code().map_or(format!("{st}"), |c| format!("exit {c}"));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -194,7 +194,7 @@ impl Wire for TlsWire {
     }
 
     fn from_conn(c: WsConn) -> io::Result<(Self, FrameBuf)> {
-        let (s, fb) = c.into_tls().ok_or_else(|| io::Error::other("not a TLS connection"))?;
+        let (Stream::Right(s), fb) = c.into_inner() else { return Err(io::Error::other("not a TLS connection")) };
         let (tcp, tls) = s.into_inner();
         Ok((TlsWire::new(tcp.into_std()?, tls), fb))
     }

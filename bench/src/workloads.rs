@@ -68,10 +68,7 @@ impl Measure {
 }
 
 fn percentile(sorted: &[u32], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    let i = (sorted.len().checked_sub(1)? as f64 * p).round() as usize;
     Some(sorted[i] as f64 / 1000.0)
 }
 
@@ -204,10 +201,8 @@ async fn echo_on<W: Wire>(
     let hard = mend + Duration::from_secs(3);
     // The hot loop blocks this (only) thread on purpose: nothing else runs
     // during an echo workload.
-    let r = crate::hotloop::echo(parts, &frames, pid, mstart, mend, hard);
-    let Some(cpu) = r.cpu else {
-        return Err(format!("measurement window never closed: {}", r.first_err.unwrap_or_default()));
-    };
+    let mut r = crate::hotloop::echo(parts, &frames, pid, mstart, mend, hard);
+    let cpu = r.window()?;
     let mut notes = Vec::new();
     // Fairness: how the least served connection fared against the mean.
     if r.per_conn.len() > 1 {
@@ -227,8 +222,7 @@ async fn echo_on<W: Wire>(
     if r.done == 0 {
         return Err(if note.is_empty() { "no message echoed".into() } else { format!("no message echoed ({note})") });
     }
-    let mut lat = r.lat;
-    Ok(Measure::of_window(r.done, &cpu, &mut lat, r.errors, note))
+    Ok(Measure::of_window(r.done, &cpu, &mut r.lat, r.errors, note))
 }
 
 /// Broadcast: `clients` receivers (split over `addrs`), one publisher (on
@@ -253,20 +247,14 @@ pub async fn broadcast(
     let msgs = if dfl == Deflate::NotOffered {
         crate::hotloop::Msgs::tiny()
     } else {
-        {
-            let docs = (0..DOCS).map(|k| json_doc(size, k, "\"BC00000000\"")).collect();
-            crate::hotloop::Msgs::Json { docs, agreed, frame: Vec::new() }
-        }
+        let docs = (0..DOCS).map(|k| json_doc(size, k, "\"BC00000000\"")).collect();
+        crate::hotloop::Msgs::Json { docs, agreed, frame: Vec::new() }
     };
-    let publisher = publisher.into_parts().map_err(|e| format!("into_std: {e}"))?;
+    let publisher = StdStream::from_conn(publisher).map_err(|e| format!("into_std: {e}"))?;
     let (mstart, mend) = t.window_from_now();
     // Blocks this thread on purpose: nothing else runs meanwhile.
-    let r = crate::hotloop::broadcast(parts, publisher, msgs, window, pids, mstart, mend);
-    let Some(cpu) = r.cpu else {
-        return Err(format!("measurement window never closed: {}", r.first_err.unwrap_or_default()));
-    };
-    let mut lat = r.lat;
-    let total = r.done;
+    let mut r = crate::hotloop::broadcast(parts, publisher, msgs, window, pids, mstart, mend);
+    let cpu = r.window()?;
     let mut note = format!("{:.0} msg/s published", r.published as f64 / cpu.wall);
     if dfl != Deflate::NotOffered {
         let sample = [message_frame(OP_TEXT, &json_doc(size, 0, "\"BC00000000\""), agreed)];
@@ -281,10 +269,10 @@ pub async fn broadcast(
     if let Some(e) = r.first_err {
         note.push_str(&format!(", {} receiver(s) failed: {e}", r.errors));
     }
-    if total == 0 {
+    if r.done == 0 {
         return Err(format!("nothing delivered ({note})"));
     }
-    Ok(Measure::of_window(total, &cpu, &mut lat, r.errors, note))
+    Ok(Measure::of_window(r.done, &cpu, &mut r.lat, r.errors, note))
 }
 
 /// Connection rate: `conc` workers loop connect, handshake, close (raw TCP:
