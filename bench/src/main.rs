@@ -46,44 +46,40 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Quick: the same rows, shorter windows, smaller counts, one round.
     fn new(quick: bool, rounds: Option<usize>) -> Plan {
         let t = |w: u64, m: u64| Timing { warmup: Duration::from_millis(w), measure: Duration::from_millis(m) };
-        let full = Plan {
+        fn q<T>(quick: bool, (quick_value, full_value): (T, T)) -> T {
+            if quick {
+                quick_value
+            } else {
+                full_value
+            }
+        }
+        Plan {
             quick,
-            rounds: rounds.unwrap_or(3),
-            echo_t: t(1000, 4000),
+            rounds: rounds.unwrap_or(q(quick, (1, 3))),
+            echo_t: q(quick, (t(200, 800), t(1000, 4000))),
             echo: vec![
                 ("echo_16b_100c", "echo 16 B, 100 connections".into(), 100, 16),
                 ("echo_16k_100c", "echo 16 KiB, 100 connections".into(), 100, 16384),
                 ("echo_16b_1000c", "echo 16 B, 1,000 connections".into(), 1000, 16),
             ],
             connrate_conc: 50,
-            connrate_t: t(500, 4000),
-            bcast_clients: 1000,
-            bcast_t: t(1000, 4000),
-            mem_steps: vec![10_000, 100_000],
+            connrate_t: q(quick, (t(200, 800), t(500, 4000))),
+            bcast_clients: q(quick, (200, 1000)),
+            bcast_t: q(quick, (t(200, 800), t(1000, 4000))),
+            mem_steps: q(quick, (vec![1000], vec![10_000, 100_000])),
             deflate_echo: (100, 16384),
-            deflate_bcast: (1000, 16384),
-            deflate_mem: 10_000,
-            deflate_t: t(1000, 4000),
-            instr: instructions::InstrPlan { clients: 10, size: 16, n1: 200, n2: 1200 },
-        };
-        if !quick {
-            return full;
-        }
-        // Quick: the same rows, shorter windows, smaller counts, one round.
-        Plan {
-            rounds: rounds.unwrap_or(1),
-            echo_t: t(200, 800),
-            connrate_t: t(200, 800),
-            bcast_clients: 200,
-            bcast_t: t(200, 800),
-            mem_steps: vec![1000],
-            deflate_bcast: (200, 16384),
-            deflate_mem: 1000,
-            deflate_t: t(100, 400),
-            instr: instructions::InstrPlan { n1: 50, n2: 300, ..full.instr },
-            ..full
+            deflate_bcast: (q(quick, (200, 1000)), 16384),
+            deflate_mem: q(quick, (1000, 10_000)),
+            deflate_t: q(quick, (t(100, 400), t(1000, 4000))),
+            instr: instructions::InstrPlan {
+                clients: 10,
+                size: 16,
+                n1: q(quick, (50, 200)),
+                n2: q(quick, (300, 1200)),
+            },
         }
     }
 
@@ -470,8 +466,10 @@ async fn cross_phase(out: Sink<'_>, launch: Result<&Launch, &String>, w: &Wl) {
         let launch = launch.cloned().map_err(String::clone)?;
         let dir = ctx.out.join("logs").join(format!("{}-redis", out.name));
         let _ = std::fs::create_dir_all(&dir);
-        let broker = broker::Broker::start(ctx.server_cpu, &dir)?;
-        let argv = launch.argv.iter().map(|a| a.replace("{backplane}", &broker.url())).collect();
+        let broker = Server::start(&broker::launch(&dir), ctx.server_cpu, dir.join("redis.log"), START).await;
+        let broker = broker.map_err(|e| format!("redis-server did not start: {e}"))?;
+        let url = format!("redis://{}", broker.addr);
+        let argv = launch.argv.iter().map(|a| a.replace("{backplane}", &url)).collect();
         let launch = Launch { argv, raw: launch.raw };
         let mut servers = Vec::new();
         for i in 0..2 {

@@ -95,19 +95,13 @@ impl CpuMark {
 }
 
 /// A command for `argv`, pinned to `cpu` (through taskset) when given.
-pub fn pinned(cpu: Option<usize>, argv: &[String]) -> Command {
+fn pinned(cpu: Option<usize>, argv: &[String]) -> Command {
     let mut cmd = Command::new(if cpu.is_some() { "taskset" } else { &argv[0] });
     if let Some(c) = cpu {
         cmd.arg("-c").arg(c.to_string()).arg(&argv[0]);
     }
     cmd.args(&argv[1..]);
     cmd
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> std::io::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
 }
 
 pub struct Server {
@@ -131,7 +125,11 @@ impl Server {
     /// until a client can connect (and, for WebSocket servers, complete a
     /// handshake; a server under valgrind starts slowly).
     pub async fn start(launch: &Launch, cpu: Option<usize>, log: PathBuf, limit: Duration) -> Result<Server, String> {
-        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        // A port that was free a moment ago.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
         let argv: Vec<String> = launch.argv.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
         let tls = launch.tls();
         let argv = if tls { crate::tls::with_certs(argv)? } else { argv };
