@@ -30,6 +30,11 @@ pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     rsv_frame(0, opcode, payload)
 }
 
+/// `size` bytes of a, b, c ... z, a, ...: the echo rows' binary message.
+pub fn letters(size: usize) -> Vec<u8> {
+    (0..size).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
 /// One message as a frame: compressed (RSV1) when deflate was agreed.
 pub fn message_frame(opcode: u8, payload: &[u8], agreed: Option<Agreed>) -> Vec<u8> {
     match agreed {

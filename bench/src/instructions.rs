@@ -5,10 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tokio::task::spawn_local;
 use tokio::time::timeout;
 
-use crate::client::{client_frame, Deflate, WsConn, OP_TEXT};
+use crate::client::{client_frame, letters, Deflate, WsConn, OP_TEXT};
 use crate::procs::{Launch, Server};
 use crate::workloads::Measure;
 
@@ -68,30 +67,21 @@ async fn echo_clients(addr: std::net::SocketAddr, raw: bool, p: &InstrPlan, n: u
             .map_err(|e| format!("connection {i}: {e}"))?;
         conns.push(c);
     }
-    let payload: Vec<u8> = (0..p.size).map(|i| b'a' + (i % 26) as u8).collect();
-    let frame = client_frame(OP_TEXT, &payload);
-    let size = p.size;
-    let tasks: Vec<_> = conns
-        .into_iter()
-        .map(|mut c| {
-            let frame = frame.clone();
-            spawn_local(async move {
-                for k in 0..n {
-                    let f = c.roundtrip(&frame).await.map_err(|e| format!("message {k}: {e}"))?;
-                    if f.len != size {
-                        return Err(format!("message {k}: {} bytes echoed, not {size}", f.len));
-                    }
+    let (frame, size) = (client_frame(OP_TEXT, &letters(p.size)), p.size);
+    let echo = |mut c: WsConn| {
+        let frame = &frame;
+        async move {
+            for k in 0..n {
+                let f = c.roundtrip(frame).await.map_err(|e| format!("message {k}: {e}"))?;
+                if f.len != size {
+                    return Err(format!("message {k}: {} bytes echoed, not {size}", f.len));
                 }
-                c.close().await.map_err(|e| format!("close: {e}"))?;
-                Ok::<u64, String>(n as u64)
-            })
-        })
-        .collect();
-    let mut done = 0;
-    for t in tasks {
-        done += t.await.map_err(|e| format!("client task: {e}"))??;
-    }
-    Ok(done)
+            }
+            c.close().await.map_err(|e| format!("close: {e}"))
+        }
+    };
+    futures_util::future::try_join_all(conns.into_iter().map(echo)).await?;
+    Ok((p.clients * n) as u64)
 }
 
 /// One run under callgrind: start, `n` echoes per client, stop; the

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::task::spawn_local;
 use tokio::time::{sleep, sleep_until, timeout};
 
-use crate::client::{client_frame, message_frame, source_ip, Deflate, FrameBuf, WsConn, OP_BINARY, OP_TEXT};
+use crate::client::{client_frame, letters, message_frame, source_ip, Deflate, FrameBuf, WsConn, OP_BINARY, OP_TEXT};
 use crate::deflate::{json_doc, Agreed};
 use crate::hotloop::{nanos, Wire};
 use crate::procs::{rss_kib, CpuDelta, CpuMark};
@@ -193,7 +193,7 @@ async fn echo_on<W: Wire>(
 ) -> Result<Measure, String> {
     let (parts, agreed) = open_for_loop::<W>(&[addr], (raw, dfl), conns, "").await?;
     let frames: Vec<Vec<u8>> = if dfl == Deflate::NotOffered {
-        vec![client_frame(OP_BINARY, &(0..size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>())]
+        vec![client_frame(OP_BINARY, &letters(size))]
     } else {
         (0..DOCS).map(|k| message_frame(OP_TEXT, &json_doc(size, k, ""), agreed)).collect()
     };
