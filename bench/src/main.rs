@@ -24,63 +24,22 @@ use report::{Rounds, Row};
 use servers::{Family, Spec};
 use workloads::{IdleSet, Measure, Timing};
 
-/// What one run measures; `--quick` shrinks durations and counts.
+/// What one run measures; `--quick`: the same rows, shorter windows,
+/// smaller counts, one round.
 pub struct Plan {
     pub quick: bool,
     /// Rounds of the echo and broadcast rows (interleaved; medians reported).
     pub rounds: usize,
-    pub echo_t: Timing,
-    pub echo: Vec<(&'static str, String, usize, usize)>,
-    pub connrate_conc: usize,
-    pub connrate_t: Timing,
     pub bcast_clients: usize,
-    pub bcast_t: Timing,
-    pub mem_steps: Vec<usize>,
-    /// The deflate rows: echo (connections, bytes), broadcast (receivers,
-    /// bytes), idle connections.
-    pub deflate_echo: (usize, usize),
-    pub deflate_bcast: (usize, usize),
-    pub deflate_mem: usize,
-    pub deflate_t: Timing,
     pub instr: instructions::InstrPlan,
 }
 
 impl Plan {
-    /// Quick: the same rows, shorter windows, smaller counts, one round.
     fn new(quick: bool, rounds: Option<usize>) -> Plan {
-        let t = |w: u64, m: u64| Timing { warmup: Duration::from_millis(w), measure: Duration::from_millis(m) };
-        fn q<T>(quick: bool, (quick_value, full_value): (T, T)) -> T {
-            if quick {
-                quick_value
-            } else {
-                full_value
-            }
-        }
-        Plan {
-            quick,
-            rounds: rounds.unwrap_or(q(quick, (1, 3))),
-            echo_t: q(quick, (t(200, 800), t(1000, 4000))),
-            echo: vec![
-                ("echo_16b_100c", "echo 16 B, 100 connections".into(), 100, 16),
-                ("echo_16k_100c", "echo 16 KiB, 100 connections".into(), 100, 16384),
-                ("echo_16b_1000c", "echo 16 B, 1,000 connections".into(), 1000, 16),
-            ],
-            connrate_conc: 50,
-            connrate_t: q(quick, (t(200, 800), t(500, 4000))),
-            bcast_clients: q(quick, (200, 1000)),
-            bcast_t: q(quick, (t(200, 800), t(1000, 4000))),
-            mem_steps: q(quick, (vec![1000], vec![10_000, 100_000])),
-            deflate_echo: (100, 16384),
-            deflate_bcast: (q(quick, (200, 1000)), 16384),
-            deflate_mem: q(quick, (1000, 10_000)),
-            deflate_t: q(quick, (t(100, 400), t(1000, 4000))),
-            instr: instructions::InstrPlan {
-                clients: 10,
-                size: 16,
-                n1: q(quick, (50, 200)),
-                n2: q(quick, (300, 1200)),
-            },
-        }
+        let (n1, n2) = if quick { (50, 300) } else { (200, 1200) };
+        let instr = instructions::InstrPlan { clients: 10, size: 16, n1, n2 };
+        let (rounds, bcast_clients) = (rounds.unwrap_or(if quick { 1 } else { 3 }), if quick { 200 } else { 1000 });
+        Plan { quick, rounds, bcast_clients, instr }
     }
 
     /// The cross-server broadcast row's id.
@@ -91,23 +50,33 @@ impl Plan {
     /// Every row, in table order.
     pub fn workloads(&self) -> Vec<Wl> {
         let n = |x: usize| fmt_count(x as f64);
-        let (c, b) = (self.connrate_conc, self.bcast_clients);
-        let ((conns, esize), (clients, bsize)) = (self.deflate_echo, self.deflate_bcast);
+        let t = |w: u64, m: u64| Timing { warmup: Duration::from_millis(w), measure: Duration::from_millis(m) };
+        let q = self.quick;
+        let window = if q { t(200, 800) } else { t(1000, 4000) };
+        let (connrate_t, deflate_t) = if q { (window, t(100, 400)) } else { (t(500, 4000), window) };
+        let mem_steps: &[usize] = if q { &[1000] } else { &[10_000, 100_000] };
+        let echo = [
+            ("echo_16b_100c", "echo 16 B, 100 connections", 100, 16),
+            ("echo_16k_100c", "echo 16 KiB, 100 connections", 100, 16384),
+            ("echo_16b_1000c", "echo 16 B, 1,000 connections", 1000, 16),
+        ];
+        let (c, b, deflate_mem) = (50, self.bcast_clients, mem_steps[0]);
+        let ((conns, esize), (clients, bsize)) = ((100, 16384), (b, 16384));
         let how = |on| if on { "deflate on" } else { "deflate off (offered, declined)" };
         let (no, dfl) = (Deflate::NotOffered, |on| if on { Deflate::On } else { Deflate::Off });
         let mut v: Vec<Wl> = Vec::new();
-        let mut row = |id: String, label: String, unit, phase, job| {
+        let mut row = |id: String, label: String, unit, phase, job: Job| {
             let higher = !matches!(unit, "bytes/conn" | "instr/msg");
-            v.push(Wl { id, label, unit, higher, phase, job })
+            let t = match job.0 {
+                _ if id.starts_with("deflate_") => deflate_t,
+                Kind::Connrate => connrate_t,
+                _ => window,
+            };
+            v.push(Wl { id, label, unit, higher, phase, job, t })
         };
-        for (id, label, conns, size) in &self.echo {
-            row(
-                id.to_string(),
-                format!("{label}, 1 message in flight each"),
-                "msg/s",
-                "echo",
-                (Kind::Echo, *conns, *size, no),
-            );
+        for (id, label, conns, size) in echo {
+            let label = format!("{label}, 1 message in flight each");
+            row(id.to_string(), label, "msg/s", "echo", (Kind::Echo, conns, size, no));
         }
         let connrate = format!("connection rate: connect + handshake + close, {c} concurrent");
         row(format!("connrate_{c}"), connrate, "handshakes/s", "echo", (Kind::Connrate, c, 0, no));
@@ -118,41 +87,33 @@ impl Plan {
              (server CPU: both servers and redis-server)"
         );
         row(self.cross_id(), cross, "deliveries/s", "cross", (Kind::Bcast, b, 16, no));
-        for k in &self.mem_steps {
+        for k in mem_steps {
             let label = format!("memory: server RSS growth per idle connection, {} connections", n(*k));
             row(format!("mem_{}k", k / 1000), label, "bytes/conn", "memory", (Kind::Mem, *k, 0, no));
         }
         // The deflate-off rows run on the plain modes' processes.
+        let (ekib, bkib, on_off) = (esize / 1024, bsize / 1024, |on| if on { "on" } else { "off" });
         for on in [false, true] {
-            let (id, phase) = (
-                format!("deflate_echo_{}k_{conns}c_{}", esize / 1024, if on { "on" } else { "off" }),
-                if on { "deflate-echo" } else { "echo" },
-            );
-            let label = format!("echo {} KiB JSON-like text, {conns} connections, {}", esize / 1024, how(on));
+            let (id, phase) =
+                (format!("deflate_echo_{ekib}k_{conns}c_{}", on_off(on)), if on { "deflate-echo" } else { "echo" });
+            let label = format!("echo {ekib} KiB JSON-like text, {conns} connections, {}", how(on));
             row(id, label, "msg/s", phase, (Kind::Echo, conns, esize, dfl(on)));
         }
         for on in [false, true] {
-            let (id, phase) = (
-                format!("deflate_bcast_{clients}c_{}", if on { "on" } else { "off" }),
-                if on { "deflate-broadcast" } else { "broadcast" },
-            );
-            let label = format!(
-                "broadcast {} KiB JSON-like text to {} clients, window 8, {}",
-                bsize / 1024,
-                n(clients),
-                how(on)
-            );
+            let id = format!("deflate_bcast_{clients}c_{}", on_off(on));
+            let label = format!("broadcast {bkib} KiB JSON-like text to {} clients, window 8, {}", n(clients), how(on));
+            let phase = if on { "deflate-broadcast" } else { "broadcast" };
             row(id, label, "deliveries/s", phase, (Kind::Bcast, clients, bsize, dfl(on)));
         }
         // The wss:// rows: the 100-connection echo rows, and the first memory step.
-        for (id, label, conns, size) in self.echo.iter().filter(|e| e.2 == 100) {
+        for (id, label, conns, size) in echo.into_iter().filter(|e| e.2 == 100) {
             let label = format!("wss:// {label}, 1 message in flight each (TLS 1.3, AES-128-GCM)");
-            row(format!("wss_{id}"), label, "msg/s", "tls", (Kind::Echo, *conns, *size, no));
+            row(format!("wss_{id}"), label, "msg/s", "tls", (Kind::Echo, conns, size, no));
         }
-        let k = self.mem_steps[0];
+        let k = mem_steps[0];
         let label = format!("memory over TLS: server RSS growth per idle wss:// connection, {} connections", n(k));
         row(format!("mem_{}k_tls", k / 1000), label, "bytes/conn", "tls", (Kind::Mem, k, 0, no));
-        let (k, id) = (self.deflate_mem, format!("deflate_mem_{}k", self.deflate_mem / 1000));
+        let (k, id) = (deflate_mem, format!("deflate_mem_{}k", deflate_mem / 1000));
         let label = format!("memory per idle connection, deflate agreed, {} connections", n(k));
         row(id, label, "bytes/conn", "deflate-echo", (Kind::Mem, k, 0, Deflate::On));
         let instructions::InstrPlan { clients, size, n1, n2 } = self.instr;
@@ -161,13 +122,8 @@ impl Plan {
             "user-space instructions per echoed {size} B message (callgrind: (Ir({n2}) - Ir({n1})) / ({clients} x {d}), \
              {clients} clients x {n1} and x {n2} echoes, one in flight each)"
         );
-        row(
-            format!("instructions_{size}b_{clients}c"),
-            label,
-            "instr/msg",
-            "instructions",
-            (Kind::Echo, clients, size, no),
-        );
+        let id = format!("instructions_{size}b_{clients}c");
+        row(id, label, "instr/msg", "instructions", (Kind::Echo, clients, size, no));
         v
     }
 
@@ -197,6 +153,7 @@ pub struct Wl {
     pub higher: bool,
     pub phase: &'static str,
     pub job: Job,
+    pub t: Timing,
 }
 
 /// `x` rounded, with thousands separated by commas.
@@ -394,7 +351,7 @@ pub type Job = (Kind, usize, usize, Deflate);
 /// One server process started with `launch` (or why there is none), and
 /// the rows `jobs` measured on it in order (memory steps first).
 async fn phase(out: Sink<'_>, phase: &str, launch: Result<&Launch, &String>, jobs: &[&Wl]) {
-    let (ctx, plan) = (out.ctx, &out.ctx.plan);
+    let ctx = out.ctx;
     let started = match launch {
         Ok(l) => Server::start(l, ctx.server_cpu, out.log(phase), START)
             .await
@@ -407,18 +364,12 @@ async fn phase(out: Sink<'_>, phase: &str, launch: Result<&Launch, &String>, job
     };
     let (addr, pid, tls, raw) = (srv.addr, srv.pid, srv.tls, launch.is_ok_and(|l| l.raw));
     let (mut idle, mut failed): (Option<(IdleSet, u64)>, Option<String>) = (None, None);
-    for Wl { id, job: (kind, n, size, dfl), .. } in jobs {
+    for Wl { id, job: (kind, n, size, dfl), t, .. } in jobs {
         // Clients leave first, so no server has to close 10k+ connections
         // itself within stop()'s grace time.
         if *kind != Kind::Mem && idle.take().is_some() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        let t = match kind {
-            _ if id.starts_with("deflate_") => &plan.deflate_t,
-            Kind::Bcast => &plan.bcast_t,
-            Kind::Connrate => &plan.connrate_t,
-            _ => &plan.echo_t,
-        };
         let mode = (raw, *dfl);
         let r = match kind {
             _ if !srv.alive() => Err(format!("server died: {}", srv.log_tail())),
@@ -461,7 +412,7 @@ async fn phase(out: Sink<'_>, phase: &str, launch: Result<&Launch, &String>, job
 /// Broadcast across two server processes on one Redis broker, receivers
 /// split over both, the publisher on the first.
 async fn cross_phase(out: Sink<'_>, launch: Result<&Launch, &String>, w: &Wl) {
-    let (ctx, plan) = (out.ctx, &out.ctx.plan);
+    let ctx = out.ctx;
     let r = async {
         let launch = launch.cloned().map_err(String::clone)?;
         let dir = ctx.out.join("logs").join(format!("{}-redis", out.name));
@@ -480,7 +431,7 @@ async fn cross_phase(out: Sink<'_>, launch: Result<&Launch, &String>, w: &Wl) {
         let pids: Vec<u32> = servers.iter().map(|s| s.pid).chain([broker.pid]).collect();
         let (_, clients, size, dfl) = w.job;
         let r = measured(out, &w.id, async || {
-            workloads::broadcast(&addrs, (launch.raw, dfl), &pids, clients, size, 8, &plan.bcast_t).await
+            workloads::broadcast(&addrs, (launch.raw, dfl), &pids, clients, size, 8, &w.t).await
         })
         .await;
         for (i, s) in servers.into_iter().enumerate() {

@@ -152,6 +152,7 @@ fn deflate_note(agreed: Option<Agreed>, frames: &[Vec<u8>], size: usize) -> Stri
     note
 }
 
+#[derive(Clone, Copy)]
 pub struct Timing {
     pub warmup: Duration,
     pub measure: Duration,
