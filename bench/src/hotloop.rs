@@ -116,15 +116,13 @@ impl Window {
 
     /// To be called at the top of every loop turn: opens the window at the
     /// first turn at or after `start`; at the first turn at or after `end`,
-    /// closes it and returns the CPU used in it (then the loop ends).
-    fn turn(&mut self, now: Instant) -> Option<CpuDelta> {
+    /// closes it, puts the CPU used in it in `cpu` and returns true (then the loop ends).
+    fn turn(&mut self, now: Instant, cpu: &mut Option<CpuDelta>) -> bool {
         if self.mark.is_none() && now >= self.start {
             self.mark = Some(CpuMark::now(&self.pids));
         }
-        if now >= self.end {
-            return self.mark.as_ref().map(|m| m.since(&self.pids));
-        }
-        None
+        *cpu = self.mark.as_ref().filter(|_| now >= self.end).map(|m| m.since(&self.pids));
+        cpu.is_some()
     }
 
     /// The window is open: what happens now is counted.
@@ -235,8 +233,7 @@ pub fn echo<W: Wire>(
     let mut win = Window::new(&[pid], mstart, mend);
     loop {
         let now = Instant::now();
-        if let Some(cpu) = win.turn(now) {
-            out.cpu = Some(cpu);
+        if win.turn(now, &mut out.cpu) {
             break;
         }
         // Every connection that failed counts once in `errors`.
@@ -362,8 +359,7 @@ pub fn broadcast(
     let mut win = Window::new(pids, mstart, mend);
     loop {
         let now = Instant::now();
-        if let Some(cpu) = win.turn(now) {
-            out.cpu = Some(cpu);
+        if win.turn(now, &mut out.cpu) {
             break;
         }
         let measuring = win.measuring();

@@ -127,19 +127,11 @@ impl Report<'_> {
     /// beside it ("" for any other row, or when that one was not measured).
     fn beside_one_process(&self, server: &str, workload: &str, m: &Measure) -> String {
         let one = format!("broadcast_{}c", self.plan.bcast_clients);
-        match self.measure(server, &one) {
-            Some(o) if workload == self.plan.cross_id() && o.value > 0.0 => {
-                let us = |x: Option<f64>| x.map(|v| format!("{v:.0}")).unwrap_or("-".into());
-                format!(
-                    "one process: {} deliveries/s, p50/p99 {}/{} µs (this row {:.2}x)",
-                    fmt_count(o.value),
-                    us(o.p50_us),
-                    us(o.p99_us),
-                    m.value / o.value
-                )
-            }
-            _ => String::new(),
-        }
+        let cross = workload == self.plan.cross_id();
+        let Some(o) = self.measure(server, &one).filter(|o| cross && o.value > 0.0) else { return String::new() };
+        let us = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.0}"));
+        let (p50, p99, ratio) = (us(o.p50_us), us(o.p99_us), m.value / o.value);
+        format!("one process: {} deliveries/s, p50/p99 {p50}/{p99} µs (this row {ratio:.2}x)", fmt_count(o.value))
     }
 
     fn reference(&self, workload: &str) -> Option<(&'static str, f64)> {

@@ -78,13 +78,11 @@ enum Need {
     Node,
 }
 
-/// The servers: name, what it is to the summary, what it is, its echo-mode
-/// command line, its broadcast and deflate modes, what it needs, and whether
-/// it has a cross-server broadcast mode (only wsserver-c: its broadcast
-/// program plus the backplane URL). In command lines `{ex}` is
-/// build/examples, `{bin}` build/bench/bin (the C and C++ peers), `{rust}`
-/// the directory of this executable, `{root}` the repository, `{port}` the
-/// port.
+/// The servers: name, family, what it is, echo command line, broadcast and
+/// deflate modes, what it needs, whether it has a cross-server mode (its
+/// broadcast program plus the backplane URL). In command lines `{ex}` is
+/// build/examples, `{bin}` build/bench/bin, `{rust}` the directory of this
+/// executable, `{root}` the repository.
 #[rustfmt::skip]
 const TABLE: &[Row] = &[
     ("wsserver-c", Family::Wsserver, "wsserver through its C API: build/examples/echo_server; broadcast on topics (ws_conn_subscribe, ws_server_publish), bench/peers/wsserver_publish.c; deflate on: wsserver_publish --echo --deflate / --deflate",

@@ -48,11 +48,7 @@ pub struct Line {
 
 /// A ratio, with a third decimal when two would show 1.00 for a gap.
 fn x(r: f64) -> String {
-    if r != 1.0 && (r - 1.0).abs() < 0.005 {
-        format!("{r:.3}x")
-    } else {
-        format!("{r:.2}x")
-    }
+    format!("{r:.0$}x", if r != 1.0 && (r - 1.0).abs() < 0.005 { 3 } else { 2 })
 }
 
 impl Report<'_> {

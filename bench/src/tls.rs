@@ -239,12 +239,7 @@ mod tests {
     fn serve_once(m: &Material) -> (SocketAddr, std::thread::JoinHandle<Result<rustls::CipherSuite, String>>) {
         let certs: Vec<_> = CertificateDer::pem_file_iter(&m.cert).unwrap().map(Result::unwrap).collect();
         let key = PrivateKeyDer::from_pem_file(&m.key).unwrap();
-        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
+        let cfg = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let h = std::thread::spawn(move || {
