@@ -447,11 +447,10 @@ mod tests {
     fn json_messages_are_numbered_and_read_back() {
         let docs: Vec<Vec<u8>> = (0..3).map(|k| crate::deflate::json_doc(2048, k, "\"BC00000000\"")).collect();
         let agreed = Some(Agreed { server_no_context: true, client_bits: 15 });
-        for (msgs, compressed) in [
+        for (mut msgs, compressed) in [
             (Msgs::Json { docs: docs.clone(), agreed: None, frame: vec![] }, false),
             (Msgs::Json { docs, agreed, frame: vec![] }, true),
         ] {
-            let mut msgs = msgs;
             for seq in [0u64, 7, 0x1234_abcd] {
                 let frame = msgs.frame(seq).to_vec();
                 assert_eq!(frame[0] & 0x40 != 0, compressed);

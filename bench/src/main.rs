@@ -221,6 +221,8 @@ struct Ctx {
     server_cpu: Option<usize>,
     fd_limit: u64,
     wanted: Option<Vec<String>>,
+    /// Between workloads: lets the server finish closing connections.
+    pause: Duration,
     /// Re-measurements of noisy windows left for this run.
     retries_left: Cell<u32>,
     /// The round being run, from 1.
@@ -232,11 +234,6 @@ struct Ctx {
 }
 
 impl Ctx {
-    /// Between workloads: lets the server finish closing connections.
-    fn pause(&self) -> Duration {
-        Duration::from_millis(if self.plan.quick { 100 } else { 300 })
-    }
-
     /// Whether row `id` is to be run: every row unless `--workloads`
     /// names prefixes; the instruction-count row only when named.
     fn wants(&self, id: &str) -> bool {
@@ -400,7 +397,7 @@ async fn phase(out: Sink<'_>, phase: &str, launch: Result<&Launch, &String>, job
         };
         out.add(id, r);
         if *kind != Kind::Mem {
-            tokio::time::sleep(ctx.pause()).await;
+            tokio::time::sleep(ctx.pause).await;
         }
     }
     if idle.take().is_some() {
@@ -492,7 +489,7 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) {
                     _ => phase(out, p, launch, &jobs).await,
                 }
             }
-            tokio::time::sleep(ctx.pause()).await;
+            tokio::time::sleep(ctx.pause).await;
         }
     }
 }
@@ -509,23 +506,20 @@ fn main() {
     // The soft fd limit raised to the hard one; children inherit it.
     let fd_limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
     let root = std::fs::canonicalize(&args.root).unwrap_or(args.root.clone());
-    let out = args.out.clone().unwrap_or(args.root.join("build/bench"));
-    let out = if out.is_absolute() { out } else { std::env::current_dir().unwrap().join(out) };
+    let out = std::path::absolute(args.out.clone().unwrap_or(args.root.join("build/bench"))).expect("output directory");
     std::fs::create_dir_all(out.join("logs")).expect("cannot create the output directory");
     tls::init(&out.join("tls")); // the wss:// rows' certificates
-    let exe = std::env::current_exe().expect("current_exe");
-    let rust_bins = exe.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let rust_bins = std::env::current_exe().expect("current_exe").parent().unwrap_or(Path::new(".")).to_path_buf();
     let specs = servers::all(&servers::Paths { root: &root, rust_bins: &rust_bins, out: &out });
-    let specs: Vec<Spec> = match &args.only {
-        Some(only) => specs.into_iter().filter(|s| only.iter().any(|o| o == s.name)).collect(),
-        None => specs,
-    };
+    let wanted = |s: &Spec| args.only.as_ref().is_none_or(|only| only.iter().any(|o| o == s.name));
+    let specs: Vec<Spec> = specs.into_iter().filter(wanted).collect();
     let ctx = Ctx {
         plan: Plan::new(args.quick, args.rounds),
         out: out.clone(),
         server_cpu,
         fd_limit,
         wanted: args.workloads.clone(),
+        pause: Duration::from_millis(if args.quick { 100 } else { 300 }),
         retries_left: Cell::new(15),
         round: Cell::new(1),
         results: RefCell::default(),
@@ -543,15 +537,8 @@ fn main() {
     tokio::task::LocalSet::new().block_on(&rt, run_all(&specs, &ctx));
     let rows: Vec<Row> = ctx.results.take().into_iter().map(|(s, id, r)| Row::from_rounds(s, id, r)).collect();
     let exits = ctx.exits.take();
-    let rep = report::Report {
-        plan: &ctx.plan,
-        specs: &specs,
-        rows: &rows,
-        exits: &exits,
-        root: &root,
-        elapsed: started.elapsed(),
-        server_cpu: ctx.server_cpu,
-    };
+    let (plan, elapsed) = (&ctx.plan, started.elapsed());
+    let rep = report::Report { plan, specs: &specs, rows: &rows, exits: &exits, root: &root, elapsed, server_cpu };
     print!("{}", rep.table());
     let json_path = out.join("results.json");
     match std::fs::write(&json_path, rep.json()) {

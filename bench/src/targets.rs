@@ -197,13 +197,9 @@ mod tests {
     #[test]
     fn the_best_peer_is_the_best_measured_peer_and_never_wsserver_or_the_ceiling() {
         let id = "echo_16b_100c";
-        let mut rows = vec![
-            row("wsserver-c", id, &[100.0], 10.0),
-            row("wsserver-rust", id, &[500.0], 1.0),
-            row("raw-tcp", id, &[900.0], 1.0),
-            row("libwebsockets", id, &[80.0], 20.0),
-            row("tokio-tungstenite", id, &[40.0], 30.0),
-        ];
+        let servers = [("wsserver-c", 100.0, 10.0), ("wsserver-rust", 500.0, 1.0), ("raw-tcp", 900.0, 1.0)];
+        let peers = [("libwebsockets", 80.0, 20.0), ("tokio-tungstenite", 40.0, 30.0)];
+        let mut rows: Vec<Row> = servers.iter().chain(&peers).map(|(s, v, cpu)| row(s, id, &[*v], *cpu)).collect();
         let m = "wsserver-c 100 vs libwebsockets 80 msg/s: 1.25x; server CPU µs/op 0.50x";
         assert_eq!(status(&rows, false, id), ("ahead", m.into()));
         // Lower is better on memory: the lowest peer is the best one.
@@ -226,12 +222,10 @@ mod tests {
     #[test]
     fn ceilings_and_comparisons_give_met_missed_or_na() {
         let rows = |ws_mem: f64, poll_cpu: f64| {
-            let mut v: Vec<Row> = ["echo_16b_100c", "echo_16k_100c"]
-                .iter()
-                .flat_map(|id| [row("wsserver-c", id, &[100.0], 10.0), row("wsserver-poll", id, &[100.0], poll_cpu)])
-                .collect();
-            v.push(row("wsserver-c", "mem_10k", &[ws_mem], 0.0));
-            v
+            let echo = ["echo_16b_100c", "echo_16k_100c"]
+                .map(|id| [(id, "wsserver-c", 10.0), (id, "wsserver-poll", poll_cpu)]);
+            let v = echo.concat().into_iter().map(|(id, s, cpu)| row(s, id, &[100.0], cpu));
+            v.chain([row("wsserver-c", "mem_10k", &[ws_mem], 0.0)]).collect::<Vec<_>>()
         };
         let t = |ws_mem, poll_cpu, what| status(&rows(ws_mem, poll_cpu), true, what);
         let (mem, poll) = ("wsserver-c mem_10k <= 400", "wsserver-poll / wsserver-c server CPU µs/op <= 1.15x");

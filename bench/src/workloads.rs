@@ -206,12 +206,10 @@ async fn echo_on<W: Wire>(
     let cpu = r.window()?;
     let mut notes = Vec::new();
     // Fairness: how the least served connection fared against the mean.
-    if r.per_conn.len() > 1 {
-        let mean = r.per_conn.iter().sum::<u64>() as f64 / r.per_conn.len() as f64;
-        let min = *r.per_conn.iter().min().unwrap_or(&0);
-        if mean > 0.0 && (min as f64) < 0.5 * mean {
-            notes.push(format!("unfair: least served connection got {:.0}% of the mean", 100.0 * min as f64 / mean));
-        }
+    let mean = r.per_conn.iter().sum::<u64>() as f64 / r.per_conn.len().max(1) as f64;
+    let min = r.per_conn.iter().min().copied().unwrap_or(0) as f64;
+    if r.per_conn.len() > 1 && mean > 0.0 && min < 0.5 * mean {
+        notes.push(format!("unfair: least served connection got {:.0}% of the mean", 100.0 * min / mean));
     }
     if dfl != Deflate::NotOffered {
         notes.push(deflate_note(agreed, &frames, size));
@@ -337,17 +335,6 @@ pub async fn connrate(addr: SocketAddr, raw: bool, pid: u32, conc: usize, t: &Ti
 /// Idle connections held open by the memory workload.
 pub type IdleSet = Vec<TcpStream>;
 
-/// How many of the held connections the server has not closed.
-fn alive(set: &IdleSet) -> usize {
-    let mut b = [0u8; 256];
-    set.iter()
-        .filter(|s| match s.try_read(&mut b) {
-            Ok(n) => n > 0, // e.g. a keep-alive ping: still open
-            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-        })
-        .count()
-}
-
 /// Memory: grows the idle set to `target` connections; the server's RSS
 /// growth per connection in bytes, against `base_kib`.
 pub async fn memory_step(
@@ -372,7 +359,14 @@ pub async fn memory_step(
     // Let the server settle (lazy allocations, deferred frees).
     sleep(Duration::from_millis(if target <= 1000 { 500 } else { 1000 })).await;
     let rss = rss_kib(pid).ok_or("server gone")?;
-    let alive = alive(set);
+    // How many of the held connections the server has not closed.
+    let mut b = [0u8; 256];
+    let alive = (set.iter())
+        .filter(|s| match s.try_read(&mut b) {
+            Ok(n) => n > 0, // e.g. a keep-alive ping: still open
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+        })
+        .count();
     let per_conn = (rss as f64 - base_kib as f64) * 1024.0 / target as f64;
     let mut note = format!("RSS {} MiB at {target} connections, opened in {open_secs:.1} s", rss / 1024);
     if mode.1 == Deflate::On {
