@@ -277,18 +277,6 @@ pub fn echo<W: Wire>(
 
 const RING: usize = 4096;
 
-/// Writes the digits of `seq` (its low 32 bits, lower-case hex) into the 16 B
-/// broadcast frame (`Msgs::tiny`), masked with the frame's own key.
-fn set_seq(f: &mut [u8], seq: u64) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    // 2-byte header (payload < 126 bytes), then the 4-byte key, then "BC".
-    let (mask, digits) = (2, 2 + 4 + 2);
-    for i in 0..8 {
-        let nibble = (seq as u32 >> (28 - 4 * i)) & 0xf;
-        f[digits + i] = HEX[nibble as usize] ^ f[mask + ((2 + i) & 3)];
-    }
-}
-
 /// The number of a broadcast message, of either kind; None for anything else.
 fn seq_of(f: &Frame) -> Option<u64> {
     let p = &f.prefix[..f.len.min(16)];
@@ -315,7 +303,11 @@ impl Msgs {
     fn frame(&mut self, seq: u64) -> &[u8] {
         match self {
             Msgs::Tiny(f) => {
-                set_seq(f, seq);
+                // The digits of `seq` (its low 32 bits, lower-case hex) after the 2-byte header,
+                // the 4-byte key and "BC", masked with the frame's own key.
+                for i in 0..8 {
+                    f[8 + i] = b"0123456789abcdef"[(seq as u32 >> (28 - 4 * i)) as usize & 0xf] ^ f[2 + ((2 + i) & 3)];
+                }
                 f
             }
             Msgs::Json { docs, agreed, frame } => {
@@ -435,11 +427,10 @@ mod tests {
 
     #[test]
     fn frame_digits_rewritten_in_place() {
-        let mut f = Msgs::tiny().frame(0).to_vec();
+        let mut tiny = Msgs::tiny();
         for seq in [0u64, 1, 0xabc, 0x1234_5678, 0xffff_ffff, 0x1_0000_0007] {
-            set_seq(&mut f, seq);
             let fresh = client_frame(OP_TEXT, format!("BC{:08x}......", seq as u32).as_bytes());
-            assert_eq!(f, fresh, "seq {seq:#x}");
+            assert_eq!(tiny.frame(seq), fresh, "seq {seq:#x}");
         }
     }
 

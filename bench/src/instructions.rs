@@ -26,11 +26,7 @@ pub struct InstrPlan {
 /// default and only event without cache simulation).
 pub fn callgrind_total(text: &str) -> Option<u64> {
     let events = text.lines().find_map(|l| l.strip_prefix("events:")).map(|e| e.split_whitespace().next());
-    if let Some(first) = events {
-        if first != Some("Ir") {
-            return None;
-        }
-    }
+    events.is_none_or(|first| first == Some("Ir")).then_some(())?;
     ["totals:", "summary:"]
         .iter()
         .find_map(|key| text.lines().find_map(|l| l.strip_prefix(key)))

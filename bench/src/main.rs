@@ -389,7 +389,14 @@ async fn phase(out: Sink<'_>, phase: &str, launch: Result<&Launch, &String>, job
                 }
                 r
             }
-            Kind::Echo => measured(out, id, async || workloads::echo(addr, mode, tls, pid, *n, *size, t).await).await,
+            Kind::Echo => {
+                let (n, size) = (*n, *size);
+                measured(out, id, async || match tls {
+                    true => workloads::echo::<tls::TlsWire>(addr, mode, pid, n, size, t).await,
+                    false => workloads::echo::<std::net::TcpStream>(addr, mode, pid, n, size, t).await,
+                })
+                .await
+            }
             Kind::Connrate => measured(out, id, async || workloads::connrate(addr, raw, pid, *n, t).await).await,
             Kind::Bcast => {
                 measured(out, id, async || workloads::broadcast(&[addr], mode, &[pid], *n, *size, 8, t).await).await

@@ -46,8 +46,7 @@ fn cpu_times(pid: &str) -> Option<CpuTimes> {
 /// VmRSS in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    s.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()
 }
 
 /// Busy CPU time of the whole machine (all CPUs, /proc/stat), in seconds.
@@ -131,7 +130,8 @@ impl Server {
             .map_err(|e| format!("no free port: {e}"))?
             .port();
         let argv: Vec<String> = launch.argv.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
-        let tls = launch.tls();
+        // A TLS server: its argv takes the certificate.
+        let tls = launch.argv.iter().any(|a| a.contains(crate::tls::CERT));
         let argv = if tls { crate::tls::with_certs(argv)? } else { argv };
         let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;

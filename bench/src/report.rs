@@ -27,12 +27,10 @@ pub struct Row {
 
 /// Median of the values given (mean of the middle two for an even count).
 pub fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    // Empty: no element at (n / 2) - 1, wrapped to usize::MAX.
+    Some(if n % 2 == 1 { v[n / 2] } else { (v.get((n / 2).wrapping_sub(1))? + v[n / 2]) / 2.0 })
 }
 
 /// (max - min) / 2 / median of the values; None with fewer than two.

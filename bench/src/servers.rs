@@ -199,13 +199,10 @@ impl Spec {
     /// With a cross mode: the broadcast line plus the backplane URL, or why
     /// not (the broadcast program's reason, or `broker_missing`'s).
     fn with_cross_unless(mut self, broker_missing: Option<String>) -> Spec {
-        let cross = self.broadcast.clone().map(|mut l| {
-            l.argv.push("{backplane}".into());
-            l
-        });
-        self.cross = Some(match (cross, broker_missing) {
-            (Ok(_), Some(why)) => Err(why),
-            (c, _) => c,
+        let cross = self.broadcast.clone().map(|l| Launch { argv: [l.argv, vec!["{backplane}".into()]].concat(), ..l });
+        self.cross = Some(match broker_missing {
+            Some(why) if cross.is_ok() => Err(why),
+            _ => cross,
         });
         self
     }

@@ -107,13 +107,6 @@ pub fn with_certs(argv: Vec<String>) -> Result<Vec<String>, String> {
     Ok(argv.into_iter().map(|a| a.replace(CERT, &cert).replace(KEY, &key)).collect())
 }
 
-impl Launch {
-    /// Whether this server speaks TLS: its argv takes the certificate.
-    pub fn tls(&self) -> bool {
-        self.argv.iter().any(|a| a.contains(CERT))
-    }
-}
-
 /// The client side of one TLS handshake on `tcp`, to the server at `addr`
 /// (its certificate names 127.0.0.1).
 pub async fn connect(addr: SocketAddr, tcp: TcpStream) -> io::Result<ClientStream> {
@@ -204,9 +197,7 @@ impl Wire for TlsWire {
 /// wsserver-c: build/examples/tls_echo_server beside its echo_server; the
 /// peers: their echo command line plus `--tls CERT KEY`.
 pub fn launch(spec: &Spec) -> Option<Result<Launch, String>> {
-    if !SERVERS.contains(&spec.name) {
-        return None;
-    }
+    SERVERS.contains(&spec.name).then_some(())?;
     let echo = &spec.echo.argv;
     let (cert, key) = (CERT.to_string(), KEY.to_string());
     let argv = if spec.name == "wsserver-c" {
@@ -337,7 +328,7 @@ mod tests {
         init(&tmp("launch"));
         let l = launch(&spec("node-ws")).unwrap().unwrap();
         assert_eq!(l.argv[3..], ["--tls", CERT, KEY]);
-        assert!(l.tls() && !spec("node-ws").echo.tls());
+        assert!(l.argv.iter().any(|a| a == CERT) && !spec("node-ws").echo.argv.iter().any(|a| a == CERT));
         let filled = with_certs(l.argv).unwrap();
         assert!(filled[4].ends_with("server.pem") && filled[5].ends_with("server.key"), "{filled:?}");
         assert!(launch(&spec("raw-tcp")).is_none());

@@ -16,7 +16,6 @@ use crate::client::{client_frame, letters, message_frame, source_ip, Deflate, Fr
 use crate::deflate::{json_doc, Agreed};
 use crate::hotloop::{nanos, Wire};
 use crate::procs::{rss_kib, CpuDelta, CpuMark};
-use crate::tls::TlsWire;
 
 /// One measured figure plus what explains it.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -166,25 +165,9 @@ impl Timing {
     }
 }
 
-/// Echo: `conns` connections, one `size` B message in flight each: binary,
-/// or with deflate offered, JSON-like text (compressed when agreed).
-pub async fn echo(
-    addr: SocketAddr,
-    mode: (bool, Deflate),
-    tls: bool,
-    pid: u32,
-    conns: usize,
-    size: usize,
-    t: &Timing,
-) -> Result<Measure, String> {
-    if tls {
-        echo_on::<TlsWire>(addr, mode, pid, conns, size, t).await
-    } else {
-        echo_on::<StdStream>(addr, mode, pid, conns, size, t).await
-    }
-}
-
-async fn echo_on<W: Wire>(
+/// Echo: `conns` connections (`W`: over TLS or not), one `size` B message in
+/// flight each: binary, or with deflate offered, JSON-like text (compressed when agreed).
+pub async fn echo<W: Wire>(
     addr: SocketAddr,
     (raw, dfl): (bool, Deflate),
     pid: u32,
@@ -237,10 +220,9 @@ pub async fn broadcast(
     t: &Timing,
 ) -> Result<Measure, String> {
     let (parts, agreed) = open_for_loop(addrs, (raw, dfl), clients, " receivers").await?;
-    let publisher = timeout(Duration::from_secs(10), WsConn::dial(addrs[0], None, raw, dfl, false))
-        .await
-        .map_err(|_| "publisher handshake timed out".to_string())?
-        .map_err(|e| format!("publisher: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(10); // the publisher's handshake
+    let (mut publisher, err) = open_many(addrs[0], (raw, dfl), false, 1, 1, false, deadline, 0).await;
+    let publisher = publisher.pop().ok_or_else(|| format!("publisher: {}", err.unwrap_or_default()))?;
     // Let welcome messages and the like arrive before the clock starts.
     sleep(Duration::from_millis(200)).await;
     let msgs = if dfl == Deflate::NotOffered {
