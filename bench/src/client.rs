@@ -117,10 +117,10 @@ impl FrameBuf {
         &mut self.buf[self.end..]
     }
 
-    /// Inflates compressed messages from now on (deflate agreed), resetting
-    /// the inflater after each when `reset_each` (server_no_context_takeover).
-    pub fn set_inflater(&mut self, reset_each: bool) {
-        self.inflate = Some(Inflater::new(reset_each));
+    /// Inflates compressed messages from now on when deflate was `agreed`,
+    /// resetting the inflater after each with server_no_context_takeover.
+    pub fn set_inflater(&mut self, agreed: Option<Agreed>) {
+        self.inflate = agreed.map(|a| Inflater::new(a.server_no_context));
     }
 
     pub fn advance(&mut self, n: usize) {
@@ -214,22 +214,6 @@ impl FrameBuf {
     }
 }
 
-/// Opens a TCP connection, optionally from source address `src`.
-async fn tcp_connect(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<TcpStream> {
-    let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    if let Some(ip) = src {
-        // Choose the port at connect() time, per destination, instead of at
-        // bind() time from one global pool.
-        let (fd, one, opt) = (sock.as_raw_fd(), 1 as libc::c_int, libc::IP_BIND_ADDRESS_NO_PORT);
-        // SAFETY: valid fd, option value points to a live c_int of the given size.
-        unsafe { libc::setsockopt(fd, libc::IPPROTO_IP, opt, (&one as *const libc::c_int).cast(), 4) };
-        sock.bind(SocketAddr::new(ip, 0))?;
-    }
-    let stream = sock.connect(addr).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
 pub struct WsConn {
     /// The socket, or the socket under a TLS session (wss://, src/tls.rs).
     stream: Stream,
@@ -243,7 +227,17 @@ impl WsConn {
     /// Connects (from `src`, over TLS when `tls`) and, unless `raw`,
     /// handshakes; what follows the 101 stays buffered.
     pub async fn dial(addr: SocketAddr, src: Option<IpAddr>, raw: bool, dfl: Deflate, tls: bool) -> io::Result<WsConn> {
-        let tcp = tcp_connect(addr, src).await?;
+        let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        if let Some(ip) = src {
+            // Choose the port at connect() time, per destination, instead of at
+            // bind() time from one global pool.
+            let (fd, one, opt) = (sock.as_raw_fd(), 1 as libc::c_int, libc::IP_BIND_ADDRESS_NO_PORT);
+            // SAFETY: valid fd, option value points to a live c_int of the given size.
+            unsafe { libc::setsockopt(fd, libc::IPPROTO_IP, opt, (&one as *const libc::c_int).cast(), 4) };
+            sock.bind(SocketAddr::new(ip, 0))?;
+        }
+        let tcp = sock.connect(addr).await?;
+        tcp.set_nodelay(true)?;
         let stream =
             if tls { Stream::Right(Box::new(crate::tls::connect(addr, tcp).await?)) } else { Stream::Left(tcp) };
         let mut c = WsConn { stream, fb: FrameBuf::new(4096), agreed: None };
@@ -253,14 +247,15 @@ impl WsConn {
             c.agreed = Some(Agreed { server_no_context: true, client_bits: 15 });
         }
         match (dfl, c.agreed) {
-            (Deflate::On, None) => return Err(io::Error::other("the server declined permessage-deflate")),
+            (Deflate::On, None) => Err(io::Error::other("the server declined permessage-deflate")),
             (Deflate::Off, Some(_)) => {
-                return Err(io::Error::other("permessage-deflate agreed by a server started without it"))
+                Err(io::Error::other("permessage-deflate agreed by a server started without it"))
             }
-            (_, Some(a)) => c.fb.set_inflater(a.server_no_context),
-            _ => {}
+            (_, agreed) => {
+                c.fb.set_inflater(agreed);
+                Ok(c)
+            }
         }
-        Ok(c)
     }
 
     async fn handshake(&mut self, addr: SocketAddr, dfl: Deflate) -> io::Result<()> {
@@ -397,7 +392,7 @@ mod tests {
         let mut bytes = [first, client_frame(OP_PING, b"p"), rsv_frame(0, 0, &z[100..])].concat();
         bytes.extend_from_slice(&whole);
         let mut fb = FrameBuf::new(64);
-        fb.set_inflater(true);
+        fb.set_inflater(Some(Agreed { server_no_context: true, client_bits: 15 }));
         let mut got = Vec::new();
         for chunk in bytes.chunks(1000) {
             fb.make_room(fb.end + chunk.len());

@@ -446,9 +446,7 @@ mod tests {
                 let frame = msgs.frame(seq).to_vec();
                 assert_eq!(frame[0] & 0x40 != 0, compressed);
                 let mut fb = FrameBuf::new(8192);
-                if compressed {
-                    fb.set_inflater(true);
-                }
+                fb.set_inflater(agreed.filter(|_| compressed));
                 fb.spare()[..frame.len()].copy_from_slice(&frame);
                 fb.advance(frame.len());
                 let f = fb.try_parse().unwrap().unwrap();

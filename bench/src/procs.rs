@@ -124,22 +124,17 @@ impl Server {
     /// until a client can connect (and, for WebSocket servers, complete a
     /// handshake; a server under valgrind starts slowly).
     pub async fn start(launch: &Launch, cpu: Option<usize>, log: PathBuf, limit: Duration) -> Result<Server, String> {
-        // A port that was free a moment ago.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
+        let free = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()); // free a moment ago
+        let port = free.map_err(|e| format!("no free port: {e}"))?.port();
         let argv: Vec<String> = launch.argv.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
         // A TLS server: its argv takes the certificate.
         let tls = launch.argv.iter().any(|a| a.contains(crate::tls::CERT));
         let argv = if tls { crate::tls::with_certs(argv)? } else { argv };
         let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let mut cmd = pinned(cpu, &argv);
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", argv[0]))?;
-        let pid = child.id();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let child = pinned(cpu, &argv).stdin(Stdio::null()).stdout(out).stderr(err).spawn();
+        let child = child.map_err(|e| format!("cannot start {}: {e}", argv[0]))?;
+        let (pid, addr) = (child.id(), SocketAddr::from(([127, 0, 0, 1], port)));
         let mut srv = Server { child, pid, addr, log, tls };
         let deadline = Instant::now() + limit;
         loop {

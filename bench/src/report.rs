@@ -171,12 +171,9 @@ impl Report<'_> {
             let head = ["server", "value", "unit", "ratio", "srv µs/op", "usr µs/op", "p50 µs", "p99 µs"];
             let _ = writeln!(o, "{}", columns(head.into_iter().chain(["srv cpu", "gen cpu", "other", "note"])));
             for r in self.rows.iter().filter(|r| r.workload == id) {
-                let m = match &r.status {
-                    Err(why) => {
-                        let _ = writeln!(o, "{:<18} skipped: {why}", r.server);
-                        continue;
-                    }
-                    Ok(m) => m,
+                let Ok(m) = &r.status else {
+                    let _ = writeln!(o, "{:<18} skipped: {}", r.server, r.status.as_ref().unwrap_err());
+                    continue;
                 };
                 let value = if unit == "bytes/conn" { format!("{:.2}", m.value / 1024.0) } else { fmt_count(m.value) };
                 let ratio = reference.map(|(_, v)| format!("{:.2}x", m.value / v)).unwrap_or("-".into());
