@@ -244,10 +244,7 @@ pub fn echo<W: Wire>(
         let ep_events = (&ep, &mut events[..]);
         let Some(ready) = win.wait(ep_events, now, Duration::from_millis(50), &mut out.first_err) else { break };
         for ev in ready {
-            let c = &mut cs[ev.u64 as usize];
-            if !c.alive {
-                continue;
-            }
+            let Some(c) = Some(&mut cs[ev.u64 as usize]).filter(|c| c.alive) else { continue };
             let r = read_frames(&c.stream, &mut c.fb, |fb, f| {
                 if !f.fin {
                     return Ok(());
@@ -343,10 +340,8 @@ pub fn broadcast(
     if let Err(e) = ep.add(cs[pub_idx].stream.as_raw_fd(), pub_idx as u64) {
         cs[pub_idx].fail(&ep, &mut 0, &mut out.publisher_err, format!("epoll_ctl: {e}"));
     }
-    let start = Instant::now();
-    let mut count = vec![0u32; RING];
-    let mut sent_at = vec![start; RING];
-    let mut seq: u64 = 0;
+    // Per ring slot: receivers that got the message, when it was sent.
+    let (mut count, mut sent_at, mut seq) = (vec![0u32; RING], vec![Instant::now(); RING], 0u64);
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 2048];
     let mut win = Window::new(pids, mstart, mend);
     loop {
@@ -359,15 +354,12 @@ pub fn broadcast(
         let live = receivers_n.saturating_sub(out.errors) as u32;
         // Publish while the window allows.
         while out.publisher_err.is_none() && seq < u32::MAX as u64 {
-            if seq >= window {
-                let old = (seq - window) as usize % RING;
-                if count[old] < live {
-                    if now - sent_at[old] > Duration::from_secs(2) {
-                        out.stalled += 1;
-                    } else {
-                        break;
-                    }
+            let old = seq.wrapping_sub(window) as usize % RING;
+            if seq >= window && count[old] < live {
+                if now - sent_at[old] <= Duration::from_secs(2) {
+                    break;
                 }
+                out.stalled += 1;
             }
             let slot = seq as usize % RING;
             count[slot] = 0;
@@ -378,19 +370,14 @@ pub fn broadcast(
                 out.publisher_err = Some(e);
                 break;
             }
-            if measuring {
-                out.published += 1;
-            }
+            out.published += measuring as u64;
             seq += 1;
         }
         let ep_events = (&ep, &mut events[..]);
         let Some(ready) = win.wait(ep_events, now, Duration::from_millis(20), &mut out.first_err) else { break };
         for ev in ready {
             let idx = ev.u64 as usize;
-            let c = &mut cs[idx];
-            if !c.alive {
-                continue;
-            }
+            let Some(c) = Some(&mut cs[idx]).filter(|c| c.alive) else { continue };
             // When this read's messages arrived: after the recv, taken once.
             let mut read_at: Option<Instant> = None;
             let mut r = read_frames(&c.stream, &mut c.fb, |_, f| {
