@@ -187,20 +187,14 @@ pub async fn echo<W: Wire>(
     // during an echo workload.
     let mut r = crate::hotloop::echo(parts, &frames, pid, mstart, mend, hard);
     let cpu = r.window()?;
-    let mut notes = Vec::new();
     // Fairness: how the least served connection fared against the mean.
     let mean = r.per_conn.iter().sum::<u64>() as f64 / r.per_conn.len().max(1) as f64;
     let min = r.per_conn.iter().min().copied().unwrap_or(0) as f64;
-    if r.per_conn.len() > 1 && mean > 0.0 && min < 0.5 * mean {
-        notes.push(format!("unfair: least served connection got {:.0}% of the mean", 100.0 * min / mean));
-    }
-    if dfl != Deflate::NotOffered {
-        notes.push(deflate_note(agreed, &frames, size));
-    }
-    if let Some(e) = r.first_err {
-        notes.push(format!("{} connection(s) failed: {e}", r.errors));
-    }
-    let note = notes.join("; ");
+    let unfair = (r.per_conn.len() > 1 && mean > 0.0 && min < 0.5 * mean)
+        .then(|| format!("unfair: least served connection got {:.0}% of the mean", 100.0 * min / mean));
+    let deflate = (dfl != Deflate::NotOffered).then(|| deflate_note(agreed, &frames, size));
+    let failed = r.first_err.take().map(|e| format!("{} connection(s) failed: {e}", r.errors));
+    let note = unfair.into_iter().chain(deflate).chain(failed).collect::<Vec<_>>().join("; ");
     if r.done == 0 {
         return Err(if note.is_empty() { "no message echoed".into() } else { format!("no message echoed ({note})") });
     }
@@ -236,20 +230,15 @@ pub async fn broadcast(
     // Blocks this thread on purpose: nothing else runs meanwhile.
     let mut r = crate::hotloop::broadcast(parts, publisher, msgs, window, pids, mstart, mend);
     let cpu = r.window()?;
-    let mut note = format!("{:.0} msg/s published", r.published as f64 / cpu.wall);
-    if dfl != Deflate::NotOffered {
-        let sample = [message_frame(OP_TEXT, &json_doc(size, 0, "\"BC00000000\""), agreed)];
-        note = format!("{}, {note}", deflate_note(agreed, &sample, size));
-    }
-    if r.stalled > 0 {
-        note.push_str(&format!(", {} message(s) not delivered to all within 2 s", r.stalled));
-    }
-    if let Some(e) = r.publisher_err {
-        note.push_str(&format!(", publisher failed: {e}"));
-    }
-    if let Some(e) = r.first_err {
-        note.push_str(&format!(", {} receiver(s) failed: {e}", r.errors));
-    }
+    let sample = || [message_frame(OP_TEXT, &json_doc(size, 0, "\"BC00000000\""), agreed)];
+    let deflate = (dfl != Deflate::NotOffered).then(|| deflate_note(agreed, &sample(), size));
+    let published = format!("{:.0} msg/s published", r.published as f64 / cpu.wall);
+    let stalled = (r.stalled > 0).then(|| format!("{} message(s) not delivered to all within 2 s", r.stalled));
+    let publisher = r.publisher_err.take().map(|e| format!("publisher failed: {e}"));
+    let receivers = r.first_err.take().map(|e| format!("{} receiver(s) failed: {e}", r.errors));
+    let notes: Vec<String> =
+        deflate.into_iter().chain([published]).chain(stalled).chain(publisher).chain(receivers).collect();
+    let note = notes.join(", ");
     if r.done == 0 {
         return Err(format!("nothing delivered ({note})"));
     }
