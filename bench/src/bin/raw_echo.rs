@@ -11,11 +11,6 @@ use std::time::Duration;
 #[path = "../sock.rs"]
 mod sock;
 
-/// Sends all of `data`, waiting 5 s at most if the socket is full.
-fn send_all(fd: RawFd, data: &[u8]) -> bool {
-    sock::send_all(fd, data, Duration::from_secs(5)).is_ok()
-}
-
 /// A non-blocking listener with a long accept queue (std's is 128).
 fn listen(port: u16) -> io::Result<TcpListener> {
     let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
@@ -66,14 +61,11 @@ fn main() {
             match sock::recv(fd, &mut buf) {
                 Ok(0) => dead.push(fd),
                 Ok(n) => {
-                    let chunk = &buf[..n];
+                    // Whether sending the chunk to `to` failed (5 s at most if its socket is full).
+                    let failed = |to: &RawFd| sock::send_all(*to, &buf[..n], Duration::from_secs(5)).is_err();
                     if broadcast {
-                        for to in conns.iter().flatten().map(|s| s.as_raw_fd()) {
-                            if !send_all(to, chunk) {
-                                dead.push(to);
-                            }
-                        }
-                    } else if !send_all(fd, chunk) {
+                        dead.extend(conns.iter().flatten().map(|s| s.as_raw_fd()).filter(failed));
+                    } else if failed(&fd) {
                         dead.push(fd);
                     }
                 }
