@@ -194,10 +194,9 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Kills it if still running (std does not signal a child already reaped).
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.kill();
-        }
+        self.kill();
     }
 }
 
