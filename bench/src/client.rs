@@ -30,6 +30,11 @@ pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     rsv_frame(0, opcode, payload)
 }
 
+/// `size` bytes of a, b, c ... z, a, ...: the echo rows' binary message.
+pub fn letters(size: usize) -> Vec<u8> {
+    (0..size).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
 /// One message as a frame: compressed (RSV1) when deflate was agreed.
 pub fn message_frame(opcode: u8, payload: &[u8], agreed: Option<Agreed>) -> Vec<u8> {
     match agreed {
@@ -54,11 +59,6 @@ fn rsv_frame(rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
     f.extend_from_slice(&MASK);
     f.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i & 3]));
     f
-}
-
-/// A close frame with status 1000 (normal closure).
-pub fn close_frame() -> Vec<u8> {
-    client_frame(OP_CLOSE, &1000u16.to_be_bytes())
 }
 
 /// What the parser tells about one data frame.
@@ -117,10 +117,10 @@ impl FrameBuf {
         &mut self.buf[self.end..]
     }
 
-    /// Inflates compressed messages from now on (deflate agreed), resetting
-    /// the inflater after each when `reset_each` (server_no_context_takeover).
-    pub fn set_inflater(&mut self, reset_each: bool) {
-        self.inflate = Some(Inflater::new(reset_each));
+    /// Inflates compressed messages from now on when deflate was `agreed`,
+    /// resetting the inflater after each with server_no_context_takeover.
+    pub fn set_inflater(&mut self, agreed: Option<Agreed>) {
+        self.inflate = agreed.map(|a| Inflater::new(a.server_no_context));
     }
 
     pub fn advance(&mut self, n: usize) {
@@ -129,10 +129,6 @@ impl FrameBuf {
 
     pub fn filled(&self) -> &[u8] {
         &self.buf[self.start..self.end]
-    }
-
-    pub fn consume(&mut self, n: usize) {
-        self.start += n;
     }
 
     /// Ensures `need` bytes from `start` fit in the buffer.
@@ -157,33 +153,24 @@ impl FrameBuf {
                 return Ok(None);
             }
             let (b0, b1) = (avail[0], avail[1]);
-            let mut len = (b1 & 0x7f) as u64;
-            let mut hl = 2usize;
-            if len == 126 {
-                if avail.len() < 4 {
-                    return Ok(None);
-                }
-                len = u16::from_be_bytes([avail[2], avail[3]]) as u64;
-                hl = 4;
-            } else if len == 127 {
-                if avail.len() < 10 {
-                    return Ok(None);
-                }
-                len = u64::from_be_bytes(avail[2..10].try_into().unwrap());
-                hl = 10;
-            }
-            let mask = if b1 & 0x80 != 0 {
-                if avail.len() < hl + 4 {
-                    return Ok(None);
-                }
-                let m = [avail[hl], avail[hl + 1], avail[hl + 2], avail[hl + 3]];
-                hl += 4;
-                m
-            } else {
-                [0; 4]
+            // The length's extra bytes (126: 2, 127: 8), then the mask's 4.
+            let ext = match b1 & 0x7f {
+                126 => 2,
+                127 => 8,
+                _ => 0,
             };
+            let hl = 2 + ext + if b1 & 0x80 != 0 { 4 } else { 0 };
+            if avail.len() < hl {
+                return Ok(None);
+            }
+            let len = match ext {
+                0 => (b1 & 0x7f) as u64,
+                2 => u16::from_be_bytes([avail[2], avail[3]]) as u64,
+                _ => u64::from_be_bytes(avail[2..10].try_into().unwrap()),
+            };
+            let mask: [u8; 4] = if b1 & 0x80 != 0 { avail[hl - 4..hl].try_into().unwrap() } else { [0; 4] };
             if len > MAX_FRAME {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes")));
+                return Err(deflate::bad(format!("frame of {len} bytes")));
             }
             let total = hl + len as usize;
             if avail.len() < total {
@@ -200,7 +187,7 @@ impl FrameBuf {
                     inf.active |= b0 & 0x40 != 0 && opcode != 0;
                     inf.active
                 }
-                _ if b0 & 0x40 != 0 => return Err(io::Error::new(io::ErrorKind::InvalidData, "RSV1 without deflate")),
+                _ if b0 & 0x40 != 0 => return Err(deflate::bad("RSV1 without deflate".into())),
                 _ => false,
             };
             let payload = &mut self.buf[p0..p1];
@@ -214,44 +201,17 @@ impl FrameBuf {
                     *p = payload[i] ^ mask[i & 3];
                 }
             }
-            if opcode == OP_PING {
-                let payload = &self.buf[p0..p1];
-                let body: Vec<u8> = payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]).collect();
-                self.pending.extend_from_slice(&client_frame(OP_PONG, &body));
-                self.start += total;
-                continue;
-            }
             self.start += total;
-            if opcode == OP_PONG {
-                continue;
+            match opcode {
+                OP_PING => {
+                    let body: Vec<u8> = self.buf[p0..p1].iter().enumerate().map(|(i, b)| b ^ mask[i & 3]).collect();
+                    self.pending.extend_from_slice(&client_frame(OP_PONG, &body));
+                }
+                OP_PONG => {}
+                _ => return Ok(Some(frame)),
             }
-            return Ok(Some(frame));
         }
     }
-}
-
-/// Opens a TCP connection, optionally from source address `src`.
-async fn tcp_connect(addr: SocketAddr, src: Option<IpAddr>) -> io::Result<TcpStream> {
-    let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    if let Some(ip) = src {
-        // Choose the port at connect() time, per destination, instead of at
-        // bind() time from one global pool.
-        let one: libc::c_int = 1;
-        // SAFETY: valid fd, option value points to a live c_int of the given size.
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_BIND_ADDRESS_NO_PORT,
-                &one as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-        sock.bind(SocketAddr::new(ip, 0))?;
-    }
-    let stream = sock.connect(addr).await?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
 }
 
 pub struct WsConn {
@@ -267,7 +227,17 @@ impl WsConn {
     /// Connects (from `src`, over TLS when `tls`) and, unless `raw`,
     /// handshakes; what follows the 101 stays buffered.
     pub async fn dial(addr: SocketAddr, src: Option<IpAddr>, raw: bool, dfl: Deflate, tls: bool) -> io::Result<WsConn> {
-        let tcp = tcp_connect(addr, src).await?;
+        let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        if let Some(ip) = src {
+            // Choose the port at connect() time, per destination, instead of at
+            // bind() time from one global pool.
+            let (fd, one, opt) = (sock.as_raw_fd(), 1 as libc::c_int, libc::IP_BIND_ADDRESS_NO_PORT);
+            // SAFETY: valid fd, option value points to a live c_int of the given size.
+            unsafe { libc::setsockopt(fd, libc::IPPROTO_IP, opt, (&one as *const libc::c_int).cast(), 4) };
+            sock.bind(SocketAddr::new(ip, 0))?;
+        }
+        let tcp = sock.connect(addr).await?;
+        tcp.set_nodelay(true)?;
         let stream =
             if tls { Stream::Right(Box::new(crate::tls::connect(addr, tcp).await?)) } else { Stream::Left(tcp) };
         let mut c = WsConn { stream, fb: FrameBuf::new(4096), agreed: None };
@@ -277,14 +247,15 @@ impl WsConn {
             c.agreed = Some(Agreed { server_no_context: true, client_bits: 15 });
         }
         match (dfl, c.agreed) {
-            (Deflate::On, None) => return Err(io::Error::other("the server declined permessage-deflate")),
+            (Deflate::On, None) => Err(io::Error::other("the server declined permessage-deflate")),
             (Deflate::Off, Some(_)) => {
-                return Err(io::Error::other("permessage-deflate agreed by a server started without it"))
+                Err(io::Error::other("permessage-deflate agreed by a server started without it"))
             }
-            (_, Some(a)) => c.fb.set_inflater(a.server_no_context),
-            _ => {}
+            (_, agreed) => {
+                c.fb.set_inflater(agreed);
+                Ok(c)
+            }
         }
-        Ok(c)
     }
 
     async fn handshake(&mut self, addr: SocketAddr, dfl: Deflate) -> io::Result<()> {
@@ -299,21 +270,18 @@ impl WsConn {
         self.stream.write_all(req.as_bytes()).await?;
         self.stream.flush().await?;
         loop {
-            if let Some(i) = find(self.fb.filled(), b"\r\n\r\n") {
+            if let Some(i) = self.fb.filled().windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = &self.fb.filled()[..i];
                 let line = head.split(|&b| b == b'\r').next().unwrap_or(b"");
                 if !line.starts_with(b"HTTP/1.1 101") {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("handshake refused: {}", String::from_utf8_lossy(line)),
-                    ));
+                    return Err(deflate::bad(format!("handshake refused: {}", String::from_utf8_lossy(line))));
                 }
                 self.agreed = deflate::agreed(head)?;
-                self.fb.consume(i + 4);
+                self.fb.start += i + 4;
                 return Ok(());
             }
             if self.fb.filled().len() >= 16384 {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "handshake response too long"));
+                return Err(deflate::bad("handshake response too long".into()));
             }
             self.fill().await?;
         }
@@ -328,20 +296,9 @@ impl WsConn {
         }
     }
 
-    /// The std socket (still non-blocking) and the parser, for a hot loop.
-    pub fn into_parts(self) -> io::Result<(std::net::TcpStream, FrameBuf)> {
-        match self.stream {
-            Stream::Left(s) => Ok((s.into_std()?, self.fb)),
-            Stream::Right(_) => Err(io::Error::other("a TLS connection has no plain socket to hand over")),
-        }
-    }
-
-    /// The TLS stream and the parser state (None: not TLS).
-    pub fn into_tls(self) -> Option<(Box<crate::tls::ClientStream>, FrameBuf)> {
-        match self.stream {
-            Stream::Right(s) => Some((s, self.fb)),
-            Stream::Left(_) => None,
-        }
+    /// The stream and the parser state, for a hot loop.
+    pub fn into_inner(self) -> (Stream, FrameBuf) {
+        (self.stream, self.fb)
     }
 
     pub async fn send(&mut self, frame: &[u8]) -> io::Result<()> {
@@ -370,8 +327,10 @@ impl WsConn {
         Ok(())
     }
 
-    /// Waits for the final frame of the next data message.
-    pub async fn next_message(&mut self) -> io::Result<Frame> {
+    /// One echo round trip: send `frame`, wait for the final frame of the
+    /// next data message.
+    pub async fn roundtrip(&mut self, frame: &[u8]) -> io::Result<Frame> {
+        self.send(frame).await?;
         loop {
             if let Some(f) = self.fb.try_parse()? {
                 if f.opcode == OP_CLOSE {
@@ -388,16 +347,10 @@ impl WsConn {
         }
     }
 
-    /// One echo round trip: send `frame`, wait for one whole message back.
-    pub async fn roundtrip(&mut self, frame: &[u8]) -> io::Result<Frame> {
-        self.send(frame).await?;
-        self.next_message().await
-    }
-
     /// Closing handshake: send a close frame, then wait for the server's close
     /// frame or end of stream (both count as closed).
     pub async fn close(mut self) -> io::Result<()> {
-        self.send(&close_frame()).await?;
+        self.send(&client_frame(OP_CLOSE, &1000u16.to_be_bytes())).await?; // 1000: normal closure
         loop {
             match self.fb.try_parse()? {
                 Some(f) if f.opcode == OP_CLOSE => return Ok(()),
@@ -406,16 +359,13 @@ impl WsConn {
             }
             match self.fill().await {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Ok(()),
+                Err(e) if matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset) => {
+                    return Ok(())
+                }
                 Err(e) => return Err(e),
             }
         }
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -442,7 +392,7 @@ mod tests {
         let mut bytes = [first, client_frame(OP_PING, b"p"), rsv_frame(0, 0, &z[100..])].concat();
         bytes.extend_from_slice(&whole);
         let mut fb = FrameBuf::new(64);
-        fb.set_inflater(true);
+        fb.set_inflater(Some(Agreed { server_no_context: true, client_bits: 15 }));
         let mut got = Vec::new();
         for chunk in bytes.chunks(1000) {
             fb.make_room(fb.end + chunk.len());

@@ -20,7 +20,8 @@ pub struct Agreed {
     pub client_bits: u8,
 }
 
-fn bad(what: String) -> io::Error {
+/// Malformed input from the server (handshake, frame or deflate stream).
+pub fn bad(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
@@ -149,12 +150,11 @@ pub fn json_doc(size: usize, seed: u64, head: &str) -> Vec<u8> {
         ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "oscar"];
     const ROOMS: [&str; 6] = ["general", "random", "dev", "ops", "support", "design"];
     const KINDS: [&str; 4] = ["message", "message", "reaction", "edit"];
-    const WORDS: [&str; 40] = [
-        "the", "build", "is", "green", "again", "after", "we", "fixed", "flaky", "test", "deploy", "tonight", "please",
-        "review", "my", "pull", "request", "lunch", "at", "noon", "server", "latency", "looks", "fine", "on",
-        "staging", "who", "owns", "this", "alert", "thanks", "merged", "ship", "it", "rollback", "done", "meeting",
-        "moved", "to", "friday",
-    ];
+    let vocab: Vec<&str> = "the build is green again after we fixed flaky test deploy tonight please review my pull \
+        request lunch at noon server latency looks fine on staging who owns this alert thanks merged ship it rollback \
+        done meeting moved to friday"
+        .split(' ')
+        .collect();
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut rnd = move |n: usize| {
         // xorshift64*
@@ -163,8 +163,8 @@ pub fn json_doc(size: usize, seed: u64, head: &str) -> Vec<u8> {
         x ^= x >> 27;
         (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
     };
-    let text = |rnd: &mut dyn FnMut(usize) -> usize, words: usize| {
-        (0..words).map(|_| WORDS[rnd(WORDS.len())]).collect::<Vec<_>>().join(" ")
+    let text = |rnd: &mut dyn FnMut(usize) -> usize, n: usize| {
+        (0..n).map(|_| vocab[rnd(vocab.len())]).collect::<Vec<_>>().join(" ")
     };
     let mut out = String::with_capacity(size + 512);
     out.push('[');
@@ -196,9 +196,7 @@ pub fn json_doc(size: usize, seed: u64, head: &str) -> Vec<u8> {
                 t.truncate(room - shell.len());
                 out.push_str(&format!(r#"{sep}{{"text":"{t}"}}"#));
             }
-            while out.len() + 1 < size {
-                out.push(' ');
-            }
+            out.extend(std::iter::repeat_n(' ', (size - 1).saturating_sub(out.len())));
             out.push(']');
             return out.into_bytes();
         }

@@ -3,13 +3,11 @@
 //! totals over that of the messages, so start-up and shutdown cancel out.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tokio::task::spawn_local;
 use tokio::time::timeout;
 
-use crate::client::{client_frame, Deflate, WsConn, OP_TEXT};
+use crate::client::{client_frame, letters, Deflate, WsConn, OP_TEXT};
 use crate::procs::{Launch, Server};
 use crate::workloads::Measure;
 
@@ -28,11 +26,7 @@ pub struct InstrPlan {
 /// default and only event without cache simulation).
 pub fn callgrind_total(text: &str) -> Option<u64> {
     let events = text.lines().find_map(|l| l.strip_prefix("events:")).map(|e| e.split_whitespace().next());
-    if let Some(first) = events {
-        if first != Some("Ir") {
-            return None;
-        }
-    }
+    events.is_none_or(|first| first == Some("Ir")).then_some(())?;
     ["totals:", "summary:"]
         .iter()
         .find_map(|key| text.lines().find_map(|l| l.strip_prefix(key)))
@@ -52,24 +46,10 @@ pub fn per_message(ir1: u64, msgs1: u64, ir2: u64, msgs2: u64) -> Result<f64, St
     Ok((ir2 - ir1) as f64 / (msgs2 - msgs1) as f64)
 }
 
-/// Why valgrind cannot be used here, if it cannot.
-pub fn valgrind_missing() -> Option<String> {
-    match Command::new("valgrind").arg("--version").output() {
-        Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!("valgrind --version failed ({})", o.status)),
-        Err(e) => Some(format!("valgrind not runnable: {e} (apt-get install valgrind)")),
-    }
-}
-
 /// `launch` under callgrind, counts written to `out_file`.
 fn under_callgrind(launch: &Launch, out_file: &Path) -> Launch {
-    let mut argv = vec![
-        "valgrind".to_string(),
-        "--tool=callgrind".to_string(),
-        format!("--callgrind-out-file={}", out_file.display()),
-    ];
-    argv.extend(launch.argv.iter().cloned());
-    Launch { argv, raw: launch.raw }
+    let head = ["valgrind".into(), "--tool=callgrind".into(), format!("--callgrind-out-file={}", out_file.display())];
+    Launch { argv: [&head[..], &launch.argv].concat(), raw: launch.raw }
 }
 
 /// `clients` connections, each echoing `n` messages of `size` bytes one at
@@ -83,30 +63,21 @@ async fn echo_clients(addr: std::net::SocketAddr, raw: bool, p: &InstrPlan, n: u
             .map_err(|e| format!("connection {i}: {e}"))?;
         conns.push(c);
     }
-    let payload: Vec<u8> = (0..p.size).map(|i| b'a' + (i % 26) as u8).collect();
-    let frame = client_frame(OP_TEXT, &payload);
-    let size = p.size;
-    let tasks: Vec<_> = conns
-        .into_iter()
-        .map(|mut c| {
-            let frame = frame.clone();
-            spawn_local(async move {
-                for k in 0..n {
-                    let f = c.roundtrip(&frame).await.map_err(|e| format!("message {k}: {e}"))?;
-                    if f.len != size {
-                        return Err(format!("message {k}: {} bytes echoed, not {size}", f.len));
-                    }
+    let (frame, size) = (client_frame(OP_TEXT, &letters(p.size)), p.size);
+    let echo = |mut c: WsConn| {
+        let frame = &frame;
+        async move {
+            for k in 0..n {
+                let f = c.roundtrip(frame).await.map_err(|e| format!("message {k}: {e}"))?;
+                if f.len != size {
+                    return Err(format!("message {k}: {} bytes echoed, not {size}", f.len));
                 }
-                c.close().await.map_err(|e| format!("close: {e}"))?;
-                Ok::<u64, String>(n as u64)
-            })
-        })
-        .collect();
-    let mut done = 0;
-    for t in tasks {
-        done += t.await.map_err(|e| format!("client task: {e}"))??;
-    }
-    Ok(done)
+            }
+            c.close().await.map_err(|e| format!("close: {e}"))
+        }
+    };
+    futures_util::future::try_join_all(conns.into_iter().map(echo)).await?;
+    Ok((p.clients * n) as u64)
 }
 
 /// One run under callgrind: start, `n` echoes per client, stop; the
@@ -119,13 +90,13 @@ async fn one_run(
     (out_file, log): (PathBuf, PathBuf),
 ) -> Result<(u64, u64, String), String> {
     let _ = std::fs::remove_file(&out_file);
-    let srv = Server::start_within(&under_callgrind(launch, &out_file), cpu, log, Duration::from_secs(60))
+    let srv = Server::start(&under_callgrind(launch, &out_file), cpu, log, Duration::from_secs(60))
         .await
         .map_err(|e| format!("server did not start under callgrind: {e}"))?;
     let echoed = timeout(Duration::from_secs(300), echo_clients(srv.addr, launch.raw, p, n)).await;
     // The clients have closed; let the server finish with them before the signal.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let how = srv.stop_within(Duration::from_secs(60)).await;
+    let how = srv.stop(Duration::from_secs(60)).await;
     let echoed = echoed.map_err(|_| format!("{n} echoes per client not done in 300 s"))??;
     let text = std::fs::read_to_string(&out_file)
         .map_err(|e| format!("no callgrind counts ({}: {e}); the server {how}", out_file.display()))?;
@@ -134,37 +105,27 @@ async fn one_run(
 }
 
 /// The row: two runs, their difference per message. `logs`: where the
-/// server logs and callgrind files go; `name`: the server's row name.
+/// server logs and callgrind files go; `name`: the server's row name;
+/// `exits`: how each run's server ended.
 pub async fn measure(
     launch: &Launch,
     cpu: Option<usize>,
     p: &InstrPlan,
-    logs: &Path,
-    name: &str,
-) -> (Result<Measure, String>, Vec<String>) {
-    if let Some(why) = valgrind_missing() {
-        return (Err(why), Vec::new());
-    }
+    (logs, name): (&Path, &str),
+    exits: &mut Vec<String>,
+) -> Result<Measure, String> {
     let dir = logs.join("callgrind");
     let _ = std::fs::create_dir_all(&dir);
     let started = Instant::now();
     let mut runs = Vec::new();
-    let mut exits = Vec::new();
     for n in [p.n1, p.n2] {
         let files = (dir.join(format!("{name}-{n}.out")), logs.join(format!("{name}-callgrind-{n}.log")));
-        match one_run(launch, cpu, p, n, files).await {
-            Ok((echoed, ir, how)) => {
-                exits.push(format!("callgrind {n}: {how}"));
-                runs.push((echoed, ir, how));
-            }
-            Err(e) => return (Err(e), exits),
-        }
+        let (echoed, ir, how) = one_run(launch, cpu, p, n, files).await?;
+        exits.push(format!("callgrind {n}: {how}"));
+        runs.push((echoed, ir, how));
     }
     let ((m1, ir1, how1), (m2, ir2, how2)) = (&runs[0], &runs[1]);
-    let value = match per_message(*ir1, *m1, *ir2, *m2) {
-        Ok(v) => v,
-        Err(e) => return (Err(e), exits),
-    };
+    let value = per_message(*ir1, *m1, *ir2, *m2)?;
     let (n, InstrPlan { clients, size, n1, n2 }) = (|x: u64| crate::fmt_count(x as f64), *p);
     let secs = started.elapsed().as_secs_f64();
     let mut note = format!(
@@ -173,13 +134,10 @@ pub async fn measure(
     );
     // A server that did not end on SIGTERM by itself was killed: callgrind
     // then wrote nothing, so only an unusual clean end is worth a word.
-    for how in [how1, how2] {
-        if how != "exit 0" {
-            note.push_str(&format!("; server ended: {how}"));
-            break;
-        }
+    if let Some(how) = [how1, how2].into_iter().find(|h| *h != "exit 0") {
+        note.push_str(&format!("; server ended: {how}"));
     }
-    (Ok(Measure { value, note, ..Measure::default() }), exits)
+    Ok(Measure { value, note, ..Measure::default() })
 }
 
 #[cfg(test)]
@@ -216,17 +174,7 @@ mod tests {
     #[test]
     fn the_server_runs_under_callgrind_with_its_own_command_line() {
         let l = Launch { argv: vec!["/x/echo_server".into(), "127.0.0.1".into(), "{port}".into()], raw: false };
-        let v = under_callgrind(&l, Path::new("/tmp/o.out"));
-        assert_eq!(
-            v.argv,
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--callgrind-out-file=/tmp/o.out",
-                "/x/echo_server",
-                "127.0.0.1",
-                "{port}"
-            ]
-        );
+        let v = under_callgrind(&l, Path::new("/tmp/o.out")).argv.join(" ");
+        assert_eq!(v, "valgrind --tool=callgrind --callgrind-out-file=/tmp/o.out /x/echo_server 127.0.0.1 {port}");
     }
 }

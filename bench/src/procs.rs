@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{Deflate, WsConn};
 
-pub fn clk_tck() -> f64 {
+fn clk_tck() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 {
@@ -32,45 +32,30 @@ impl CpuTimes {
     pub fn total(&self) -> f64 {
         self.user + self.sys
     }
-
-    fn minus(&self, o: &CpuTimes) -> CpuTimes {
-        CpuTimes { user: self.user - o.user, sys: self.sys - o.sys }
-    }
 }
 
-pub fn cpu_times(pid: u32) -> Option<CpuTimes> {
+/// The CPU times of /proc/`pid`/stat ("self": this process).
+fn cpu_times(pid: &str) -> Option<CpuTimes> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    times_from_stat(&s)
-}
-
-pub fn self_cpu_seconds() -> f64 {
-    fs::read_to_string("/proc/self/stat").ok().and_then(|s| times_from_stat(&s)).map(|t| t.total()).unwrap_or(0.0)
-}
-
-fn times_from_stat(s: &str) -> Option<CpuTimes> {
     // Fields after "(comm)" start with field 3 (state); utime is 14, stime 15.
-    let rest = &s[s.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ut: u64 = f.get(11)?.parse().ok()?;
-    let st: u64 = f.get(12)?.parse().ok()?;
-    Some(CpuTimes { user: ut as f64 / clk_tck(), sys: st as f64 / clk_tck() })
+    let f: Vec<&str> = s[s.rfind(')')? + 1..].split_whitespace().collect();
+    let secs = |i: usize| Some(f.get(i)?.parse::<u64>().ok()? as f64 / clk_tck());
+    Some(CpuTimes { user: secs(11)?, sys: secs(12)? })
 }
 
 /// VmRSS in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    s.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()
 }
 
 /// Busy CPU time of the whole machine (all CPUs, /proc/stat), in seconds.
-pub fn machine_busy_seconds() -> f64 {
+fn machine_busy_seconds() -> f64 {
     let s = fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(line) = s.lines().next() else { return 0.0 };
     // cpu user nice system idle iowait irq softirq steal ...
-    let f: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
-    let busy: u64 = [0usize, 1, 2, 5, 6, 7].iter().filter_map(|&i| f.get(i)).sum();
-    busy as f64 / clk_tck()
+    let f: Vec<u64> =
+        s.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    [0usize, 1, 2, 5, 6, 7].iter().filter_map(|&i| f.get(i)).sum::<u64>() as f64 / clk_tck()
 }
 
 /// CPU use of the server's processes, of this one and of the machine.
@@ -94,39 +79,28 @@ pub struct CpuDelta {
 
 impl CpuMark {
     pub fn now(pids: &[u32]) -> CpuMark {
-        let server = pids
-            .iter()
-            .filter_map(|p| cpu_times(*p))
+        let server = (pids.iter().filter_map(|p| cpu_times(&p.to_string())))
             .fold(CpuTimes::default(), |a, t| CpuTimes { user: a.user + t.user, sys: a.sys + t.sys });
-        CpuMark { at: Instant::now(), server, me: self_cpu_seconds(), machine: machine_busy_seconds() }
+        let me = cpu_times("self").map_or(0.0, |t| t.total());
+        CpuMark { at: Instant::now(), server, me, machine: machine_busy_seconds() }
     }
+
     pub fn since(&self, pids: &[u32]) -> CpuDelta {
         let b = CpuMark::now(pids);
-        let server = b.server.minus(&self.server);
-        let me = b.me - self.me;
-        CpuDelta {
-            wall: (b.at - self.at).as_secs_f64(),
-            server,
-            me,
-            other: (b.machine - self.machine - server.total() - me).max(0.0),
-        }
+        let server = CpuTimes { user: b.server.user - self.server.user, sys: b.server.sys - self.server.sys };
+        let (wall, me) = ((b.at - self.at).as_secs_f64(), b.me - self.me);
+        CpuDelta { wall, server, me, other: (b.machine - self.machine - server.total() - me).max(0.0) }
     }
 }
 
 /// A command for `argv`, pinned to `cpu` (through taskset) when given.
-pub fn pinned(cpu: Option<usize>, argv: &[String]) -> Command {
+fn pinned(cpu: Option<usize>, argv: &[String]) -> Command {
     let mut cmd = Command::new(if cpu.is_some() { "taskset" } else { &argv[0] });
     if let Some(c) = cpu {
         cmd.arg("-c").arg(c.to_string()).arg(&argv[0]);
     }
     cmd.args(&argv[1..]);
     cmd
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> std::io::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
 }
 
 pub struct Server {
@@ -146,43 +120,29 @@ pub struct Launch {
 }
 
 impl Server {
-    /// Starts the server pinned to `cpu` (when given), waits until a client
-    /// can connect (and, for WebSocket servers, complete a handshake).
-    pub async fn start(launch: &Launch, cpu: Option<usize>, log: PathBuf) -> Result<Server, String> {
-        Server::start_within(launch, cpu, log, Duration::from_secs(20)).await
-    }
-
-    /// `start`, waiting up to `limit` for the first handshake (a server
-    /// under valgrind starts slowly).
-    pub async fn start_within(
-        launch: &Launch,
-        cpu: Option<usize>,
-        log: PathBuf,
-        limit: Duration,
-    ) -> Result<Server, String> {
-        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+    /// Starts the server pinned to `cpu` (when given), waits up to `limit`
+    /// until a client can connect (and, for WebSocket servers, complete a
+    /// handshake; a server under valgrind starts slowly).
+    pub async fn start(launch: &Launch, cpu: Option<usize>, log: PathBuf, limit: Duration) -> Result<Server, String> {
+        let free = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()); // free a moment ago
+        let port = free.map_err(|e| format!("no free port: {e}"))?.port();
         let argv: Vec<String> = launch.argv.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
-        let tls = launch.tls();
+        // A TLS server: its argv takes the certificate.
+        let tls = launch.argv.iter().any(|a| a.contains(crate::tls::CERT));
         let argv = if tls { crate::tls::with_certs(argv)? } else { argv };
         let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let mut cmd = pinned(cpu, &argv);
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}", argv[0]))?;
-        let pid = child.id();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let child = pinned(cpu, &argv).stdin(Stdio::null()).stdout(out).stderr(err).spawn();
+        let child = child.map_err(|e| format!("cannot start {}: {e}", argv[0]))?;
+        let (pid, addr) = (child.id(), SocketAddr::from(([127, 0, 0, 1], port)));
         let mut srv = Server { child, pid, addr, log, tls };
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(st)) = srv.child.try_wait() {
                 return Err(format!("exited at start ({st}): {}", srv.log_tail()));
             }
-            let probe = tokio::time::timeout(
-                Duration::from_secs(2),
-                WsConn::dial(addr, None, launch.raw, Deflate::NotOffered, tls),
-            )
-            .await;
-            if let Ok(Ok(c)) = probe {
+            let probe = WsConn::dial(addr, None, launch.raw, Deflate::NotOffered, tls);
+            if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(2), probe).await {
                 drop(c);
                 // Let the server forget the probe connection before we measure.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -213,28 +173,18 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, then up to 5 s for a clean exit, then SIGKILL. Returns how it
-    /// ended, e.g. "exit 0" or "killed after SIGTERM timeout".
-    pub async fn stop(self) -> String {
-        self.stop_within(Duration::from_secs(5)).await
-    }
-
-    /// `stop` with `grace` instead of 5 s before SIGKILL.
-    pub async fn stop_within(mut self, grace: Duration) -> String {
+    /// SIGTERM, then up to `grace` for a clean exit, then SIGKILL. Returns
+    /// how it ended, e.g. "exit 0" or "killed after SIGTERM timeout".
+    pub async fn stop(mut self, grace: Duration) -> String {
         if let Ok(Some(st)) = self.child.try_wait() {
             return format!("had already exited ({st})");
         }
         // SAFETY: pid is our own child, not yet reaped.
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
-        }
+        unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(st)) = self.child.try_wait() {
-                return match st.code() {
-                    Some(c) => format!("exit {c}"),
-                    None => format!("{st}"),
-                };
+                return st.code().map_or(format!("{st}"), |c| format!("exit {c}"));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -244,10 +194,9 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Kills it if still running (std does not signal a child already reaped).
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.kill();
-        }
+        self.kill();
     }
 }
 
@@ -256,14 +205,14 @@ mod tests {
     #[test]
     fn a_pinned_command_runs_under_taskset() {
         let argv = ["srv".to_string(), "{port}".to_string()];
-        let parts =
-            |c: std::process::Command| (c.get_program().to_owned(), c.get_args().map(|a| a.to_owned()).collect());
-        let (prog, args): (std::ffi::OsString, Vec<std::ffi::OsString>) = parts(super::pinned(Some(0), &argv));
-        assert_eq!(
-            (prog.to_str(), args),
-            (Some("taskset"), vec!["-c".into(), "0".into(), "srv".into(), "{port}".into()])
-        );
-        let (prog, args) = parts(super::pinned(None, &argv));
-        assert_eq!((prog.to_str(), args), (Some("srv"), vec!["{port}".into()]));
+        let line = |c: std::process::Command| {
+            [c.get_program()]
+                .into_iter()
+                .chain(c.get_args())
+                .map(|a| a.to_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(line(super::pinned(Some(0), &argv)), ["taskset", "-c", "0", "srv", "{port}"]);
+        assert_eq!(line(super::pinned(None, &argv)), ["srv", "{port}"]);
     }
 }

@@ -27,19 +27,15 @@ pub struct Row {
 
 /// Median of the values given (mean of the middle two for an even count).
 pub fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    // Empty: no element at (n / 2) - 1, wrapped to usize::MAX.
+    Some(if n % 2 == 1 { v[n / 2] } else { (v.get((n / 2).wrapping_sub(1))? + v[n / 2]) / 2.0 })
 }
 
-/// (max - min) / 2 / median of one figure over the measured rounds; None
-/// with fewer than two values.
-fn spread_of(rounds: &Rounds, f: fn(&Measure) -> Option<f64>) -> Option<f64> {
-    let v: Vec<f64> = rounds.iter().filter_map(|r| r.as_ref().ok().and_then(f)).collect();
-    let mid = median(v.clone()).filter(|m| v.len() > 1 && *m > 0.0)?;
+/// (max - min) / 2 / median of the values; None with fewer than two.
+fn spread(v: &[f64]) -> Option<f64> {
+    let mid = median(v.to_vec()).filter(|m| v.len() > 1 && *m > 0.0)?;
     let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
     Some((hi - lo) / 2.0 / mid)
 }
@@ -48,8 +44,9 @@ impl Row {
     pub fn from_rounds(server: String, workload: String, rounds: Rounds) -> Row {
         let ok: Vec<(usize, &Measure)> =
             rounds.iter().enumerate().filter_map(|(i, r)| r.as_ref().ok().map(|m| (i, m))).collect();
-        let spread = spread_of(&rounds, |m| Some(m.value));
-        let status = match median(ok.iter().map(|(_, m)| m.value).collect()) {
+        let values: Vec<f64> = ok.iter().map(|(_, m)| m.value).collect();
+        let spread = spread(&values);
+        let status = match median(values) {
             None => Err(rounds.iter().find_map(|r| r.as_ref().err()).cloned().unwrap_or_default()),
             Some(value) => {
                 let of = |f: fn(&Measure) -> Option<f64>| median(ok.iter().filter_map(|(_, m)| f(m)).collect());
@@ -89,11 +86,6 @@ impl Row {
         Row { server, workload, status, rounds, spread }
     }
 
-    /// Spread of one figure over the measured rounds (see `spread_of`).
-    pub fn spread_of(&self, f: fn(&Measure) -> Option<f64>) -> Option<f64> {
-        spread_of(&self.rounds, f)
-    }
-
     /// What the note column starts with for a row of several rounds: the
     /// spread, and how many rounds were measured when not all.
     fn rounds_note(&self) -> String {
@@ -107,7 +99,7 @@ pub struct Report<'a> {
     pub plan: &'a Plan,
     pub specs: &'a [Spec],
     pub rows: &'a [Row],
-    pub exits: &'a [(&'static str, Vec<String>)],
+    pub exits: &'a [(&'static str, String)],
     pub root: &'a Path,
     pub elapsed: Duration,
     pub server_cpu: Option<usize>,
@@ -133,19 +125,11 @@ impl Report<'_> {
     /// beside it ("" for any other row, or when that one was not measured).
     fn beside_one_process(&self, server: &str, workload: &str, m: &Measure) -> String {
         let one = format!("broadcast_{}c", self.plan.bcast_clients);
-        match self.measure(server, &one) {
-            Some(o) if workload == self.plan.cross_id() && o.value > 0.0 => {
-                let us = |x: Option<f64>| x.map(|v| format!("{v:.0}")).unwrap_or("-".into());
-                format!(
-                    "one process: {} deliveries/s, p50/p99 {}/{} µs (this row {:.2}x)",
-                    fmt_count(o.value),
-                    us(o.p50_us),
-                    us(o.p99_us),
-                    m.value / o.value
-                )
-            }
-            _ => String::new(),
-        }
+        let cross = workload == self.plan.cross_id();
+        let Some(o) = self.measure(server, &one).filter(|o| cross && o.value > 0.0) else { return String::new() };
+        let us = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.0}"));
+        let (p50, p99, ratio) = (us(o.p50_us), us(o.p99_us), m.value / o.value);
+        format!("one process: {} deliveries/s, p50/p99 {p50}/{p99} µs (this row {ratio:.2}x)", fmt_count(o.value))
     }
 
     fn reference(&self, workload: &str) -> Option<(&'static str, f64)> {
@@ -172,7 +156,7 @@ impl Report<'_> {
                 self.plan.rounds
             );
         }
-        for (id, label, unit, higher) in self.plan.workloads() {
+        for crate::Wl { id, label, unit, higher, .. } in self.plan.workloads() {
             if !self.rows.iter().any(|r| r.workload == id) {
                 continue;
             }
@@ -187,12 +171,9 @@ impl Report<'_> {
             let head = ["server", "value", "unit", "ratio", "srv µs/op", "usr µs/op", "p50 µs", "p99 µs"];
             let _ = writeln!(o, "{}", columns(head.into_iter().chain(["srv cpu", "gen cpu", "other", "note"])));
             for r in self.rows.iter().filter(|r| r.workload == id) {
-                let m = match &r.status {
-                    Err(why) => {
-                        let _ = writeln!(o, "{:<18} skipped: {why}", r.server);
-                        continue;
-                    }
-                    Ok(m) => m,
+                let Ok(m) = &r.status else {
+                    let _ = writeln!(o, "{:<18} skipped: {}", r.server, r.status.as_ref().unwrap_err());
+                    continue;
                 };
                 let value = if unit == "bytes/conn" { format!("{:.2}", m.value / 1024.0) } else { fmt_count(m.value) };
                 let ratio = reference.map(|(_, v)| format!("{:.2}x", m.value / v)).unwrap_or("-".into());
@@ -232,20 +213,21 @@ impl Report<'_> {
     pub fn json(&self) -> String {
         let wl = self.plan.workloads();
         let workloads: Vec<Value> = (wl.iter())
-            .map(|(id, label, unit, higher)| {
-                let reference = self.reference(id).map(|r| r.0);
+            .map(|w| {
+                let reference = self.reference(&w.id).map(|r| r.0);
+                let (id, label, unit, higher) = (&w.id, &w.label, w.unit, w.higher);
                 json!({"id": id, "label": label, "unit": unit, "higher_is_better": higher, "reference_server": reference})
             })
             .collect();
         let servers: Vec<Value> = (self.specs.iter())
             .map(|s| {
-                let exits = self.exits.iter().find(|e| e.0 == s.name).map(|e| e.1.clone()).unwrap_or_default();
+                let exits: Vec<&String> = self.exits.iter().filter(|e| e.0 == s.name).map(|e| &e.1).collect();
                 json!({"name": s.name, "about": s.about, "skipped": s.skip, "exits": exits})
             })
             .collect();
         let results: Vec<Value> = (self.rows.iter())
             .map(|r| {
-                let unit = wl.iter().find(|w| w.0 == r.workload).map(|w| w.2).unwrap_or("");
+                let unit = wl.iter().find(|w| w.id == r.workload).map_or("", |w| w.unit);
                 let mut v = json!({"server": r.server, "workload": r.workload, "unit": unit});
                 v.as_object_mut().unwrap().extend(result_json(r.status.as_ref().map_err(String::as_str)));
                 if let Ok(m) = &r.status {
@@ -294,40 +276,23 @@ fn columns<'a>(cells: impl Iterator<Item = &'a str>) -> String {
 
 /// The fields of one result: status, figures and note, or the reason it was skipped.
 fn result_json(r: Result<&Measure, &str>) -> Map<String, Value> {
-    let v = match r {
+    let mut v = match r {
         Err(why) => json!({"status": "skipped", "reason": why}),
-        Ok(m) => {
-            let mut v = serde_json::to_value(m).expect("JSON of plain values");
-            v["status"] = json!("ok");
-            v
-        }
+        Ok(m) => serde_json::to_value(m).expect("JSON of plain values"),
     };
-    match v {
-        Value::Object(o) => o,
-        _ => unreachable!("an object"),
-    }
+    v.as_object_mut().expect("an object").entry("status").or_insert(json!("ok"));
+    v.as_object().cloned().expect("an object")
 }
 
 fn git_commit(root: &Path) -> String {
-    std::process::Command::new("git")
-        .arg("-C")
-        .arg(root)
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
+    let out = std::process::Command::new("git").arg("-C").arg(root).args(["rev-parse", "--short", "HEAD"]).output();
+    out.ok().filter(|o| o.status.success()).map_or(String::new(), |o| String::from_utf8_lossy(&o.stdout).trim().into())
 }
 
 fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1));
+    model.unwrap_or("").trim().to_string()
 }
 
 #[cfg(test)]

@@ -69,23 +69,20 @@ enum Dfl {
 
 /// What a row needs here, checked before the run (after any reason run.sh recorded).
 enum Need {
-    /// The program its command line starts, and what it is.
+    /// The program its command line starts (`Built`), or a file (a path as
+    /// in a command line), and what it is.
     Built(&'static str),
-    /// A file (a path as in a command line), and what it is.
     File(&'static str, &'static str),
-    /// A Python module.
+    /// A Python module; Node.js with the ws package in bench/node.
     Python(&'static str),
-    /// Node.js with the ws package in bench/node.
     Node,
 }
 
-/// The servers: name, what it is to the summary, what it is, its echo-mode
-/// command line, its broadcast and deflate modes, what it needs, and whether
-/// it has a cross-server broadcast mode (only wsserver-c: its broadcast
-/// program plus the backplane URL). In command lines `{ex}` is
-/// build/examples, `{bin}` build/bench/bin (the C and C++ peers), `{rust}`
-/// the directory of this executable, `{root}` the repository, `{port}` the
-/// port.
+/// The servers: name, family, what it is, echo command line, broadcast and
+/// deflate modes, what it needs, whether it has a cross-server mode (its
+/// broadcast program plus the backplane URL). In command lines `{ex}` is
+/// build/examples, `{bin}` build/bench/bin, `{rust}` the directory of this
+/// executable, `{root}` the repository.
 #[rustfmt::skip]
 const TABLE: &[Row] = &[
     ("wsserver-c", Family::Wsserver, "wsserver through its C API: build/examples/echo_server; broadcast on topics (ws_conn_subscribe, ws_server_publish), bench/peers/wsserver_publish.c; deflate on: wsserver_publish --echo --deflate / --deflate",
@@ -125,53 +122,38 @@ const TABLE: &[Row] = &[
 impl Paths<'_> {
     /// A command line of the table as argv.
     fn argv(&self, line: &str) -> Vec<String> {
-        let dirs = [("{ex}", self.root.join("build/examples")), ("{bin}", self.out.join("bin"))];
-        let dirs =
-            [&dirs[..], &[("{rust}", self.rust_bins.to_path_buf()), ("{root}", self.root.to_path_buf())]].concat();
-        let expand = |w: &str| dirs.iter().fold(w.to_string(), |w, (k, d)| w.replace(k, &s(d)));
+        let (ex, bin) = (self.root.join("build/examples"), self.out.join("bin"));
+        let dirs = [("{ex}", &*ex), ("{bin}", &*bin), ("{rust}", self.rust_bins), ("{root}", self.root)];
+        let expand = |w: &str| dirs.iter().fold(w.to_string(), |w, (k, d)| w.replace(k, &d.display().to_string()));
         line.split(' ').map(expand).collect()
     }
 
-    /// Why `need` is not met here, if it is not.
+    /// Why `need` (of a row starting `line`) is not met here, if it is not.
     fn lacks(&self, need: &Need, line: &str) -> Option<String> {
+        let runs = |argv: &[&str]| Command::new(argv[0]).args(&argv[1..]).output().is_ok_and(|o| o.status.success());
+        let missing = |path: &str, what: &str| {
+            let path = Path::new(&self.argv(path)[0]).to_path_buf();
+            (!path.exists()).then(|| format!("{what} not found at {}", path.display()))
+        };
         match need {
-            Need::Built(what) => missing(Path::new(&self.argv(line)[0]), what),
-            Need::File(path, what) => missing(Path::new(&self.argv(path)[0]), what),
-            Need::Python(module) => python_lacks(module),
-            Need::Node => node_lacks(&self.root.join("bench/node")),
+            Need::Built(what) => missing(line, what),
+            Need::File(path, what) => missing(path, what),
+            Need::Python(m) if !runs(&["python3", "-c", &format!("import {m}")]) => {
+                Some(format!("python3 cannot import {m} (pip install {m} failed or not run)"))
+            }
+            Need::Node if !runs(&["node", "--version"]) => Some("node not found".to_string()),
+            Need::Node => {
+                missing("{root}/bench/node/node_modules/ws/package.json", "npm package ws (npm ci in bench/node)")
+            }
+            Need::Python(_) => None,
         }
     }
-}
-
-fn s(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// Reason recorded by run.sh when it could not build or install a peer.
 fn recorded_skip(out: &Path, name: &str) -> Option<String> {
     let r = std::fs::read_to_string(out.join("skip").join(format!("{name}.txt"))).ok()?;
-    let r = r.trim();
-    (!r.is_empty()).then(|| r.to_string())
-}
-
-fn missing(path: &Path, what: &str) -> Option<String> {
-    (!path.exists()).then(|| format!("{what} not found at {}", path.display()))
-}
-
-fn python_lacks(module: &str) -> Option<String> {
-    match Command::new("python3").arg("-c").arg(format!("import {module}")).output() {
-        Ok(o) if o.status.success() => None,
-        Ok(_) => Some(format!("python3 cannot import {module} (pip install {module} failed or not run)")),
-        Err(e) => Some(format!("python3 not runnable: {e}")),
-    }
-}
-
-fn node_lacks(dir: &Path) -> Option<String> {
-    if Command::new("node").arg("--version").output().map(|o| o.status.success()).unwrap_or(false) {
-        missing(&dir.join("node_modules/ws/package.json"), "npm package ws (npm ci in bench/node)")
-    } else {
-        Some("node not found".to_string())
-    }
+    Some(r.trim().to_string()).filter(|r| !r.is_empty())
 }
 
 /// The table's servers.
@@ -185,7 +167,7 @@ fn spec(p: &Paths, (name, family, about, echo_line, bcast, dfl, need, cross): &R
     let raw = *family == Family::Ceiling;
     let launch = |line: &str| Launch { argv: p.argv(line), raw };
     let plus = |l: &Launch, arg: &str| Launch { argv: [&l.argv[..], &[arg.to_string()]].concat(), raw };
-    let flag = |l: &Launch| plus(l, "--deflate");
+    let flag = |l: &Result<Launch, String>| l.as_ref().map(|l| plus(l, "--deflate")).map_err(String::clone);
     let echo = launch(echo_line);
     let broadcast = match bcast {
         Bcast::Flag => Ok(plus(&echo, "--broadcast")),
@@ -198,12 +180,10 @@ fn spec(p: &Paths, (name, family, about, echo_line, bcast, dfl, need, cross): &R
     let deflate = match dfl {
         Dfl::No => None,
         Dfl::Same => Some(DeflateMode { echo: Ok(echo.clone()), broadcast: broadcast.clone() }),
-        Dfl::Flag => {
-            Some(DeflateMode { echo: Ok(flag(&echo)), broadcast: broadcast.as_ref().map(flag).map_err(String::clone) })
-        }
+        Dfl::Flag => Some(DeflateMode { echo: flag(&Ok(echo.clone())), broadcast: flag(&broadcast) }),
         Dfl::Echo(line) => Some(DeflateMode {
             echo: broadcast.as_ref().map(|_| launch(line)).map_err(String::clone),
-            broadcast: broadcast.as_ref().map(flag).map_err(String::clone),
+            broadcast: flag(&broadcast),
         }),
     };
     let skip = recorded_skip(p.out, name).or(p.lacks(need, echo_line));
@@ -219,13 +199,10 @@ impl Spec {
     /// With a cross mode: the broadcast line plus the backplane URL, or why
     /// not (the broadcast program's reason, or `broker_missing`'s).
     fn with_cross_unless(mut self, broker_missing: Option<String>) -> Spec {
-        let cross = self.broadcast.clone().map(|mut l| {
-            l.argv.push("{backplane}".into());
-            l
-        });
-        self.cross = Some(match (cross, broker_missing) {
-            (Ok(_), Some(why)) => Err(why),
-            (c, _) => c,
+        let cross = self.broadcast.clone().map(|l| Launch { argv: [l.argv, vec!["{backplane}".into()]].concat(), ..l });
+        self.cross = Some(match broker_missing {
+            Some(why) if cross.is_ok() => Err(why),
+            _ => cross,
         });
         self
     }
@@ -264,16 +241,11 @@ mod tests {
         assert!(ws.deflate.as_ref().unwrap().echo.is_err() && ws.cross.is_some());
         let node = get("node-ws");
         assert_eq!(argv(&node.broadcast).unwrap(), "node /r/bench/node/echo.js {port} --broadcast");
-        assert_eq!(
-            argv(&node.deflate.as_ref().unwrap().broadcast).unwrap(),
-            "node /r/bench/node/echo.js {port} --broadcast --deflate"
-        );
+        let node_deflate = argv(&node.deflate.as_ref().unwrap().broadcast).unwrap();
+        assert_eq!(node_deflate, "node /r/bench/node/echo.js {port} --broadcast --deflate");
         let raw = get("raw-tcp");
-        assert!(
-            raw.echo.raw
-                && raw.family == Family::Ceiling
-                && raw.skip.as_deref() == Some("raw_echo not found at /t/raw_echo")
-        );
+        assert!(raw.echo.raw && raw.family == Family::Ceiling);
+        assert_eq!(raw.skip.as_deref(), Some("raw_echo not found at /t/raw_echo"));
         assert_eq!(argv(&raw.deflate.as_ref().unwrap().echo).unwrap(), "/t/raw_echo {port}");
         assert_eq!(argv(&get("wsserver-poll").broadcast).unwrap_err(), "echo only: poll_server has no broadcast mode");
         assert!(get("python-picows").deflate.is_none() && get("wsserver-rust").cross.is_none());

@@ -15,11 +15,10 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::client::{Deflate, FrameBuf, WsConn};
+use crate::client::{FrameBuf, WsConn};
 use crate::hotloop::Wire;
 use crate::procs::Launch;
 use crate::servers::Spec;
-use crate::{Plan, Runs, Sink};
 
 /// In a launch's argv: the server certificate's and key's PEM files.
 pub const CERT: &str = "{cert}";
@@ -98,11 +97,7 @@ pub fn init(dir: &Path) {
 
 /// The run's material, or why there is none.
 pub fn material() -> Result<&'static Material, String> {
-    match MATERIAL.get() {
-        Some(Ok(m)) => Ok(m),
-        Some(Err(e)) => Err(e.clone()),
-        None => Err("no TLS material (tls::init not called)".into()),
-    }
+    MATERIAL.get().ok_or("no TLS material (tls::init not called)")?.as_ref().map_err(String::clone)
 }
 
 /// `argv` with `{cert}` and `{key}` replaced by the run's PEM files.
@@ -110,13 +105,6 @@ pub fn with_certs(argv: Vec<String>) -> Result<Vec<String>, String> {
     let m = material()?;
     let (cert, key) = (m.cert.display().to_string(), m.key.display().to_string());
     Ok(argv.into_iter().map(|a| a.replace(CERT, &cert).replace(KEY, &key)).collect())
-}
-
-impl Launch {
-    /// Whether this server speaks TLS: its argv takes the certificate.
-    pub fn tls(&self) -> bool {
-        self.argv.iter().any(|a| a.contains(CERT))
-    }
 }
 
 /// The client side of one TLS handshake on `tcp`, to the server at `addr`
@@ -188,19 +176,18 @@ impl Wire for TlsWire {
         tls.process_new_packets().map(|s| s.plaintext_bytes_to_read() > 0).unwrap_or(false)
     }
 
-    fn send_all(&self, data: &[u8]) -> io::Result<()> {
-        let mut tls = self.tls.borrow_mut();
-        let mut out = self.out.borrow_mut();
-        tls.writer().write_all(data)?;
+    fn send_all(&self, data: &[u8]) -> Result<(), String> {
+        let (mut tls, mut out) = (self.tls.borrow_mut(), self.out.borrow_mut());
+        tls.writer().write_all(data).map_err(|e| e.to_string())?;
         out.clear();
         while tls.wants_write() {
-            tls.write_tls(&mut *out)?;
+            tls.write_tls(&mut *out).map_err(|e| e.to_string())?;
         }
         self.tcp.send_all(&out)
     }
 
     fn from_conn(c: WsConn) -> io::Result<(Self, FrameBuf)> {
-        let (s, fb) = c.into_tls().ok_or_else(|| io::Error::other("not a TLS connection"))?;
+        let (Stream::Right(s), fb) = c.into_inner() else { return Err(io::Error::other("not a TLS connection")) };
         let (tcp, tls) = s.into_inner();
         Ok((TlsWire::new(tcp.into_std()?, tls), fb))
     }
@@ -210,9 +197,7 @@ impl Wire for TlsWire {
 /// wsserver-c: build/examples/tls_echo_server beside its echo_server; the
 /// peers: their echo command line plus `--tls CERT KEY`.
 pub fn launch(spec: &Spec) -> Option<Result<Launch, String>> {
-    if !SERVERS.contains(&spec.name) {
-        return None;
-    }
+    SERVERS.contains(&spec.name).then_some(())?;
     let echo = &spec.echo.argv;
     let (cert, key) = (CERT.to_string(), KEY.to_string());
     let argv = if spec.name == "wsserver-c" {
@@ -225,50 +210,6 @@ pub fn launch(spec: &Spec) -> Option<Result<Launch, String>> {
         [echo.clone(), vec!["--tls".into(), cert, key]].concat()
     };
     Some(material().map(|_| Launch { argv, raw: spec.echo.raw }))
-}
-
-/// The wss:// echo rows: the plain 100-connection echo rows, over TLS.
-pub fn echo_rows(plan: &Plan) -> Vec<(String, String, usize, usize)> {
-    plan.echo
-        .iter()
-        .filter(|e| e.2 == 100)
-        .map(|(id, label, conns, size)| (format!("wss_{id}"), format!("wss:// {label}"), *conns, *size))
-        .collect()
-}
-
-/// The idle-memory row over TLS: the first plain step's count.
-pub fn mem_row(plan: &Plan) -> (String, usize) {
-    let n = plan.mem_steps[0];
-    (format!("mem_{}k_tls", n / 1000), n)
-}
-
-/// This module's rows of `Plan::workloads`.
-pub fn workloads(plan: &Plan) -> Vec<(String, String, &'static str, bool)> {
-    let mut v: Vec<_> = echo_rows(plan)
-        .into_iter()
-        .map(|(id, label, ..)| (id, format!("{label}, 1 message in flight each (TLS 1.3, AES-128-GCM)"), "msg/s", true))
-        .collect();
-    let (id, n) = mem_row(plan);
-    let n = crate::fmt_count(n as f64);
-    let label = format!("memory over TLS: server RSS growth per idle wss:// connection, {n} connections");
-    v.push((id, label, "bytes/conn", false));
-    v
-}
-
-/// Whether row `id` is one of this module's, and `spec` lacks it.
-pub fn lacks(plan: &Plan, spec: &Spec, id: &str) -> bool {
-    !SERVERS.contains(&spec.name) && workloads(plan).iter().any(|w| w.0 == id)
-}
-
-/// The server's TLS mode on one process: idle connections (first round
-/// only, on the fresh process), then the wss:// echo rows.
-pub async fn phase(spec: &Spec, out: &mut Sink<'_>, first: bool) {
-    let Some(launch) = launch(spec) else { return };
-    let plan = &out.ctx.plan;
-    let (mem_id, n) = mem_row(plan);
-    let mem = if first { vec![(mem_id, n, Deflate::NotOffered)] } else { vec![] };
-    let echo = echo_rows(plan).into_iter().map(|(id, _, c, s)| (id, c, s, Deflate::NotOffered)).collect();
-    crate::phase(out, "tls", launch.as_ref(), Runs { mem, echo, ..Runs::default() }).await;
 }
 
 #[cfg(test)]
@@ -289,12 +230,7 @@ mod tests {
     fn serve_once(m: &Material) -> (SocketAddr, std::thread::JoinHandle<Result<rustls::CipherSuite, String>>) {
         let certs: Vec<_> = CertificateDer::pem_file_iter(&m.cert).unwrap().map(Result::unwrap).collect();
         let key = PrivateKeyDer::from_pem_file(&m.key).unwrap();
-        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
+        let cfg = rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let h = std::thread::spawn(move || {
@@ -373,21 +309,26 @@ mod tests {
 
     #[test]
     fn only_servers_with_a_tls_mode_have_the_rows() {
-        let plan = Plan::new(true, None);
-        let ids: Vec<String> = workloads(&plan).into_iter().map(|w| w.0).collect();
-        assert_eq!(ids, ["wss_echo_16b_100c", "wss_echo_16k_100c", "mem_1k_tls"]);
-        let full = Plan::new(false, None);
-        assert_eq!(mem_row(&full), ("mem_10k_tls".to_string(), 10_000));
+        let tls_rows = |quick| {
+            let w = crate::Plan::new(quick, None).workloads().into_iter().filter(|w| w.phase == "tls");
+            w.map(|w| (w.id, w.job.1)).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            tls_rows(true),
+            [("wss_echo_16b_100c".into(), 100), ("wss_echo_16k_100c".into(), 100), ("mem_1k_tls".into(), 1000)]
+        );
+        assert_eq!(tls_rows(false)[2], ("mem_10k_tls".into(), 10_000));
         let spec = |name| Spec::bare(name, crate::servers::Family::Peer, &["/x/echo_server", "127.0.0.1", "{port}"]);
-        assert!(lacks(&plan, &spec("qtwebsockets"), "wss_echo_16b_100c"));
-        assert!(!lacks(&plan, &spec("qtwebsockets"), "echo_16b_100c"));
-        assert!(!lacks(&plan, &spec("node-ws"), "mem_1k_tls"));
+        let plan = crate::Plan::new(true, None);
+        assert!(!plan.has(&spec("qtwebsockets"), "wss_echo_16b_100c"));
+        assert!(plan.has(&spec("qtwebsockets"), "echo_16b_100c"));
+        assert!(plan.has(&spec("node-ws"), "mem_1k_tls"));
         // The peers' TLS mode is their echo line plus --tls; a launch naming
         // the certificate is a TLS one.
         init(&tmp("launch"));
         let l = launch(&spec("node-ws")).unwrap().unwrap();
         assert_eq!(l.argv[3..], ["--tls", CERT, KEY]);
-        assert!(l.tls() && !spec("node-ws").echo.tls());
+        assert!(l.argv.iter().any(|a| a == CERT) && !spec("node-ws").echo.argv.iter().any(|a| a == CERT));
         let filled = with_certs(l.argv).unwrap();
         assert!(filled[4].ends_with("server.pem") && filled[5].ends_with("server.key"), "{filled:?}");
         assert!(launch(&spec("raw-tcp")).is_none());

@@ -7,15 +7,15 @@ use std::net::{SocketAddr, TcpStream as StdStream};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio::task::spawn_local;
 use tokio::time::{sleep, sleep_until, timeout};
 
-use crate::client::{client_frame, message_frame, source_ip, Deflate, FrameBuf, WsConn, OP_BINARY, OP_TEXT};
+use crate::client::{client_frame, letters, message_frame, source_ip, Deflate, FrameBuf, WsConn, OP_BINARY, OP_TEXT};
 use crate::deflate::{json_doc, Agreed};
 use crate::hotloop::{nanos, Wire};
 use crate::procs::{rss_kib, CpuDelta, CpuMark};
-use crate::tls::TlsWire;
 
 /// One measured figure plus what explains it.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -67,10 +67,7 @@ impl Measure {
 }
 
 fn percentile(sorted: &[u32], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    let i = (sorted.len().checked_sub(1)? as f64 * p).round() as usize;
     Some(sorted[i] as f64 / 1000.0)
 }
 
@@ -87,44 +84,26 @@ pub async fn open_many(
     deadline: Instant,
     offset: usize,
 ) -> (Vec<WsConn>, Option<String>) {
-    let out: Rc<RefCell<Vec<WsConn>>> = Rc::new(RefCell::new(Vec::with_capacity(n)));
-    let next = Rc::new(Cell::new(0usize));
-    let err: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
-    let mut workers = Vec::new();
-    for _ in 0..conc.min(n).max(1) {
-        let (out, next, err) = (out.clone(), next.clone(), err.clone());
-        workers.push(spawn_local(async move {
-            loop {
-                let i = next.get();
-                if i >= n || err.borrow().is_some() {
-                    break;
-                }
-                next.set(i + 1);
-                let now = Instant::now();
-                if now >= deadline {
-                    err.borrow_mut().get_or_insert_with(|| format!("time limit reached after {i} connections"));
-                    break;
-                }
-                let src = spread.then(|| source_ip(offset + i));
-                let left = (deadline - now).min(Duration::from_secs(10));
-                match timeout(left, WsConn::dial(addr, src, raw, dfl, tls)).await {
-                    Ok(Ok(c)) => out.borrow_mut().push(c),
-                    Ok(Err(e)) => {
-                        err.borrow_mut().get_or_insert_with(|| format!("connection {i}: {e}"));
-                    }
-                    Err(_) => {
-                        err.borrow_mut().get_or_insert_with(|| format!("connection {i}: handshake timed out"));
-                    }
-                }
-            }
-        }));
+    let dial = |i: usize| async move {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("time limit reached after {i} connections"));
+        }
+        let dial = WsConn::dial(addr, spread.then(|| source_ip(offset + i)), raw, dfl, tls);
+        match timeout(left.min(Duration::from_secs(10)), dial).await {
+            Ok(r) => r.map_err(|e| format!("connection {i}: {e}")),
+            Err(_) => Err(format!("connection {i}: handshake timed out")),
+        }
+    };
+    let mut dials = futures_util::stream::iter(0..n).map(dial).buffer_unordered(conc.max(1));
+    let mut conns = Vec::with_capacity(n);
+    while let Some(r) = dials.next().await {
+        match r {
+            Ok(c) => conns.push(c),
+            Err(e) => return (conns, Some(e)),
+        }
     }
-    for w in workers {
-        let _ = w.await;
-    }
-    let conns = std::mem::take(&mut *out.borrow_mut());
-    let e = err.borrow_mut().take();
-    (conns, e)
+    (conns, None)
 }
 
 /// Opens `n` connections for a hot loop, split evenly over `addrs`, as wires
@@ -172,6 +151,7 @@ fn deflate_note(agreed: Option<Agreed>, frames: &[Vec<u8>], size: usize) -> Stri
     note
 }
 
+#[derive(Clone, Copy)]
 pub struct Timing {
     pub warmup: Duration,
     pub measure: Duration,
@@ -185,25 +165,9 @@ impl Timing {
     }
 }
 
-/// Echo: `conns` connections, one `size` B message in flight each: binary,
-/// or with deflate offered, JSON-like text (compressed when agreed).
-pub async fn echo(
-    addr: SocketAddr,
-    mode: (bool, Deflate),
-    tls: bool,
-    pid: u32,
-    conns: usize,
-    size: usize,
-    t: &Timing,
-) -> Result<Measure, String> {
-    if tls {
-        echo_on::<TlsWire>(addr, mode, pid, conns, size, t).await
-    } else {
-        echo_on::<StdStream>(addr, mode, pid, conns, size, t).await
-    }
-}
-
-async fn echo_on<W: Wire>(
+/// Echo: `conns` connections (`W`: over TLS or not), one `size` B message in
+/// flight each: binary, or with deflate offered, JSON-like text (compressed when agreed).
+pub async fn echo<W: Wire>(
     addr: SocketAddr,
     (raw, dfl): (bool, Deflate),
     pid: u32,
@@ -213,7 +177,7 @@ async fn echo_on<W: Wire>(
 ) -> Result<Measure, String> {
     let (parts, agreed) = open_for_loop::<W>(&[addr], (raw, dfl), conns, "").await?;
     let frames: Vec<Vec<u8>> = if dfl == Deflate::NotOffered {
-        vec![client_frame(OP_BINARY, &(0..size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>())]
+        vec![client_frame(OP_BINARY, &letters(size))]
     } else {
         (0..DOCS).map(|k| message_frame(OP_TEXT, &json_doc(size, k, ""), agreed)).collect()
     };
@@ -221,31 +185,20 @@ async fn echo_on<W: Wire>(
     let hard = mend + Duration::from_secs(3);
     // The hot loop blocks this (only) thread on purpose: nothing else runs
     // during an echo workload.
-    let r = crate::epoll_echo::run(parts, &frames, pid, mstart, mend, hard);
-    let Some(cpu) = r.cpu else {
-        return Err(format!("measurement window never closed: {}", r.first_err.unwrap_or_default()));
-    };
-    let mut notes = Vec::new();
+    let mut r = crate::hotloop::echo(parts, &frames, pid, mstart, mend, hard);
+    let cpu = r.window()?;
     // Fairness: how the least served connection fared against the mean.
-    if r.per_conn.len() > 1 {
-        let mean = r.per_conn.iter().sum::<u64>() as f64 / r.per_conn.len() as f64;
-        let min = *r.per_conn.iter().min().unwrap_or(&0);
-        if mean > 0.0 && (min as f64) < 0.5 * mean {
-            notes.push(format!("unfair: least served connection got {:.0}% of the mean", 100.0 * min as f64 / mean));
-        }
-    }
-    if dfl != Deflate::NotOffered {
-        notes.push(deflate_note(agreed, &frames, size));
-    }
-    if let Some(e) = r.first_err {
-        notes.push(format!("{} connection(s) failed: {e}", r.errors));
-    }
-    let note = notes.join("; ");
+    let mean = r.per_conn.iter().sum::<u64>() as f64 / r.per_conn.len().max(1) as f64;
+    let min = r.per_conn.iter().min().copied().unwrap_or(0) as f64;
+    let unfair = (r.per_conn.len() > 1 && mean > 0.0 && min < 0.5 * mean)
+        .then(|| format!("unfair: least served connection got {:.0}% of the mean", 100.0 * min / mean));
+    let deflate = (dfl != Deflate::NotOffered).then(|| deflate_note(agreed, &frames, size));
+    let failed = r.first_err.take().map(|e| format!("{} connection(s) failed: {e}", r.errors));
+    let note = unfair.into_iter().chain(deflate).chain(failed).collect::<Vec<_>>().join("; ");
     if r.done == 0 {
         return Err(if note.is_empty() { "no message echoed".into() } else { format!("no message echoed ({note})") });
     }
-    let mut lat = r.lat;
-    Ok(Measure::of_window(r.done, &cpu, &mut lat, r.errors, note))
+    Ok(Measure::of_window(r.done, &cpu, &mut r.lat, r.errors, note))
 }
 
 /// Broadcast: `clients` receivers (split over `addrs`), one publisher (on
@@ -261,44 +214,35 @@ pub async fn broadcast(
     t: &Timing,
 ) -> Result<Measure, String> {
     let (parts, agreed) = open_for_loop(addrs, (raw, dfl), clients, " receivers").await?;
-    let publisher = timeout(Duration::from_secs(10), WsConn::dial(addrs[0], None, raw, dfl, false))
-        .await
-        .map_err(|_| "publisher handshake timed out".to_string())?
-        .map_err(|e| format!("publisher: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(10); // the publisher's handshake
+    let (mut publisher, err) = open_many(addrs[0], (raw, dfl), false, 1, 1, false, deadline, 0).await;
+    let publisher = publisher.pop().ok_or_else(|| format!("publisher: {}", err.unwrap_or_default()))?;
     // Let welcome messages and the like arrive before the clock starts.
     sleep(Duration::from_millis(200)).await;
     let msgs = if dfl == Deflate::NotOffered {
-        crate::epoll_bcast::Msgs::tiny()
+        crate::hotloop::Msgs::tiny()
     } else {
-        crate::epoll_bcast::Msgs::json((0..DOCS).map(|k| json_doc(size, k, "\"BC00000000\"")).collect(), agreed)
+        let docs = (0..DOCS).map(|k| json_doc(size, k, "\"BC00000000\"")).collect();
+        crate::hotloop::Msgs::Json { docs, agreed, frame: Vec::new() }
     };
-    let publisher = publisher.into_parts().map_err(|e| format!("into_std: {e}"))?;
+    let publisher = StdStream::from_conn(publisher).map_err(|e| format!("into_std: {e}"))?;
     let (mstart, mend) = t.window_from_now();
     // Blocks this thread on purpose: nothing else runs meanwhile.
-    let r = crate::epoll_bcast::run(parts, publisher, msgs, window, pids, mstart, mend);
-    let Some(cpu) = r.cpu else {
-        return Err(format!("measurement window never closed: {}", r.first_err.unwrap_or_default()));
-    };
-    let mut lat = r.lat;
-    let total = r.delivered;
-    let mut note = format!("{:.0} msg/s published", r.published as f64 / cpu.wall);
-    if dfl != Deflate::NotOffered {
-        let sample = [message_frame(OP_TEXT, &json_doc(size, 0, "\"BC00000000\""), agreed)];
-        note = format!("{}, {note}", deflate_note(agreed, &sample, size));
-    }
-    if r.stalled > 0 {
-        note.push_str(&format!(", {} message(s) not delivered to all within 2 s", r.stalled));
-    }
-    if let Some(e) = r.publisher_err {
-        note.push_str(&format!(", publisher failed: {e}"));
-    }
-    if let Some(e) = r.first_err {
-        note.push_str(&format!(", {} receiver(s) failed: {e}", r.errors));
-    }
-    if total == 0 {
+    let mut r = crate::hotloop::broadcast(parts, publisher, msgs, window, pids, mstart, mend);
+    let cpu = r.window()?;
+    let sample = || [message_frame(OP_TEXT, &json_doc(size, 0, "\"BC00000000\""), agreed)];
+    let deflate = (dfl != Deflate::NotOffered).then(|| deflate_note(agreed, &sample(), size));
+    let published = format!("{:.0} msg/s published", r.published as f64 / cpu.wall);
+    let stalled = (r.stalled > 0).then(|| format!("{} message(s) not delivered to all within 2 s", r.stalled));
+    let publisher = r.publisher_err.take().map(|e| format!("publisher failed: {e}"));
+    let receivers = r.first_err.take().map(|e| format!("{} receiver(s) failed: {e}", r.errors));
+    let notes: Vec<String> =
+        deflate.into_iter().chain([published]).chain(stalled).chain(publisher).chain(receivers).collect();
+    let note = notes.join(", ");
+    if r.done == 0 {
         return Err(format!("nothing delivered ({note})"));
     }
-    Ok(Measure::of_window(total, &cpu, &mut lat, r.errors, note))
+    Ok(Measure::of_window(r.done, &cpu, &mut r.lat, r.errors, note))
 }
 
 /// Connection rate: `conc` workers loop connect, handshake, close (raw TCP:
@@ -307,70 +251,52 @@ pub async fn connrate(addr: SocketAddr, raw: bool, pid: u32, conc: usize, t: &Ti
     let (mstart, mend) = t.window_from_now();
     let counter = Rc::new(Cell::new(0usize));
     let probe = Rc::new(client_frame(OP_BINARY, b"0123456789abcdef"));
-    let mut tasks = Vec::new();
-    for _ in 0..conc {
-        let (counter, probe) = (counter.clone(), probe.clone());
-        tasks.push(spawn_local(async move {
-            let mut done = 0u64;
-            let mut lat: Vec<u32> = Vec::new();
-            let mut errors = 0u64;
-            let mut first_err = None;
-            for _ in 0..10_000_000u64 {
-                let s = Instant::now();
-                if s >= mend || errors > 1000 {
-                    break;
-                }
-                let i = counter.get();
-                counter.set(i + 1);
-                let cycle = async {
-                    let mut c = WsConn::dial(addr, Some(source_ip(i)), raw, Deflate::NotOffered, false).await?;
-                    if raw {
-                        c.roundtrip(&probe).await?;
-                        Ok::<(), std::io::Error>(())
-                    } else {
-                        c.close().await
-                    }
-                };
-                match timeout(Duration::from_secs(5), cycle).await {
-                    Ok(Ok(())) => {
-                        let e = Instant::now();
-                        if s >= mstart && e <= mend {
-                            done += 1;
-                            lat.push(nanos(e - s));
+    // Cycles done in the window, their latencies, failed cycles, the first failure.
+    let stats: Rc<RefCell<(u64, Vec<u32>, u64, Option<String>)>> = Rc::default();
+    let tasks: Vec<_> = (0..conc)
+        .map(|_| {
+            let (counter, probe, stats) = (counter.clone(), probe.clone(), stats.clone());
+            spawn_local(async move {
+                let mut errors = 0;
+                while Instant::now() < mend && errors <= 1000 {
+                    let (s, i) = (Instant::now(), counter.replace(counter.get() + 1));
+                    let cycle = async {
+                        let mut c = WsConn::dial(addr, Some(source_ip(i)), raw, Deflate::NotOffered, false).await?;
+                        if raw {
+                            c.roundtrip(&probe).await.map(drop)
+                        } else {
+                            c.close().await
+                        }
+                    };
+                    let r = timeout(Duration::from_secs(5), cycle).await;
+                    let (e, mut st) = (Instant::now(), stats.borrow_mut());
+                    match r
+                        .map_err(|_| "cycle timed out after 5 s".to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()))
+                    {
+                        Ok(()) if s >= mstart && e <= mend => {
+                            st.0 += 1;
+                            st.1.push(nanos(e - s));
+                        }
+                        Ok(()) => {}
+                        Err(why) => {
+                            (errors, st.2) = (errors + 1, st.2 + 1);
+                            st.3.get_or_insert(why);
                         }
                     }
-                    Ok(Err(e)) => {
-                        errors += 1;
-                        first_err.get_or_insert(e.to_string());
-                    }
-                    Err(_) => {
-                        errors += 1;
-                        first_err.get_or_insert("cycle timed out after 5 s".to_string());
-                    }
                 }
-            }
-            (done, lat, errors, first_err)
-        }));
-    }
+            })
+        })
+        .collect();
     sleep_until(mstart.into()).await;
     let mark = CpuMark::now(&[pid]);
     sleep_until(mend.into()).await;
     let cpu = mark.since(&[pid]);
-    let (mut total, mut errors, mut first_err, mut lat) = (0u64, 0u64, None, Vec::new());
     for task in tasks {
-        if let Ok((d, l, e, fe)) = task.await {
-            total += d;
-            errors += e;
-            lat.extend_from_slice(&l);
-            if let Some(fe) = fe {
-                first_err.get_or_insert(fe);
-            }
-        }
+        let _ = task.await;
     }
-    let note = match first_err {
-        Some(e) => format!("{errors} failed cycle(s): {e}"),
-        None => String::new(),
-    };
+    let (total, mut lat, errors, first_err) = stats.take();
+    let note = first_err.map(|e| format!("{errors} failed cycle(s): {e}")).unwrap_or_default();
     if total == 0 {
         return Err(format!("no handshake completed ({note})"));
     }
@@ -378,24 +304,7 @@ pub async fn connrate(addr: SocketAddr, raw: bool, pid: u32, conc: usize, t: &Ti
 }
 
 /// Idle connections held open by the memory workload.
-pub struct IdleSet {
-    pub streams: Vec<TcpStream>,
-}
-
-impl IdleSet {
-    /// How many of the held connections the server has not closed.
-    pub fn alive(&self) -> usize {
-        let mut b = [0u8; 256];
-        self.streams
-            .iter()
-            .filter(|s| match s.try_read(&mut b) {
-                Ok(0) => false,
-                Ok(_) => true, // e.g. a keep-alive ping: still open
-                Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-            })
-            .count()
-    }
-}
+pub type IdleSet = Vec<TcpStream>;
 
 /// Memory: grows the idle set to `target` connections; the server's RSS
 /// growth per connection in bytes, against `base_kib`.
@@ -409,19 +318,26 @@ pub async fn memory_step(
     base_kib: u64,
     limit: Duration,
 ) -> Result<Measure, String> {
-    let need = target.saturating_sub(set.streams.len());
+    let need = target.saturating_sub(set.len());
     let t0 = Instant::now();
-    let (conns, err) = open_many(addr, mode, tls, need, 64, true, t0 + limit, set.streams.len()).await;
+    let (conns, err) = open_many(addr, mode, tls, need, 64, true, t0 + limit, set.len()).await;
     let agreed = conns.first().and_then(|c| c.agreed);
-    set.streams.extend(conns.into_iter().map(WsConn::into_stream));
+    set.extend(conns.into_iter().map(WsConn::into_stream));
     if let Some(e) = err {
-        return Err(format!("opened {} of {target}: {e}", set.streams.len()));
+        return Err(format!("opened {} of {target}: {e}", set.len()));
     }
     let open_secs = t0.elapsed().as_secs_f64();
     // Let the server settle (lazy allocations, deferred frees).
     sleep(Duration::from_millis(if target <= 1000 { 500 } else { 1000 })).await;
     let rss = rss_kib(pid).ok_or("server gone")?;
-    let alive = set.alive();
+    // How many of the held connections the server has not closed.
+    let mut b = [0u8; 256];
+    let alive = (set.iter())
+        .filter(|s| match s.try_read(&mut b) {
+            Ok(n) => n > 0, // e.g. a keep-alive ping: still open
+            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+        })
+        .count();
     let per_conn = (rss as f64 - base_kib as f64) * 1024.0 / target as f64;
     let mut note = format!("RSS {} MiB at {target} connections, opened in {open_secs:.1} s", rss / 1024);
     if mode.1 == Deflate::On {

@@ -6,22 +6,10 @@
 use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 #[path = "../sock.rs"]
 mod sock;
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-/// Sends all of `data`, waiting 5 s at most if the socket is full.
-fn send_all(fd: RawFd, data: &[u8]) -> bool {
-    sock::send_all(fd, data, Duration::from_secs(5)).is_ok()
-}
 
 /// A non-blocking listener with a long accept queue (std's is 128).
 fn listen(port: u16) -> io::Result<TcpListener> {
@@ -37,11 +25,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().and_then(|p| p.parse().ok()).expect("usage: raw_echo PORT [--broadcast]");
     let broadcast = args.any(|a| a == "--broadcast");
-    // SAFETY: the handler only stores to an atomic; epoll_wait then returns EINTR.
-    unsafe {
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-    }
+    sock::stopped();
     let listener = listen(port).expect("bind");
     println!("listening on tcp://127.0.0.1:{port}");
     let lfd = listener.as_raw_fd();
@@ -53,7 +37,7 @@ fn main() {
     let mut buf = vec![0u8; 64 * 1024];
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     let mut dead: Vec<RawFd> = Vec::new();
-    while !STOP.load(Ordering::SeqCst) {
+    while !sock::stopped() {
         for ev in ep.wait(&mut events, 1000).unwrap_or_default() {
             if ev.u64 == u64::MAX {
                 for _ in 0..1024 {
@@ -77,14 +61,11 @@ fn main() {
             match sock::recv(fd, &mut buf) {
                 Ok(0) => dead.push(fd),
                 Ok(n) => {
-                    let chunk = &buf[..n];
+                    // Whether sending the chunk to `to` failed (5 s at most if its socket is full).
+                    let failed = |to: &RawFd| sock::send_all(*to, &buf[..n], Duration::from_secs(5)).is_err();
                     if broadcast {
-                        for to in conns.iter().flatten().map(|s| s.as_raw_fd()) {
-                            if !send_all(to, chunk) {
-                                dead.push(to);
-                            }
-                        }
-                    } else if !send_all(fd, chunk) {
+                        dead.extend(conns.iter().flatten().map(|s| s.as_raw_fd()).filter(failed));
+                    } else if failed(&fd) {
                         dead.push(fd);
                     }
                 }

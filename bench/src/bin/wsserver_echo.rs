@@ -3,9 +3,12 @@
 //!
 //! Usage: wsserver_echo PORT [--broadcast]
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+#[path = "../sock.rs"]
+#[allow(dead_code)] // the socket calls are raw_echo's
+mod sock;
 
 use wsserver::{Config, ConnId, Handler, Kind, Request, Server, ServerHandle};
 
@@ -37,27 +40,17 @@ impl Handler for Relay {
     }
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().and_then(|p| p.parse().ok()).expect("usage: wsserver_echo PORT [--broadcast]");
     let broadcast = args.any(|a| a == "--broadcast");
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-    }
+    sock::stopped();
     let cfg = Config { max_connections: 1_000_000, ..Config::default() };
     let handler: Arc<dyn Handler> = if broadcast { Arc::new(Relay) } else { Arc::new(Echo) };
     let server = Server::new(cfg, handler);
     let addr = server.listen("127.0.0.1", port).expect("listen");
     println!("listening on ws://{addr}");
-    while !STOP.load(Ordering::SeqCst) {
+    while !sock::stopped() {
         std::thread::sleep(Duration::from_millis(50));
     }
     server.close(Duration::from_secs(1));
