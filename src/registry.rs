@@ -54,7 +54,11 @@ impl PartialEq for ById {
 
 impl Eq for ById {}
 
-type Shard = HashSet<ById, BuildHasherDefault<IdHasher>>;
+/// One shard's connections. A struct, not a type alias: cbindgen reads the
+/// whole crate for the header and fails on an alias of a HashSet with its
+/// hasher.
+#[derive(Default)]
+struct Shard(HashSet<ById, BuildHasherDefault<IdHasher>>);
 
 pub(crate) struct Registry {
     shards: Box<[Mutex<Shard>]>,
@@ -81,23 +85,23 @@ impl Registry {
         if !self.accepting.load(Ordering::SeqCst) {
             return false;
         }
-        shard.replace(ById(conn));
+        shard.0.replace(ById(conn));
         true
     }
 
     pub fn remove(&self, id: ConnId) {
-        self.shard(id).lock().remove(&id);
+        self.shard(id).lock().0.remove(&id);
     }
 
     /// Runs `f` on connection `id` under its shard lock (no Arc traffic);
     /// `f` must not call into the host.
     pub fn with<R>(&self, id: ConnId, f: impl FnOnce(&ConnShared) -> R) -> Option<R> {
-        self.shard(id).lock().get(&id).map(|c| f(&c.0))
+        self.shard(id).lock().0.get(&id).map(|c| f(&c.0))
     }
 
     /// The connection `id`, if live.
     pub fn get(&self, id: ConnId) -> Option<Arc<ConnShared>> {
-        self.shard(id).lock().get(&id).map(|c| c.0.clone())
+        self.shard(id).lock().0.get(&id).map(|c| c.0.clone())
     }
 
     pub fn stop_accepting(&self) {
@@ -108,7 +112,7 @@ impl Registry {
     /// call into the host (no callbacks under a shard lock).
     pub fn for_each(&self, f: &mut dyn FnMut(&Arc<ConnShared>)) {
         for shard in self.shards.iter() {
-            for conn in shard.lock().iter() {
+            for conn in shard.lock().0.iter() {
                 f(&conn.0);
             }
         }
