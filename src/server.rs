@@ -811,10 +811,11 @@ async fn accept_loop(
 }
 
 /// A connection's task: its handshake, boxed (freed once done), then the
-/// open connection in place. Written by hand: an async fn awaiting the
-/// handshake and then the connection kept both in its state, 784 bytes per
-/// idle connection where the connection itself is 200 (memory per idle
-/// connection is a design target).
+/// open connection in place — for wss://, and for ws:// where the I/O
+/// thread's driver cannot take it (a ws:// connection otherwise ends its
+/// task after the handshake, see `serve_plain`). Written by hand: an async
+/// fn awaiting the handshake and then the connection kept both in its state
+/// (memory per idle connection is a design target).
 enum ConnTask<S, F> {
     Handshake(Pin<Box<F>>),
     Open(Connection<S, Slot>),
