@@ -46,6 +46,15 @@ pub(crate) struct RawStream {
     /// since is recognised. (Here, not beside the connection in the slab:
     /// it packs with the fd.)
     generation: u32,
+    /// The socket was empty at the last read (it came back short, or with
+    /// EAGAIN): the next read is skipped until the epoll set reports the
+    /// socket again, since new input is a new edge. One read(2) per
+    /// message instead of a second that finds nothing.
+    drained: bool,
+    /// The epoll set reported the peer's end (RDHUP, HUP, ERR): no edge
+    /// follows that, so reads are never skipped again (what is left is
+    /// read, then the end or the error).
+    hung_up: bool,
 }
 
 /// `Ok(n)`, or the errno as an io::Error (EAGAIN: Pending).
@@ -61,7 +70,10 @@ fn io_result(n: isize) -> Poll<io::Result<usize>> {
 }
 
 impl AsyncRead for RawStream {
-    fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.drained {
+            return Poll::Pending;
+        }
         // SAFETY: only written by read(2), and only what it reports is
         // marked initialised.
         let room = unsafe { buf.unfilled_mut() };
@@ -71,13 +83,17 @@ impl AsyncRead for RawStream {
             match io_result(n) {
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Poll::Ready(Ok(n)) => {
+                    self.drained = !self.hung_up && n > 0 && n < room.len();
                     // SAFETY: read(2) initialised the first n bytes.
                     unsafe { buf.assume_init(n) };
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    self.drained = !self.hung_up;
+                    return Poll::Pending;
+                }
             }
         }
     }
@@ -167,7 +183,12 @@ pub(crate) fn take_over(stream: &tokio::net::TcpStream, shared: &ConnShared) -> 
     // SAFETY: plain libc call; the new fd is owned at once.
     let fd = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
     // SAFETY: a new fd that nothing else owns.
-    (fd >= 0).then(|| RawStream { fd: unsafe { OwnedFd::from_raw_fd(fd) }, generation: 0 })
+    (fd >= 0).then(|| RawStream {
+        fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        generation: 0,
+        drained: false,
+        hung_up: false,
+    })
 }
 
 impl RawStream {
@@ -361,6 +382,9 @@ impl Driver {
             let token = ev.u64;
             let (slot, generation) = (token as u32 as usize, (token >> 32) as u32);
             if let Some(conn) = self.conns.get_mut(slot).filter(|c| c.stream().generation == generation) {
+                let stream = conn.stream_mut();
+                stream.drained = false;
+                stream.hung_up |= ev.events & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
                 if conn.shared().mark_scheduled() {
                     ready.push(slot as u32);
                 }

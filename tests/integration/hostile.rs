@@ -122,3 +122,46 @@ fn hostile_clients(seed: u64) {
     check_event_order(&rec.snapshot());
     server.close(Duration::from_millis(500));
 }
+
+/// A client that sends part of a frame and is gone at once — its end (FIN,
+/// or a reset) arrives with the bytes, so the epoll set reports data and
+/// hang-up in one edge and no other follows. The server must still read
+/// to the end and report the close: a read that stops at the short one
+/// (the socket looked empty) would hold the connection, and its share of
+/// the memory budget, for ever.
+#[test]
+fn a_client_gone_mid_frame_is_reported_closed() {
+    let (_server, rec, port) = start(Config { threads: 1, ..Config::default() }, true);
+    let mut part = encode_frame_b0(0x82, &[5u8; 4000], Some([1, 2, 3, 4]));
+    part.truncate(3000);
+    for reset in [false, true] {
+        let before = rec.closes().len();
+        for _ in 0..10 {
+            let mut c = RawClient::open(port, "/");
+            if reset {
+                // SO_LINGER 0: the close sends RST instead of FIN.
+                let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+                // SAFETY: plain setsockopt on a socket this test owns.
+                let rc = unsafe {
+                    libc::setsockopt(
+                        std::os::fd::AsRawFd::as_raw_fd(&c.stream),
+                        libc::SOL_SOCKET,
+                        libc::SO_LINGER,
+                        (&linger as *const libc::linger).cast(),
+                        std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                    )
+                };
+                assert_eq!(rc, 0);
+            }
+            c.write(&part);
+            if !reset {
+                c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+            }
+            drop(c);
+        }
+        let ended = |ev: &[Ev]| ev.iter().filter(|e| matches!(e, Ev::Close(..))).count() == before + 10;
+        let how = if reset { "reset" } else { "FIN" };
+        assert!(rec.wait_until(Duration::from_secs(3), ended), "not every client gone by {how} was reported closed");
+        assert!(rec.closes()[before..].iter().all(|c| c.1 == 1006), "{:?}", rec.closes());
+    }
+}
