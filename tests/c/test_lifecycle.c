@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -520,6 +521,43 @@ static void on_alarm(int sig) {
     _exit(3);
 }
 
+/* Clients that send part of a frame and are gone at once (a FIN, then a
+ * reset): their bytes and their end reach the server together, and no
+ * other readiness follows. Each must still get its on_close, 1006: a
+ * server that stopped reading at the short read (the socket looked empty)
+ * would hold these connections for ever. */
+static void test_gone_mid_frame(void) {
+    srv = start_with(NULL);
+    unsigned char part[3000];
+    memset(part, 5, sizeof part);
+    /* FIN, binary; masked, 16-bit length 4000; mask; 2,992 of its 4,000 bytes. */
+    const unsigned char head[8] = {0x82, 0x80 | 126, 0x0f, 0xa0, 1, 2, 3, 4};
+    memcpy(part, head, sizeof head);
+    for (int reset = 0; reset <= 1; reset++) {
+        uint64_t ids[10];
+        for (int i = 0; i < 10; i++) {
+            wsc c;
+            ids[i] = open_client(&c);
+            sleep_ms(10); /* idle in the server, waiting for its socket */
+            if (reset) {
+                struct linger lg = {.l_onoff = 1, .l_linger = 0}; /* close sends RST */
+                CHECK(setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0, "SO_LINGER");
+            }
+            wsc_send_raw(&c, part, sizeof part);
+            if (!reset) shutdown(c.fd, SHUT_WR);
+            wsc_free(&c);
+        }
+        for (int i = 0; i < 10; i++) {
+            CHECK(ev_wait_closed(ids[i], scaled(3000)), "on_close for client %d gone mid-frame by %s", i,
+                  reset ? "reset" : "FIN");
+            CHECK_INT(ev_get(ids[i]).close_code, 1006);
+        }
+    }
+    ev_check_invariants("clients gone mid-frame");
+    ev_stop_server(srv, (uint32_t)scaled(2000), "gone mid-frame");
+    srv = NULL;
+}
+
 int main(void) {
     /* A SIGPIPE from the library is test_sigpipe's subject; here it would
      * only hide every other result. */
@@ -537,5 +575,6 @@ int main(void) {
     test_timeouts_disabled();
     test_close_timeout();
     test_close_in_on_open();
+    test_gone_mid_frame();
     return check_summary("test_lifecycle");
 }
