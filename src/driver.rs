@@ -79,7 +79,7 @@ impl AsyncRead for RawStream {
         let room = unsafe { buf.unfilled_mut() };
         loop {
             // SAFETY: reads into memory we own, at most its length.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), room.as_mut_ptr().cast(), room.len()) };
+            let n = unsafe { crate::sys::read(self.fd.as_raw_fd(), room.as_mut_ptr().cast(), room.len()) };
             match io_result(n) {
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Poll::Ready(Ok(n)) => {
@@ -117,7 +117,7 @@ impl AsyncWrite for RawStream {
         loop {
             // SAFETY: IoSlice is ABI-compatible with iovec; the slices outlive
             // the call. MSG_NOSIGNAL: a reset peer is EPIPE, not SIGPIPE.
-            let n = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+            let n = unsafe { crate::sys::sendmsg(self.fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
             match io_result(n) {
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 r => return r,

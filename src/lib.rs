@@ -32,6 +32,7 @@ mod registry;
 mod request;
 mod server;
 mod stats;
+mod sys;
 mod tls;
 mod tls_refusal;
 mod tls_stream;

@@ -268,9 +268,7 @@ pub(crate) fn with_current<R, F: FnOnce(&ConnShared, Option<&Cork>) -> R>(id: Co
 /// keeps open meanwhile: the bytes it took (0 when full or failed; the task
 /// then meets the error on its own write).
 fn send_now(fd: RawFd, bytes: &[u8]) -> usize {
-    // SAFETY: `bytes` is a live buffer of `bytes.len()` bytes; `fd` is open.
-    let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
-    n.max(0) as usize
+    crate::sys::send(fd, bytes, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL).max(0) as usize
 }
 
 /// Who sends, which decides how a frame may reach the socket.
