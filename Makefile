@@ -1,7 +1,8 @@
 # wsserver: `make` builds the library and the C examples, `make test` runs
-# every test, `make demo` runs the chat server, `make bench` the benchmark,
-# `make bench-instructions` its instruction-count row (callgrind: user-space
-# instructions per echoed 16 B message, wsserver and its peers, a few minutes),
+# every test, `make demo` runs the chat server, `make bench` the benchmark
+# (ending with its instruction-count row), `make bench-instructions` that row
+# alone (callgrind: user-space instructions per echoed 16 B message, wsserver
+# and its peers, a few minutes),
 # `make autobahn` all of Autobahn|Testsuite.
 # `make fuzz` the fuzz targets.
 CARGO    ?= cargo

@@ -205,7 +205,8 @@ fn parse_cpu(v: &str) -> Result<Cpu, String> {
     }
 }
 
-/// The servers of `--instructions` without `--only`.
+/// The servers of the instruction-count row: with `--instructions` and no
+/// `--only`, and in a full run.
 const INSTR_SERVERS: [&str; 6] =
     ["wsserver-c", "wsserver-poll", "libwebsockets", "boost-beast", "tokio-tungstenite", "raw-tcp"];
 
@@ -234,13 +235,18 @@ struct Ctx {
 }
 
 impl Ctx {
-    /// Whether row `id` is to be run: every row unless `--workloads`
-    /// names prefixes; the instruction-count row only when named.
-    fn wants(&self, id: &str) -> bool {
-        match &self.wanted {
-            None => !id.starts_with("instructions"),
-            Some(w) => w.iter().any(|p| id.starts_with(p.as_str())),
-        }
+    fn wants(&self, id: &str, server: &str) -> bool {
+        row_wanted(self.wanted.as_deref(), self.plan.quick, id, server)
+    }
+}
+
+/// Whether row `id` is to be run on `server`: every row unless
+/// `--workloads` names prefixes (`wanted`); the instruction-count row
+/// (minutes under callgrind) unnamed only in full mode, on [`INSTR_SERVERS`].
+fn row_wanted(wanted: Option<&[String]>, quick: bool, id: &str, server: &str) -> bool {
+    match wanted {
+        None => !id.starts_with("instructions") || (!quick && INSTR_SERVERS.contains(&server)),
+        Some(w) => w.iter().any(|p| id.starts_with(p.as_str())),
     }
 }
 
@@ -459,8 +465,10 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) {
         for spec in specs {
             let out = Sink { ctx, name: spec.name };
             let once = |w: &Wl| matches!(w.job.0, Kind::Mem | Kind::Connrate) || w.phase == "instructions";
-            let mine: Vec<&Wl> =
-                rows.iter().filter(|w| ctx.wants(&w.id) && plan.has(spec, &w.id) && (first || !once(w))).collect();
+            let mine: Vec<&Wl> = rows
+                .iter()
+                .filter(|w| ctx.wants(&w.id, spec.name) && plan.has(spec, &w.id) && (first || !once(w)))
+                .collect();
             if let Some(reason) = &spec.skip {
                 if first {
                     mine.iter().for_each(|w| out.record(&w.id, Err(reason.clone())));
@@ -557,5 +565,23 @@ fn main() {
     if !rows.iter().any(|r| r.status.is_ok()) {
         eprintln!("[wsbench] no workload could be measured on any server");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::row_wanted;
+
+    #[test]
+    fn a_full_run_counts_instructions_on_the_named_servers_only() {
+        let id = "instructions_16b_10c";
+        assert!(row_wanted(None, false, id, "wsserver-c"));
+        assert!(row_wanted(None, false, id, "libwebsockets"));
+        assert!(!row_wanted(None, false, id, "node-ws"), "node under callgrind takes minutes");
+        assert!(!row_wanted(None, true, id, "wsserver-c"), "quick mode has no instruction row");
+        assert!(row_wanted(None, true, "echo_16b_100c", "node-ws"));
+        let only = ["instructions".to_string()];
+        assert!(row_wanted(Some(&only), true, id, "node-ws"), "asked for by name: any server");
+        assert!(!row_wanted(Some(&only), false, "echo_16b_100c", "wsserver-c"));
     }
 }
