@@ -183,7 +183,8 @@ struct Args {
     /// Only these servers.
     #[arg(long, value_name = "a,b", value_delimiter = ',')]
     only: Option<Vec<String>>,
-    /// Only the rows whose id starts with one of these.
+    /// Only the rows whose id starts with one of these (without it: every
+    /// row, the instruction count only in full mode).
     #[arg(long, value_name = "a,b", value_delimiter = ',')]
     workloads: Option<Vec<String>>,
     /// CPU the servers are pinned to, or none (default 0 on 2+ CPUs).
@@ -232,12 +233,6 @@ struct Ctx {
     results: RefCell<Vec<(String, String, Rounds)>>,
     /// How each server process ended: (server, "phase: how").
     exits: RefCell<Vec<(&'static str, String)>>,
-}
-
-impl Ctx {
-    fn wants(&self, id: &str, server: &str) -> bool {
-        row_wanted(self.wanted.as_deref(), self.plan.quick, id, server)
-    }
 }
 
 /// Whether row `id` is to be run on `server`: every row unless
@@ -467,7 +462,11 @@ async fn run_all(specs: &[Spec], ctx: &Ctx) {
             let once = |w: &Wl| matches!(w.job.0, Kind::Mem | Kind::Connrate) || w.phase == "instructions";
             let mine: Vec<&Wl> = rows
                 .iter()
-                .filter(|w| ctx.wants(&w.id, spec.name) && plan.has(spec, &w.id) && (first || !once(w)))
+                .filter(|w| {
+                    row_wanted(ctx.wanted.as_deref(), plan.quick, &w.id, spec.name)
+                        && plan.has(spec, &w.id)
+                        && (first || !once(w))
+                })
                 .collect();
             if let Some(reason) = &spec.skip {
                 if first {
