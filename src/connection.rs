@@ -42,6 +42,20 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_SIZE]);
 }
 
+/// A connection's byte stream.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin {
+    /// The next read is known to find nothing until the socket is reported
+    /// readable again (the driver's edge-triggered streams): a round then
+    /// ends before its read and the checks in front of it, which would
+    /// otherwise run a second time for every message.
+    fn read_would_wait(&self) -> bool {
+        false
+    }
+}
+
+impl Stream for tokio::net::TcpStream {}
+impl Stream for crate::tls_stream::TlsStream {}
+
 /// What a connection needs from its server.
 pub(crate) trait Host: Unpin {
     fn config(&self) -> &Config;
@@ -127,7 +141,7 @@ pub(crate) struct Connection<S, H: Host> {
     shut_down: bool,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
+impl<S: Stream, H: Host> Connection<S, H> {
     /// Lets senders on other threads write to the socket, `fd` (plain TCP),
     /// while the queue is empty ([`ConnShared::allow_direct_writes`]).
     pub fn allow_direct_writes(&self, fd: std::os::fd::RawFd) {
@@ -404,7 +418,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
                 return Poll::Ready(false);
             }
         }
-        if !matches!(self.mode, Mode::Open | Mode::Closing) {
+        if !matches!(self.mode, Mode::Open | Mode::Closing) || (flushed && self.stream.read_would_wait()) {
             return Poll::Pending;
         }
         if !flushed && self.shared.backlog() >= self.host.config().send_queue_limit {
@@ -483,7 +497,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Future for Connection<S, H> {
+impl<S: Stream, H: Host> Future for Connection<S, H> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -504,7 +518,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Future for Connection<S, H> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin, H: Host> Connection<S, H> {
+impl<S: Stream, H: Host> Connection<S, H> {
     fn poll_rounds(&mut self, cx: &mut Context<'_>, cork: &Cork) -> Poll<()> {
         for _ in 0..READ_BUDGET {
             // Done after an I/O error (no linger left); a connection that

@@ -142,6 +142,12 @@ impl AsyncWrite for RawStream {
     }
 }
 
+impl crate::connection::Stream for RawStream {
+    fn read_would_wait(&self) -> bool {
+        self.drained
+    }
+}
+
 type Conn = Connection<RawStream, Slot>;
 
 /// What the thread's wakers and handshake tasks reach: the ready list, the

@@ -823,7 +823,7 @@ enum ConnTask<S, F> {
 
 impl<S, F> Future for ConnTask<S, F>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: crate::connection::Stream,
     F: Future<Output = Option<Connection<S, Slot>>>,
 {
     type Output = ();
