@@ -5,6 +5,7 @@ use super::panic::guard_result;
 use std::ffi::{c_char, CStr};
 
 /// Runs a body that fails with `Err(code)`, catching panics.
+#[inline(always)]
 pub(crate) fn run(f: impl FnOnce() -> Result<ws_result, ws_result>) -> ws_result {
     guard_result(|| f().unwrap_or_else(|code| code))
 }
@@ -28,15 +29,21 @@ pub(crate) fn str_arg<'a>(p: *const c_char, what: &str, bad_utf8: ws_result) -> 
 }
 
 /// Borrows `len` bytes at `data`; NULL is fine only when `len` is 0.
+#[inline]
 pub(crate) fn bytes<'a>(data: *const u8, len: usize, what: &str) -> Result<&'a [u8], ws_result> {
     if len == 0 {
         return Ok(&[]);
     }
     if data.is_null() {
-        return Err(null(&format!("{what} (with a non-zero len)")));
+        return Err(null_bytes(what));
     }
     // SAFETY: the caller passes `len` readable bytes, live for the call.
     Ok(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+#[cold]
+fn null_bytes(what: &str) -> ws_result {
+    null(&format!("{what} (with a non-zero len)"))
 }
 
 /// Borrows the out-parameter `p` for writing; NULL fails with WS_ERR_NULL.

@@ -4,6 +4,9 @@ use super::error::{set_last_error, ws_result};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Runs `f`; on panic records the message and returns `fallback`.
+/// Inlined (with `run` and `bytes`): every C call passes through here, and
+/// a call of its own cost the send path ~40 instructions per message.
+#[inline(always)]
 pub(crate) fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => v,
@@ -20,6 +23,7 @@ pub(crate) fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 }
 
 /// [`guard`] for calls returning a [`ws_result`].
+#[inline(always)]
 pub(crate) fn guard_result(f: impl FnOnce() -> ws_result) -> ws_result {
     guard(ws_result::WS_ERR_PANIC, f)
 }
