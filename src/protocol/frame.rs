@@ -117,12 +117,18 @@ pub(crate) fn parse_header(buf: &[u8], max_frame: usize, rsv1_ok: bool) -> Resul
 
 /// XORs `data` with the 4-byte `mask`, eight bytes at a time; `data`
 /// starts `offset` bytes into the payload (a frame unmasked in parts).
+#[inline]
 pub(crate) fn unmask_from(data: &mut [u8], mask: [u8; 4], offset: usize) {
-    let mask = [0, 1, 2, 3].map(|i| mask[(i + offset) & 3]);
+    // A whole frame (offset 0, the common case) needs no rotation.
+    let mask = match offset & 3 {
+        0 => mask,
+        _ => [0, 1, 2, 3].map(|i| mask[(i + offset) & 3]),
+    };
     unmask(data, mask)
 }
 
 /// XORs `data` with the 4-byte `mask`, eight bytes at a time.
+#[inline]
 pub(crate) fn unmask(data: &mut [u8], mask: [u8; 4]) {
     let m = u64::from_ne_bytes([mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3]]);
     let mut chunks = data.chunks_exact_mut(8);

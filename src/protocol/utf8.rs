@@ -9,6 +9,7 @@ pub(crate) fn is_utf8(data: &[u8]) -> bool {
     is_short_ascii(data) || std::str::from_utf8(data).is_ok()
 }
 
+#[inline]
 fn is_short_ascii(data: &[u8]) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     if data.len() > 256 {
@@ -33,7 +34,14 @@ pub(crate) struct Utf8 {
 
 impl Utf8 {
     /// Checks the next piece; false once the text can no longer be valid.
-    pub fn feed(&mut self, mut piece: &[u8]) -> bool {
+    /// Inlined for short ASCII text with no sequence open (the common case:
+    /// a call of its own cost about as much as the check).
+    #[inline]
+    pub fn feed(&mut self, piece: &[u8]) -> bool {
+        (self.tail_len == 0 && is_short_ascii(piece)) || self.feed_any(piece)
+    }
+
+    fn feed_any(&mut self, mut piece: &[u8]) -> bool {
         if self.tail_len > 0 {
             // Complete the sequence the last piece cut, one byte at a time.
             let mut seq = self.tail;
