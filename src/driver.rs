@@ -407,10 +407,15 @@ impl Driver {
         let Some(conn) = self.conns.get_mut(slot) else { return };
         let shared = conn.shared();
         shared.clear_scheduled();
-        // The waker for this poll: one weak count, taken and given back.
-        let data = Weak::into_raw(Arc::downgrade(shared)) as *const ();
-        // SAFETY: `data` is a Weak's own pointer, as the vtable expects.
-        let waker = unsafe { Waker::from_raw(RawWaker::new(data, &VTABLE)) };
+        // The waker for this poll borrows the slab's strong count instead
+        // of taking a weak count of its own (an atomic increment and
+        // decrement per poll): it is never dropped, and only lent out, so
+        // whoever keeps it clones it (clone_waker takes a count then).
+        let data = Arc::as_ptr(shared) as *const ();
+        // SAFETY: `data` points at the ConnShared as Weak::into_raw would;
+        // the ManuallyDrop keeps drop_waker from giving back a count it
+        // never took.
+        let waker = ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(data, &VTABLE)) });
         let mut cx = Context::from_waker(&waker);
         let done = match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(conn).poll(&mut cx))) {
             Ok(Poll::Pending) => false,
