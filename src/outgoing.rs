@@ -35,9 +35,11 @@ pub(crate) struct Outgoing<'a> {
     /// For one connection ([`Outgoing::for_one`]): its frame is made and
     /// handed over, not kept and shared (sharing a `Bytes` allocates).
     one: bool,
-    plain: OnceCell<Bytes>,
-    /// Compressed without context, by server window bits (made on first need).
-    shared: RefCell<Vec<(u8, Bytes)>>,
+    /// Frames shared by many recipients, by server window bits (0: the
+    /// plain frame; compressed ones are made without context), made on
+    /// first need. Boxed on first need too: a message for one connection
+    /// makes none, and its drop is one pointer check instead of a call.
+    shared: OnceCell<Box<RefCell<Vec<(u8, Bytes)>>>>,
 }
 
 impl<'a> Outgoing<'a> {
@@ -55,8 +57,7 @@ impl<'a> Outgoing<'a> {
             compress: compress && config.deflate && data.len() >= config.deflate_min_size.max(1),
             level: config.deflate_level,
             one: false,
-            plain: OnceCell::new(),
-            shared: RefCell::new(Vec::new()),
+            shared: OnceCell::new(),
         })
     }
 
@@ -79,7 +80,7 @@ impl<'a> Outgoing<'a> {
             if self.one {
                 return frame::encode(self.opcode, self.data);
             }
-            return self.plain.get_or_init(|| frame::encode(self.opcode, self.data)).clone();
+            return self.shared_frame(0, || frame::encode(self.opcode, self.data));
         };
         let bits = d.params.server_window_bits;
         if d.params.server_no_takeover {
@@ -91,18 +92,24 @@ impl<'a> Outgoing<'a> {
             if self.one {
                 return compress();
             }
-            let mut shared = self.shared.borrow_mut();
-            if let Some((_, f)) = shared.iter().find(|(b, _)| *b == bits) {
-                return f.clone();
-            }
-            let f = compress();
-            shared.push((bits, f.clone()));
-            return f;
+            return self.shared_frame(bits, compress);
         }
         let compressor = d.own.get_or_insert_with(|| Box::new(Compressor::new(self.level, bits)));
         let mut z = Vec::new();
         compressor.message(self.data, &mut z, false);
         frame::encode_compressed(self.opcode, &z)
+    }
+
+    /// The shared frame for window bits `bits` (0: plain), made by `make`
+    /// the first time.
+    fn shared_frame(&self, bits: u8, make: impl FnOnce() -> Bytes) -> Bytes {
+        let mut shared = self.shared.get_or_init(Box::default).borrow_mut();
+        if let Some((_, f)) = shared.iter().find(|(b, _)| *b == bits) {
+            return f.clone();
+        }
+        let f = make();
+        shared.push((bits, f.clone()));
+        f
     }
 
     /// The uncompressed frame's header (and its length) and payload, for a
