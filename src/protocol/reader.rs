@@ -5,7 +5,7 @@
 //! the close code and reason the connection fails with.
 use super::deflate::{Deflate, Inflater};
 use super::frame::{self, Header, OpCode, Violation, INVALID_PAYLOAD, PROTOCOL_ERROR, TOO_BIG};
-use super::utf8::Utf8;
+use super::utf8::{is_utf8, Utf8};
 use crate::Kind;
 
 /// The size limits a reader enforces.
@@ -88,6 +88,10 @@ impl Reader {
         let mut pos = 0;
         self.need = 0;
         while !self.closed {
+            if let Some(len) = self.small_message(&mut buf[pos..], limits, sink)? {
+                pos += len;
+                continue;
+            }
             let Some(h) = frame::parse_header(&buf[pos..], limits.max_frame, self.deflate.is_some())? else { break };
             self.check_size(&h, limits)?;
             let start = pos + h.header_len;
@@ -103,6 +107,37 @@ impl Reader {
             pos = end;
         }
         Ok(if self.closed { buf.len() } else { pos })
+    }
+
+    /// One whole, final, uncompressed data frame of at most 125 bytes with
+    /// no message in progress (most chat and JSON traffic), handled with
+    /// only the checks that can fail for it; Ok(None) leaves anything else
+    /// (or a frame over a limit, for its error) to the general path.
+    #[inline]
+    fn small_message(
+        &mut self,
+        buf: &mut [u8],
+        limits: Limits,
+        sink: &mut dyn Sink,
+    ) -> Result<Option<usize>, Violation> {
+        let [b0, b1, m0, m1, m2, m3, ..] = *buf else { return Ok(None) };
+        let kind = match b0 {
+            0x81 => Kind::Text,
+            0x82 => Kind::Binary,
+            _ => return Ok(None),
+        };
+        let len = (b1 & 0x7f) as usize;
+        let whole = b1 & 0x80 != 0 && len <= 125 && buf.len() >= 6 + len;
+        if !whole || len > limits.max_frame.min(limits.max_message) || self.message.is_some() || self.done != 0 {
+            return Ok(None);
+        }
+        let payload = &mut buf[6..6 + len];
+        frame::unmask(payload, [m0, m1, m2, m3]);
+        if kind == Kind::Text && !is_utf8(payload) {
+            return Err(BAD_UTF8);
+        }
+        sink.message(payload, kind);
+        Ok(Some(6 + len))
     }
 
     /// Refuses a frame that would take its message past the limit, before
@@ -346,6 +381,27 @@ mod tests {
         let mut input = [frame(0x02, &[0; 6]), frame(0x00, &[0; 6])].concat();
         let err = r.feed(&mut input[..24], big, &mut seen).unwrap_err();
         assert_eq!(err.code, TOO_BIG, "refused at the second header, before its payload");
+    }
+
+    #[test]
+    fn small_whole_frames_keep_every_rule() {
+        // The small-frame path: limits under 125 bytes, bad text, a frame
+        // inside a fragmented message, and a binary frame passed as is.
+        let fail = |input: &[u8], limits: Limits| {
+            let (mut r, mut seen) = (Reader::new(None), Seen::default());
+            let err = r.feed(&mut input.to_vec(), limits, &mut seen).unwrap_err();
+            assert!(seen.messages.is_empty());
+            err.code
+        };
+        let hello = frame(0x81, b"hello");
+        assert_eq!(fail(&hello, Limits { max_frame: 4, max_message: 1 << 20 }), TOO_BIG);
+        assert_eq!(fail(&hello, Limits { max_frame: 1 << 20, max_message: 4 }), TOO_BIG);
+        assert_eq!(fail(&frame(0x81, b"ok\xff"), LIMITS), INVALID_PAYLOAD);
+        assert_eq!(fail(&[frame(0x01, b"a"), hello.clone()].concat(), LIMITS), PROTOCOL_ERROR);
+        let (mut r, mut seen) = (Reader::new(None), Seen::default());
+        let mut input = [frame(0x82, &[0xff, 0]), hello].concat();
+        assert_eq!(r.feed(&mut input, LIMITS, &mut seen).unwrap(), input.len());
+        assert_eq!(seen.messages, [(Kind::Binary, vec![0xff, 0]), (Kind::Text, b"hello".to_vec())]);
     }
 
     fn deflate(server_no_takeover: bool, client_no_takeover: bool) -> Option<Deflate> {
