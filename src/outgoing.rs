@@ -39,8 +39,12 @@ pub(crate) struct Outgoing<'a> {
     /// plain frame; compressed ones are made without context), made on
     /// first need. Boxed on first need too: a message for one connection
     /// makes none, and its drop is one pointer check instead of a call.
-    shared: OnceCell<Box<RefCell<Vec<(u8, Bytes)>>>>,
+    shared: OnceCell<Box<SharedFrames>>,
 }
+
+/// Frames by window bits (see `Outgoing::shared`).
+#[derive(Default)]
+struct SharedFrames(RefCell<Vec<(u8, Bytes)>>);
 
 impl<'a> Outgoing<'a> {
     /// A message to send; text must be UTF-8. `compress`: false keeps it
@@ -103,7 +107,7 @@ impl<'a> Outgoing<'a> {
     /// The shared frame for window bits `bits` (0: plain), made by `make`
     /// the first time.
     fn shared_frame(&self, bits: u8, make: impl FnOnce() -> Bytes) -> Bytes {
-        let mut shared = self.shared.get_or_init(Box::default).borrow_mut();
+        let mut shared = self.shared.get_or_init(Box::default).0.borrow_mut();
         if let Some((_, f)) = shared.iter().find(|(b, _)| *b == bits) {
             return f.clone();
         }

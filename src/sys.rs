@@ -37,3 +37,43 @@ pub unsafe fn sendmsg(fd: RawFd, msg: &libc::msghdr, flags: libc::c_int) -> isiz
     // SAFETY: the caller's promise.
     unsafe { libc::syscall(libc::SYS_sendmsg, fd, msg as *const libc::msghdr, flags) as isize }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error, IoSlice};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn the_calls_move_bytes_and_report_errors_as_libc_does() {
+        let (a, b) = UnixStream::pair().unwrap();
+        assert_eq!(super::send(a.as_raw_fd(), b"abc", libc::MSG_NOSIGNAL), 3);
+        let parts = [IoSlice::new(b"de"), IoSlice::new(b"f")];
+        let msg = libc::msghdr {
+            msg_name: std::ptr::null_mut(),
+            msg_namelen: 0,
+            msg_iov: parts.as_ptr() as *mut libc::iovec,
+            msg_iovlen: parts.len(),
+            msg_control: std::ptr::null_mut(),
+            msg_controllen: 0,
+            msg_flags: 0,
+        };
+        // SAFETY: `msg` points at live slices.
+        assert_eq!(unsafe { super::sendmsg(a.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) }, 3);
+        let mut buf = [0u8; 16];
+        // SAFETY: `buf` has room for its length.
+        let n = unsafe { super::read(b.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
+        assert_eq!(&buf[..n as usize], b"abcdef");
+        // No such descriptor (-1: never one, unlike a closed number that a
+        // parallel test may reuse): -1 and EBADF, as from libc.
+        // SAFETY: as above; the kernel refuses the fd before touching `buf`.
+        assert_eq!(unsafe { super::read(-1, buf.as_mut_ptr(), buf.len()) }, -1);
+        assert_eq!(Error::last_os_error().raw_os_error(), Some(libc::EBADF));
+        assert_eq!(super::send(-1, b"x", 0), -1);
+        assert_eq!(Error::last_os_error().raw_os_error(), Some(libc::EBADF));
+        // A peer gone: EPIPE, and no SIGPIPE with MSG_NOSIGNAL.
+        drop(b);
+        assert_eq!(super::send(a.as_raw_fd(), b"x", libc::MSG_NOSIGNAL), -1);
+        assert_eq!(Error::last_os_error().raw_os_error(), Some(libc::EPIPE));
+    }
+}
