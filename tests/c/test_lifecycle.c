@@ -6,7 +6,9 @@
  * callback (no deadlock), ws_server_free with open connections,
  * WS_OPT_LOG_LEVEL filtering (every level), WS_OPT_MAX_CONNECTIONS (503),
  * WS_OPT_PING_INTERVAL_MS / WS_OPT_IDLE_TIMEOUT_MS (and 0 for each) /
- * handshake timeout.
+ * handshake timeout. From inside on_message, for the connection being
+ * called back: replies larger than the send cork, and ws_server_disconnect
+ * (both wait for the end of the callback, with no wake-up of their own).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -29,7 +31,11 @@ static struct {
     int send_after_close;
     int freed;
     int64_t free_ms;
+    int big_sends[3];
+    int disconnect_result;
 } incb;
+
+enum { BIG = 20000 }; /* three of them pass the 32 KiB cork */
 
 static int on_open(void *ud, uint64_t conn, const ws_request *req) {
     (void)ud;
@@ -72,6 +78,20 @@ static void on_message(void *ud, uint64_t conn, const uint8_t *data, size_t len,
         pthread_mutex_lock(&ev_mu);
         incb.freed = 1;
         incb.free_ms = dt;
+        pthread_mutex_unlock(&ev_mu);
+    } else if (kind == WS_TEXT && len == 13 && memcmp(data, "cmd:three-big", 13) == 0) {
+        static uint8_t big[BIG];
+        for (int i = 0; i < 3; i++) {
+            memset(big, 'a' + i, sizeof big);
+            int r = ws_server_send(srv, conn, big, sizeof big, WS_BINARY);
+            pthread_mutex_lock(&ev_mu);
+            incb.big_sends[i] = r;
+            pthread_mutex_unlock(&ev_mu);
+        }
+    } else if (kind == WS_TEXT && len == 17 && memcmp(data, "cmd:disconnect-me", 17) == 0) {
+        int r = ws_server_disconnect(srv, conn, 4000, "asked");
+        pthread_mutex_lock(&ev_mu);
+        incb.disconnect_result = r;
         pthread_mutex_unlock(&ev_mu);
     } else if (srv != NULL) {
         ws_server_send(srv, conn, data, len, kind);
@@ -193,6 +213,44 @@ static void test_close_in_callback(void) {
     ev_check_invariants("close in a callback");
     wsc_free(&a);
     wsc_free(&b);
+}
+
+/* What a callback asks for its own connection happens once it returns,
+ * without the client sending anything more: the connection goes on with
+ * its round (its queue, its commands) before it waits for input. */
+static void test_own_connection_from_its_callback(void) {
+    srv = start_with(NULL);
+    wsc a;
+    uint64_t ida = open_client(&a);
+    wsc_send_text(&a, "cmd:three-big");
+    for (int i = 0; i < 3; i++) {
+        wsc_frame f;
+        int r = wsc_recv(&a, &f, scaled(5000));
+        CHECK(r == WSC_OK, "big reply %d arrived (%s)", i, a.why);
+        if (r != WSC_OK) break;
+        CHECK_INT(f.opcode, WSC_BINARY);
+        CHECK_INT((int)f.len, BIG);
+        CHECK(f.len == BIG && f.data[0] == 'a' + i && f.data[BIG - 1] == 'a' + i, "big reply %d in order", i);
+        wsc_frame_free(&f);
+    }
+    pthread_mutex_lock(&ev_mu);
+    int s0 = incb.big_sends[0], s2 = incb.big_sends[2];
+    pthread_mutex_unlock(&ev_mu);
+    CHECK(s0 == WS_OK && s2 >= WS_OK, "the sends were taken (%d, %d)", s0, s2);
+    wsc_send_text(&a, "cmd:disconnect-me");
+    char reason[64] = "";
+    CHECK_INT(wsc_recv_close(&a, scaled(5000), NULL, reason, sizeof reason), 4000);
+    CHECK_STR(reason, "asked");
+    wsc_send_close(&a, 4000, NULL);
+    CHECK(ev_wait_closed(ida, scaled(5000)), "on_close after a disconnect from its own callback");
+    pthread_mutex_lock(&ev_mu);
+    int d = incb.disconnect_result;
+    pthread_mutex_unlock(&ev_mu);
+    CHECK_RES(d, WS_OK);
+    events_shutdown();
+    ws_server_free(srv);
+    srv = NULL;
+    wsc_free(&a);
 }
 
 static int freed_cond(void *arg) {
@@ -566,6 +624,7 @@ int main(void) {
     alarm((unsigned)scaled(120));
     test_close_from_thread();
     test_close_in_callback();
+    test_own_connection_from_its_callback();
     test_free_in_callback();
     test_free_with_open_connection();
     test_log_levels();
