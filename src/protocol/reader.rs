@@ -402,6 +402,18 @@ mod tests {
         let mut input = [frame(0x82, &[0xff, 0]), hello].concat();
         assert_eq!(r.feed(&mut input, LIMITS, &mut seen).unwrap(), input.len());
         assert_eq!(seen.messages, [(Kind::Binary, vec![0xff, 0]), (Kind::Text, b"hello".to_vec())]);
+        // Either side of the 125-byte boundary, whole (the small-frame path
+        // up to 125) and byte by byte (the general path): the same messages.
+        let lens = [0, 7, 8, 125, 126, 300];
+        let texts: Vec<Vec<u8>> = lens.iter().map(|&n| ("é".repeat(n / 2) + &"a".repeat(n % 2)).into_bytes()).collect();
+        let input: Vec<u8> = texts.iter().flat_map(|t| frame(0x81, t)).collect();
+        assert!(texts.iter().zip(lens).all(|(t, n)| t.len() == n));
+        let want: Vec<_> = texts.iter().map(|t| (Kind::Text, t.clone())).collect();
+        for step in [input.len(), 1] {
+            let (mut r, mut seen) = (Reader::new(None), Seen::default());
+            feed_in_steps(&mut r, &input, step, &mut seen).unwrap();
+            assert_eq!(seen.messages, want, "step {step}");
+        }
     }
 
     fn deflate(server_no_takeover: bool, client_no_takeover: bool) -> Option<Deflate> {
