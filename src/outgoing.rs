@@ -35,12 +35,15 @@ pub(crate) struct Outgoing<'a> {
     /// For one connection ([`Outgoing::for_one`]): its frame is made and
     /// handed over, not kept and shared (sharing a `Bytes` allocates).
     one: bool,
-    /// Frames shared by many recipients, by server window bits (0: the
-    /// plain frame; compressed ones are made without context), made on
-    /// first need. Boxed on first need too: a message for one connection
-    /// makes none, and its drop is one pointer check instead of a call.
+    /// Frames shared by many recipients, by server window bits ([`PLAIN`]
+    /// for the uncompressed one; compressed ones are made without context),
+    /// made on first need. Boxed on first need too: a message for one
+    /// connection makes none, and its drop is one pointer check, not a call.
     shared: OnceCell<Box<SharedFrames>>,
 }
+
+/// The key of the plain frame among the shared ones (window bits are 9..=15).
+const PLAIN: u8 = 0;
 
 /// Frames by window bits (see `Outgoing::shared`).
 #[derive(Default)]
@@ -84,7 +87,7 @@ impl<'a> Outgoing<'a> {
             if self.one {
                 return frame::encode(self.opcode, self.data);
             }
-            return self.shared_frame(0, || frame::encode(self.opcode, self.data));
+            return self.shared_frame(PLAIN, || frame::encode(self.opcode, self.data));
         };
         let bits = d.params.server_window_bits;
         if d.params.server_no_takeover {
@@ -104,7 +107,7 @@ impl<'a> Outgoing<'a> {
         frame::encode_compressed(self.opcode, &z)
     }
 
-    /// The shared frame for window bits `bits` (0: plain), made by `make`
+    /// The shared frame for window bits `bits` (or [`PLAIN`]), made by `make`
     /// the first time.
     fn shared_frame(&self, bits: u8, make: impl FnOnce() -> Bytes) -> Bytes {
         let mut shared = self.shared.get_or_init(Box::default).0.borrow_mut();
