@@ -54,7 +54,7 @@ pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin {
 }
 
 impl Stream for tokio::net::TcpStream {}
-impl Stream for crate::tls_stream::TlsStream {}
+impl<IO: AsyncRead + AsyncWrite + Unpin> Stream for crate::tls_stream::TlsStream<IO> {}
 
 /// What a connection needs from its server.
 pub(crate) trait Host: Unpin {

@@ -5,8 +5,8 @@
 //! an open connection is one slab entry; its socket is registered, edge
 //! triggered, in the thread's own epoll set, which is the one file tokio
 //! watches for the driver. The handshake still runs as a tokio task (its
-//! state is freed once it is done); TLS connections stay tasks (rustls
-//! owns their state).
+//! state is freed once it is done); a wss:// connection comes here too
+//! once its TLS and WebSocket handshakes are done, its TLS state boxed.
 //!
 //! A connection is polled as the future it is, with a waker made from its
 //! `ConnShared` (no allocation): woken on this thread it joins the ready
@@ -15,6 +15,7 @@
 use crate::connection::Connection;
 use crate::outbox::ConnShared;
 use crate::server::Slot;
+use crate::tls_stream::TlsStream;
 use crate::wakes::RemoteWakes;
 use slab::Slab;
 use std::cell::{Cell, RefCell};
@@ -148,7 +149,42 @@ impl crate::connection::Stream for RawStream {
     }
 }
 
-type Conn = Connection<RawStream, Slot>;
+/// An open connection the driver polls: ws:// in its slab entry, wss://
+/// boxed (its TLS state would make every entry larger).
+pub(crate) enum Conn {
+    Plain(Connection<RawStream, Slot>),
+    Tls(Box<Connection<TlsStream<RawStream>, Slot>>),
+}
+
+impl Conn {
+    fn shared(&self) -> &Arc<ConnShared> {
+        match self {
+            Conn::Plain(c) => c.shared(),
+            Conn::Tls(c) => c.shared(),
+        }
+    }
+
+    fn raw(&self) -> &RawStream {
+        match self {
+            Conn::Plain(c) => c.stream(),
+            Conn::Tls(c) => c.stream().io(),
+        }
+    }
+
+    fn raw_mut(&mut self) -> &mut RawStream {
+        match self {
+            Conn::Plain(c) => c.stream_mut(),
+            Conn::Tls(c) => c.stream_mut().io_mut(),
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self {
+            Conn::Plain(c) => Pin::new(c).poll(cx),
+            Conn::Tls(c) => Pin::new(&mut **c).poll(cx),
+        }
+    }
+}
 
 /// What the thread's wakers and handshake tasks reach: the ready list, the
 /// connections waiting to be adopted, and the driver task's own waker.
@@ -346,7 +382,7 @@ impl Driver {
     fn take_adopted(&mut self) {
         let adopted = std::mem::take(&mut *self.local.adopt.borrow_mut());
         for mut conn in adopted {
-            let fd = conn.stream().fd();
+            let fd = conn.raw().fd();
             self.generation = self.generation.wrapping_add(1);
             let generation = self.generation;
             let entry = self.conns.vacant_entry();
@@ -363,7 +399,7 @@ impl Driver {
                 continue;
             }
             conn.shared().set_driver_slot(Some(slot));
-            conn.stream_mut().generation = generation;
+            conn.raw_mut().generation = generation;
             // First poll: the handshake answer and any frames sent with it.
             if entry.insert(conn).shared().mark_scheduled() {
                 self.local.ready.borrow_mut().push(slot);
@@ -387,8 +423,8 @@ impl Driver {
         for ev in &self.events {
             let token = ev.u64;
             let (slot, generation) = (token as u32 as usize, (token >> 32) as u32);
-            if let Some(conn) = self.conns.get_mut(slot).filter(|c| c.stream().generation == generation) {
-                let stream = conn.stream_mut();
+            if let Some(conn) = self.conns.get_mut(slot).filter(|c| c.raw().generation == generation) {
+                let stream = conn.raw_mut();
                 stream.drained = false;
                 stream.hung_up |= ev.events & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
                 if conn.shared().mark_scheduled() {
@@ -417,7 +453,7 @@ impl Driver {
         // never took.
         let waker = ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(data, &VTABLE)) });
         let mut cx = Context::from_waker(&waker);
-        let done = match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(conn).poll(&mut cx))) {
+        let done = match std::panic::catch_unwind(AssertUnwindSafe(|| conn.poll(&mut cx))) {
             Ok(Poll::Pending) => false,
             Ok(Poll::Ready(())) | Err(_) => true,
         };

@@ -34,6 +34,7 @@ mod server;
 mod stats;
 mod sys;
 mod tls;
+mod tls13_records;
 mod tls_refusal;
 mod tls_stream;
 mod topics;

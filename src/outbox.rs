@@ -815,7 +815,7 @@ mod tests {
         let payload: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
         assert!(cork.push(&[0x82, 126, 0x4e, 0x20], &payload, usize::MAX));
         conn.outbox.lock().corked = true;
-        assert_eq!(conn.outbox.lock().push(Bytes::from_static(b"after")), false, "corked: not the first");
+        assert!(!conn.outbox.lock().push(Bytes::from_static(b"after")), "corked: not the first");
         assert_eq!(conn.write_cork(cork), (0, true), "the socket is full: all of it left");
         assert!(cork.is_empty());
         {

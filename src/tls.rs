@@ -227,6 +227,10 @@ impl TlsBuilder {
             .with_single_cert(self.certs.clone(), key.clone_key())
             .map_err(|e| tls_err(format!("certificate and key rejected: {e}")))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // After a TLS 1.3 handshake our own record layer takes over
+        // (src/tls13_records.rs): it needs the keys and traffic secrets.
+        config.enable_secret_extraction = true;
+        config.key_log = Arc::new(crate::tls13_records::TrafficSecretCapture);
         Ok(Tls { config: Arc::new(config), validity_warning: validity_warning(&self.certs[0], &self.cert_source) })
     }
 }

@@ -5,7 +5,10 @@
 //! rustls's 4 KiB read buffer per connection for good after its first read.)
 //! Only a partial record, plaintext the reader had no room for, or output
 //! the socket did not take stays with the connection, until it is gone.
+//! After a TLS 1.3 handshake, [`Records`] takes over from rustls: an idle
+//! connection then keeps only its keys.
 use crate::boxed_vec::BoxedVec;
+use crate::tls13_records::{self, Fatal, LoggedSecrets, Record, Records};
 use std::cell::Cell;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -18,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::server::{ServerConfig, UnbufferedServerConnection};
 use tokio_rustls::rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
+use tokio_rustls::rustls::ProtocolVersion;
 
 /// Enough for the largest TLS record (16 KiB of payload plus overhead).
 const SCRATCH_SIZE: usize = 18 * 1024;
@@ -66,9 +70,25 @@ enum Job<'a> {
     Close,
 }
 
-pub(crate) struct TlsStream {
-    io: TcpStream,
+/// Who keeps the record layer: rustls through the handshake (and for good
+/// on TLS 1.2), [`Records`] after a TLS 1.3 one. Boxed: the stream is
+/// part of the connection's task cell.
+enum Session {
+    Rustls(Box<Handshaking>),
+    Tls13(Box<Records>),
+}
+
+struct Handshaking {
     conn: UnbufferedServerConnection,
+    /// The traffic secrets rustls logged for this connection.
+    logged: LoggedSecrets,
+}
+
+/// Over a tokio socket through the handshakes, then (wss:// on an I/O
+/// thread's driver) over the driver's [`crate::driver::RawStream`].
+pub(crate) struct TlsStream<IO = TcpStream> {
+    io: IO,
+    session: Session,
     /// Received bytes not yet processed: a partial record (usually empty).
     /// These three are one pointer each while empty: an idle connection's
     /// task fits a smaller tokio task cell (its size grows in 128-byte steps).
@@ -128,6 +148,106 @@ fn encrypt_too_small(e: &EncryptError) -> Option<usize> {
 /// `job` is done once application data may be written. Returns how many
 /// bytes of `data` were used, and where it stopped.
 fn process(
+    session: &mut Session,
+    data: &mut [u8],
+    out: &mut ReadBuf<'_>,
+    plain: &mut BoxedVec<u8>,
+    outgoing: &mut impl AsMut<Vec<u8>>,
+    job: Job<'_>,
+) -> (usize, io::Result<Step>) {
+    match session {
+        Session::Rustls(h) => {
+            let handshaking = h.conn.is_handshaking();
+            let r = process_rustls(&mut h.conn, data, out, plain, outgoing, job);
+            // rustls logs the traffic secrets while it handshakes.
+            if handshaking {
+                h.logged.collect();
+            }
+            r
+        }
+        Session::Tls13(records) => process_tls13(records, data, out, plain, outgoing.as_mut(), job),
+    }
+}
+
+/// Encrypts each non-empty slice with `encrypt`, up to `MAX_WRITE` bytes
+/// in all; how many bytes were. What was encrypted before an error is
+/// queued and counts as written.
+fn encrypt_slices<E>(bufs: &[IoSlice<'_>], mut encrypt: impl FnMut(&[u8]) -> Result<(), E>) -> Result<usize, E> {
+    let mut total = 0;
+    for buf in bufs.iter().filter(|b| !b.is_empty()) {
+        let buf = &buf[..buf.len().min(MAX_WRITE - total)];
+        if let Err(e) = encrypt(buf) {
+            return if total > 0 { Ok(total) } else { Err(e) };
+        }
+        total += buf.len();
+        if total == MAX_WRITE {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Plaintext into `out` as far as it has room, the rest into `plain`.
+fn deliver(payload: &[u8], out: &mut ReadBuf<'_>, plain: &mut BoxedVec<u8>) {
+    let n = payload.len().min(out.remaining());
+    out.put_slice(&payload[..n]);
+    if n < payload.len() {
+        plain.extend_from_slice(&payload[n..]);
+    }
+}
+
+/// The error a fatal record-layer failure gives, its alert queued.
+fn fail(records: &mut Records, f: Fatal, outgoing: &mut Vec<u8>) -> io::Error {
+    if let Some(alert) = f.alert {
+        let _ = records.seal_alert(alert, outgoing);
+    }
+    io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {}", f.why))
+}
+
+/// [`process`] after a TLS 1.3 handshake.
+fn process_tls13(
+    records: &mut Records,
+    data: &mut [u8],
+    out: &mut ReadBuf<'_>,
+    plain: &mut BoxedVec<u8>,
+    outgoing: &mut Vec<u8>,
+    job: Job<'_>,
+) -> (usize, io::Result<Step>) {
+    let mut used = 0;
+    while !records.peer_closed {
+        match records.open(&mut data[used..]) {
+            Ok(None) => break,
+            Ok(Some((n, record))) => {
+                match record {
+                    Record::Data(payload) => deliver(payload, out, plain),
+                    Record::CloseNotify => records.peer_closed = true,
+                    Record::Nothing => {}
+                }
+                used += n;
+            }
+            Err(f) => return (used, Err(fail(records, f, outgoing))),
+        }
+    }
+    // What follows close_notify is dropped; nothing may be sent (as rustls).
+    if records.peer_closed {
+        return (data.len(), Ok(Step::PeerClosed));
+    }
+    if let Err(f) = records.answer_key_update(outgoing) {
+        return (used, Err(fail(records, f, outgoing)));
+    }
+    let r = match job {
+        Job::Nothing => Ok(0),
+        Job::Write(bufs) => encrypt_slices(bufs, |buf| records.seal(buf, outgoing)),
+        Job::Close => records.seal_close_notify(outgoing).map(|()| 0),
+    };
+    match r {
+        Ok(n) => (used, Ok(Step::Writable(n))),
+        Err(f) => (used, Err(fail(records, f, outgoing))),
+    }
+}
+
+/// [`process`] while rustls keeps the record layer.
+fn process_rustls(
     conn: &mut UnbufferedServerConnection,
     data: &mut [u8],
     out: &mut ReadBuf<'_>,
@@ -167,9 +287,7 @@ fn process(
                         Err(e) => return (used + discard, Err(tls_error(e))),
                     };
                     discard += record.discard;
-                    let n = record.payload.len().min(out.remaining());
-                    out.put_slice(&record.payload[..n]);
-                    plain.extend_from_slice(&record.payload[n..]);
+                    deliver(record.payload, out, plain);
                 }
                 None
             }
@@ -197,25 +315,11 @@ fn process(
             Ok(ConnectionState::WriteTraffic(mut w)) => {
                 let r = match job {
                     Job::Nothing => Ok(0),
-                    Job::Write(bufs) => {
-                        let mut total = 0;
-                        let mut r = Ok(());
-                        for buf in bufs.iter().filter(|b| !b.is_empty()) {
-                            let buf = &buf[..buf.len().min(MAX_WRITE - total)];
-                            // Sized for it at once (rustls splits it in records).
-                            let room = buf.len() + (buf.len() / 16_384 + 1) * RECORD_OVERHEAD;
-                            r = encode_into(outgoing, room, |b| w.encrypt(buf, b), encrypt_too_small);
-                            if r.is_err() {
-                                break;
-                            }
-                            total += buf.len();
-                            if total == MAX_WRITE {
-                                break;
-                            }
-                        }
-                        // What was encrypted is queued and counts as written.
-                        r.map(|()| total).or_else(|e| if total > 0 { Ok(total) } else { Err(e) })
-                    }
+                    Job::Write(bufs) => encrypt_slices(bufs, |buf| {
+                        // Sized for it at once (rustls splits it in records).
+                        let room = buf.len() + (buf.len() / 16_384 + 1) * RECORD_OVERHEAD;
+                        encode_into(outgoing, room, |b| w.encrypt(buf, b), encrypt_too_small)
+                    }),
                     Job::Close => {
                         encode_into(outgoing, RECORD_OVERHEAD, |b| w.queue_close_notify(b), encrypt_too_small)
                             .map(|()| 0)
@@ -241,7 +345,12 @@ fn process(
 
 /// Writes `bytes` from `*sent` on until the socket took them all (Ready)
 /// or is full (Pending, `*sent` where it stopped).
-fn write_from(io: &mut TcpStream, cx: &mut Context<'_>, bytes: &[u8], sent: &mut usize) -> Poll<io::Result<()>> {
+fn write_from<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    cx: &mut Context<'_>,
+    bytes: &[u8],
+    sent: &mut usize,
+) -> Poll<io::Result<()>> {
     while *sent < bytes.len() {
         match ready!(Pin::new(&mut *io).poll_write(cx, &bytes[*sent..])) {
             Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
@@ -253,17 +362,21 @@ fn write_from(io: &mut TcpStream, cx: &mut Context<'_>, bytes: &[u8], sent: &mut
 }
 
 impl TlsStream {
-    /// The server side of a TLS handshake on `io`. A refused handshake
+    /// The server side of a TLS handshake on `io`, and the subject of the
+    /// certificate the client presented, if any. A refused handshake
     /// gives the socket back (its alert sent, if the socket took it), for
     /// [`close_after_refusal`].
-    pub(crate) async fn accept(config: Arc<ServerConfig>, io: TcpStream) -> Result<TlsStream, (io::Error, TcpStream)> {
+    pub(crate) async fn accept(
+        config: Arc<ServerConfig>,
+        io: TcpStream,
+    ) -> Result<(TlsStream, Option<String>), (io::Error, TcpStream)> {
         let conn = match UnbufferedServerConnection::new(config) {
             Ok(conn) => conn,
             Err(e) => return Err((tls_error(e), io)),
         };
         let mut s = TlsStream {
             io,
-            conn,
+            session: Session::Rustls(Box::new(Handshaking { conn, logged: LoggedSecrets::default() })),
             incoming: BoxedVec::default(),
             plain: BoxedVec::default(),
             outgoing: BoxedVec::default(),
@@ -271,21 +384,74 @@ impl TlsStream {
             eof: false,
             close_queued: false,
         };
-        match std::future::poll_fn(|cx| s.poll_handshake(cx)).await {
-            Ok(()) => Ok(s),
-            Err(e) => Err((e, s.io)),
+        if let Err(e) = std::future::poll_fn(|cx| s.poll_handshake(cx)).await {
+            return Err((e, s.io));
+        }
+        let subject = match &s.session {
+            Session::Rustls(h) => crate::tls::client_subject(&h.conn),
+            Session::Tls13(_) => None,
+        };
+        Ok((s.into_tls13()?, subject))
+    }
+
+    /// After a TLS 1.3 handshake of a suite it handles, [`Records`] takes
+    /// over the record layer and rustls's connection goes; otherwise
+    /// (TLS 1.2) rustls keeps it.
+    fn into_tls13(mut self) -> Result<TlsStream, (io::Error, TcpStream)> {
+        let takes_over = |h: &Handshaking| {
+            h.conn.protocol_version() == Some(ProtocolVersion::TLSv1_3)
+                && tls13_records::handles(h.conn.negotiated_cipher_suite(), &h.logged)
+        };
+        let h = match self.session {
+            Session::Rustls(h) if takes_over(&h) => h,
+            other => {
+                self.session = other;
+                return Ok(self);
+            }
+        };
+        let Handshaking { conn, logged } = *h;
+        let suite = conn.negotiated_cipher_suite();
+        // The handshake ended with its output sent: nothing is buffered.
+        let records = match (conn.dangerous_into_kernel_connection(), suite) {
+            (Ok((secrets, _)), Some(suite)) => Records::new(suite, secrets, &logged).map_err(io::Error::other),
+            (Err(e), _) => Err(tls_error(e)),
+            (_, None) => Err(io::Error::other("no cipher suite after the handshake")),
+        };
+        match records {
+            Ok(r) => {
+                self.session = Session::Tls13(Box::new(r));
+                Ok(self)
+            }
+            Err(e) => Err((e, self.io)),
         }
     }
 
-    /// The rustls session (certificates the client presented, ALPN, ...).
-    pub(crate) fn session(&self) -> &UnbufferedServerConnection {
-        &self.conn
+    /// Moves the connection onto `io` (the same socket, another handle),
+    /// giving back the old handle.
+    pub(crate) fn with_io<T>(self, io: T) -> (TlsStream<T>, TcpStream) {
+        let TlsStream { io: old, session, incoming, plain, outgoing, sent, eof, close_queued } = self;
+        (TlsStream { io, session, incoming, plain, outgoing, sent, eof, close_queued }, old)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> TlsStream<IO> {
+    /// The socket.
+    pub(crate) fn io(&self) -> &IO {
+        &self.io
+    }
+
+    pub(crate) fn io_mut(&mut self) -> &mut IO {
+        &mut self.io
     }
 
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             ready!(self.poll_send(cx))?;
-            if !self.conn.is_handshaking() {
+            let handshaking = match &self.session {
+                Session::Rustls(h) => h.conn.is_handshaking(),
+                Session::Tls13(_) => false,
+            };
+            if !handshaking {
                 return Poll::Ready(Ok(()));
             }
             if self.eof {
@@ -311,7 +477,7 @@ impl TlsStream {
     /// Reads from the socket once and processes what came: Ready when
     /// something did (plaintext in `out` or `plain`, or the end).
     fn poll_receive(&mut self, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let TlsStream { io, conn, incoming, plain, outgoing, eof, .. } = self;
+        let TlsStream { io, session, incoming, plain, outgoing, eof, .. } = self;
         let result = with_scratch(&READ_SCRATCH, |scratch| {
             // The partial record (usually none) first, the new bytes behind.
             let kept = incoming.len();
@@ -326,7 +492,7 @@ impl TlsStream {
                 *eof = true;
                 return Poll::Ready(Ok(()));
             }
-            let (used, step) = process(conn, &mut scratch[..kept + n], out, plain, outgoing, Job::Nothing);
+            let (used, step) = process(session, &mut scratch[..kept + n], out, plain, outgoing, Job::Nothing);
             // What is left (a partial record) stays with the connection,
             // exactly sized; nothing when all was used.
             *incoming = scratch[used..kept + n].to_vec().into();
@@ -346,10 +512,10 @@ impl TlsStream {
     /// Encrypts application data (`Job::Write`) or close_notify.
     fn write_job(&mut self, job: Job<'_>, outgoing: &mut impl AsMut<Vec<u8>>) -> io::Result<usize> {
         let mut none = ReadBuf::new(&mut []);
-        let TlsStream { conn, incoming, plain, .. } = self;
+        let TlsStream { session, incoming, plain, .. } = self;
         // With the bytes still unprocessed (usually none): rustls keeps
         // positions in them across calls (a partial handshake message).
-        let (used, step) = process(conn, incoming.slice_mut(), &mut none, plain, outgoing, job);
+        let (used, step) = process(session, incoming.slice_mut(), &mut none, plain, outgoing, job);
         if used > 0 {
             incoming.drain(..used);
         }
@@ -378,7 +544,7 @@ pub(crate) async fn close_after_refusal(mut io: TcpStream) {
     let _ = tokio::time::timeout(CLOSE_AFTER_REFUSAL, drain).await;
 }
 
-impl AsyncRead for TlsStream {
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<IO> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
@@ -403,7 +569,7 @@ impl AsyncRead for TlsStream {
     }
 }
 
-impl AsyncWrite for TlsStream {
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<IO> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.poll_write_vectored(cx, &[IoSlice::new(buf)])
     }

@@ -487,3 +487,77 @@ async fn a_refused_handshake_sends_the_client_an_alert() {
     assert!(err.to_string().contains("NoApplicationProtocol"), "{err}");
     server.close(Duration::from_secs(1));
 }
+
+/// The client renews its keys and asks for ours (TLS 1.3 KeyUpdate,
+/// update_requested) between messages, more times than the server allows
+/// in a row without data: each time the server reads under the client's
+/// new key and answers with its own KeyUpdate before its next record, which
+/// the client must read to decrypt the echo. Both directions are rekeyed
+/// 40 times; every echo arrives intact.
+#[tokio::test]
+async fn key_updates_both_ways_keep_the_connection() {
+    let (server, rec, port) = start(big_tls_config(), true);
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut ws = upgrade_over(port, tcp).await;
+    assert_eq!(ws.get_ref().get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+    for i in 0..40 {
+        ws.get_mut().get_mut().1.refresh_traffic_keys().unwrap();
+        // Past one record, so a message spans records under one key.
+        let data = payload(if i % 4 == 0 { 20_000 } else { 10 }, i as u8);
+        ws.send(Message::binary(data.clone())).await.unwrap();
+        match next_msg(&mut ws).await {
+            Message::Binary(b) => assert!(b[..] == data[..], "after key update {i}: changed"),
+            other => panic!("after key update {i}: {other:?}"),
+        }
+    }
+    ws.close(None).await.unwrap();
+    assert!(!rec.logs.lock().unwrap().iter().any(|(_, m)| m.contains("TLS")), "{:?}", rec.logs.lock().unwrap());
+    server.close(Duration::from_secs(1));
+}
+
+/// Bad records after the handshake, written under the client's TLS onto
+/// its socket: a record that fails authentication, one longer than TLS
+/// allows, an unencrypted handshake record, and too many KeyUpdates with no
+/// data between them. Each ends its own connection with the alert that
+/// says why (the client reads it) and a log line naming the fault; another
+/// connection echoes throughout.
+#[tokio::test]
+async fn bad_records_end_their_connection_with_the_right_alert() {
+    let (server, rec, port) = start(big_tls_config(), true);
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut good = upgrade_over(port, tcp).await;
+    let cases: [(&str, Vec<u8>, &str, &str); 3] = [
+        ("forged", [&[23u8, 3, 3, 0, 40][..], &[0x5a; 40]].concat(), "BadRecordMac", "fails authentication"),
+        ("oversized", vec![23, 3, 3, 0x41, 0x01], "RecordOverflow", "over 2^14 + 256"),
+        ("unencrypted", vec![22, 3, 3, 0, 5, 24, 0, 0, 1, 0], "UnexpectedMessage", "unencrypted record"),
+    ];
+    for (name, bytes, alert, log) in cases {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut ws = upgrade_over(port, tcp).await;
+        echo_once(&mut ws, name).await;
+        ws.get_mut().get_mut().0.write_all(&bytes).await.unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("the server ends it");
+        let err = format!("{end:?}");
+        assert!(err.contains(alert), "{name}: {err}");
+        assert!(
+            rec.wait_until(Duration::from_secs(5), |_| rec.logs.lock().unwrap().iter().any(|(_, m)| m.contains(log))),
+            "{name}: {:?}",
+            rec.logs.lock().unwrap()
+        );
+        echo_once(&mut good, name).await;
+    }
+    // KeyUpdates alone: 32 in a row are taken, the 33rd ends it.
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut ws = upgrade_over(port, tcp).await;
+    for _ in 0..33 {
+        ws.get_mut().get_mut().1.refresh_traffic_keys().unwrap();
+        ws.get_mut().write_all(&[]).await.unwrap();
+        ws.get_mut().flush().await.unwrap();
+    }
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("the server ends it");
+    assert!(format!("{end:?}").contains("UnexpectedMessage"), "{end:?}");
+    let many = |_: &[Ev]| rec.logs.lock().unwrap().iter().any(|(_, m)| m.contains("too many KeyUpdates"));
+    assert!(rec.wait_until(Duration::from_secs(5), many), "{:?}", rec.logs.lock().unwrap());
+    echo_once(&mut good, "still here").await;
+    server.close(Duration::from_secs(1));
+}
