@@ -561,3 +561,40 @@ async fn bad_records_end_their_connection_with_the_right_alert() {
     echo_once(&mut good, "still here").await;
     server.close(Duration::from_secs(1));
 }
+
+/// A TLS 1.2 client: rustls keeps the record layer (ours is TLS 1.3's
+/// alone). Messages of one record and of many echo intact, and the close
+/// ends with close_notify.
+#[tokio::test]
+async fn a_tls12_client_keeps_rustls_records() {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let (server, _rec, port) = start(big_tls_config(), true);
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(file("ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.expect("TLS 1.2 handshake");
+    assert_eq!(tls.get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("wss://localhost:{port}/"), tls).await.unwrap();
+    for (i, len) in [1, 17_000, 300_000].into_iter().enumerate() {
+        let data = payload(len, i as u8);
+        ws.send(Message::binary(data.clone())).await.unwrap();
+        match next_msg(&mut ws).await {
+            Message::Binary(b) => assert!(b[..] == data[..], "{len} bytes came back changed"),
+            other => panic!("{other:?}"),
+        }
+    }
+    ws.send(Message::Close(None)).await.unwrap();
+    assert!(matches!(next_msg(&mut ws).await, Message::Close(_)));
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.get_mut().read_to_end(&mut rest)).await.unwrap();
+    assert_eq!(end.map_err(|e| e.kind()), Ok(0), "close_notify, then the end of the stream");
+    server.close(Duration::from_secs(1));
+}
