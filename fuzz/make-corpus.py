@@ -285,6 +285,27 @@ def config_seeds():
           + bytes([SSL, 129, NULL]))
 
 
+# ---- TLS 1.3 records -----------------------------------------------------
+
+def tls13_records_seeds():
+    """Inner plaintexts for tls13_records: `len`, then content, content type
+    and padding; byte 0 picks the suite (bit 7: raw bytes instead)."""
+    t = "tls13_records"
+
+    def rec(inner):
+        return bytes([len(inner)]) + inner
+    data = rec(b"hello\x17")
+    key_update = rec(b"\x18\0\0\x01\x01\x16")
+    for suite in range(3):
+        write(t, f"data-{suite}", bytes([suite]) + data + rec(b"\x17") + rec(b"padded\x17\0\0\0"))
+        write(t, f"key-updates-{suite}", bytes([suite]) + key_update + data + rec(b"\x18\0\0\x01\x00\x16") + data)
+    write(t, "alerts", bytes([0]) + data + rec(b"\x01\x5a\x15") + rec(b"\x01\x00\x15"))
+    write(t, "fatal-alert", bytes([1]) + rec(b"\x02\x28\x15"))
+    write(t, "refused", bytes([2]) + rec(b"\x04\0\0\x01\x00\x16") + rec(b"\0\0") + rec(b"\x01\x14"))
+    write(t, "flipped", bytes([0]) + data + bytes([0xff]) + b"x" * 200 + b"\x17")
+    write(t, "raw", bytes([0x80, 23, 3, 3, 0, 20]) + bytes(20))
+
+
 if __name__ == "__main__":
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -294,6 +315,7 @@ if __name__ == "__main__":
     inflater_seeds()
     pem_seeds()
     config_seeds()
+    tls13_records_seeds()
     for target in sorted(os.listdir(CORPUS)):
         files = os.listdir(os.path.join(CORPUS, target))
         size = sum(os.path.getsize(os.path.join(CORPUS, target, f)) for f in files)

@@ -13,7 +13,7 @@ secs=${1:-120}
 shift $(($# > 0 ? 1 : 0))
 jobs=${FUZZ_JOBS:-2}
 sanitizer=${FUZZ_SANITIZER:-address}
-all=(reader reader_deflate handshake static_path inflater ffi_tls_pem ffi_config)
+all=(reader reader_deflate handshake static_path inflater ffi_tls_pem ffi_config tls13_records)
 targets=("${@:-${all[@]}}")
 out=build/fuzz
 export RUSTC_BOOTSTRAP=1 # cargo-fuzz wants nightly flags; this is the one stable toolchain

@@ -202,3 +202,61 @@ impl Compressor {
         self.0.message(data, out, reset)
     }
 }
+
+/// What [`Tls13Pair::server_open`] found in one record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Opened {
+    Data(Vec<u8>),
+    CloseNotify,
+    Nothing,
+}
+
+/// A server's TLS 1.3 record layer (src/tls13_records.rs) and a client's
+/// keyed alike, as after a handshake.
+pub struct Tls13Pair {
+    server: crate::tls13_records::Records,
+    client: crate::tls13_records::Records,
+}
+
+fn opened(
+    r: Result<Option<(usize, crate::tls13_records::Record<'_>)>, crate::tls13_records::Fatal>,
+) -> Result<Option<(usize, Opened)>, Option<u8>> {
+    use crate::tls13_records::Record;
+    match r {
+        Ok(Some((n, Record::Data(d)))) => Ok(Some((n, Opened::Data(d.to_vec())))),
+        Ok(Some((n, Record::CloseNotify))) => Ok(Some((n, Opened::CloseNotify))),
+        Ok(Some((n, Record::Nothing))) => Ok(Some((n, Opened::Nothing))),
+        Ok(None) => Ok(None),
+        Err(f) => Err(f.alert),
+    }
+}
+
+impl Tls13Pair {
+    /// With the `suite`th TLS 1.3 suite (mod 3).
+    pub fn new(suite: u8) -> Self {
+        let (server, client) = crate::tls13_records::Records::pair_of(suite);
+        Tls13Pair { server, client }
+    }
+
+    /// The client seals `content` with inner content type `typ`.
+    pub fn client_seal(&mut self, typ: u8, content: &[u8], out: &mut Vec<u8>) {
+        self.client.seal_as_peer(typ, content, out).expect("sealed");
+    }
+
+    /// The server opens the first record of `data`: its length and content,
+    /// None while incomplete, or the alert it refuses it with.
+    pub fn server_open(&mut self, data: &mut [u8]) -> Result<Option<(usize, Opened)>, Option<u8>> {
+        opened(self.server.open(data))
+    }
+
+    /// The server seals application data, after the KeyUpdate it owes.
+    pub fn server_seal(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        self.server.answer_key_update(out).expect("sealed");
+        self.server.seal(data, out).expect("sealed");
+    }
+
+    /// The client opens the first record of `data`.
+    pub fn client_open(&mut self, data: &mut [u8]) -> Result<Option<(usize, Opened)>, Option<u8>> {
+        opened(self.client.open(data))
+    }
+}

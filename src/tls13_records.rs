@@ -384,6 +384,46 @@ impl Records {
         self.seal_one(typ, content, out)
     }
 
+    /// A server's records and a client's with the same (made-up) secrets,
+    /// for tests and fuzzing.
+    #[cfg(any(test, fuzzing))]
+    fn pair(suite: Suite) -> (Records, Records) {
+        let secret = |b: u8| Secret::new(&[b; 48][..suite.hash_len()]).expect("at most 48 bytes");
+        let dir = |b: u8| Direction::derive(suite, secret(b), 0).0;
+        let records = |read, write| Records {
+            suite,
+            read,
+            write,
+            key_updates_in_a_row: 0,
+            answer_key_update: false,
+            peer_closed: false,
+        };
+        (records(dir(1), dir(2)), records(dir(2), dir(1)))
+    }
+
+    /// The pair of [`Records::pair`] for the `n`th TLS 1.3 suite (mod 3).
+    #[cfg(fuzzing)]
+    pub(crate) fn pair_of(n: u8) -> (Records, Records) {
+        let (aead, hkdf) = match n % 3 {
+            0 => (&aead::AES_128_GCM, hkdf::HKDF_SHA256),
+            1 => (&aead::AES_256_GCM, hkdf::HKDF_SHA384),
+            _ => (&aead::CHACHA20_POLY1305, hkdf::HKDF_SHA256),
+        };
+        Records::pair(Suite { aead, hkdf })
+    }
+
+    /// Seals `content` with `typ` as its inner content type, as a peer
+    /// would (for fuzzing: any bytes); a well-formed KeyUpdate renews the
+    /// write key after it, as the peer's would.
+    #[cfg(fuzzing)]
+    pub(crate) fn seal_as_peer(&mut self, typ: u8, content: &[u8], out: &mut Vec<u8>) -> Result<(), Fatal> {
+        self.seal_one(typ, content, out)?;
+        if typ == HANDSHAKE && matches!(*content, [KEY_UPDATE, 0, 0, 1, 0 | 1]) {
+            self.write.next(self.suite);
+        }
+        Ok(())
+    }
+
     fn seal_one(&mut self, typ: u8, content: &[u8], out: &mut Vec<u8>) -> Result<(), Fatal> {
         let len = (content.len() + 1 + TAG) as u16;
         let header = [APPLICATION_DATA, 3, 3, (len >> 8) as u8, len as u8];
@@ -416,19 +456,8 @@ mod tests {
         Suite::of(*p.cipher_suites.iter().find(|c| c.suite() == s).unwrap()).unwrap()
     }
 
-    /// A server's records and a client's with the same (made-up) secrets.
     fn pair(suite: Suite) -> (Records, Records) {
-        let secret = |b: u8| Secret::new(&[b; 48][..suite.hash_len()]).unwrap();
-        let dir = |b: u8| Direction::derive(suite, secret(b), 0).0;
-        let records = |read, write| Records {
-            suite,
-            read,
-            write,
-            key_updates_in_a_row: 0,
-            answer_key_update: false,
-            peer_closed: false,
-        };
-        (records(dir(1), dir(2)), records(dir(2), dir(1)))
+        Records::pair(suite)
     }
 
     /// Every record of `wire` opened: the content of each, or its error.
