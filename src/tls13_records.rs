@@ -12,6 +12,7 @@
 use std::cell::RefCell;
 
 use ring::{aead, hkdf};
+use tokio_rustls::rustls::server::UnbufferedServerConnection;
 use tokio_rustls::rustls::{self, CipherSuite, ConnectionTrafficSecrets, ExtractedSecrets, SupportedCipherSuite};
 use zeroize::Zeroize;
 
@@ -216,9 +217,10 @@ impl rustls::KeyLog for TrafficSecretCapture {
     }
 }
 
-/// Whether [`Records::new`] takes over connections of this suite.
-pub(crate) fn handles(suite: Option<SupportedCipherSuite>, logged: &LoggedSecrets) -> bool {
-    suite.and_then(Suite::of).is_some() && logged.client.is_some() && logged.server.is_some()
+/// Whether [`Records::take_over`] takes over this connection: a TLS 1.3
+/// suite it knows (only TLS 1.3 negotiates those), its secrets logged.
+pub(crate) fn handles(conn: &UnbufferedServerConnection, logged: &LoggedSecrets) -> bool {
+    conn.negotiated_cipher_suite().and_then(Suite::of).is_some() && logged.client.is_some() && logged.server.is_some()
 }
 
 /// The record layer of one connection.
@@ -229,22 +231,30 @@ pub(crate) struct Records {
     key_updates_in_a_row: u8,
     /// The peer asked for our KeyUpdate: it goes before our next record.
     answer_key_update: bool,
-    /// The peer sent close_notify (the stream's to set and read).
-    pub(crate) peer_closed: bool,
+    /// The peer sent close_notify: nothing more is read or sent.
+    peer_closed: bool,
 }
 
 impl Records {
-    /// Takes over from rustls: the keys are derived from the logged secrets
-    /// and must be the ones rustls extracted (so the logged secrets are
-    /// this connection's and the derivation is right).
-    pub(crate) fn new(
+    /// Takes over from rustls once its handshake is done and sent (which
+    /// [`handles`] said it can): rustls's connection goes.
+    pub(crate) fn take_over(conn: UnbufferedServerConnection, logged: LoggedSecrets) -> Result<Records, String> {
+        let suite = conn.negotiated_cipher_suite().ok_or("no cipher suite after the handshake")?;
+        let (extracted, _) = conn.dangerous_into_kernel_connection().map_err(|e| e.to_string())?;
+        Ok(Records::new(suite, extracted, logged)?)
+    }
+
+    /// The keys are derived from the logged secrets and must be the ones
+    /// rustls extracted (so the logged secrets are this connection's and
+    /// the derivation is right).
+    fn new(
         suite: SupportedCipherSuite,
         extracted: ExtractedSecrets,
-        logged: &LoggedSecrets,
-    ) -> Result<Records, String> {
+        logged: LoggedSecrets,
+    ) -> Result<Records, &'static str> {
         let suite_algs = Suite::of(suite).ok_or("suite not handled")?;
-        let derive = |secret: &Option<Secret>, (seq, expected): (u64, ConnectionTrafficSecrets)| {
-            let secret = secret.clone().ok_or("traffic secret not logged")?;
+        let derive = |secret: Option<Secret>, (seq, expected): (u64, ConnectionTrafficSecrets)| {
+            let secret = secret.ok_or("traffic secret not logged")?;
             let (d, mut raw) = Direction::derive(suite_algs, secret, seq);
             let (key, iv) = match &expected {
                 ConnectionTrafficSecrets::Aes128Gcm { key, iv }
@@ -260,8 +270,9 @@ impl Records {
                 Err("derived keys differ from rustls's")
             }
         };
-        let read = derive(&logged.client, extracted.rx)?;
-        let write = derive(&logged.server, extracted.tx)?;
+        let LoggedSecrets { client, server } = logged;
+        let read = derive(client, extracted.rx)?;
+        let write = derive(server, extracted.tx)?;
         Ok(Records {
             suite: suite_algs,
             read,
@@ -270,6 +281,11 @@ impl Records {
             answer_key_update: false,
             peer_closed: false,
         })
+    }
+
+    /// The peer sent close_notify.
+    pub(crate) fn peer_closed(&self) -> bool {
+        self.peer_closed
     }
 
     /// Opens the first record of `data`: None while it is incomplete, else
@@ -304,7 +320,10 @@ impl Records {
                 Record::Data(content)
             }
             ALERT => match *content {
-                [_, CLOSE_NOTIFY] => Record::CloseNotify,
+                [_, CLOSE_NOTIFY] => {
+                    self.peer_closed = true;
+                    Record::CloseNotify
+                }
                 [_, USER_CANCELED] => Record::Nothing,
                 [_, description] => {
                     return Err(Fatal { alert: None, why: format!("the client sent TLS alert {description}") })

@@ -21,7 +21,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::server::{ServerConfig, UnbufferedServerConnection};
 use tokio_rustls::rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
-use tokio_rustls::rustls::ProtocolVersion;
 
 /// Enough for the largest TLS record (16 KiB of payload plus overhead).
 const SCRATCH_SIZE: usize = 18 * 1024;
@@ -72,7 +71,7 @@ enum Job<'a> {
 
 /// Who keeps the record layer: rustls through the handshake (and for good
 /// on TLS 1.2), [`Records`] after a TLS 1.3 one. Boxed: the stream is
-/// part of the connection's task cell.
+/// part of the connection, which stays small.
 enum Session {
     Rustls(Box<Handshaking>),
     Tls13(Box<Records>),
@@ -90,8 +89,8 @@ pub(crate) struct TlsStream<IO = TcpStream> {
     io: IO,
     session: Session,
     /// Received bytes not yet processed: a partial record (usually empty).
-    /// These three are one pointer each while empty: an idle connection's
-    /// task fits a smaller tokio task cell (its size grows in 128-byte steps).
+    /// These three are one pointer each while empty: an idle
+    /// connection stays small (a tokio task cell grows in 128-byte steps).
     incoming: BoxedVec<u8>,
     /// Decrypted bytes the reader had no room for yet (usually empty).
     plain: BoxedVec<u8>,
@@ -214,14 +213,12 @@ fn process_tls13(
     job: Job<'_>,
 ) -> (usize, io::Result<Step>) {
     let mut used = 0;
-    while !records.peer_closed {
+    while !records.peer_closed() {
         match records.open(&mut data[used..]) {
             Ok(None) => break,
             Ok(Some((n, record))) => {
-                match record {
-                    Record::Data(payload) => deliver(payload, out, plain),
-                    Record::CloseNotify => records.peer_closed = true,
-                    Record::Nothing => {}
+                if let Record::Data(payload) = record {
+                    deliver(payload, out, plain);
                 }
                 used += n;
             }
@@ -229,7 +226,7 @@ fn process_tls13(
         }
     }
     // What follows close_notify is dropped; nothing may be sent (as rustls).
-    if records.peer_closed {
+    if records.peer_closed() {
         return (data.len(), Ok(Step::PeerClosed));
     }
     if let Err(f) = records.answer_key_update(outgoing) {
@@ -398,31 +395,20 @@ impl TlsStream {
     /// over the record layer and rustls's connection goes; otherwise
     /// (TLS 1.2) rustls keeps it.
     fn into_tls13(mut self) -> Result<TlsStream, (io::Error, TcpStream)> {
-        let takes_over = |h: &Handshaking| {
-            h.conn.protocol_version() == Some(ProtocolVersion::TLSv1_3)
-                && tls13_records::handles(h.conn.negotiated_cipher_suite(), &h.logged)
-        };
         let h = match self.session {
-            Session::Rustls(h) if takes_over(&h) => h,
+            Session::Rustls(h) if tls13_records::handles(&h.conn, &h.logged) => h,
             other => {
                 self.session = other;
                 return Ok(self);
             }
         };
-        let Handshaking { conn, logged } = *h;
-        let suite = conn.negotiated_cipher_suite();
         // The handshake ended with its output sent: nothing is buffered.
-        let records = match (conn.dangerous_into_kernel_connection(), suite) {
-            (Ok((secrets, _)), Some(suite)) => Records::new(suite, secrets, &logged).map_err(io::Error::other),
-            (Err(e), _) => Err(tls_error(e)),
-            (_, None) => Err(io::Error::other("no cipher suite after the handshake")),
-        };
-        match records {
+        match Records::take_over(h.conn, h.logged) {
             Ok(r) => {
                 self.session = Session::Tls13(Box::new(r));
                 Ok(self)
             }
-            Err(e) => Err((e, self.io)),
+            Err(e) => Err((io::Error::other(e), self.io)),
         }
     }
 

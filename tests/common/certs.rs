@@ -53,6 +53,15 @@ pub fn client_config(identity: Option<(&str, &str)>) -> Arc<rustls::ClientConfig
 
 /// A client config that trusts only the CA in `ca` (a file of the certificates).
 pub fn client_config_trusting(ca: &str, identity: Option<(&str, &str)>) -> Arc<rustls::ClientConfig> {
+    client_config_for(rustls::DEFAULT_VERSIONS, ca, identity)
+}
+
+/// As [`client_config_trusting`], offering only the TLS `versions`.
+pub fn client_config_for(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    ca: &str,
+    identity: Option<(&str, &str)>,
+) -> Arc<rustls::ClientConfig> {
     use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(file(ca)).unwrap() {
@@ -60,7 +69,7 @@ pub fn client_config_trusting(ca: &str, identity: Option<(&str, &str)>) -> Arc<r
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots);
     Arc::new(match identity {

@@ -567,19 +567,10 @@ async fn bad_records_end_their_connection_with_the_right_alert() {
 /// ends with close_notify.
 #[tokio::test]
 async fn a_tls12_client_keeps_rustls_records() {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
     let (server, _rec, port) = start(big_tls_config(), true);
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(file("ca.pem")).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_protocol_versions(&[&rustls::version::TLS12])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = crate::common::certs::client_config_for(&[&rustls::version::TLS12], "ca.pem", None);
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = tokio_rustls::TlsConnector::from(config);
     let tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.expect("TLS 1.2 handshake");
     assert_eq!(tls.get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
     let (mut ws, _) = tokio_tungstenite::client_async(format!("wss://localhost:{port}/"), tls).await.unwrap();
