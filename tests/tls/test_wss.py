@@ -117,6 +117,22 @@ class ReloadTest(unittest.TestCase):
 
         with_reload_server(self, go)
 
+    def test_sends_from_a_host_thread_reach_a_wss_client_in_order(self):
+        """ws_server_send from a thread of the host's own, not a callback: the
+        connection (on its I/O thread's driver) is woken from outside and
+        every message arrives intact and in order, records split and all."""
+        async def go(srv):
+            async with websockets.connect(f"wss://localhost:{srv.port}/", ssl=context(), max_size=None) as ws:
+                await ws.send("push:300")
+                for i in range(300):
+                    msg = await asyncio.wait_for(ws.recv(), 10)
+                    want = 20000 if i % 2 else 1 + i % 7
+                    self.assertEqual((len(msg), set(msg)), (want, {i % 256}), f"message {i}")
+                self.assertEqual(await asyncio.wait_for(ws.recv(), 10), "pushed:WS_OK")
+                self.assertEqual(await echo(ws, "after"), "after")
+
+        with_reload_server(self, go)
+
     def test_hostile_tls_clients_are_dropped_and_others_carry_on(self):
         async def go(srv):
             async with websockets.connect(f"wss://localhost:{srv.port}/", ssl=context()) as good:

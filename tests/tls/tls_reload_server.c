@@ -6,14 +6,20 @@
  * from their files).
  * Text commands from a client: "reload-good" swaps to server2.pem/key,
  * "reload-bad" tries a mismatched pair; the reply is "reload:" + the
- * result name (+ ":" + ws_last_error()). With mutual TLS, each client
+ * result name (+ ":" + ws_last_error()). "push:N" makes another thread,
+ * outside any callback, send N binary messages (message i: 20,000 bytes
+ * for odd i, else 1 + i % 7, every byte i % 256), then "pushed:" + the
+ * result of the sends (WS_BACKPRESSURE: queued, and the thread waits). With mutual TLS, each client
  * first gets "subject:" + its certificate subject. Everything else echoes.
  * Each TLS refusal the server logs is printed on stdout as "log: " + the
  * line, after the "listening on" line.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "wsserver.h"
 
@@ -63,9 +69,49 @@ static void reload(uint64_t conn, const char *cert, const char *key) {
     reply(conn, buf);
 }
 
+struct push {
+    uint64_t conn;
+    int count;
+};
+
+/* The "push:N" thread: sends from outside the server's threads. */
+static void *push_thread(void *arg) {
+    struct push *p = arg;
+    static uint8_t msg[20000];
+    ws_result r = WS_OK;
+    for (int i = 0; i < p->count && r == WS_OK; i++) {
+        size_t len = i % 2 ? sizeof msg : (size_t)(1 + i % 7);
+        memset(msg, i % 256, len);
+        r = ws_server_send(server, p->conn, msg, len, WS_BINARY);
+        if (r == WS_BACKPRESSURE) { /* queued; a host that honours it waits */
+            nanosleep(&(struct timespec){.tv_nsec = 2000000}, NULL);
+            r = WS_OK;
+        }
+    }
+    char buf[64];
+    snprintf(buf, sizeof buf, "pushed:%s", ws_result_name(r));
+    ws_server_send(server, p->conn, (const uint8_t *)buf, strlen(buf), WS_TEXT);
+    free(p);
+    return NULL;
+}
+
 static void on_message(void *ud, uint64_t conn, const uint8_t *data, size_t len, ws_kind kind) {
     (void)ud;
-    if (kind == WS_TEXT && len == 11 && memcmp(data, "reload-good", 11) == 0) {
+    pthread_t t;
+    struct push *p;
+    if (kind == WS_TEXT && len > 5 && memcmp(data, "push:", 5) == 0 && (p = malloc(sizeof *p)) != NULL) {
+        p->conn = conn;
+        p->count = 0;
+        for (size_t i = 5; i < len && data[i] >= '0' && data[i] <= '9' && p->count < 100000; i++) {
+            p->count = p->count * 10 + (data[i] - '0');
+        }
+        if (pthread_create(&t, NULL, push_thread, p) == 0) {
+            pthread_detach(t);
+        } else {
+            free(p);
+            reply(conn, "pushed:no thread");
+        }
+    } else if (kind == WS_TEXT && len == 11 && memcmp(data, "reload-good", 11) == 0) {
         reload(conn, "server2.pem", "server2.key");
     } else if (kind == WS_TEXT && len == 10 && memcmp(data, "reload-bad", 10) == 0) {
         reload(conn, "server.pem", "server2.key");
