@@ -88,7 +88,6 @@ impl Suite {
 }
 
 /// A traffic secret (at most SHA-384's 48 bytes), wiped when dropped.
-#[derive(Clone)]
 pub(crate) struct Secret {
     bytes: [u8; 48],
     len: u8,
