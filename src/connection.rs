@@ -232,8 +232,9 @@ impl<S: Stream, H: Host> Connection<S, H> {
 
     /// Handles every complete frame at the start of `buf`; returns the bytes
     /// consumed. Once the connection stops reading, all of it counts.
-    /// Replies sent from the callbacks gather in `cork`, written after.
-    fn process(&mut self, buf: &mut [u8], cork: &Cork) -> usize {
+    /// Replies sent from the callbacks gather in the cork, which the round
+    /// writes after (`poll_round`).
+    fn process(&mut self, buf: &mut [u8]) -> usize {
         if !matches!(self.mode, Mode::Open | Mode::Closing) {
             return buf.len();
         }
@@ -243,7 +244,6 @@ impl<S: Stream, H: Host> Connection<S, H> {
             Deliver { host: &self.host, shared: &self.shared, open: matches!(self.mode, Mode::Open), close: None };
         let result = self.reader.feed(buf, limits, &mut deliver);
         let close = deliver.close.take();
-        self.write_cork(cork);
         if let Some((code, reason)) = close {
             self.mode = Mode::Finishing(Box::new((code, reason)));
             self.set_deadline(self.host.config().close_timeout);
@@ -258,7 +258,7 @@ impl<S: Stream, H: Host> Connection<S, H> {
     }
 
     /// Reads once and handles what arrived. Ready(Ok(0)) is end of input.
-    fn poll_read_some(&mut self, cx: &mut Context<'_>, cork: &Cork) -> Poll<io::Result<usize>> {
+    fn poll_read_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.inbuf.is_empty() {
             SCRATCH.with(|cell| {
                 let mut owned;
@@ -275,7 +275,7 @@ impl<S: Stream, H: Host> Connection<S, H> {
                 let n = rb.filled().len();
                 if n > 0 {
                     self.touch();
-                    let used = self.process(&mut scratch[..n], cork);
+                    let used = self.process(&mut scratch[..n]);
                     if used < n && !self.reported {
                         self.inbuf.reserve_exact(self.reader.need().max(n - used));
                         self.inbuf.extend_from_slice(&scratch[used..n]);
@@ -297,7 +297,7 @@ impl<S: Stream, H: Host> Connection<S, H> {
             unsafe { self.inbuf.set_len(len + n) };
             if n > 0 {
                 self.touch();
-                self.process_inbuf(cork);
+                self.process_inbuf();
             }
             Poll::Ready(Ok(n))
         }
@@ -305,9 +305,9 @@ impl<S: Stream, H: Host> Connection<S, H> {
 
     /// Handles the complete frames in `inbuf`, keeping the partial rest
     /// (with room for all of it) or freeing the buffer.
-    fn process_inbuf(&mut self, cork: &Cork) {
+    fn process_inbuf(&mut self) {
         let mut buf = std::mem::take(&mut self.inbuf);
-        let used = self.process(&mut buf[..], cork);
+        let used = self.process(&mut buf[..]);
         if self.reported || used == buf.len() {
             return;
         }
@@ -440,15 +440,33 @@ impl<S: Stream, H: Host> Connection<S, H> {
         }
         if std::mem::take(&mut self.leftover) {
             // Frames sent along with the handshake: handle them before reading.
-            self.process_inbuf(cork);
+            self.process_inbuf();
+            self.write_cork(cork);
             return Poll::Ready(false);
         }
-        match self.poll_read_some(cx, cork) {
+        match self.poll_read_some(cx) {
             Poll::Ready(Ok(0)) => {
                 self.report_close(1006, "");
                 Poll::Ready(false)
             }
-            Poll::Ready(Ok(_)) => Poll::Ready(false),
+            Poll::Ready(Ok(_)) => {
+                let replied = !cork.is_empty();
+                let queued = self.write_cork(cork);
+                // The common end of a poll (a message in, its reply out
+                // through the cork, which tells whether anything is queued
+                // now): the socket is drained (its next read waits for an
+                // edge), nothing is queued, no command came, the connection
+                // is still open. Another round would only find that again.
+                if replied
+                    && !queued
+                    && matches!(self.mode, Mode::Open)
+                    && self.stream.read_would_wait()
+                    && !self.shared.has_command()
+                {
+                    return Poll::Pending;
+                }
+                Poll::Ready(false)
+            }
             Poll::Ready(Err(e)) => {
                 self.end_with_io_error(e);
                 Poll::Ready(false)
@@ -507,7 +525,12 @@ impl<S: Stream, H: Host> Future for Connection<S, H> {
         let cork = Cork::in_place(&mut slot);
         let corking = this.shared.direct_writes_allowed();
         let _current = CurrentConn::enter(&this.shared, corking.then_some(cork));
-        this.shared.waker.register(cx.waker());
+        // A connection on the driver is woken without its waker (driver.rs
+        // `wake_held`); a task's waker is taken by each wake, so it is
+        // registered again at every poll.
+        if this.shared.driver_slot().is_none() {
+            this.shared.waker.register(cx.waker());
+        }
         let result = this.poll_rounds(cx, cork);
         // Replies from callbacks outside a read (on_drain) gather too.
         if this.write_cork(cork) && result.is_pending() {

@@ -293,6 +293,18 @@ unsafe fn wake(data: *const ()) {
 unsafe fn wake_by_ref(data: *const ()) {
     // SAFETY: as `weak`.
     let Some(shared) = unsafe { weak(data) }.upgrade() else { return };
+    // SAFETY: it is in its Arc (upgraded from the waker's Weak).
+    unsafe { wake_held(&shared) }
+}
+
+/// Wakes a connection the driver holds, from any thread: on the driver's
+/// thread it joins the ready list; from another it goes on the thread's
+/// [`RemoteWakes`] as a waker of its own. Nothing if the driver no longer
+/// holds it. [`ConnShared::wake`] calls it directly: a connection on the
+/// driver has no waker to register at every poll (src/connection.rs).
+///
+/// SAFETY: `shared` must live in an `Arc` (the driver's entry holds one).
+pub(crate) unsafe fn wake_held(shared: &ConnShared) {
     let Some(slot) = shared.driver_slot() else { return };
     if shared.wakes().is_own() {
         if shared.mark_scheduled() {
@@ -303,7 +315,9 @@ unsafe fn wake_by_ref(data: *const ()) {
             });
         }
     } else {
-        // SAFETY: as `weak`; the clone holds its own count.
+        let data = shared as *const ConnShared as *const ();
+        // SAFETY: `data` is where the Arc keeps it, as Weak::into_raw
+        // would give; the clone holds a count of its own.
         let waker = unsafe { Waker::from_raw(clone_waker(data)) };
         shared.wakes().defer(waker);
     }
@@ -408,6 +422,12 @@ impl Driver {
                 continue;
             }
             conn.shared().set_driver_slot(Some(slot));
+            // Wakes reach the driver directly from now on (`wake_held`);
+            // this waker serves one that saw no slot yet (the connection's
+            // first poll, just below, settles what came before).
+            let data = Arc::as_ptr(conn.shared()) as *const ();
+            // SAFETY: as in `poll_conn`; the new waker holds its own count.
+            conn.shared().waker.register(&unsafe { Waker::from_raw(clone_waker(data)) });
             conn.raw_mut().generation = generation;
             // First poll: the handshake answer and any frames sent with it.
             if entry.insert(conn).shared().mark_scheduled() {

@@ -273,10 +273,11 @@ fn send_now(fd: RawFd, bytes: &[u8]) -> usize {
 
 /// Who sends, which decides how a frame may reach the socket.
 #[derive(Clone, Copy)]
-pub(crate) enum Via<'a> {
-    /// A callback of the connection's own task: into its cork when the
-    /// queue is empty, else queued (the task writes right after).
-    Own(Option<&'a Cork>),
+pub(crate) enum Via {
+    /// A callback of the connection's own task, when its cork did not take
+    /// the frame ([`ConnShared::cork_reply`]): queued, without a wake (the
+    /// task writes right after).
+    Own,
     /// Another thread: written here when the queue is empty.
     Other,
     /// One of many recipients (broadcast, publish): queued, the I/O
@@ -448,8 +449,14 @@ impl ConnShared {
 
     /// Wakes the connection's task unless it is the one running here.
     pub fn wake(&self) {
-        if CURRENT.with(|c| c.get().0) != self.id {
-            self.wakes.wake(&self.waker);
+        if CURRENT.with(|c| c.get().0) == self.id {
+            return;
+        }
+        match self.driver_slot() {
+            // SAFETY: a connection with a driver slot is in the Arc the
+            // driver's entry holds.
+            Some(_) => unsafe { crate::driver::wake_held(self) },
+            None => self.wakes.wake(&self.waker),
         }
     }
 
@@ -464,16 +471,6 @@ impl ConnShared {
         let mut ob = self.outbox.lock();
         if ob.closed {
             return Err(Error::Closed(self.id));
-        }
-        if let Via::Own(Some(cork)) = via {
-            if ob.frames.is_empty() && ob.in_flight == 0 && ob.deflate.is_none() {
-                let ((head, head_len), payload) = out.plain_parts();
-                // Under the soft limit, as the queue would be.
-                if cork.push(&head[..head_len], payload, limits.soft) {
-                    ob.corked = true;
-                    return Ok(SendStatus::Queued);
-                }
-            }
         }
         // A frame from the connection's own context is made only once it is
         // sure to be queued (its bound checked instead): the context moves on.
@@ -516,7 +513,7 @@ impl ConnShared {
         if was_empty {
             let wake = match via {
                 // The task writes once the callback returns.
-                Via::Own(_) => false,
+                Via::Own => false,
                 Via::Other if status == SendStatus::Queued => {
                     let (written, wake) = self.write_here(limits.soft);
                     notes.written = written;
@@ -529,6 +526,23 @@ impl ConnShared {
             }
         }
         Ok(status)
+    }
+
+    /// Puts a message from one of this connection's own callbacks into its
+    /// task's `cork` (the echo's path: no frame allocation, no queue, one
+    /// lock), when nothing is queued or being written ahead of it, deflate
+    /// was not agreed, and the cork stays within `soft` (as the queue
+    /// would). False: not put, and nothing changed; [`ConnShared::send`]
+    /// queues it (and finds a closed connection).
+    pub fn cork_reply(&self, cork: &Cork, opcode: frame::OpCode, data: &[u8], soft: usize) -> bool {
+        let mut ob = self.outbox.lock();
+        if ob.closed || !ob.frames.is_empty() || ob.in_flight != 0 || ob.deflate.is_some() {
+            return false;
+        }
+        let (head, head_len) = frame::header(0x80 | opcode as u8, data.len());
+        let pushed = cork.push(&head[..head_len], data, soft);
+        ob.corked |= pushed;
+        pushed
     }
 
     /// Queues a control frame (ping, pong) outside the limits. False when
@@ -681,6 +695,11 @@ impl ConnShared {
             Some(v) => std::task::Poll::Ready(v),
             None => std::task::Poll::Pending,
         }
+    }
+
+    /// Whether a command is waiting (a hint: [`ConnShared::take_command`] decides).
+    pub fn has_command(&self) -> bool {
+        self.has_command.load(Ordering::Relaxed)
     }
 
     /// Takes the pending command, if any.

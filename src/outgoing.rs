@@ -49,23 +49,32 @@ const PLAIN: u8 = 0;
 #[derive(Default)]
 struct SharedFrames(RefCell<Vec<(u8, Bytes)>>);
 
+/// The opcode of a message of `kind`; text must be UTF-8.
+pub(crate) fn data_opcode(data: &[u8], kind: Kind) -> Result<OpCode, Error> {
+    match kind {
+        Kind::Text if !crate::protocol::utf8::is_utf8(data) => Err(Error::InvalidUtf8),
+        Kind::Text => Ok(OpCode::Text),
+        Kind::Binary => Ok(OpCode::Binary),
+    }
+}
+
 impl<'a> Outgoing<'a> {
     /// A message to send; text must be UTF-8. `compress`: false keeps it
     /// uncompressed whatever was negotiated (already compressed data).
     pub fn new(data: &'a [u8], kind: Kind, config: &Config, compress: bool) -> Result<Outgoing<'a>, Error> {
-        let opcode = match kind {
-            Kind::Text if !crate::protocol::utf8::is_utf8(data) => return Err(Error::InvalidUtf8),
-            Kind::Text => OpCode::Text,
-            Kind::Binary => OpCode::Binary,
-        };
-        Ok(Outgoing {
+        Ok(Outgoing::checked(data, data_opcode(data, kind)?, config, compress))
+    }
+
+    /// As [`Outgoing::new`] for data whose [`data_opcode`] was found.
+    pub fn checked(data: &'a [u8], opcode: OpCode, config: &Config, compress: bool) -> Outgoing<'a> {
+        Outgoing {
             data,
             opcode,
             compress: compress && config.deflate && data.len() >= config.deflate_min_size.max(1),
             level: config.deflate_level,
             one: false,
             shared: OnceCell::new(),
-        })
+        }
     }
 
     /// The same message for one connection only: [`Outgoing::frame_for`]
@@ -117,12 +126,6 @@ impl<'a> Outgoing<'a> {
         let f = make();
         shared.push((bits, f.clone()));
         f
-    }
-
-    /// The uncompressed frame's header (and its length) and payload, for a
-    /// connection without deflate that writes them itself (the cork).
-    pub fn plain_parts(&self) -> (([u8; 10], usize), &[u8]) {
-        (frame::header(0x80 | self.opcode as u8, self.data.len()), self.data)
     }
 
     /// The message's length.

@@ -221,10 +221,20 @@ impl ServerHandle {
     /// compressed (`compress` false: sent as is even where deflate was
     /// negotiated, for data that is compressed already).
     pub fn send_with(&self, conn: ConnId, data: &[u8], kind: Kind, compress: bool) -> Result<SendStatus, Error> {
-        let out = Outgoing::new(data, kind, self.config(), compress)?.for_one();
+        let opcode = crate::outgoing::data_opcode(data, kind)?;
+        let config = self.config();
+        // A reply from the connection's own callback (the echo): into its
+        // cork, with nothing else to do.
+        let soft = config.send_queue_limit;
+        let corked = |c: &ConnShared, cork: Option<&Cork>| cork.is_some_and(|k| c.cork_reply(k, opcode, data, soft));
+        if crate::outbox::with_current(conn, corked).unwrap_or(false) {
+            Counters::add(&self.inner.counters.messages_out, 1);
+            return Ok(SendStatus::Queued);
+        }
+        let out = Outgoing::checked(data, opcode, config, compress).for_one();
         let limits = self.limits();
         let mut notes = SendNotes::default();
-        let own = |c: &ConnShared, cork: Option<&Cork>| c.send(&out, limits, Via::Own(cork), &mut notes);
+        let own = |c: &ConnShared, _: Option<&Cork>| c.send(&out, limits, Via::Own, &mut notes);
         let result = match crate::outbox::with_current(conn, own) {
             Ok(r) => r,
             // Another connection than the one polled here: held by its Arc,

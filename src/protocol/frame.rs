@@ -124,21 +124,37 @@ pub(crate) fn unmask_from(data: &mut [u8], mask: [u8; 4], offset: usize) {
         0 => mask,
         _ => [0, 1, 2, 3].map(|i| mask[(i + offset) & 3]),
     };
-    unmask(data, mask)
+    unmask(data, mask);
 }
 
-/// XORs `data` with the 4-byte `mask`, eight bytes at a time.
+/// XORs `data` with the 4-byte `mask`, eight bytes at a time; returns
+/// whether every unmasked byte is ASCII (short text then needs no other
+/// UTF-8 check: one pass over the payload instead of two).
 #[inline]
-pub(crate) fn unmask(data: &mut [u8], mask: [u8; 4]) {
-    let m = u64::from_ne_bytes([mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3]]);
+pub(crate) fn unmask(data: &mut [u8], mask: [u8; 4]) -> bool {
+    let m4 = u32::from_ne_bytes(mask);
+    let m = u64::from(m4) | (u64::from(m4) << 32);
+    let mut seen = 0u64;
     let mut chunks = data.chunks_exact_mut(8);
     for c in &mut chunks {
         let v = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) ^ m;
+        seen |= v;
         c.copy_from_slice(&v.to_ne_bytes());
     }
-    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
-        *b ^= mask[i & 3];
+    // The rest starts at a multiple of 8: the mask's first byte again.
+    let mut rest = chunks.into_remainder();
+    if rest.len() >= 4 {
+        let (four, tail) = rest.split_at_mut(4);
+        let v = u32::from_ne_bytes([four[0], four[1], four[2], four[3]]) ^ m4;
+        seen |= u64::from(v);
+        four.copy_from_slice(&v.to_ne_bytes());
+        rest = tail;
     }
+    for (b, m) in rest.iter_mut().zip(mask) {
+        *b ^= m;
+        seen |= u64::from(*b);
+    }
+    seen & 0x8080_8080_8080_8080 == 0
 }
 
 /// Encodes one unmasked, final server frame: a single allocation, shared by
@@ -282,6 +298,27 @@ mod tests {
         assert_eq!(deflate(&[0x90, 0x80]).unwrap_err().code, PROTOCOL_ERROR, "RSV3 means nothing");
         assert_eq!(deflate(&[0xC9, 0x80]).unwrap_err().code, PROTOCOL_ERROR, "RSV1 on a ping");
         assert_eq!(deflate(&[0xC0, 0x80]).unwrap_err().code, PROTOCOL_ERROR, "RSV1 on a continuation");
+    }
+
+    #[test]
+    fn unmasking_tells_whether_the_payload_is_ascii() {
+        // Every length to 37 (words, the 4-byte step, the bytes after),
+        // with one non-ASCII byte at every position.
+        let mask = [0x5a, 0x81, 0x13, 0xf0];
+        for len in 0..=37 {
+            let masked = |plain: &[u8]| plain.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]).collect::<Vec<u8>>();
+            let plain: Vec<u8> = (0..len as u8).map(|i| b'a' + i % 26).collect();
+            let mut data = masked(&plain);
+            assert!(unmask(&mut data, mask), "len {len}");
+            assert_eq!(data, plain);
+            for at in 0..len {
+                let mut bad = plain.clone();
+                bad[at] = 0xc3;
+                let mut data = masked(&bad);
+                assert!(!unmask(&mut data, mask), "len {len}, byte {at}");
+                assert_eq!(data, bad);
+            }
+        }
     }
 
     #[test]

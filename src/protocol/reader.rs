@@ -84,29 +84,44 @@ impl Reader {
     /// returns the bytes consumed; the caller keeps the rest, and hands it
     /// back with more bytes after it. Once the close frame is read, all
     /// input counts as consumed.
-    pub fn feed(&mut self, buf: &mut [u8], limits: Limits, sink: &mut dyn Sink) -> Result<usize, Violation> {
+    pub fn feed<S: Sink + ?Sized>(&mut self, buf: &mut [u8], limits: Limits, sink: &mut S) -> Result<usize, Violation> {
         let mut pos = 0;
         self.need = 0;
-        while !self.closed {
-            if let Some(len) = self.small_message(&mut buf[pos..], limits, sink)? {
-                pos += len;
-                continue;
-            }
-            let Some(h) = frame::parse_header(&buf[pos..], limits.max_frame, self.deflate.is_some())? else { break };
-            self.check_size(&h, limits)?;
-            let start = pos + h.header_len;
-            let end = start + h.payload_len;
-            if end > buf.len() {
-                self.need = end - pos;
-                self.check_partial(&h, &mut buf[start..])?;
-                break;
-            }
-            let done = std::mem::take(&mut self.done);
-            frame::unmask_from(&mut buf[start + done..end], h.mask, done);
-            self.on_frame(h, &buf[start..end], done, limits, sink)?;
-            pos = end;
+        while !self.closed && pos < buf.len() {
+            pos += match self.small_message(&mut buf[pos..], limits, sink)? {
+                Some(len) => len,
+                None => match self.frame(&mut buf[pos..], limits, sink)? {
+                    Some(len) => len,
+                    None => break,
+                },
+            };
         }
         Ok(if self.closed { buf.len() } else { pos })
+    }
+
+    /// Any frame at the start of `buf` (the general path, out of line so
+    /// that the small-message loop stays short): the bytes it took, or
+    /// None if it is not all here (`need` then says how much it is).
+    #[inline(never)]
+    fn frame<S: Sink + ?Sized>(
+        &mut self,
+        buf: &mut [u8],
+        limits: Limits,
+        sink: &mut S,
+    ) -> Result<Option<usize>, Violation> {
+        let Some(h) = frame::parse_header(buf, limits.max_frame, self.deflate.is_some())? else { return Ok(None) };
+        self.check_size(&h, limits)?;
+        let start = h.header_len;
+        let end = start + h.payload_len;
+        if end > buf.len() {
+            self.need = end;
+            self.check_partial(&h, &mut buf[start..])?;
+            return Ok(None);
+        }
+        let done = std::mem::take(&mut self.done);
+        frame::unmask_from(&mut buf[start + done..end], h.mask, done);
+        self.on_frame(h, &buf[start..end], done, limits, sink)?;
+        Ok(Some(end))
     }
 
     /// One whole, final, uncompressed data frame of at most 125 bytes with
@@ -114,11 +129,11 @@ impl Reader {
     /// only the checks that can fail for it; Ok(None) leaves anything else
     /// (or a frame over a limit, for its error) to the general path.
     #[inline]
-    fn small_message(
+    fn small_message<S: Sink + ?Sized>(
         &mut self,
         buf: &mut [u8],
         limits: Limits,
-        sink: &mut dyn Sink,
+        sink: &mut S,
     ) -> Result<Option<usize>, Violation> {
         let [b0, b1, m0, m1, m2, m3, ..] = *buf else { return Ok(None) };
         let kind = match b0 {
@@ -132,8 +147,8 @@ impl Reader {
             return Ok(None);
         }
         let payload = &mut buf[6..6 + len];
-        frame::unmask(payload, [m0, m1, m2, m3]);
-        if kind == Kind::Text && !is_utf8(payload) {
+        let ascii = frame::unmask(payload, [m0, m1, m2, m3]);
+        if kind == Kind::Text && !ascii && !is_utf8(payload) {
             return Err(BAD_UTF8);
         }
         sink.message(payload, kind);
@@ -178,13 +193,13 @@ impl Reader {
 
     /// One whole, unmasked frame; its first `done` payload bytes were
     /// checked already (see `check_partial`).
-    fn on_frame(
+    fn on_frame<S: Sink + ?Sized>(
         &mut self,
         h: Header,
         payload: &[u8],
         done: usize,
         limits: Limits,
-        sink: &mut dyn Sink,
+        sink: &mut S,
     ) -> Result<(), Violation> {
         let keep = self.deflate.is_some_and(|d| !d.client_no_takeover);
         match h.opcode {

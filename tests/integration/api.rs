@@ -1166,6 +1166,28 @@ fn replies_from_a_callback_arrive_in_order_before_its_close_and_are_counted_once
     check_event_order(&h.0.snapshot());
 }
 
+#[test]
+fn a_lone_reply_too_large_for_the_cork_goes_out_with_nothing_else_coming() {
+    // One request, then silence: the reply (40,000 B, past the 32 KiB cork)
+    // is queued by the callback, and the task must write it though the
+    // socket has nothing more to read (no later read or wake would).
+    let h = Arc::new(Replier(Recorder::default()));
+    let (server, port) = start_with(cfg(), h.clone());
+    let rt = rt();
+    rt.block_on(async {
+        let mut ws = connect(port, "/").await;
+        for n in [5u32, 12, 19] {
+            assert_eq!(Replier::SIZES[n as usize % Replier::SIZES.len()], 40_000);
+            ws.send(Message::text(format!("{n} 1"))).await.unwrap();
+            match next_msg(&mut ws).await {
+                Message::Binary(b) => assert!(b[..] == Replier::reply(n, 0)[..], "{} bytes", b.len()),
+                other => panic!("{other:?}"),
+            }
+        }
+    });
+    server.close(Duration::from_millis(300));
+}
+
 /// Echoes, and panics on "boom" (a bug in a Rust host's handler).
 struct Panicky(Recorder);
 impl Handler for Panicky {
