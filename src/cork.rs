@@ -34,20 +34,29 @@ impl Cork {
         self.len.get() == 0
     }
 
-    /// Appends one frame (its header and payload) if the cork then holds at
-    /// most `max` bytes; false (and nothing appended) otherwise.
-    pub fn push(&self, header: &[u8], payload: &[u8], max: usize) -> bool {
+    /// Appends one frame, its header (`frame::header`'s array and length)
+    /// and payload, if the cork then holds at most `max` bytes; false (and
+    /// nothing appended) otherwise.
+    #[inline]
+    pub fn push(&self, (header, header_len): ([u8; 10], usize), payload: &[u8], max: usize) -> bool {
         let len = self.len.get();
-        let total = len + header.len() + payload.len();
+        let total = len + header_len + payload.len();
         if total > max.min(CORK_SIZE) {
             return false;
         }
-        // SAFETY: `total` fits the buffer; no reference into it outlives a
-        // method of this one-thread type, so nothing else sees it meanwhile.
+        // SAFETY: `total` fits the buffer, and so do the header's whole ten
+        // bytes when there is room for them (a fixed-size copy, no call;
+        // the payload then overwrites what is past the header). No
+        // reference into the buffer outlives a method of this one-thread
+        // type, so nothing else sees it meanwhile.
         unsafe {
             let at = (*self.buf.get()).as_mut_ptr().cast::<u8>().add(len);
-            std::ptr::copy_nonoverlapping(header.as_ptr(), at, header.len());
-            std::ptr::copy_nonoverlapping(payload.as_ptr(), at.add(header.len()), payload.len());
+            if len + header.len() <= CORK_SIZE {
+                at.cast::<[u8; 10]>().write_unaligned(header);
+            } else {
+                std::ptr::copy_nonoverlapping(header.as_ptr(), at, header_len);
+            }
+            std::ptr::copy_nonoverlapping(payload.as_ptr(), at.add(header_len), payload.len());
         }
         self.len.set(total);
         true
@@ -66,19 +75,30 @@ impl Cork {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::frame;
 
     #[test]
     fn frames_gather_in_order_up_to_the_bound() {
         let mut slot = Box::new(MaybeUninit::uninit());
         let cork = Cork::in_place(&mut slot);
         assert!(cork.is_empty());
-        assert!(cork.push(&[0x81, 2], b"hi", 100));
-        assert!(cork.push(&[0x82, 3], b"abc", 100));
-        assert!(!cork.push(&[0x81, 126, 0, 200], &[7; 200], 100), "past the bound: refused");
-        assert!(!cork.push(&[0x82], &vec![0; CORK_SIZE], usize::MAX), "past the cork's size: refused");
+        let head = |first, len| frame::header(first, len);
+        assert!(cork.push(head(0x81, 2), b"hi", 100));
+        assert!(cork.push(head(0x82, 3), b"abc", 100));
+        assert!(!cork.push(head(0x81, 200), &[7; 200], 100), "past the bound: refused");
+        assert!(!cork.push(head(0x82, CORK_SIZE), &vec![0; CORK_SIZE], usize::MAX), "past the cork's size: refused");
         assert_eq!(cork.drain(|b| b.to_vec()), [0x81, 2, b'h', b'i', 0x82, 3, b'a', b'b', b'c']);
         assert!(cork.is_empty());
-        assert!(cork.push(&[0x81, 1], b"z", 100));
+        assert!(cork.push(head(0x81, 1), b"z", 100));
         assert_eq!(cork.drain(|b| b.len()), 3, "a drained cork starts again at its beginning");
+        // Up to the last byte: the header's ten bytes no longer fit after
+        // the first frame, and the frames still come out whole.
+        let first = vec![1u8; CORK_SIZE - 10];
+        assert!(cork.push(head(0x82, first.len()), &first, usize::MAX));
+        assert!(cork.push(head(0x82, 4), b"last", usize::MAX));
+        assert!(!cork.push(head(0x82, 0), b"", usize::MAX), "full");
+        let bytes = cork.drain(|b| b.to_vec());
+        assert_eq!(bytes.len(), CORK_SIZE);
+        assert_eq!(&bytes[CORK_SIZE - 6..], [0x82, 4, b'l', b'a', b's', b't']);
     }
 }

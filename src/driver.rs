@@ -58,15 +58,12 @@ pub(crate) struct RawStream {
     hung_up: bool,
 }
 
-/// `Ok(n)`, or the errno as an io::Error (EAGAIN: Pending).
-fn io_result(n: isize) -> Poll<io::Result<usize>> {
-    if n >= 0 {
-        return Poll::Ready(Ok(n as usize));
-    }
-    let e = io::Error::last_os_error();
-    match e.kind() {
-        io::ErrorKind::WouldBlock => Poll::Pending,
-        _ => Poll::Ready(Err(e)),
+/// A system call's result as a poll: EAGAIN is Pending (the driver's epoll
+/// set reports when that changes).
+fn ready(r: io::Result<usize>) -> Poll<io::Result<usize>> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+        r => Poll::Ready(r),
     }
 }
 
@@ -78,52 +75,34 @@ impl AsyncRead for RawStream {
         // SAFETY: only written by read(2), and only what it reports is
         // marked initialised.
         let room = unsafe { buf.unfilled_mut() };
-        loop {
-            // SAFETY: reads into memory we own, at most its length.
-            let n = unsafe { crate::sys::read(self.fd.as_raw_fd(), room.as_mut_ptr().cast(), room.len()) };
-            match io_result(n) {
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Poll::Ready(Ok(n)) => {
-                    self.drained = !self.hung_up && n > 0 && n < room.len();
-                    // SAFETY: read(2) initialised the first n bytes.
-                    unsafe { buf.assume_init(n) };
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    self.drained = !self.hung_up;
-                    return Poll::Pending;
-                }
+        let len = room.len();
+        // SAFETY: the socket is ours, open while `self` is.
+        match ready(unsafe { crate::sys::read(self.fd.as_raw_fd(), room) }) {
+            Poll::Ready(Ok(n)) => {
+                self.drained = !self.hung_up && n > 0 && n < len;
+                // SAFETY: read(2) initialised the first n bytes.
+                unsafe { buf.assume_init(n) };
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                self.drained = !self.hung_up;
+                Poll::Pending
             }
         }
     }
 }
 
 impl AsyncWrite for RawStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        // SAFETY: the socket is ours, open while `self` is.
+        ready(unsafe { crate::sys::send(self.fd.as_raw_fd(), buf, true) })
     }
 
     fn poll_write_vectored(self: Pin<&mut Self>, _: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        let msg = libc::msghdr {
-            msg_name: std::ptr::null_mut(),
-            msg_namelen: 0,
-            msg_iov: bufs.as_ptr() as *mut libc::iovec,
-            msg_iovlen: bufs.len().min(libc::UIO_MAXIOV as usize),
-            msg_control: std::ptr::null_mut(),
-            msg_controllen: 0,
-            msg_flags: 0,
-        };
-        loop {
-            // SAFETY: IoSlice is ABI-compatible with iovec; the slices outlive
-            // the call. MSG_NOSIGNAL: a reset peer is EPIPE, not SIGPIPE.
-            let n = unsafe { crate::sys::sendmsg(self.fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-            match io_result(n) {
-                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return r,
-            }
-        }
+        // SAFETY: as poll_write.
+        ready(unsafe { crate::sys::sendmsg(self.fd.as_raw_fd(), bufs) })
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -350,6 +350,16 @@ pub(crate) struct Events {
     queue: OnceLock<Arc<EventQueue>>,
 }
 
+/// A message for the host's event queue: copied (out of line, so that the
+/// callback path keeps a small stack frame).
+#[inline(never)]
+fn queue_message(q: &Arc<EventQueue>, conn: &Arc<ConnShared>, data: &[u8], kind: Kind) {
+    // One spare byte, so the C layer can NUL-terminate in place.
+    let mut copy = crate::pool::take(data.len() + 1);
+    copy.extend_from_slice(data);
+    q.push(Event::Message { conn: conn.id, data: copy, kind }, Some(conn.clone()))
+}
+
 impl Events {
     pub fn new(handler: Arc<dyn Handler>) -> Events {
         Events { handler, queue: OnceLock::new() }
@@ -400,14 +410,10 @@ impl Events {
         }
     }
 
+    #[inline]
     pub fn message(&self, server: &ServerHandle, conn: &Arc<ConnShared>, data: &[u8], kind: Kind) {
         match self.queue.get() {
-            Some(q) => {
-                // One spare byte, so the C layer can NUL-terminate in place.
-                let mut copy = crate::pool::take(data.len() + 1);
-                copy.extend_from_slice(data);
-                q.push(Event::Message { conn: conn.id, data: copy, kind }, Some(conn.clone()))
-            }
+            Some(q) => queue_message(q, conn, data, kind),
             None => self.handler.on_message(server, conn.id, data, kind),
         }
     }

@@ -268,7 +268,8 @@ pub(crate) fn with_current<R, F: FnOnce(&ConnShared, Option<&Cork>) -> R>(id: Co
 /// keeps open meanwhile: the bytes it took (0 when full or failed; the task
 /// then meets the error on its own write).
 fn send_now(fd: RawFd, bytes: &[u8]) -> usize {
-    crate::sys::send(fd, bytes, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL).max(0) as usize
+    // SAFETY: the caller keeps `fd` open.
+    unsafe { crate::sys::send(fd, bytes, false) }.unwrap_or(0)
 }
 
 /// Who sends, which decides how a frame may reach the socket.
@@ -420,10 +421,17 @@ impl ConnShared {
     /// Writes what the task's cork gathered (with one send(2)); what the
     /// socket does not take is queued first, for the task. Returns the
     /// bytes written, and whether the queue holds frames now.
+    #[inline]
     pub fn write_cork(&self, cork: &Cork) -> (usize, bool) {
         if cork.is_empty() {
             return (0, false);
         }
+        self.write_gathered(cork)
+    }
+
+    /// [`ConnShared::write_cork`] of a cork that holds frames.
+    #[inline(never)]
+    fn write_gathered(&self, cork: &Cork) -> (usize, bool) {
         // No writer lock: while `corked`, no sender starts a write of its
         // own, and none was in flight when the cork began (it needs none).
         let fd = self.direct_fd.load(Ordering::Acquire);
@@ -534,13 +542,13 @@ impl ConnShared {
     /// was not agreed, and the cork stays within `soft` (as the queue
     /// would). False: not put, and nothing changed; [`ConnShared::send`]
     /// queues it (and finds a closed connection).
+    #[inline]
     pub fn cork_reply(&self, cork: &Cork, opcode: frame::OpCode, data: &[u8], soft: usize) -> bool {
         let mut ob = self.outbox.lock();
         if ob.closed || !ob.frames.is_empty() || ob.in_flight != 0 || ob.deflate.is_some() {
             return false;
         }
-        let (head, head_len) = frame::header(0x80 | opcode as u8, data.len());
-        let pushed = cork.push(&head[..head_len], data, soft);
+        let pushed = cork.push(frame::header(0x80 | opcode as u8, data.len()), data, soft);
         ob.corked |= pushed;
         pushed
     }
@@ -832,7 +840,7 @@ mod tests {
         let mut slot = std::mem::MaybeUninit::uninit();
         let cork = Cork::in_place(&mut slot);
         let payload: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
-        assert!(cork.push(&[0x82, 126, 0x4e, 0x20], &payload, usize::MAX));
+        assert!(cork.push(frame::header(0x82, payload.len()), &payload, usize::MAX));
         conn.outbox.lock().corked = true;
         assert!(!conn.outbox.lock().push(Bytes::from_static(b"after")), "corked: not the first");
         assert_eq!(conn.write_cork(cork), (0, true), "the socket is full: all of it left");

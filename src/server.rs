@@ -10,7 +10,7 @@ use crate::http::response::Response;
 use crate::io_threads::IoThreads;
 use crate::outbox::{ConnShared, CurrentConn, Limits, SendNotes, Via};
 use crate::outgoing::{ConnDeflate, Outgoing};
-use crate::protocol::frame;
+use crate::protocol::frame::{self, OpCode};
 use crate::protocol::{deflate, Reader};
 use crate::registry::Registry;
 use crate::stats::{Counters, Stats};
@@ -220,18 +220,27 @@ impl ServerHandle {
     /// [`ServerHandle::send`], choosing whether the message may be
     /// compressed (`compress` false: sent as is even where deflate was
     /// negotiated, for data that is compressed already).
+    ///
+    /// Inlined into its callers (the C ABI's send): a reply from the
+    /// connection's own callback (the echo) goes into its cork here, and
+    /// only the rest pays for a call with the general path's stack frame.
+    #[inline]
     pub fn send_with(&self, conn: ConnId, data: &[u8], kind: Kind, compress: bool) -> Result<SendStatus, Error> {
         let opcode = crate::outgoing::data_opcode(data, kind)?;
-        let config = self.config();
-        // A reply from the connection's own callback (the echo): into its
-        // cork, with nothing else to do.
-        let soft = config.send_queue_limit;
+        let soft = self.config().send_queue_limit;
         let corked = |c: &ConnShared, cork: Option<&Cork>| cork.is_some_and(|k| c.cork_reply(k, opcode, data, soft));
         if crate::outbox::with_current(conn, corked).unwrap_or(false) {
             Counters::add(&self.inner.counters.messages_out, 1);
             return Ok(SendStatus::Queued);
         }
-        let out = Outgoing::checked(data, opcode, config, compress).for_one();
+        self.send_queued(conn, data, opcode, compress)
+    }
+
+    /// [`ServerHandle::send_with`] of a message its connection's cork did
+    /// not take: queued (or written here, from another thread).
+    #[inline(never)]
+    fn send_queued(&self, conn: ConnId, data: &[u8], opcode: OpCode, compress: bool) -> Result<SendStatus, Error> {
+        let out = Outgoing::checked(data, opcode, self.config(), compress).for_one();
         let limits = self.limits();
         let mut notes = SendNotes::default();
         let own = |c: &ConnShared, _: Option<&Cork>| c.send(&out, limits, Via::Own, &mut notes);

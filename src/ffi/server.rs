@@ -41,16 +41,29 @@ pub(crate) fn kind(k: ws_kind) -> Result<Kind, ws_result> {
     match k {
         WS_TEXT => Ok(Kind::Text),
         WS_BINARY => Ok(Kind::Binary),
-        other => Err(fail(Error::InvalidArgument(format!("kind {other} is not WS_TEXT or WS_BINARY")))),
+        other => Err(bad_kind(other)),
     }
+}
+
+// The failures below are out of line (cold): formatting their message
+// inline gave every send the stack frame it needs.
+
+#[cold]
+fn bad_kind(k: ws_kind) -> ws_result {
+    fail(Error::InvalidArgument(format!("kind {k} is not WS_TEXT or WS_BINARY")))
 }
 
 fn status(r: Result<SendStatus, Error>) -> ws_result {
     match r {
         Ok(SendStatus::Queued) => WS_OK,
         Ok(SendStatus::Backpressure) => WS_BACKPRESSURE,
-        Err(e) => fail(e),
+        Err(e) => failed(e),
     }
+}
+
+#[cold]
+fn failed(e: Error) -> ws_result {
+    fail(e)
 }
 
 /// Creates a server (not yet listening) that reports events through

@@ -12,16 +12,22 @@ pub(crate) fn is_utf8(data: &[u8]) -> bool {
 #[inline]
 fn is_short_ascii(data: &[u8]) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    if data.len() > 256 {
-        return false;
-    }
-    let mut words = data.chunks_exact(8);
-    let mut any = 0u64;
-    for w in &mut words {
-        any |= u64::from_ne_bytes(w.try_into().unwrap());
-    }
-    let rest = words.remainder().iter().fold(0u8, |a, b| a | b);
-    any & HIGH == 0 && rest & 0x80 == 0
+    let n = data.len();
+    let any = match n {
+        0..=3 => data.iter().fold(0, |a, &b| a | u64::from(b)),
+        4..=7 => {
+            let (head, tail) = (data.first_chunk::<4>(), data.last_chunk::<4>());
+            u64::from(head.map_or(0, |h| u32::from_ne_bytes(*h)) | tail.map_or(0, |t| u32::from_ne_bytes(*t)))
+        }
+        // Whole words, and the last eight bytes (overlapping): no bytes
+        // one at a time.
+        8..=256 => {
+            let last = data.last_chunk::<8>().map_or(0, |w| u64::from_ne_bytes(*w));
+            data.chunks_exact(8).fold(last, |a, w| a | u64::from_ne_bytes(w.try_into().unwrap_or_default()))
+        }
+        _ => return false,
+    };
+    any & HIGH == 0
 }
 
 /// A validator fed a message's bytes in order.
@@ -107,8 +113,11 @@ mod tests {
     #[test]
     fn the_ascii_shortcut_agrees_with_the_standard_validator() {
         let mut cases: Vec<Vec<u8>> = vec![b"".to_vec(), b"hello, world 123".to_vec(), "κόσμε".into(), vec![0xff]];
-        for len in [1, 7, 8, 9, 15, 16, 17, 255, 256, 257, 300] {
-            for bad in [None, Some(0), Some(len / 2), Some(len - 1)] {
+        // Every length to 20 with a non-ASCII byte at every position (the
+        // 4-byte and 8-byte steps overlap), then longer ones.
+        for len in (1..=20).chain([255, 256, 257, 300]) {
+            let spots: Vec<usize> = if len <= 20 { (0..len).collect() } else { vec![0, len / 2, len - 1] };
+            for bad in std::iter::once(None).chain(spots.into_iter().map(Some)) {
                 let mut v = vec![b'a'; len];
                 if let Some(i) = bad {
                     v[i] = 0x80;
