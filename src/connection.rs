@@ -234,6 +234,7 @@ impl<S: Stream, H: Host> Connection<S, H> {
     /// consumed. Once the connection stops reading, all of it counts.
     /// Replies sent from the callbacks gather in the cork, which the round
     /// writes after (`poll_round`).
+    #[inline(always)]
     fn process(&mut self, buf: &mut [u8]) -> usize {
         if !matches!(self.mode, Mode::Open | Mode::Closing) {
             return buf.len();

@@ -68,6 +68,7 @@ fn ready(r: io::Result<usize>) -> Poll<io::Result<usize>> {
 }
 
 impl AsyncRead for RawStream {
+    #[inline(always)]
     fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if self.drained {
             return Poll::Pending;

@@ -213,6 +213,7 @@ impl ServerHandle {
     /// under its send-queue limit takes any message; one at the limit
     /// refuses a message that would pass the hard limit
     /// ([`Error::Dropped`], logged at WARN once until the queue drains).
+    #[inline]
     pub fn send(&self, conn: ConnId, data: &[u8], kind: Kind) -> Result<SendStatus, Error> {
         self.send_with(conn, data, kind, true)
     }
@@ -224,7 +225,7 @@ impl ServerHandle {
     /// Inlined into its callers (the C ABI's send): a reply from the
     /// connection's own callback (the echo) goes into its cork here, and
     /// only the rest pays for a call with the general path's stack frame.
-    #[inline]
+    #[inline(always)]
     pub fn send_with(&self, conn: ConnId, data: &[u8], kind: Kind, compress: bool) -> Result<SendStatus, Error> {
         let opcode = crate::outgoing::data_opcode(data, kind)?;
         let soft = self.config().send_queue_limit;
