@@ -264,6 +264,21 @@ pub(crate) fn with_current<R, F: FnOnce(&ConnShared, Option<&Cork>) -> R>(id: Co
     Ok(f(unsafe { &*ptr }, unsafe { cork.as_ref() }))
 }
 
+/// [`ConnShared::cork_reply`] of a message for connection `id`, if it is
+/// the one being polled on this thread and its replies may gather in its
+/// cork. Out of line with its arguments in registers: the echo's path
+/// through the C ABI, where a closure for [`with_current`] cost its
+/// packing and a second stack frame.
+#[inline(never)]
+pub(crate) fn cork_current(id: ConnId, opcode: frame::OpCode, data: &[u8], soft: usize) -> bool {
+    let (current, ptr, cork) = CURRENT.with(|c| c.get());
+    if current != id || ptr.is_null() || cork.is_null() {
+        return false;
+    }
+    // SAFETY: as in `with_current`.
+    unsafe { (*ptr).cork_reply(&*cork, opcode, data, soft) }
+}
+
 /// One non-blocking send(2) of `bytes` to `fd`, an open socket the caller
 /// keeps open meanwhile: the bytes it took (0 when full or failed; the task
 /// then meets the error on its own write).

@@ -229,8 +229,7 @@ impl ServerHandle {
     pub fn send_with(&self, conn: ConnId, data: &[u8], kind: Kind, compress: bool) -> Result<SendStatus, Error> {
         let opcode = crate::outgoing::data_opcode(data, kind)?;
         let soft = self.config().send_queue_limit;
-        let corked = |c: &ConnShared, cork: Option<&Cork>| cork.is_some_and(|k| c.cork_reply(k, opcode, data, soft));
-        if crate::outbox::with_current(conn, corked).unwrap_or(false) {
+        if crate::outbox::cork_current(conn, opcode, data, soft) {
             Counters::add(&self.inner.counters.messages_out, 1);
             return Ok(SendStatus::Queued);
         }
