@@ -56,7 +56,7 @@ impl Cork {
             } else {
                 std::ptr::copy_nonoverlapping(header.as_ptr(), at, header_len);
             }
-            std::ptr::copy_nonoverlapping(payload.as_ptr(), at.add(header_len), payload.len());
+            copy_payload(payload, at.add(header_len));
         }
         self.len.set(total);
         true
@@ -69,6 +69,27 @@ impl Cork {
         // not send (push) from `f`, so nothing writes them while `f` reads.
         let bytes = unsafe { std::slice::from_raw_parts((*self.buf.get()).as_ptr().cast::<u8>(), len) };
         f(bytes)
+    }
+}
+
+/// Copies `src` to `dst`; up to 16 bytes (a chat or JSON reply) as two
+/// overlapping word copies, without a call to memcpy.
+///
+/// SAFETY: `dst` must have room for `src.len()` bytes.
+#[inline(always)]
+unsafe fn copy_payload(src: &[u8], dst: *mut u8) {
+    let (n, p) = (src.len(), src.as_ptr());
+    // SAFETY: every read is within `src`, every write within `dst`'s room.
+    unsafe {
+        if (8..=16).contains(&n) {
+            dst.cast::<u64>().write_unaligned(p.cast::<u64>().read_unaligned());
+            dst.add(n - 8).cast::<u64>().write_unaligned(p.add(n - 8).cast::<u64>().read_unaligned());
+        } else if (4..8).contains(&n) {
+            dst.cast::<u32>().write_unaligned(p.cast::<u32>().read_unaligned());
+            dst.add(n - 4).cast::<u32>().write_unaligned(p.add(n - 4).cast::<u32>().read_unaligned());
+        } else {
+            std::ptr::copy_nonoverlapping(p, dst, n);
+        }
     }
 }
 
@@ -100,5 +121,19 @@ mod tests {
         let bytes = cork.drain(|b| b.to_vec());
         assert_eq!(bytes.len(), CORK_SIZE);
         assert_eq!(&bytes[CORK_SIZE - 6..], [0x82, 4, b'l', b'a', b's', b't']);
+    }
+
+    #[test]
+    fn every_small_length_is_copied_whole() {
+        let mut slot = Box::new(MaybeUninit::uninit());
+        let cork = Cork::in_place(&mut slot);
+        let source: Vec<u8> = (1..=40).collect();
+        for n in 0..=40 {
+            assert!(cork.push(frame::header(0x82, n), &source[..n], usize::MAX));
+            assert!(cork.push(frame::header(0x81, 1), b"|", usize::MAX), "a frame right after it");
+            let bytes = cork.drain(|b| b.to_vec());
+            assert_eq!(&bytes[2..2 + n], &source[..n], "{n} bytes");
+            assert_eq!(&bytes[2 + n..], [0x81, 1, b'|'], "after {n} bytes");
+        }
     }
 }
