@@ -122,6 +122,15 @@ enum Mode {
     Lingering,
 }
 
+/// The limits one poll works with, read from the config once per poll
+/// (each read of it is a check that it is set).
+#[derive(Clone, Copy)]
+struct Settings {
+    limits: Limits,
+    /// The send queue's soft limit.
+    soft: usize,
+}
+
 pub(crate) struct Connection<S, H: Host> {
     stream: S,
     shared: Arc<ConnShared>,
@@ -235,12 +244,10 @@ impl<S: Stream, H: Host> Connection<S, H> {
     /// Replies sent from the callbacks gather in the cork, which the round
     /// writes after (`poll_round`).
     #[inline(always)]
-    fn process(&mut self, buf: &mut [u8]) -> usize {
+    fn process(&mut self, buf: &mut [u8], limits: Limits) -> usize {
         if !matches!(self.mode, Mode::Open | Mode::Closing) {
             return buf.len();
         }
-        let config = self.host.config();
-        let limits = Limits { max_frame: config.max_frame_size, max_message: config.max_message_size };
         let mut deliver =
             Deliver { host: &self.host, shared: &self.shared, open: matches!(self.mode, Mode::Open), close: None };
         let result = self.reader.feed(buf, limits, &mut deliver);
@@ -259,7 +266,7 @@ impl<S: Stream, H: Host> Connection<S, H> {
     }
 
     /// Reads once and handles what arrived. Ready(Ok(0)) is end of input.
-    fn poll_read_some(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    fn poll_read_some(&mut self, cx: &mut Context<'_>, limits: Limits) -> Poll<io::Result<usize>> {
         if self.inbuf.is_empty() {
             SCRATCH.with(|cell| {
                 let mut owned;
@@ -276,7 +283,7 @@ impl<S: Stream, H: Host> Connection<S, H> {
                 let n = rb.filled().len();
                 if n > 0 {
                     self.touch();
-                    let used = self.process(&mut scratch[..n]);
+                    let used = self.process(&mut scratch[..n], limits);
                     if used < n && !self.reported {
                         self.inbuf.reserve_exact(self.reader.need().max(n - used));
                         self.inbuf.extend_from_slice(&scratch[used..n]);
@@ -298,7 +305,7 @@ impl<S: Stream, H: Host> Connection<S, H> {
             unsafe { self.inbuf.set_len(len + n) };
             if n > 0 {
                 self.touch();
-                self.process_inbuf();
+                self.process_inbuf(limits);
             }
             Poll::Ready(Ok(n))
         }
@@ -306,9 +313,9 @@ impl<S: Stream, H: Host> Connection<S, H> {
 
     /// Handles the complete frames in `inbuf`, keeping the partial rest
     /// (with room for all of it) or freeing the buffer.
-    fn process_inbuf(&mut self) {
+    fn process_inbuf(&mut self, limits: Limits) {
         let mut buf = std::mem::take(&mut self.inbuf);
-        let used = self.process(&mut buf[..]);
+        let used = self.process(&mut buf[..], limits);
         if self.reported || used == buf.len() {
             return;
         }
@@ -335,8 +342,7 @@ impl<S: Stream, H: Host> Connection<S, H> {
     }
 
     /// Writes the outbox until it is empty (Ready) or the socket is full.
-    fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let soft = self.host.config().send_queue_limit;
+    fn poll_flush_out(&mut self, cx: &mut Context<'_>, soft: usize) -> Poll<io::Result<()>> {
         // Looked at without the writer lock first: usually there is nothing.
         while !self.shared.outbox.lock().is_empty() {
             let mut batch = SmallVec::<[Bytes; MAX_BATCH]>::new();
@@ -378,7 +384,7 @@ impl<S: Stream, H: Host> Connection<S, H> {
     }
 
     /// One round of work; Ready(true) when the connection is entirely done.
-    fn poll_round(&mut self, cx: &mut Context<'_>, cork: &Cork) -> Poll<bool> {
+    fn poll_round(&mut self, cx: &mut Context<'_>, cork: &Cork, settings: Settings) -> Poll<bool> {
         if let Some(cmd) = self.shared.take_command() {
             // After on_close nothing more may reach the host (a late kill
             // from the server's close must not add an on_error).
@@ -389,7 +395,7 @@ impl<S: Stream, H: Host> Connection<S, H> {
         if matches!(self.mode, Mode::Lingering) {
             return self.poll_linger(cx).map(|_| true);
         }
-        let flushed = match self.poll_flush_out(cx) {
+        let flushed = match self.poll_flush_out(cx, settings.soft) {
             Poll::Ready(Ok(())) => true,
             Poll::Ready(Err(e)) => {
                 self.end_with_io_error(e);
@@ -422,7 +428,7 @@ impl<S: Stream, H: Host> Connection<S, H> {
         if !matches!(self.mode, Mode::Open | Mode::Closing) || (flushed && self.stream.read_would_wait()) {
             return Poll::Pending;
         }
-        if !flushed && self.shared.backlog() >= self.host.config().send_queue_limit {
+        if !flushed && self.shared.backlog() >= settings.soft {
             // The client is not reading what we send (pongs included): stop
             // reading its input until it does, so the queue stays bounded.
             return Poll::Pending;
@@ -441,11 +447,11 @@ impl<S: Stream, H: Host> Connection<S, H> {
         }
         if std::mem::take(&mut self.leftover) {
             // Frames sent along with the handshake: handle them before reading.
-            self.process_inbuf();
+            self.process_inbuf(settings.limits);
             self.write_cork(cork);
             return Poll::Ready(false);
         }
-        match self.poll_read_some(cx) {
+        match self.poll_read_some(cx, settings.limits) {
             Poll::Ready(Ok(0)) => {
                 self.report_close(1006, "");
                 Poll::Ready(false)
@@ -521,9 +527,12 @@ impl<S: Stream, H: Host> Future for Connection<S, H> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        let config = this.host.config();
+        let limits = Limits { max_frame: config.max_frame_size, max_message: config.max_message_size };
+        let settings = Settings { limits, soft: config.send_queue_limit };
         // On the stack, uninitialised: it costs nothing until a reply.
         let mut slot = std::mem::MaybeUninit::uninit();
-        let cork = Cork::in_place(&mut slot);
+        let cork = Cork::in_place(&mut slot, settings.soft);
         let corking = this.shared.direct_writes_allowed();
         let _current = CurrentConn::enter(&this.shared, corking.then_some(cork));
         // A connection on the driver is woken without its waker (driver.rs
@@ -532,7 +541,7 @@ impl<S: Stream, H: Host> Future for Connection<S, H> {
         if this.shared.driver_slot().is_none() {
             this.shared.waker.register(cx.waker());
         }
-        let result = this.poll_rounds(cx, cork);
+        let result = this.poll_rounds(cx, cork, settings);
         // Replies from callbacks outside a read (on_drain) gather too.
         if this.write_cork(cork) && result.is_pending() {
             cx.waker().wake_by_ref();
@@ -543,7 +552,7 @@ impl<S: Stream, H: Host> Future for Connection<S, H> {
 }
 
 impl<S: Stream, H: Host> Connection<S, H> {
-    fn poll_rounds(&mut self, cx: &mut Context<'_>, cork: &Cork) -> Poll<()> {
+    fn poll_rounds(&mut self, cx: &mut Context<'_>, cork: &Cork, settings: Settings) -> Poll<()> {
         for _ in 0..READ_BUDGET {
             // Done after an I/O error (no linger left); a connection that
             // shut its side down normally goes on draining in poll_linger
@@ -552,7 +561,7 @@ impl<S: Stream, H: Host> Connection<S, H> {
             if self.shut_down && self.reported && self.deadline.is_none() {
                 return Poll::Ready(());
             }
-            match self.poll_round(cx, cork) {
+            match self.poll_round(cx, cork, settings) {
                 Poll::Ready(true) => return Poll::Ready(()),
                 Poll::Ready(false) => continue,
                 Poll::Pending => return Poll::Pending,

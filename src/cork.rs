@@ -15,17 +15,21 @@ pub(crate) const CORK_SIZE: usize = 32 << 10;
 pub(crate) struct Cork {
     buf: UnsafeCell<[MaybeUninit<u8>; CORK_SIZE]>,
     len: Cell<usize>,
+    /// The most bytes it gathers: the send queue's soft limit, as the
+    /// queue would take them, within CORK_SIZE.
+    max: usize,
 }
 
 impl Cork {
-    /// An empty cork in `slot`, made in place: a cork returned by value
-    /// would be copied, 32 KiB at every poll.
-    pub fn in_place(slot: &mut MaybeUninit<Cork>) -> &Cork {
+    /// An empty cork in `slot` that gathers at most `max` bytes, made in
+    /// place: a cork returned by value would be copied, 32 KiB at every poll.
+    pub fn in_place(slot: &mut MaybeUninit<Cork>, max: usize) -> &Cork {
         let p = slot.as_mut_ptr();
         // SAFETY: the buffer's bytes may stay uninitialised (MaybeUninit);
-        // with `len` written every field is valid.
+        // with `len` and `max` written every field is valid.
         unsafe {
             std::ptr::addr_of_mut!((*p).len).write(Cell::new(0));
+            std::ptr::addr_of_mut!((*p).max).write(max.min(CORK_SIZE));
             &*p
         }
     }
@@ -35,13 +39,13 @@ impl Cork {
     }
 
     /// Appends one frame, its header (`frame::header`'s array and length)
-    /// and payload, if the cork then holds at most `max` bytes; false (and
-    /// nothing appended) otherwise.
+    /// and payload, if the cork then holds at most its `max` bytes; false
+    /// (and nothing appended) otherwise.
     #[inline]
-    pub fn push(&self, (header, header_len): ([u8; 10], usize), payload: &[u8], max: usize) -> bool {
+    pub fn push(&self, (header, header_len): ([u8; 10], usize), payload: &[u8]) -> bool {
         let len = self.len.get();
         let total = len + header_len + payload.len();
-        if total > max.min(CORK_SIZE) {
+        if total > self.max {
             return false;
         }
         // SAFETY: `total` fits the buffer, and so do the header's whole ten
@@ -101,23 +105,25 @@ mod tests {
     #[test]
     fn frames_gather_in_order_up_to_the_bound() {
         let mut slot = Box::new(MaybeUninit::uninit());
-        let cork = Cork::in_place(&mut slot);
+        let cork = Cork::in_place(&mut slot, 100);
         assert!(cork.is_empty());
         let head = |first, len| frame::header(first, len);
-        assert!(cork.push(head(0x81, 2), b"hi", 100));
-        assert!(cork.push(head(0x82, 3), b"abc", 100));
-        assert!(!cork.push(head(0x81, 200), &[7; 200], 100), "past the bound: refused");
-        assert!(!cork.push(head(0x82, CORK_SIZE), &vec![0; CORK_SIZE], usize::MAX), "past the cork's size: refused");
+        assert!(cork.push(head(0x81, 2), b"hi"));
+        assert!(cork.push(head(0x82, 3), b"abc"));
+        assert!(!cork.push(head(0x81, 200), &[7; 200]), "past the bound: refused");
         assert_eq!(cork.drain(|b| b.to_vec()), [0x81, 2, b'h', b'i', 0x82, 3, b'a', b'b', b'c']);
         assert!(cork.is_empty());
-        assert!(cork.push(head(0x81, 1), b"z", 100));
+        assert!(cork.push(head(0x81, 1), b"z"));
         assert_eq!(cork.drain(|b| b.len()), 3, "a drained cork starts again at its beginning");
+        let mut slot = Box::new(MaybeUninit::uninit());
+        let cork = Cork::in_place(&mut slot, usize::MAX);
+        assert!(!cork.push(head(0x82, CORK_SIZE), &vec![0; CORK_SIZE]), "past the cork's size: refused");
         // Up to the last byte: the header's ten bytes no longer fit after
         // the first frame, and the frames still come out whole.
         let first = vec![1u8; CORK_SIZE - 10];
-        assert!(cork.push(head(0x82, first.len()), &first, usize::MAX));
-        assert!(cork.push(head(0x82, 4), b"last", usize::MAX));
-        assert!(!cork.push(head(0x82, 0), b"", usize::MAX), "full");
+        assert!(cork.push(head(0x82, first.len()), &first));
+        assert!(cork.push(head(0x82, 4), b"last"));
+        assert!(!cork.push(head(0x82, 0), b""), "full");
         let bytes = cork.drain(|b| b.to_vec());
         assert_eq!(bytes.len(), CORK_SIZE);
         assert_eq!(&bytes[CORK_SIZE - 6..], [0x82, 4, b'l', b'a', b's', b't']);
@@ -126,11 +132,11 @@ mod tests {
     #[test]
     fn every_small_length_is_copied_whole() {
         let mut slot = Box::new(MaybeUninit::uninit());
-        let cork = Cork::in_place(&mut slot);
+        let cork = Cork::in_place(&mut slot, usize::MAX);
         let source: Vec<u8> = (1..=40).collect();
         for n in 0..=40 {
-            assert!(cork.push(frame::header(0x82, n), &source[..n], usize::MAX));
-            assert!(cork.push(frame::header(0x81, 1), b"|", usize::MAX), "a frame right after it");
+            assert!(cork.push(frame::header(0x82, n), &source[..n]));
+            assert!(cork.push(frame::header(0x81, 1), b"|"), "a frame right after it");
             let bytes = cork.drain(|b| b.to_vec());
             assert_eq!(&bytes[2..2 + n], &source[..n], "{n} bytes");
             assert_eq!(&bytes[2 + n..], [0x81, 1, b'|'], "after {n} bytes");

@@ -270,13 +270,13 @@ pub(crate) fn with_current<R, F: FnOnce(&ConnShared, Option<&Cork>) -> R>(id: Co
 /// through the C ABI, where a closure for [`with_current`] cost its
 /// packing and a second stack frame.
 #[inline(never)]
-pub(crate) fn cork_current(id: ConnId, opcode: frame::OpCode, data: &[u8], soft: usize) -> bool {
+pub(crate) fn cork_current(id: ConnId, opcode: frame::OpCode, data: &[u8]) -> bool {
     let (current, ptr, cork) = CURRENT.with(|c| c.get());
     if current != id || ptr.is_null() || cork.is_null() {
         return false;
     }
     // SAFETY: as in `with_current`.
-    unsafe { (*ptr).cork_reply(&*cork, opcode, data, soft) }
+    unsafe { (*ptr).cork_reply(&*cork, opcode, data) }
 }
 
 /// One non-blocking send(2) of `bytes` to `fd`, an open socket the caller
@@ -554,16 +554,16 @@ impl ConnShared {
     /// Puts a message from one of this connection's own callbacks into its
     /// task's `cork` (the echo's path: no frame allocation, no queue, one
     /// lock), when nothing is queued or being written ahead of it, deflate
-    /// was not agreed, and the cork stays within `soft` (as the queue
-    /// would). False: not put, and nothing changed; [`ConnShared::send`]
+    /// was not agreed, and the cork stays within its bound (the soft
+    /// limit, as the queue would). False: not put, and nothing changed; [`ConnShared::send`]
     /// queues it (and finds a closed connection).
     #[inline]
-    pub fn cork_reply(&self, cork: &Cork, opcode: frame::OpCode, data: &[u8], soft: usize) -> bool {
+    pub fn cork_reply(&self, cork: &Cork, opcode: frame::OpCode, data: &[u8]) -> bool {
         let mut ob = self.outbox.lock();
         if ob.closed || !ob.frames.is_empty() || ob.in_flight != 0 || ob.deflate.is_some() {
             return false;
         }
-        let pushed = cork.push(frame::header(0x80 | opcode as u8, data.len()), data, soft);
+        let pushed = cork.push(frame::header(0x80 | opcode as u8, data.len()), data);
         ob.corked |= pushed;
         pushed
     }
@@ -853,9 +853,9 @@ mod tests {
             filled += n;
         }
         let mut slot = std::mem::MaybeUninit::uninit();
-        let cork = Cork::in_place(&mut slot);
+        let cork = Cork::in_place(&mut slot, usize::MAX);
         let payload: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
-        assert!(cork.push(frame::header(0x82, payload.len()), &payload, usize::MAX));
+        assert!(cork.push(frame::header(0x82, payload.len()), &payload));
         conn.outbox.lock().corked = true;
         assert!(!conn.outbox.lock().push(Bytes::from_static(b"after")), "corked: not the first");
         assert_eq!(conn.write_cork(cork), (0, true), "the socket is full: all of it left");

@@ -228,8 +228,7 @@ impl ServerHandle {
     #[inline(always)]
     pub fn send_with(&self, conn: ConnId, data: &[u8], kind: Kind, compress: bool) -> Result<SendStatus, Error> {
         let opcode = crate::outgoing::data_opcode(data, kind)?;
-        let soft = self.config().send_queue_limit;
-        if crate::outbox::cork_current(conn, opcode, data, soft) {
+        if crate::outbox::cork_current(conn, opcode, data) {
             Counters::add(&self.inner.counters.messages_out, 1);
             return Ok(SendStatus::Queued);
         }
