@@ -343,14 +343,14 @@ impl<S: Stream, H: Host> Connection<S, H> {
 
     /// Writes the outbox until it is empty (Ready) or the socket is full.
     fn poll_flush_out(&mut self, cx: &mut Context<'_>, soft: usize) -> Poll<io::Result<()>> {
-        // Looked at without the writer lock first: usually there is nothing.
-        while !self.shared.outbox.lock().is_empty() {
+        // A hint first, without a lock: usually nothing was queued.
+        while self.shared.may_have_frames() {
             let mut batch = SmallVec::<[Bytes; MAX_BATCH]>::new();
             // Held until the count is right again, never across a callback.
             let writing = self.shared.writing.lock();
-            self.shared.outbox.lock().take_batch(&mut batch, MAX_BATCH);
+            self.shared.take_batch(&mut batch, MAX_BATCH);
             if batch.is_empty() {
-                break; // shut meanwhile
+                break;
             }
             let stream = Pin::new(&mut self.stream);
             // One frame (the common case) goes out with send(2), cheaper

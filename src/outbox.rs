@@ -198,14 +198,14 @@ impl Outbox {
     }
 
     /// The cork was written, `rest` of it not (it goes first, `started`
-    /// if its beginning went out).
-    fn uncork(&mut self, rest: Option<Bytes>, started: bool) {
+    /// if its beginning went out); true if there was a rest.
+    fn uncork(&mut self, rest: Option<Bytes>, started: bool) -> bool {
         self.corked = false;
-        if let Some(rest) = rest {
-            self.set_bytes(self.bytes + rest.len());
-            self.frames.push_front(rest);
-            self.front_started = started;
-        }
+        let Some(rest) = rest else { return false };
+        self.set_bytes(self.bytes + rest.len());
+        self.frames.push_front(rest);
+        self.front_started = started;
+        true
     }
 
     /// Queues the connection's last frame (a close); false if one already was.
@@ -339,6 +339,11 @@ pub(crate) struct ConnShared {
     driver_slot: AtomicU32,
     /// On the driver's ready list (set by a wake, cleared when polled).
     scheduled: AtomicBool,
+    /// Frames may be queued: set under the outbox lock wherever one is
+    /// added (`queued`), cleared only by the task, under both locks, when
+    /// it finds none (`take_batch`). Its flush then skips the locks while
+    /// nothing was queued, the echo's case (replies go through the cork).
+    has_frames: AtomicBool,
 }
 
 const NO_SLOT: u32 = u32::MAX;
@@ -360,6 +365,7 @@ impl ConnShared {
             direct_fd: AtomicI32::new(-1),
             driver_slot: AtomicU32::new(NO_SLOT),
             scheduled: AtomicBool::new(false),
+            has_frames: AtomicBool::new(false),
         }
     }
 
@@ -456,7 +462,9 @@ impl ConnShared {
             let n = if fd < 0 { 0 } else { send_now(fd, bytes) };
             let rest = (n < bytes.len()).then(|| Bytes::copy_from_slice(&bytes[n..]));
             let mut ob = self.outbox.lock();
-            ob.uncork(rest, n > 0);
+            if ob.uncork(rest, n > 0) {
+                self.queued();
+            }
             // (Or frames queued meanwhile, which found the cork and did not wake it.)
             (n, !ob.is_empty())
         })
@@ -512,6 +520,7 @@ impl ConnShared {
                 let reason = "send queue overflow";
                 ob.discard_unsent();
                 ob.push_last(frame::encode_close(code, reason));
+                self.queued();
                 self.command(ob, Command::Fail { code, reason: reason.into(), error: Error::Dropped(self.id) });
             } else {
                 drop(ob);
@@ -526,6 +535,7 @@ impl ConnShared {
             None => out.frame_for(ob.deflate.as_deref_mut()),
         };
         let was_empty = ob.push(frame);
+        self.queued();
         let status = if ob.bytes() >= limits.soft {
             ob.backpressured = true;
             SendStatus::Backpressure
@@ -576,6 +586,7 @@ impl ConnShared {
             return false;
         }
         let was_empty = ob.push(frame);
+        self.queued();
         drop(ob);
         if was_empty {
             self.wake();
@@ -598,6 +609,7 @@ impl ConnShared {
         if !ob.push_last(frame::encode_close(code, reason)) {
             return Err(Error::Closed(self.id));
         }
+        self.queued();
         self.command(ob, Command::Close);
         Ok(())
     }
@@ -618,12 +630,15 @@ impl ConnShared {
         // four): the buffer goes once it is written (`settle`).
         ob.frames.reserve_exact(1);
         ob.frames.push_front(answer);
+        self.queued();
     }
 
     /// Queues the connection's last frame (a close reply or a failure's
     /// close) from its own task; nothing can be sent after it.
     pub fn queue_close(&self, close_frame: Bytes) {
-        self.outbox.lock().push_last(close_frame);
+        let mut ob = self.outbox.lock();
+        ob.push_last(close_frame);
+        self.queued();
     }
 
     /// Tells the task to drop the connection at once.
@@ -717,6 +732,28 @@ impl ConnShared {
         match ob.pending_open.as_mut().and_then(|p| p.answer.take()) {
             Some(v) => std::task::Poll::Ready(v),
             None => std::task::Poll::Pending,
+        }
+    }
+
+    /// Notes that a frame was queued (called under the outbox lock).
+    fn queued(&self) {
+        self.has_frames.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether frames may be queued, for the task's flush: false only if
+    /// none was added since the task last found the queue empty, which a
+    /// sender on another thread follows with a wake (happens-before).
+    pub fn may_have_frames(&self) -> bool {
+        self.has_frames.load(Ordering::Relaxed)
+    }
+
+    /// The task's [`Outbox::take_batch`], under the writer lock it holds:
+    /// an empty queue clears the `may_have_frames` hint.
+    pub fn take_batch<A: smallvec::Array<Item = Bytes>>(&self, out: &mut SmallVec<A>, max: usize) {
+        let mut ob = self.outbox.lock();
+        ob.take_batch(out, max);
+        if out.is_empty() {
+            self.has_frames.store(false, Ordering::Relaxed);
         }
     }
 
