@@ -877,6 +877,53 @@ mod tests {
         assert_eq!(ob.bytes(), 7);
     }
 
+    /// The task's flush looks at the queue only while `may_have_frames`:
+    /// a way of queueing that did not set it would leave its frame unsent.
+    #[test]
+    fn every_way_a_frame_is_queued_sets_the_hint_and_only_an_empty_take_clears_it() {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let fresh = || ConnShared::new(1, 0, Arc::new(RemoteWakes::new()), None);
+        let take_all = |c: &ConnShared| {
+            let mut batch = SmallVec::<[Bytes; 32]>::new();
+            c.take_batch(&mut batch, 32);
+            assert!(!batch.is_empty() && c.may_have_frames(), "frames were taken: not cleared yet");
+            batch.clear();
+            c.take_batch(&mut batch, 32);
+            assert!(batch.is_empty() && !c.may_have_frames(), "an empty take clears it");
+        };
+        type Queue = fn(&ConnShared);
+        let ways: [(&str, Queue); 4] = [
+            ("control frame", |c| assert!(c.send_control(Bytes::from_static(b"\x8a\x00")))),
+            ("close", |c| c.close(1000, "bye").unwrap()),
+            ("close reply", |c| c.queue_close(Bytes::from_static(b"\x88\x00"))),
+            ("handshake answer", |c| c.queue_handshake_answer(Bytes::from_static(b"HTTP/1.1 101\r\n\r\n"))),
+        ];
+        for (what, queue) in ways {
+            let c = fresh();
+            assert!(!c.may_have_frames(), "{what}: a new connection has none");
+            queue(&c);
+            assert!(c.may_have_frames(), "{what}: queued, hint not set");
+            take_all(&c);
+        }
+        // A cork's rest that the socket did not take.
+        let (ours, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        while let Ok(n) = (&ours).write(&[0; 4096]) {
+            assert!(n > 0);
+        }
+        let c = fresh();
+        c.allow_direct_writes(ours.as_raw_fd());
+        let mut slot = std::mem::MaybeUninit::uninit();
+        let cork = Cork::in_place(&mut slot, usize::MAX);
+        assert!(c.cork_reply(cork, frame::OpCode::Binary, &[7; 1000]));
+        assert!(!c.may_have_frames(), "corked, nothing queued");
+        assert_eq!(c.write_cork(cork), (0, true), "the socket is full");
+        assert!(c.may_have_frames(), "the cork's rest is queued, hint not set");
+        take_all(&c);
+        c.end_direct_writes();
+    }
+
     #[test]
     fn a_cork_a_full_socket_refuses_goes_first_in_the_queue_in_order() {
         use std::io::{Read, Write};
