@@ -254,14 +254,25 @@ impl CurrentConn {
 /// Runs `f` on connection `id` (and its cork, if any) if it is the one
 /// being polled on this thread; otherwise gives `f` back.
 pub(crate) fn with_current<R, F: FnOnce(&ConnShared, Option<&Cork>) -> R>(id: ConnId, f: F) -> Result<R, F> {
+    match current(id) {
+        Some((conn, cork)) => Ok(f(conn, cork)),
+        None => Err(f),
+    }
+}
+
+/// Connection `id` and its cork, if it is the one being polled on this
+/// thread. The references live as long as the callback that asks: the
+/// CurrentConn guard that set them holds (through its caller) an Arc to
+/// the ConnShared, and the cork it was given, until it restores the
+/// previous value.
+#[inline(always)]
+fn current<'a>(id: ConnId) -> Option<(&'a ConnShared, Option<&'a Cork>)> {
     let (current, ptr, cork) = CURRENT.with(|c| c.get());
     if current != id || ptr.is_null() {
-        return Err(f);
+        return None;
     }
-    // SAFETY: the CurrentConn guard that set `ptr` holds (through its
-    // caller) an Arc to this ConnShared, and the cork it was given, until
-    // it restores the previous value.
-    Ok(f(unsafe { &*ptr }, unsafe { cork.as_ref() }))
+    // SAFETY: see above.
+    Some((unsafe { &*ptr }, unsafe { cork.as_ref() }))
 }
 
 /// [`ConnShared::cork_reply`] of a message for connection `id`, if it is
@@ -271,12 +282,10 @@ pub(crate) fn with_current<R, F: FnOnce(&ConnShared, Option<&Cork>) -> R>(id: Co
 /// packing and a second stack frame.
 #[inline(never)]
 pub(crate) fn cork_current(id: ConnId, opcode: frame::OpCode, data: &[u8]) -> bool {
-    let (current, ptr, cork) = CURRENT.with(|c| c.get());
-    if current != id || ptr.is_null() || cork.is_null() {
-        return false;
+    match current(id) {
+        Some((conn, Some(cork))) => conn.cork_reply(cork, opcode, data),
+        _ => false,
     }
-    // SAFETY: as in `with_current`.
-    unsafe { (*ptr).cork_reply(&*cork, opcode, data) }
 }
 
 /// One non-blocking send(2) of `bytes` to `fd`, an open socket the caller
@@ -565,8 +574,8 @@ impl ConnShared {
     /// task's `cork` (the echo's path: no frame allocation, no queue, one
     /// lock), when nothing is queued or being written ahead of it, deflate
     /// was not agreed, and the cork stays within its bound (the soft
-    /// limit, as the queue would). False: not put, and nothing changed; [`ConnShared::send`]
-    /// queues it (and finds a closed connection).
+    /// limit, as the queue would). False: not put, and nothing changed;
+    /// [`ConnShared::send`] queues it (and finds a closed connection).
     #[inline]
     pub fn cork_reply(&self, cork: &Cork, opcode: frame::OpCode, data: &[u8]) -> bool {
         let mut ob = self.outbox.lock();
